@@ -1,0 +1,68 @@
+//! The local HTTP server: routes every request into the Lambdas' own handlers.
+
+use std::sync::Arc;
+
+use axum::extract::State as AxumState;
+use billing::api::{State, dispatch};
+use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::{Body, RequestExt};
+
+/// Largest body read from a socket; the handlers apply their own, smaller limit.
+const READ_LIMIT: usize = 1024 * 1024;
+
+/// Serves on `127.0.0.1:port` until Ctrl-C or SIGTERM.
+pub async fn serve(state: State, port: u16) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(Arc::new(state));
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+}
+
+async fn handle(
+    AxumState(state): AxumState<Arc<State>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, READ_LIMIT)
+        .await
+        .unwrap_or_default();
+    let query: QueryMap = parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or_default();
+    let req = lambda_http::Request::from_parts(parts, Body::from(bytes.to_vec()))
+        .with_query_string_parameters(query);
+    let (parts, body) = dispatch(&state, req).await.into_parts();
+    let body = match body {
+        Body::Text(text) => axum::body::Body::from(text),
+        Body::Binary(bytes) => axum::body::Body::from(bytes),
+        _ => axum::body::Body::empty(),
+    };
+    axum::response::Response::from_parts(parts, body)
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

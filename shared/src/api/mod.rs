@@ -1,0 +1,155 @@
+//! The six endpoints: authenticate, authorize, parse, one call into the store,
+//! map the result to HTTP.
+
+mod add_member;
+mod delete_customer;
+mod get_customer;
+mod list_customers;
+mod list_members;
+mod remove_member;
+mod views;
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use secrecy::ExposeSecret;
+use tracing::Instrument;
+
+use crate::auth::{Authenticator, BILLING_ADMIN, JwtVerifier};
+use crate::cascade::Cascade;
+use crate::config::{Config, ConfigError, SecretSource};
+use crate::error::ApiError;
+use crate::http::Endpoint;
+use crate::secrets::SecretError;
+use crate::store::Store;
+use crate::{aws, secrets};
+
+/// What the handlers share: built once per process.
+#[derive(Clone)]
+pub struct State {
+    /// The table.
+    pub store: Store,
+    /// Credential verification.
+    pub auth: Authenticator,
+    /// The deletion cascade.
+    pub cascade: Cascade,
+}
+
+/// Why a function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A secret could not be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The JWT public key is not an Ed25519 PEM.
+    #[error("JWT public key is not a valid Ed25519 PEM")]
+    JwtKey(#[source] jsonwebtoken::errors::Error),
+}
+
+impl State {
+    /// Reads the environment, builds the clients and fetches secrets.
+    pub async fn from_env() -> Result<Self, InitError> {
+        let config = Config::from_env()?;
+        let sdk = aws::sdk_config(config.region.as_deref()).await;
+        Self::build(&config, &sdk).await
+    }
+
+    /// Builds the state from a configuration and an SDK configuration.
+    pub async fn build(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
+        let store = Store::new(
+            aws::dynamodb(sdk, config.dynamodb_endpoint.as_deref()),
+            &config.table_name,
+        );
+        let pem = match &config.jwt_public_key {
+            SecretSource::Value(v) => v.clone(),
+            source => {
+                let client = aws::secrets_manager(sdk, config.secrets_endpoint.as_deref());
+                secrets::resolve(source, &client).await?
+            }
+        };
+        let jwt = JwtVerifier::new(pem.expose_secret().as_bytes(), &config.jwt)
+            .map_err(InitError::JwtKey)?;
+        Ok(Self::new(store, jwt))
+    }
+
+    /// The state over a store and a token verifier.
+    pub fn new(store: Store, jwt: JwtVerifier) -> Self {
+        Self {
+            auth: Authenticator::new(jwt, store.clone()),
+            cascade: Cascade::new(store.clone()),
+            store,
+        }
+    }
+}
+
+/// Runs a Lambda serving `endpoint`: telemetry, clients and secrets once, then requests.
+pub async fn run_lambda(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let state = State::from_env().await?;
+    lambda_http::run(lambda_http::service_fn(|req: Request| {
+        let state = &state;
+        async move { Ok::<_, std::convert::Infallible>(handle(state, endpoint, req).await) }
+    }))
+    .await
+}
+
+/// Routes a request by method and path (404/405 in the error convention), then
+/// serves it: the local server and the catch-all route use this.
+pub async fn dispatch(state: &State, req: Request) -> Response<Body> {
+    match crate::http::route(req.method(), req.uri().path()) {
+        Ok((endpoint, params)) => {
+            let params: std::collections::HashMap<String, String> = params.into_iter().collect();
+            handle(state, endpoint, req.with_path_parameters(params)).await
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Serves one request for `endpoint`: never fails, errors become error responses.
+pub async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Body> {
+    let request_id = req
+        .lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!(
+        "request",
+        endpoint = endpoint.function(),
+        request_id,
+        caller = tracing::field::Empty
+    );
+    async move {
+        let response = match serve(state, endpoint, &req).await {
+            Ok(response) => response,
+            Err(err) => err.into_response(),
+        };
+        tracing::info!(status = response.status().as_u16(), "handled");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn serve(
+    state: &State,
+    endpoint: Endpoint,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let caller = state
+        .auth
+        .authenticate(req.headers())
+        .await
+        .map_err(ApiError::from)?;
+    tracing::Span::current().record("caller", caller.subject.as_str());
+    if !caller.has_role(BILLING_ADMIN) {
+        return Err(ApiError::Forbidden);
+    }
+    match endpoint {
+        Endpoint::ListCustomers => list_customers::run(state, req).await,
+        Endpoint::GetCustomer => get_customer::run(state, req).await,
+        Endpoint::DeleteCustomer => delete_customer::run(state, req).await,
+        Endpoint::ListMembers => list_members::run(state, req).await,
+        Endpoint::AddMember => add_member::run(state, req).await,
+        Endpoint::RemoveMember => remove_member::run(state, req).await,
+    }
+}

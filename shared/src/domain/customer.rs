@@ -1,0 +1,72 @@
+use uuid::Uuid;
+
+use super::{CustomerId, Role, SubscriptionStatus, TierName, Timestamp, UserId};
+
+/// Lifecycle of a customer record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CustomerState {
+    /// Visible and open to new members.
+    Active,
+    /// The deletion cascade has started: hidden, closed to new members.
+    Deleting,
+}
+
+/// A customer account as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    /// Customer UUID.
+    pub id: CustomerId,
+    /// Display name.
+    pub name: String,
+    /// Current subscription tier name.
+    pub tier_name: TierName,
+    /// Current subscription tier UUID.
+    pub tier_id: Uuid,
+    /// Stripe subscription status.
+    pub subscription_status: SubscriptionStatus,
+    /// Members currently on the account, kept exact by every membership write.
+    pub member_count: u64,
+    /// When the customer was created.
+    pub created_at: Timestamp,
+    /// Account owner; the zero UUID for an orphaned customer.
+    pub owner_user_id: UserId,
+    /// Active or being deleted.
+    pub state: CustomerState,
+    /// The Stripe customer (`cus_...`), when billing exists.
+    pub stripe_customer_id: Option<String>,
+}
+
+/// What it takes to create a customer (seeding and fixtures).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCustomer {
+    /// Customer UUID.
+    pub id: CustomerId,
+    /// Display name.
+    pub name: String,
+    /// Subscription tier name.
+    pub tier_name: TierName,
+    /// Subscription tier UUID.
+    pub tier_id: Uuid,
+    /// Stripe subscription status.
+    pub subscription_status: SubscriptionStatus,
+    /// Creation instant.
+    pub created_at: Timestamp,
+    /// Account owner; the zero UUID for an orphaned customer.
+    pub owner_user_id: UserId,
+    /// The Stripe customer, when one was created.
+    pub stripe_customer_id: Option<String>,
+}
+
+/// One membership of a user in a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// UUID of this membership (role assignment).
+    pub role_id: Uuid,
+    /// The member's user UUID.
+    pub user_id: UserId,
+    /// The member's role.
+    pub role: Role,
+    /// When the user joined.
+    pub joined_at: Timestamp,
+}

@@ -1,0 +1,79 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::Invalid;
+
+/// A subscription tier name: 1 to 64 letters, digits, spaces, `.`, `_` or `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TierName(String);
+
+impl TierName {
+    /// Longest accepted name, in characters.
+    pub const MAX_LEN: usize = 64;
+
+    /// Parses a tier name from a query parameter or a fixture.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let allowed = |c: char| c.is_alphanumeric() || matches!(c, ' ' | '.' | '_' | '-');
+        let len = raw.chars().count();
+        if (1..=Self::MAX_LEN).contains(&len) && raw.chars().all(allowed) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(Invalid::new(
+                "invalid_tier_name",
+                "tierName",
+                "tierName must be 1 to 64 letters, digits, spaces, '.', '_' or '-'",
+            ))
+        }
+    }
+
+    /// The name as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TierName {
+    type Error = Invalid;
+
+    fn try_from(raw: String) -> Result<Self, Invalid> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<TierName> for String {
+    fn from(name: TierName) -> Self {
+        name.0
+    }
+}
+
+impl fmt::Display for TierName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_names() {
+        for raw in ["pro", "Enterprise Plus", "team_v2", "basic-2026.1", "é"] {
+            assert_eq!(TierName::parse(raw).unwrap().as_str(), raw);
+        }
+    }
+
+    #[test]
+    fn rejects_empty_long_and_key_separators() {
+        let long = "a".repeat(65);
+        for raw in ["", "pro#1", "a/b", "tab\there", "new\nline", long.as_str()] {
+            assert_eq!(
+                TierName::parse(raw).unwrap_err().code,
+                "invalid_tier_name",
+                "{raw:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The library every billing admin function links: configuration, telemetry,
+//! authentication, domain types, the single-table store and the HTTP handlers.
+
+pub mod api;
+pub mod auth;
+pub mod aws;
+pub mod cascade;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod secrets;
+pub mod seed;
+pub mod store;
+pub mod telemetry;

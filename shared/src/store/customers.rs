@@ -1,0 +1,153 @@
+//! Customer records, their listing counters and the deleting state.
+
+use crate::domain::{Customer, CustomerId, CustomerState, NewCustomer, PageRequest, now, time};
+
+use super::table::{
+    CUSTOMER_ACTIVE, CUSTOMER_DELETING, CustomerItem, Item, Listing, MARK_DELETING, NOT_EXISTS,
+    counter_update, counter_value, counter_values, customer_key, is_counter, n, s,
+};
+use super::tx::TxError;
+use super::{Page, Store, StoreError, Window};
+
+impl Store {
+    /// The customer, visible or being deleted; `None` when there is no record.
+    pub async fn find_customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
+        match self.get(customer_key(id)).await? {
+            Some(item) => Ok(Some(decode_customer(item)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// An active customer; one consistent read.
+    pub async fn get_customer(&self, id: &CustomerId) -> Result<Customer, StoreError> {
+        match self.find_customer(id).await? {
+            Some(c) if c.state == CustomerState::Active => Ok(c),
+            _ => Err(StoreError::CustomerNotFound),
+        }
+    }
+
+    /// One page of active customers in a listing, by `createdAt` then `id`, with the
+    /// listing's total: a single query for page 1 (the total sorts first).
+    pub async fn list_customers(
+        &self,
+        listing: &Listing,
+        page: PageRequest,
+    ) -> Result<Page<Customer>, StoreError> {
+        let window = Window {
+            index: listing.index(),
+            partition_attr: listing.index_pk(),
+            partition: listing.partition(),
+            consistent: false,
+            skip: page.offset(),
+            take: page.limit,
+        };
+        let (header, items) = self
+            .read_window(window, |i| is_counter(i).then(|| counter_value(i)))
+            .await?;
+        let items = items
+            .into_iter()
+            .map(decode_customer)
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total: header.as_ref().map_or(0, counter_value),
+        })
+    }
+
+    /// Creates an active customer with no members and counts it in its listings.
+    pub async fn create_customer(&self, customer: &NewCustomer) -> Result<(), StoreError> {
+        let item = serde_dynamo::to_item(CustomerItem::new(customer))?;
+        let mut writes = vec![self.put(item, NOT_EXISTS, &[])?];
+        for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
+            writes.push(self.count(&listing, 1)?);
+        }
+        match self.transact(writes).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Cancelled(c)) if c.failed(0) => Err(StoreError::CustomerExists),
+            Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    /// Puts an active customer into the deleting state, which hides it from every
+    /// read and closes it to new members; returns it. Resumes (returns it as is)
+    /// when it is already deleting.
+    pub async fn begin_deletion(&self, id: &CustomerId) -> Result<Customer, StoreError> {
+        for _ in 0..3 {
+            let customer = self
+                .find_customer(id)
+                .await?
+                .ok_or(StoreError::CustomerNotFound)?;
+            if customer.state == CustomerState::Deleting {
+                return Ok(customer);
+            }
+            let stamp = time::to_millis(&now());
+            let mut writes = vec![self.update(
+                customer_key(id),
+                MARK_DELETING,
+                Some(CUSTOMER_ACTIVE),
+                &[
+                    (":active", s("active")),
+                    (":deleting", s("deleting")),
+                    (":now", s(stamp)),
+                ],
+            )?];
+            for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
+                writes.push(self.count(&listing, -1)?);
+            }
+            match self.transact(writes).await {
+                Ok(()) => {
+                    return Ok(Customer {
+                        state: CustomerState::Deleting,
+                        ..customer
+                    });
+                }
+                // Changed under us (deleted, or marked by a concurrent call): look again.
+                Err(TxError::Cancelled(c)) if c.failed(0) => continue,
+                Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
+                Err(TxError::Store(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// Deletes the record of a deleting customer whose members are all gone.
+    /// `Ok(false)` when the record was already gone.
+    pub async fn delete_customer_record(&self, id: &CustomerId) -> Result<bool, StoreError> {
+        let condition = format!("{CUSTOMER_DELETING} AND #members = :zero");
+        let write = self.delete(
+            customer_key(id),
+            &condition,
+            &[(":deleting", s("deleting")), (":zero", n(0))],
+        )?;
+        match self.transact(vec![write]).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Cancelled(c)) if c.failed(0) && c.old(0).is_none() => Ok(false),
+            Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+
+    fn count(
+        &self,
+        listing: &Listing,
+        delta: i64,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+        self.update(
+            listing.counter_key(),
+            &counter_update(listing.index_pk()),
+            None,
+            &counter_values(listing, delta),
+        )
+    }
+}
+
+pub(super) fn decode_customer(item: Item) -> Result<Customer, StoreError> {
+    let item: CustomerItem = serde_dynamo::from_item(item)?;
+    Ok(item.into_customer()?)
+}
+
+/// A cancellation no caller expects: the table broke an invariant.
+pub(super) fn unexpected(c: &super::tx::Cancelled) -> StoreError {
+    StoreError::Corrupt(format!("transaction cancelled unexpectedly: {c:?}"))
+}

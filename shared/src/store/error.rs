@@ -1,0 +1,58 @@
+use aws_sdk_dynamodb::error::BuildError;
+
+/// What a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such customer, or it is being deleted.
+    #[error("no customer with the given ID exists")]
+    CustomerNotFound,
+    /// The user is not a member of that customer.
+    #[error("the user is not a member of this customer")]
+    MemberNotFound,
+    /// The user already belongs to a customer (one customer per user).
+    #[error("the user is already a member of a customer")]
+    AlreadyMember,
+    /// The owner's membership cannot be removed.
+    #[error("the user is the owner; transfer ownership first")]
+    OwnerNotRemovable,
+    /// A customer with that ID already exists.
+    #[error("a customer with that ID already exists")]
+    CustomerExists,
+    /// Transactions kept conflicting with concurrent writes.
+    #[error("too many concurrent writes to the same items")]
+    Contention,
+    /// An item in the table does not have the expected shape.
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+    /// DynamoDB failed or could not be reached.
+    #[error("dynamodb request failed")]
+    Dynamo(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps any DynamoDB SDK error.
+    pub fn dynamo<E>(err: E) -> Self
+    where
+        aws_sdk_dynamodb::Error: From<E>,
+    {
+        Self::Dynamo(Box::new(aws_sdk_dynamodb::Error::from(err)))
+    }
+}
+
+impl From<BuildError> for StoreError {
+    fn from(err: BuildError) -> Self {
+        Self::Dynamo(Box::new(err))
+    }
+}
+
+impl From<serde_dynamo::Error> for StoreError {
+    fn from(err: serde_dynamo::Error) -> Self {
+        Self::Corrupt(err.to_string())
+    }
+}
+
+impl From<chrono::ParseError> for StoreError {
+    fn from(err: chrono::ParseError) -> Self {
+        Self::Corrupt(err.to_string())
+    }
+}

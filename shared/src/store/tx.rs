@@ -1,0 +1,213 @@
+//! Transactional writes with conditions, cancellation reasons and bounded retries.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+
+use super::table::{Item, names};
+use super::{Store, StoreError};
+
+/// Attempts before a transaction that keeps conflicting gives up.
+const ATTEMPTS: u32 = 8;
+
+/// Why a transaction was cancelled, one entry per action in order.
+#[derive(Debug)]
+pub struct Cancelled(Vec<(String, Option<Item>)>);
+
+impl Cancelled {
+    /// Whether action `i` failed its condition.
+    pub fn failed(&self, i: usize) -> bool {
+        self.0
+            .get(i)
+            .is_some_and(|(code, _)| code == "ConditionalCheckFailed")
+    }
+
+    /// The item action `i` found when its condition failed, if it existed.
+    pub fn old(&self, i: usize) -> Option<&Item> {
+        self.0.get(i).and_then(|(_, item)| item.as_ref())
+    }
+
+    /// Whether any action failed its condition.
+    pub fn any_failed(&self) -> bool {
+        (0..self.0.len()).any(|i| self.failed(i))
+    }
+
+    fn conflicted(&self) -> bool {
+        !self.any_failed() && self.0.iter().any(|(code, _)| code == "TransactionConflict")
+    }
+}
+
+/// Outcome of a transaction that did not commit.
+#[derive(Debug)]
+pub enum TxError {
+    /// A condition failed; decide 404/409 from the reasons.
+    Cancelled(Cancelled),
+    /// Anything else.
+    Store(StoreError),
+}
+
+impl From<StoreError> for TxError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+/// Expression attribute names and values: only those the expressions use.
+fn used(
+    exprs: &[&str],
+    values: &[(&str, AttributeValue)],
+) -> (Item, std::collections::HashMap<String, String>) {
+    let mentions = |token: &str| {
+        exprs.iter().any(|e| {
+            e.match_indices(token).any(|(at, _)| {
+                let next = e[at + token.len()..].chars().next();
+                !next.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            })
+        })
+    };
+    let vals = values
+        .iter()
+        .filter(|(k, _)| mentions(k))
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let nms = names().into_iter().filter(|(k, _)| mentions(k)).collect();
+    (vals, nms)
+}
+
+fn none_if_empty<K, V>(
+    map: std::collections::HashMap<K, V>,
+) -> Option<std::collections::HashMap<K, V>> {
+    (!map.is_empty()).then_some(map)
+}
+
+impl Store {
+    /// A conditional put.
+    pub(super) fn put(
+        &self,
+        item: Item,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let (vals, nms) = used(&[condition], values);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(none_if_empty(nms))
+            .set_expression_attribute_values(none_if_empty(vals))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// An update, optionally conditional.
+    pub(super) fn update(
+        &self,
+        key: Item,
+        expression: &str,
+        condition: Option<&str>,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let (vals, nms) = used(&[expression, condition.unwrap_or_default()], values);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(expression)
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(none_if_empty(nms))
+            .set_expression_attribute_values(none_if_empty(vals))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A conditional delete.
+    pub(super) fn delete(
+        &self,
+        key: Item,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let (vals, nms) = used(&[condition], values);
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_names(none_if_empty(nms))
+            .set_expression_attribute_values(none_if_empty(vals))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// Runs a transaction, retrying (bounded, with backoff) while it only conflicts.
+    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
+        for attempt in 0..ATTEMPTS {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => return Ok(()),
+                Err(err) => aws_sdk_dynamodb::Error::from(err),
+            };
+            let cancelled = match err {
+                aws_sdk_dynamodb::Error::TransactionCanceledException(e) => Cancelled(
+                    e.cancellation_reasons
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|r| (r.code.unwrap_or_default(), r.item))
+                        .collect(),
+                ),
+                aws_sdk_dynamodb::Error::TransactionInProgressException(_) => {
+                    Cancelled(vec![("TransactionConflict".to_owned(), None)])
+                }
+                other => return Err(StoreError::Dynamo(Box::new(other)).into()),
+            };
+            if !cancelled.conflicted() {
+                return Err(TxError::Cancelled(cancelled));
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        Err(StoreError::Contention.into())
+    }
+}
+
+/// Exponential backoff with full jitter: up to 10 ms, 20 ms, ... capped at 320 ms.
+fn backoff(attempt: u32) -> Duration {
+    let cap = 10u64 << attempt.min(5);
+    let jitter = getrandom::u64().unwrap_or(cap) % (cap + 1);
+    Duration::from_millis(jitter.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_names_and_values_an_expression_mentions() {
+        // GIVEN a condition that mentions #pk, #state and :active but not :activeish
+        let values = [
+            (":active", AttributeValue::S("a".into())),
+            (":activeish", AttributeValue::S("b".into())),
+        ];
+        // WHEN filtering
+        let (vals, nms) = used(&["attribute_exists(#pk) AND #state = :active"], &values);
+        // THEN exactly those survive
+        assert_eq!(vals.keys().collect::<Vec<_>>(), vec![":active"]);
+        let mut keys: Vec<_> = nms.keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, vec!["#pk", "#state"]);
+    }
+
+    #[test]
+    fn backoff_stays_within_its_cap() {
+        for attempt in 0..20 {
+            assert!(backoff(attempt) <= Duration::from_millis(320));
+        }
+    }
+}
