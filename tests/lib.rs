@@ -1,1 +1,9 @@
+//! Test support: the local servers (started once per test binary, stopped by PID),
+//! a fresh table per test, and a client that calls the handlers as the local
+//! server does.
 
+pub mod app;
+pub mod servers;
+
+pub use app::{Reply, TestApp};
+pub use servers::Env;

@@ -1,1 +1,69 @@
-fn main() {}
+//! Integration tests: one binary, servers started once, every trial against a
+//! fresh table in DynamoDB Local.
+
+mod auth;
+mod customers;
+mod members;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use billing_tests::Env;
+use libtest_mimic::{Arguments, Trial};
+
+/// Longest a single test may run.
+const TEST_TIMEOUT: Duration = Duration::from_secs(180);
+
+type TestFn = fn(&'static Env) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Lists async test functions as (name, fn) pairs.
+#[macro_export]
+macro_rules! trials {
+    ($($name:ident),* $(,)?) => {
+        vec![$((concat!(module_path!(), "::", stringify!($name)), (|env| Box::pin($name(env))) as $crate::TestFnPtr)),*]
+    };
+}
+
+/// Pointer type the `trials!` macro produces.
+pub type TestFnPtr = TestFn;
+
+static ENV: OnceLock<Env> = OnceLock::new();
+
+fn main() {
+    let args = Arguments::from_args();
+    let all: Vec<(&'static str, TestFn)> =
+        [auth::trials(), customers::trials(), members::trials()].concat();
+    let listing = args.list;
+    let trials = all
+        .into_iter()
+        .map(|(name, test)| {
+            let name = name.trim_start_matches("it::");
+            Trial::test(name, move || {
+                let env = ENV.get().ok_or("servers not started")?;
+                env.runtime
+                    .block_on(async {
+                        tokio::time::timeout(TEST_TIMEOUT, tokio::spawn(test(env))).await
+                    })
+                    .map_err(|_| format!("timed out after {TEST_TIMEOUT:?}"))?
+                    .map_err(|e| {
+                        if e.is_panic() {
+                            "panicked (see above)".to_owned()
+                        } else {
+                            e.to_string()
+                        }
+                    })?;
+                Ok(())
+            })
+        })
+        .collect();
+    if !listing && ENV.set(Env::start()).is_err() {
+        unreachable!("ENV is set once");
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(env) = ENV.get() {
+        env.stop();
+    }
+    conclusion.exit();
+}

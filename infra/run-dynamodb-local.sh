@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs DynamoDB Local in the foreground on 127.0.0.1:PORT only: in memory,
+# one shared database for every key/region, no telemetry. exec's java, so this
+# script's PID is the server's PID; kill it to stop the server.
+# Usage: infra/run-dynamodb-local.sh PORT   (after infra/install.sh)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ddb="$root/.local/dynamodb-local"
+
+port="${1:-}"
+if [[ $# -ne 1 || ! $port =~ ^[0-9]{1,5}$ ]] || ((10#$port < 1 || 10#$port > 65535)); then
+  echo "usage: $0 PORT  (1-65535)" >&2
+  exit 2
+fi
+if [[ ! -f $ddb/classes/LoopbackLauncher.class || ! -f $ddb/home/DynamoDBLocal.jar ]]; then
+  echo "$0: DynamoDB Local is not installed; run infra/install.sh first" >&2
+  exit 1
+fi
+
+# -XX:-UsePerfData: no /tmp/hsperfdata_* file (it would outlive a kill -9).
+# preferIPv4Stack: a plain IPv4 socket on 127.0.0.1 (not a v4-mapped IPv6 one).
+export DDB_LOCAL_TELEMETRY=0
+exec java -Xmx512m -XX:+UseSerialGC -XX:-UsePerfData -Djava.net.preferIPv4Stack=true \
+  -Djava.library.path="$ddb/home/DynamoDBLocal_lib" \
+  -cp "$ddb/classes:$ddb/home/DynamoDBLocal.jar" \
+  LoopbackLauncher "$((10#$port))"

@@ -1,0 +1,221 @@
+//! A fresh table per test and a client that calls the handlers in process.
+
+use billing::api::{State, dispatch};
+use billing::auth::{JwtSettings, JwtVerifier, sign};
+use billing::seed::{Fixtures, seed};
+use billing::store::Store;
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::Value;
+
+use crate::Env;
+
+/// Development key pair, as `billing-dev` uses it.
+pub const PUBLIC_KEY: &str = include_str!("../infra/dev-keys/jwt-ed25519.pub.pem");
+/// Private half.
+pub const PRIVATE_KEY: &str = include_str!("../infra/dev-keys/jwt-ed25519.pem");
+/// The API's path prefix.
+pub const API: &str = billing::http::PREFIX;
+
+/// Token settings the tests sign and verify with.
+pub fn jwt_settings() -> JwtSettings {
+    JwtSettings {
+        issuer: "https://auth.billing.test".into(),
+        audience: "billing-admin-api".into(),
+    }
+}
+
+/// One test's application: its own table, the real handlers.
+pub struct TestApp {
+    /// The state the handlers run with.
+    pub state: State,
+    /// The store on this test's table.
+    pub store: Store,
+    admin: String,
+}
+
+/// A response, with its body parsed as JSON (`Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub json: Value,
+}
+
+impl TestApp {
+    /// A new table with its indexes, and an admin token.
+    pub async fn new(env: &Env) -> Self {
+        let table = format!("t-{}", uuid::Uuid::new_v4().simple());
+        let store = Store::new(env.dynamodb_client(), table);
+        store.create_table().await.expect("create table");
+        let verifier =
+            JwtVerifier::new(PUBLIC_KEY.as_bytes(), &jwt_settings()).expect("dev public key");
+        let admin = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 600);
+        Self {
+            state: State::new(store.clone(), verifier),
+            store,
+            admin,
+        }
+    }
+
+    /// Seeds fixtures given as JSON.
+    pub async fn seed(&self, fixtures: Value) {
+        let fixtures: Fixtures = serde_json::from_value(fixtures).expect("fixtures JSON");
+        seed(&self.store, &fixtures).await.expect("seed");
+    }
+
+    /// A request as an admin.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let auth = format!("Bearer {}", self.admin);
+        self.call(method, path, &[("authorization", auth.as_str())], body)
+            .await
+    }
+
+    /// `GET` as an admin.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.admin(Method::GET, path, None).await
+    }
+
+    /// A request with the given headers; a JSON body gets `Content-Type: application/json`.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{API}{path}"));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let bytes = match body {
+            Some(json) => {
+                builder = builder.header("content-type", "application/json");
+                serde_json::to_vec(&json).expect("serialize body")
+            }
+            None => Vec::new(),
+        };
+        self.raw(builder, bytes).await
+    }
+
+    /// A request built by the caller, body as given.
+    pub async fn raw(&self, builder: http::request::Builder, body: Vec<u8>) -> Reply {
+        let (parts, ()) = builder.body(()).expect("request").into_parts();
+        let response = dispatch(&self.state, billing::http::lambda_request(parts, body)).await;
+        Reply::from(response)
+    }
+}
+
+impl From<http::Response<lambda_http::Body>> for Reply {
+    fn from(response: http::Response<lambda_http::Body>) -> Self {
+        let (parts, body) = response.into_parts();
+        let json = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).expect("JSON body")
+        };
+        Self {
+            status: parts.status,
+            headers: parts.headers,
+            json,
+        }
+    }
+}
+
+impl Reply {
+    /// Asserts an error in the platform convention and returns its code.
+    pub fn error_code(&self) -> &str {
+        let error = &self.json["error"];
+        let id = error["error_id"].as_str().expect("error_id");
+        assert_eq!(
+            self.headers["x-error-id"], id,
+            "x-error-id matches the body"
+        );
+        assert_eq!(
+            self.headers["x-error"],
+            error["message"].as_str().expect("message")
+        );
+        assert_eq!(self.headers["content-type"], "application/json");
+        let severity = match self.status.as_u16() {
+            400..=499 => "WARNING",
+            500 | 501 => "ERROR",
+            _ => "CRITICAL",
+        };
+        assert_eq!(error["type"], severity);
+        error["code"].as_str().expect("code")
+    }
+}
+
+/// A token signed with the development key.
+pub fn token(sub: &str, roles: &[&str], expires_in: u64) -> String {
+    let roles = roles.iter().map(|r| (*r).to_owned()).collect();
+    sign(
+        PRIVATE_KEY.as_bytes(),
+        &jwt_settings(),
+        sub,
+        roles,
+        expires_in,
+    )
+    .expect("sign token")
+}
+
+/// A customer seeded by [`TestApp::customer`].
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    /// Customer id.
+    pub id: String,
+    /// Owner user id.
+    pub owner: String,
+    /// Non-owner members, in the order they joined.
+    pub members: Vec<String>,
+}
+
+/// What [`TestApp::customer`] creates.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Tier name.
+    pub tier: &'static str,
+    /// Subscription status.
+    pub status: &'static str,
+    /// `createdAt`.
+    pub created_at: String,
+    /// Non-owner members to add (role `user`, the first `admin`).
+    pub members: usize,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            tier: "pro",
+            status: "active",
+            created_at: "2026-02-03T09:14:22Z".into(),
+            members: 0,
+        }
+    }
+}
+
+impl TestApp {
+    /// Seeds one customer with an owner and `spec.members` more members.
+    pub async fn customer(&self, spec: Spec) -> Seeded {
+        let id = uuid::Uuid::new_v4().to_string();
+        let owner = uuid::Uuid::new_v4().to_string();
+        let members: Vec<String> = (0..spec.members)
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        let mut listed = vec![serde_json::json!({"userID": owner, "role": "owner"})];
+        listed.extend(members.iter().enumerate().map(|(i, m)| {
+            serde_json::json!({"userID": m, "role": if i == 0 { "admin" } else { "user" }})
+        }));
+        self.seed(serde_json::json!({"customers": [{
+            "id": id, "name": format!("Customer {id}"), "tierName": spec.tier,
+            "tierID": "e1f2a3b4-5633-4b16-bbf0-5ca22ef8ea2e", "subscriptionStatus": spec.status,
+            "createdAt": spec.created_at, "ownerUserID": owner, "members": listed,
+        }]}))
+        .await;
+        Seeded { id, owner, members }
+    }
+}

@@ -1,0 +1,298 @@
+//! Authentication and authorization, before any validation or data access.
+
+use billing::auth::issue_api_key;
+use billing_tests::Env;
+use billing_tests::app::{API, TestApp, token};
+use http::{Method, StatusCode};
+
+use crate::TestFn;
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unb64(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap()
+}
+
+pub fn trials() -> Vec<(&'static str, TestFn)> {
+    crate::trials![
+        missing_and_malformed_credentials_are_401_before_validation,
+        bad_tokens_are_401,
+        tokens_without_billing_admin_are_403_before_validation,
+        api_keys_authenticate_until_revoked,
+        secrets_manager_holds_the_jwt_key,
+    ]
+}
+
+async fn missing_and_malformed_credentials_are_401_before_validation(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    // An invalid customer id would be 400, but credentials are checked first.
+    let cases: &[&[(&str, &str)]] = &[
+        &[],
+        &[("authorization", "Bearer")],
+        &[("authorization", "Basic YTpi")],
+        &[("authorization", "Bearer not-a-jwt")],
+        &[("api-key", "ak_0123456789abcdef0123456789abcdef")],
+        &[("api-secret", "s")],
+        &[
+            ("authorization", "Bearer x.y.z"),
+            ("api-key", "k"),
+            ("api-secret", "s"),
+        ],
+    ];
+    for headers in cases {
+        let reply = app
+            .call(Method::GET, "/customer/not-a-uuid", headers, None)
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{headers:?}");
+        assert_eq!(reply.error_code(), "unauthorized");
+    }
+}
+
+async fn bad_tokens_are_401(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let good = token("u", &["billing_admin"], 60);
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    let tampered = {
+        // Same header and signature, claims of another user.
+        let claims = billing::auth::Claims {
+            sub: "someone-else".into(),
+            roles: vec!["billing_admin".into()],
+            iss: "https://auth.billing.test".into(),
+            aud: "billing-admin-api".into(),
+            exp: 4_000_000_000,
+            iat: 0,
+        };
+        parts[1] = b64(&&serde_json::to_vec(&claims).unwrap());
+        parts.join(".")
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        good.split('.').nth(1).unwrap()
+    );
+    let hs256 = {
+        // Algorithm confusion: HMAC keyed with the public key's PEM.
+        let key = jsonwebtoken::EncodingKey::from_secret(billing_tests::app::PUBLIC_KEY.as_bytes());
+        let claims: serde_json::Value =
+            serde_json::from_slice(&unb64(good.split('.').nth(1).unwrap())).unwrap();
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &key,
+        )
+        .unwrap()
+    };
+    let other_issuer = billing::auth::sign(
+        billing_tests::app::PRIVATE_KEY.as_bytes(),
+        &billing::auth::JwtSettings {
+            issuer: "https://evil".into(),
+            audience: "billing-admin-api".into(),
+        },
+        "u",
+        vec!["billing_admin".into()],
+        60,
+    )
+    .unwrap();
+    let other_audience = billing::auth::sign(
+        billing_tests::app::PRIVATE_KEY.as_bytes(),
+        &billing::auth::JwtSettings {
+            issuer: "https://auth.billing.test".into(),
+            audience: "other-api".into(),
+        },
+        "u",
+        vec!["billing_admin".into()],
+        60,
+    )
+    .unwrap();
+    let expired = {
+        let key =
+            jsonwebtoken::EncodingKey::from_ed_pem(billing_tests::app::PRIVATE_KEY.as_bytes())
+                .unwrap();
+        let claims = serde_json::json!({"sub": "u", "roles": ["billing_admin"], "iss": "https://auth.billing.test",
+            "aud": "billing-admin-api", "exp": 1_700_000_000u64, "iat": 1_699_990_000u64});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+            &claims,
+            &key,
+        )
+        .unwrap()
+    };
+    for (what, bad) in [
+        ("tampered", tampered),
+        ("alg none", alg_none),
+        ("hs256", hs256),
+        ("issuer", other_issuer),
+        ("audience", other_audience),
+        ("expired", expired),
+    ] {
+        let auth = format!("Bearer {bad}");
+        let reply = app
+            .call(Method::GET, "/customers", &[("authorization", &auth)], None)
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(reply.error_code(), "unauthorized");
+    }
+    let auth = format!("Bearer {good}");
+    let reply = app
+        .call(Method::GET, "/customers", &[("authorization", &auth)], None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+async fn tokens_without_billing_admin_are_403_before_validation(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    for roles in [
+        &[][..],
+        &["admin"][..],
+        &["billing_viewer", "BILLING_ADMIN"][..],
+    ] {
+        let auth = format!("Bearer {}", token("u", roles, 60));
+        for (method, path) in [
+            (Method::GET, "/customer/not-a-uuid"),
+            (Method::POST, "/customer/x/member"),
+            (Method::GET, "/customers?page=0"),
+        ] {
+            let reply = app
+                .call(method.clone(), path, &[("authorization", &auth)], None)
+                .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::FORBIDDEN,
+                "{roles:?} {method} {path}"
+            );
+            assert_eq!(reply.error_code(), "forbidden");
+        }
+    }
+}
+
+async fn api_keys_authenticate_until_revoked(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let admin = issue_api_key("user-1", vec!["billing_admin".into()]).unwrap();
+    app.store
+        .put_api_key(&admin.key_id, &admin.record)
+        .await
+        .unwrap();
+    let plain = issue_api_key("user-2", vec!["support".into()]).unwrap();
+    app.store
+        .put_api_key(&plain.key_id, &plain.record)
+        .await
+        .unwrap();
+
+    let with = |key: &str, secret: &str| {
+        [
+            ("api-key", key.to_owned()),
+            ("api-secret", secret.to_owned()),
+        ]
+    };
+    let send = |h: [(&'static str, String); 2]| {
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.call(Method::GET, "/customers", &headers, None).await
+        }
+    };
+    assert_eq!(
+        send(with(&admin.key_id, &admin.secret)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(with(&plain.key_id, &plain.secret)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(with(&admin.key_id, &plain.secret)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(with("ak_ffffffffffffffffffffffffffffffff", &admin.secret))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(with("not-a-key", &admin.secret)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    assert!(app.store.revoke_api_key(&admin.key_id).await.unwrap());
+    let reply = send(with(&admin.key_id, &admin.secret)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.error_code(), "unauthorized");
+    assert!(
+        !app.store
+            .revoke_api_key("ak_00000000000000000000000000000000")
+            .await
+            .unwrap()
+    );
+}
+
+async fn secrets_manager_holds_the_jwt_key(env: &'static Env) {
+    // GIVEN the public key stored in Secrets Manager (moto)
+    let secrets = billing::aws::secrets_manager(&env.sdk, Some(&env.moto_url));
+    let name = format!("jwt-public-key-{}", uuid::Uuid::new_v4().simple());
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(billing_tests::app::PUBLIC_KEY)
+        .send()
+        .await
+        .expect("create secret in moto");
+    let table = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let store = billing::store::Store::new(env.dynamodb_client(), &table);
+    store.create_table().await.unwrap();
+    let settings = [
+        ("TABLE_NAME", table.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", env.dynamodb_url.clone()),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", env.moto_url.clone()),
+        ("JWT_ISSUER", "https://auth.billing.test".to_owned()),
+        ("JWT_AUDIENCE", "billing-admin-api".to_owned()),
+        ("JWT_PUBLIC_KEY_SECRET_ID", name.clone()),
+    ];
+    let config = billing::config::Config::from_lookup(|k| {
+        settings
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    // WHEN the state is built the way a Lambda builds it
+    let state = billing::api::State::build(&config, &env.sdk)
+        .await
+        .expect("state from Secrets Manager");
+    // THEN tokens signed with the private half are accepted
+    let auth = format!("Bearer {}", token("u", &["billing_admin"], 60));
+    let (parts, ()) = http::Request::get(format!("{API}/customers"))
+        .header("authorization", auth)
+        .body(())
+        .unwrap()
+        .into_parts();
+    let reply =
+        billing::api::dispatch(&state, billing::http::lambda_request(parts, Vec::new())).await;
+    assert_eq!(reply.status(), StatusCode::OK);
+
+    // AND a missing secret stops the cold start with an error, not a panic
+    let missing = [("JWT_PUBLIC_KEY_SECRET_ID", "does-not-exist".to_owned())];
+    let config = billing::config::Config::from_lookup(|k| {
+        missing
+            .iter()
+            .chain(
+                settings
+                    .iter()
+                    .filter(|(n, _)| *n != "JWT_PUBLIC_KEY_SECRET_ID"),
+            )
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let err = billing::api::State::build(&config, &env.sdk)
+        .await
+        .err()
+        .expect("missing secret fails");
+    assert!(err.to_string().contains("does-not-exist"), "{err}");
+}

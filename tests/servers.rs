@@ -1,0 +1,160 @@
+//! Starting and stopping the local servers the tests use.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// How long a server may take to accept connections.
+const STARTUP: Duration = Duration::from_secs(90);
+
+/// One running server, stopped by PID on `stop` or drop.
+pub struct Server {
+    name: &'static str,
+    child: Child,
+    /// Its base URL on loopback.
+    pub url: String,
+}
+
+impl Server {
+    /// Runs `script PORT` from `infra/` and waits until the port accepts connections.
+    pub fn start(name: &'static str, script: &str, log_dir: &Path) -> Self {
+        let port = free_port();
+        let log =
+            std::fs::File::create(log_dir.join(format!("{name}.log"))).expect("create server log");
+        let child = Command::new(repo_root().join("infra").join(script))
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let mut server = Self {
+            name,
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + STARTUP;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "{name} exited during startup ({status}); see {}",
+                    log_dir.join(format!("{name}.log")).display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not listen within {STARTUP:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Stops the server: SIGTERM to its PID, then SIGKILL if it lingers.
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: `pid` is our own child, which has not been reaped yet.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{} ignored SIGTERM; killing", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The servers and clients every test shares.
+pub struct Env {
+    servers: Mutex<Vec<Server>>,
+    /// DynamoDB Local's URL.
+    pub dynamodb_url: String,
+    /// moto's URL (the Secrets Manager endpoint).
+    pub moto_url: String,
+    /// SDK configuration with fixed local credentials.
+    pub sdk: SdkConfig,
+    /// The runtime every test runs on.
+    pub runtime: tokio::runtime::Runtime,
+    /// Where server logs go.
+    pub log_dir: PathBuf,
+}
+
+impl Env {
+    /// Installs what is missing and starts the servers.
+    pub fn start() -> Self {
+        let root = repo_root();
+        let status = Command::new(root.join("infra/install.sh"))
+            .status()
+            .expect("run infra/install.sh");
+        assert!(status.success(), "infra/install.sh failed");
+        let log_dir = root.join("target/test-logs");
+        std::fs::create_dir_all(&log_dir).expect("create target/test-logs");
+        let dynamodb = Server::start("dynamodb-local", "run-dynamodb-local.sh", &log_dir);
+        let moto = Server::start("moto", "run-moto.sh", &log_dir);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let sdk = runtime.block_on(
+            aws_config::defaults(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                    "local", "local", None, None, "tests",
+                ))
+                .load(),
+        );
+        Self {
+            dynamodb_url: dynamodb.url.clone(),
+            moto_url: moto.url.clone(),
+            servers: Mutex::new(vec![dynamodb, moto]),
+            sdk,
+            runtime,
+            log_dir,
+        }
+    }
+
+    /// Stops every server, each by its PID.
+    pub fn stop(&self) {
+        let mut servers = self
+            .servers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        servers.iter_mut().for_each(Server::stop);
+    }
+
+    /// A DynamoDB client for DynamoDB Local.
+    pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        billing::aws::dynamodb(&self.sdk, Some(&self.dynamodb_url))
+    }
+}
+
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A port free on loopback right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
