@@ -68,7 +68,7 @@ async fn bad_tokens_are_401(env: &'static Env) {
             exp: 4_000_000_000,
             iat: 0,
         };
-        parts[1] = b64(&&serde_json::to_vec(&claims).unwrap());
+        parts[1] = b64(&serde_json::to_vec(&claims).unwrap());
         parts.join(".")
     };
     let alg_none = format!(

@@ -2,6 +2,7 @@
 //! fresh table in DynamoDB Local.
 
 mod auth;
+mod cli;
 mod customers;
 mod members;
 
@@ -33,8 +34,13 @@ static ENV: OnceLock<Env> = OnceLock::new();
 
 fn main() {
     let args = Arguments::from_args();
-    let all: Vec<(&'static str, TestFn)> =
-        [auth::trials(), customers::trials(), members::trials()].concat();
+    let all: Vec<(&'static str, TestFn)> = [
+        auth::trials(),
+        cli::trials(),
+        customers::trials(),
+        members::trials(),
+    ]
+    .concat();
     let listing = args.list;
     let trials = all
         .into_iter()

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::State as AxumState;
 use billing::api::{State, dispatch};
+use billing::error::ApiError;
 use lambda_http::Body;
 
 /// Largest body read from a socket; the handlers apply their own, smaller limit.
@@ -26,18 +27,15 @@ async fn handle(
     req: axum::extract::Request,
 ) -> axum::response::Response {
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, READ_LIMIT)
-        .await
-        .unwrap_or_default();
-    let query: QueryMap = parts
-        .uri
-        .query()
-        .unwrap_or_default()
-        .parse()
-        .unwrap_or_default();
-    let req = lambda_http::Request::from_parts(parts, Body::from(bytes.to_vec()))
-        .with_query_string_parameters(query);
-    let (parts, body) = dispatch(&state, req).await.into_parts();
+    let response = match axum::body::to_bytes(body, READ_LIMIT).await {
+        Ok(bytes) => dispatch(&state, billing::http::lambda_request(parts, bytes.to_vec())).await,
+        Err(_) => ApiError::Body {
+            code: "body_too_large",
+            message: "the body exceeds 16 KiB",
+        }
+        .into_response(),
+    };
+    let (parts, body) = response.into_parts();
     let body = match body {
         Body::Text(text) => axum::body::Body::from(text),
         Body::Binary(bytes) => axum::body::Body::from(bytes),
