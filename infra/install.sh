@@ -8,7 +8,7 @@
 #                               (localstripe, moto[server], boto3)
 # Idempotent: each part is redone only when its inputs change (sha256 stamps in
 # .local/stamps), so a run with nothing to do takes well under a second.
-# Usage: infra/install.sh [--force]
+# Usage: infra/install.sh [--force]   (INFRA_PYTHON=/path/to/python3.11 to pick the interpreter)
 set -euo pipefail
 
 infra_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,7 +18,7 @@ stamps="$local_dir/stamps"
 node_dir="$local_dir/node"
 ddb_dir="$local_dir/dynamodb-local"
 venv="$local_dir/venv"
-python="${PYTHON:-python3}"
+python="${INFRA_PYTHON:-python3}"
 
 force=0
 case "${1:-}" in
@@ -93,7 +93,7 @@ else
   rm -rf "$ddb_dir/classes" "$ddb_dir/classes.tmp"
   mkdir -p "$ddb_dir/classes.tmp"
   # -Xlint:-path: the jar's manifest Class-Path names native libs and a missing log4j2.xml.
-  javac --release 17 -Xlint:all,-path -Werror -d "$ddb_dir/classes.tmp" \
+  javac -J-XX:-UsePerfData --release 17 -Xlint:all,-path -Werror -d "$ddb_dir/classes.tmp" \
     -cp "$ddb_dir/home/DynamoDBLocal.jar" "$launcher_src"
   mv "$ddb_dir/classes.tmp" "$ddb_dir/classes"
   stamp launcher "$launcher_hash"

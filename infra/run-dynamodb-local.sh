@@ -18,10 +18,23 @@ if [[ ! -f $ddb/classes/LoopbackLauncher.class || ! -f $ddb/home/DynamoDBLocal.j
   exit 1
 fi
 
+# DynamoDB Local's SQLiteLibraryLoader tries org.sqlite.lib.path/name first and
+# otherwise copies the libsqlite4java.so inside the jar to /tmp (removed only on
+# a clean exit), even when java.library.path is set: point it at the shipped lib.
+arch="$(uname -m)"
+case "$arch" in
+  x86_64) sqlite_lib=libsqlite4java-linux-amd64.so ;;
+  aarch64 | arm64) sqlite_lib=libsqlite4java-linux-aarch64.so ;;
+  *) echo "$0: no sqlite4java native library for $arch" >&2; exit 1 ;;
+esac
+
+# TieredStopAtLevel=1: C1 only; starts faster and is quicker over a short test run.
 # -XX:-UsePerfData: no /tmp/hsperfdata_* file (it would outlive a kill -9).
 # preferIPv4Stack: a plain IPv4 socket on 127.0.0.1 (not a v4-mapped IPv6 one).
 export DDB_LOCAL_TELEMETRY=0
-exec java -Xmx512m -XX:+UseSerialGC -XX:-UsePerfData -Djava.net.preferIPv4Stack=true \
+exec java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData \
+  -Djava.net.preferIPv4Stack=true \
+  -Dorg.sqlite.lib.path="$ddb/home/DynamoDBLocal_lib" -Dorg.sqlite.lib.name="$sqlite_lib" \
   -Djava.library.path="$ddb/home/DynamoDBLocal_lib" \
   -cp "$ddb/classes:$ddb/home/DynamoDBLocal.jar" \
   LoopbackLauncher "$((10#$port))"

@@ -47,9 +47,10 @@ public final class LoopbackLauncher {
         System.setProperty("org.eclipse.jetty.util.log.announce", "false");
         System.setProperty("org.eclipse.jetty.LEVEL", "WARN");
         SQLITE4JAVA_LOG.setLevel(Level.WARNING);
-        // Start Log4j (configured by the jar's log4j2.xml: WARN to stdout) now, so it
-        // registers its shutdown hook normally instead of warning on first use at exit.
-        org.apache.logging.log4j.LogManager.getContext(false);
+        // Log4j (the jar's log4j2.xml: WARN and up to stdout) must not install its own
+        // shutdown hook: racing Jetty's stop, it prints "Unable to register Log4j
+        // shutdown hook because JVM is shutting down" on SIGTERM.
+        System.setProperty("log4j2.shutdownHookEnabled", "false");
 
         LocalDynamoDBRequestHandler requestHandler =
                 new LocalDynamoDBRequestHandler(0, true, null, true, false);
