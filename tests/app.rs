@@ -30,6 +30,7 @@ pub struct TestApp {
     pub state: State,
     /// The store on this test's table.
     pub store: Store,
+    payments: billing::payments::Payments,
     admin: String,
 }
 
@@ -54,16 +55,22 @@ impl TestApp {
             JwtVerifier::new(PUBLIC_KEY.as_bytes(), &jwt_settings()).expect("dev public key");
         let admin = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 600);
         Self {
-            state: State::new(store.clone(), verifier),
+            state: State::new(store.clone(), verifier, Some(env.payments())),
+            payments: env.payments(),
             store,
             admin,
         }
     }
 
-    /// Seeds fixtures given as JSON.
+    /// Seeds fixtures given as JSON (without Stripe objects).
     pub async fn seed(&self, fixtures: Value) {
+        self.seed_with(fixtures, false).await;
+    }
+
+    async fn seed_with(&self, fixtures: Value, stripe: bool) {
         let fixtures: Fixtures = serde_json::from_value(fixtures).expect("fixtures JSON");
-        seed(&self.store, &fixtures).await.expect("seed");
+        let payments = stripe.then_some(&self.payments);
+        seed(&self.store, payments, &fixtures).await.expect("seed");
     }
 
     /// A request as an admin.
@@ -172,6 +179,8 @@ pub struct Seeded {
     pub owner: String,
     /// Non-owner members, in the order they joined.
     pub members: Vec<String>,
+    /// The Stripe customer (`cus_...`), for [`TestApp::customer_with_stripe`].
+    pub stripe_id: String,
 }
 
 /// What [`TestApp::customer`] creates.
@@ -201,6 +210,26 @@ impl Default for Spec {
 impl TestApp {
     /// Seeds one customer with an owner and `spec.members` more members.
     pub async fn customer(&self, spec: Spec) -> Seeded {
+        self.seeded(spec, false).await
+    }
+
+    /// Like [`TestApp::customer`], with a Stripe customer and subscription in localstripe.
+    pub async fn customer_with_stripe(&self, spec: Spec) -> Seeded {
+        let mut seeded = self.seeded(spec, true).await;
+        let id = billing::domain::CustomerId::parse(&seeded.id).expect("id");
+        let stored = self
+            .store
+            .find_customer(&id)
+            .await
+            .expect("read")
+            .expect("seeded");
+        seeded.stripe_id = stored
+            .stripe_customer_id
+            .expect("seeding created a Stripe customer");
+        seeded
+    }
+
+    async fn seeded(&self, spec: Spec, stripe: bool) -> Seeded {
         let id = uuid::Uuid::new_v4().to_string();
         let owner = uuid::Uuid::new_v4().to_string();
         let members: Vec<String> = (0..spec.members)
@@ -210,12 +239,20 @@ impl TestApp {
         listed.extend(members.iter().enumerate().map(|(i, m)| {
             serde_json::json!({"userID": m, "role": if i == 0 { "admin" } else { "user" }})
         }));
-        self.seed(serde_json::json!({"customers": [{
-            "id": id, "name": format!("Customer {id}"), "tierName": spec.tier,
-            "tierID": "e1f2a3b4-5633-4b16-bbf0-5ca22ef8ea2e", "subscriptionStatus": spec.status,
-            "createdAt": spec.created_at, "ownerUserID": owner, "members": listed,
-        }]}))
+        self.seed_with(
+            serde_json::json!({"customers": [{
+                "id": id, "name": format!("Customer {id}"), "tierName": spec.tier,
+                "tierID": "e1f2a3b4-5633-4b16-bbf0-5ca22ef8ea2e", "subscriptionStatus": spec.status,
+                "createdAt": spec.created_at, "ownerUserID": owner, "members": listed,
+            }]}),
+            stripe,
+        )
         .await;
-        Seeded { id, owner, members }
+        Seeded {
+            id,
+            owner,
+            members,
+            stripe_id: String::new(),
+        }
     }
 }

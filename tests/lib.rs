@@ -3,6 +3,7 @@
 //! server does.
 
 pub mod app;
+pub mod net;
 pub mod servers;
 
 pub use app::{Reply, TestApp};

@@ -86,8 +86,10 @@ pub struct Env {
     servers: Mutex<Vec<Server>>,
     /// DynamoDB Local's URL.
     pub dynamodb_url: String,
-    /// moto's URL (the Secrets Manager endpoint).
+    /// moto's URL (Secrets Manager, EventBridge, SQS).
     pub moto_url: String,
+    /// localstripe's URL.
+    pub stripe_url: String,
     /// SDK configuration with fixed local credentials.
     pub sdk: SdkConfig,
     /// The runtime every test runs on.
@@ -108,6 +110,7 @@ impl Env {
         std::fs::create_dir_all(&log_dir).expect("create target/test-logs");
         let dynamodb = Server::start("dynamodb-local", "run-dynamodb-local.sh", &log_dir);
         let moto = Server::start("moto", "run-moto.sh", &log_dir);
+        let stripe = Server::start("localstripe", "run-localstripe.sh", &log_dir);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -123,7 +126,8 @@ impl Env {
         Self {
             dynamodb_url: dynamodb.url.clone(),
             moto_url: moto.url.clone(),
-            servers: Mutex::new(vec![dynamodb, moto]),
+            stripe_url: stripe.url.clone(),
+            servers: Mutex::new(vec![dynamodb, moto, stripe]),
             sdk,
             runtime,
             log_dir,
@@ -137,6 +141,49 @@ impl Env {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         servers.iter_mut().for_each(Server::stop);
+    }
+
+    /// Stripe at localstripe.
+    pub fn payments(&self) -> billing::payments::Payments {
+        self.payments_at(&self.stripe_url)
+    }
+
+    /// Stripe at any URL (a fault server, a closed port).
+    pub fn payments_at(&self, url: &str) -> billing::payments::Payments {
+        let key = secrecy::SecretString::from("sk_test_local");
+        billing::payments::Payments::new(url, &key).expect("stripe client")
+    }
+
+    /// The Stripe customer as localstripe holds it; `None` once deleted.
+    pub async fn stripe_customer(&self, id: &str) -> Option<serde_json::Value> {
+        let (status, body) = self.stripe_get(&format!("/v1/customers/{id}")).await;
+        (status == 200).then_some(body)
+    }
+
+    /// Subscriptions of a Stripe customer that are not canceled.
+    pub async fn live_subscriptions(&self, customer: &str) -> Vec<serde_json::Value> {
+        let (_, body) = self
+            .stripe_get(&format!("/v1/subscriptions?status=all&customer={customer}"))
+            .await;
+        let all = body["data"].as_array().cloned().unwrap_or_default();
+        all.into_iter()
+            .filter(|s| s["status"] != "canceled")
+            .collect()
+    }
+
+    async fn stripe_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let (base, path) = (self.stripe_url.clone(), path.to_owned());
+        tokio::task::spawn_blocking(move || {
+            crate::net::request(
+                &base,
+                "GET",
+                &path,
+                &[("Authorization", "Bearer sk_test_local")],
+                None,
+            )
+        })
+        .await
+        .expect("localstripe request")
     }
 
     /// A DynamoDB client for DynamoDB Local.

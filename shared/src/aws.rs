@@ -28,3 +28,12 @@ pub fn secrets_manager(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_secre
     }
     aws_sdk_secretsmanager::Client::from_conf(builder.build())
 }
+
+/// An EventBridge client, optionally at another endpoint (moto).
+pub fn eventbridge(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_eventbridge::Client {
+    let mut builder = aws_sdk_eventbridge::config::Builder::from(sdk);
+    if let Some(url) = endpoint {
+        builder = builder.endpoint_url(url);
+    }
+    aws_sdk_eventbridge::Client::from_conf(builder.build())
+}

@@ -28,6 +28,21 @@ pub struct Config {
     pub jwt: JwtSettings,
     /// Ed25519 public key in PEM (`JWT_PUBLIC_KEY`, or `JWT_PUBLIC_KEY_SECRET_ID`).
     pub jwt_public_key: SecretSource,
+    /// Stripe, for the functions that run the deletion cascade.
+    pub stripe: Option<StripeConfig>,
+    /// Where `customer.deleted` goes (`EVENT_BUS_NAME`); the log when unset.
+    pub event_bus: Option<String>,
+    /// EventBridge endpoint override (`AWS_ENDPOINT_URL_EVENTBRIDGE`).
+    pub eventbridge_endpoint: Option<String>,
+}
+
+/// Stripe settings.
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    /// API base URL (`STRIPE_API_BASE`, default `https://api.stripe.com`).
+    pub base_url: String,
+    /// Secret key (`STRIPE_SECRET_KEY`, or `STRIPE_SECRET_KEY_SECRET_ID`).
+    pub secret_key: SecretSource,
 }
 
 /// A required setting is missing or empty.
@@ -56,6 +71,19 @@ impl Config {
                 audience: required("JWT_AUDIENCE")?,
             },
             jwt_public_key: secret(&optional, "JWT_PUBLIC_KEY")?,
+            stripe: match (
+                optional("STRIPE_SECRET_KEY"),
+                optional("STRIPE_SECRET_KEY_SECRET_ID"),
+            ) {
+                (None, None) => None,
+                _ => Some(StripeConfig {
+                    base_url: optional("STRIPE_API_BASE")
+                        .unwrap_or_else(|| "https://api.stripe.com".to_owned()),
+                    secret_key: secret(&optional, "STRIPE_SECRET_KEY")?,
+                }),
+            },
+            event_bus: optional("EVENT_BUS_NAME"),
+            eventbridge_endpoint: optional("AWS_ENDPOINT_URL_EVENTBRIDGE"),
         })
     }
 }
@@ -111,6 +139,34 @@ mod tests {
             .is_err()
         );
         assert!(with(&[]).is_err());
+    }
+
+    #[test]
+    fn stripe_is_optional_but_complete_when_given() {
+        let with = |extra: &[(&str, &str)]| {
+            Config::from_lookup(lookup(
+                &[&BASE[..], &[("JWT_PUBLIC_KEY", "p")], extra].concat(),
+            ))
+        };
+        assert!(with(&[]).unwrap().stripe.is_none());
+        let stripe = with(&[("STRIPE_SECRET_KEY_SECRET_ID", "arn:s")])
+            .unwrap()
+            .stripe
+            .unwrap();
+        assert_eq!(stripe.base_url, "https://api.stripe.com");
+        let local = with(&[
+            ("STRIPE_SECRET_KEY", "sk"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:8420"),
+        ])
+        .unwrap();
+        assert_eq!(local.stripe.unwrap().base_url, "http://127.0.0.1:8420");
+        assert!(
+            with(&[
+                ("STRIPE_SECRET_KEY", "sk"),
+                ("STRIPE_SECRET_KEY_SECRET_ID", "arn:s")
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -54,8 +54,12 @@ impl From<AuthError> for ApiError {
 
 impl From<crate::cascade::CascadeError> for ApiError {
     fn from(err: crate::cascade::CascadeError) -> Self {
+        use crate::cascade::Failure;
         tracing::warn!(step = ?err.step, "deletion cascade stopped; a retry resumes it");
-        Self::Store(err.source)
+        match err.failure {
+            Failure::Store(e) => Self::Store(e),
+            failure => Self::Billing(Box::new(failure)),
+        }
     }
 }
 

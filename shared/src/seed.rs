@@ -6,6 +6,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::domain::{CustomerId, Member, NewCustomer, Role, SubscriptionStatus, TierName, UserId};
+use crate::payments::Payments;
 use crate::store::{Store, StoreError};
 
 /// A fixtures file: `{"customers": [...]}`.
@@ -62,6 +63,15 @@ pub enum SeedError {
         id: CustomerId,
         /// What is wrong.
         reason: String,
+    },
+    /// Stripe refused or failed.
+    #[error("customer {id}: {source}")]
+    Stripe {
+        /// The customer.
+        id: CustomerId,
+        /// Why.
+        #[source]
+        source: crate::payments::PaymentsError,
     },
     /// The store refused or failed.
     #[error("customer {id}: {source}")]
@@ -136,21 +146,38 @@ impl FixtureCustomer {
             created_at: self.created_at,
             owner_user_id: self.owner_user_id,
             stripe_customer_id: None,
+            stripe_subscription_id: None,
         };
         Ok((customer, members))
     }
 }
 
-/// Seeds every fixture: creates the customer, then its members; existing customers
-/// are skipped.
-pub async fn seed(store: &Store, fixtures: &Fixtures) -> Result<SeedReport, SeedError> {
+/// Seeds every fixture: creates the Stripe customer (and, for statuses that have
+/// one, a subscription) when Stripe is given, then the customer, then its members.
+/// Customers that already exist are skipped.
+pub async fn seed(
+    store: &Store,
+    payments: Option<&Payments>,
+    fixtures: &Fixtures,
+) -> Result<SeedReport, SeedError> {
     let mut report = SeedReport::default();
     for fixture in &fixtures.customers {
-        let (customer, members) = fixture.to_domain()?;
-        let at = |source| SeedError::Store {
-            id: customer.id,
-            source,
-        };
+        let (mut customer, members) = fixture.to_domain()?;
+        let id = customer.id;
+        let at = |source| SeedError::Store { id, source };
+        if store.find_customer(&id).await.map_err(at)?.is_some() {
+            report.existing += 1;
+            continue;
+        }
+        if let Some(payments) = payments {
+            let subscribe = customer.subscription_status.has_subscription();
+            let created = payments
+                .create_customer(&id, &customer.name, &customer.tier_name, subscribe)
+                .await
+                .map_err(|source| SeedError::Stripe { id, source })?;
+            customer.stripe_customer_id = Some(created.customer);
+            customer.stripe_subscription_id = created.subscription;
+        }
         match store.create_customer(&customer).await {
             Ok(()) => report.created += 1,
             Err(StoreError::CustomerExists) => {
@@ -159,10 +186,7 @@ pub async fn seed(store: &Store, fixtures: &Fixtures) -> Result<SeedReport, Seed
             }
             Err(e) => return Err(at(e)),
         }
-        store
-            .add_members(&customer.id, &members)
-            .await
-            .map_err(at)?;
+        store.add_members(&id, &members).await.map_err(at)?;
         report.members += members.len();
     }
     Ok(report)

@@ -2,7 +2,7 @@
 
 use billing::auth::issue_api_key;
 use billing_tests::Env;
-use billing_tests::app::{API, TestApp, token};
+use billing_tests::app::{API, Spec, TestApp, token};
 use http::{Method, StatusCode};
 
 use crate::TestFn;
@@ -25,7 +25,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         bad_tokens_are_401,
         tokens_without_billing_admin_are_403_before_validation,
         api_keys_authenticate_until_revoked,
-        secrets_manager_holds_the_jwt_key,
+        secrets_manager_holds_the_jwt_and_stripe_keys,
     ]
 }
 
@@ -232,67 +232,83 @@ async fn api_keys_authenticate_until_revoked(env: &'static Env) {
     );
 }
 
-async fn secrets_manager_holds_the_jwt_key(env: &'static Env) {
-    // GIVEN the public key stored in Secrets Manager (moto)
+async fn secrets_manager_holds_the_jwt_and_stripe_keys(env: &'static Env) {
+    // GIVEN the JWT public key and the Stripe key stored in Secrets Manager (moto)
     let secrets = billing::aws::secrets_manager(&env.sdk, Some(&env.moto_url));
-    let name = format!("jwt-public-key-{}", uuid::Uuid::new_v4().simple());
-    secrets
-        .create_secret()
-        .name(&name)
-        .secret_string(billing_tests::app::PUBLIC_KEY)
-        .send()
-        .await
-        .expect("create secret in moto");
-    let table = format!("t-{}", uuid::Uuid::new_v4().simple());
-    let store = billing::store::Store::new(env.dynamodb_client(), &table);
-    store.create_table().await.unwrap();
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    for (name, value) in [
+        ("jwt", billing_tests::app::PUBLIC_KEY),
+        ("stripe", "sk_test_from_secrets_manager"),
+    ] {
+        secrets
+            .create_secret()
+            .name(format!("{name}-{suffix}"))
+            .secret_string(value)
+            .send()
+            .await
+            .expect("create secret in moto");
+    }
+    let app = TestApp::new(env).await;
     let settings = [
-        ("TABLE_NAME", table.clone()),
+        ("TABLE_NAME", app.store.table_name().to_owned()),
         ("AWS_ENDPOINT_URL_DYNAMODB", env.dynamodb_url.clone()),
         ("AWS_ENDPOINT_URL_SECRETS_MANAGER", env.moto_url.clone()),
         ("JWT_ISSUER", "https://auth.billing.test".to_owned()),
         ("JWT_AUDIENCE", "billing-admin-api".to_owned()),
-        ("JWT_PUBLIC_KEY_SECRET_ID", name.clone()),
+        ("JWT_PUBLIC_KEY_SECRET_ID", format!("jwt-{suffix}")),
+        ("STRIPE_SECRET_KEY_SECRET_ID", format!("stripe-{suffix}")),
+        ("STRIPE_API_BASE", env.stripe_url.clone()),
     ];
-    let config = billing::config::Config::from_lookup(|k| {
-        settings
-            .iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.clone())
-    })
-    .unwrap();
-    // WHEN the state is built the way a Lambda builds it
-    let state = billing::api::State::build(&config, &env.sdk)
-        .await
-        .expect("state from Secrets Manager");
-    // THEN tokens signed with the private half are accepted
-    let auth = format!("Bearer {}", token("u", &["billing_admin"], 60));
-    let (parts, ()) = http::Request::get(format!("{API}/customers"))
-        .header("authorization", auth)
-        .body(())
+    let config_with = |overrides: &[(&str, String)]| {
+        billing::config::Config::from_lookup(|k| {
+            overrides
+                .iter()
+                .chain(settings.iter())
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+        })
         .unwrap()
-        .into_parts();
-    let reply =
-        billing::api::dispatch(&state, billing::http::lambda_request(parts, Vec::new())).await;
-    assert_eq!(reply.status(), StatusCode::OK);
-
-    // AND a missing secret stops the cold start with an error, not a panic
-    let missing = [("JWT_PUBLIC_KEY_SECRET_ID", "does-not-exist".to_owned())];
-    let config = billing::config::Config::from_lookup(|k| {
-        missing
-            .iter()
-            .chain(
-                settings
-                    .iter()
-                    .filter(|(n, _)| *n != "JWT_PUBLIC_KEY_SECRET_ID"),
-            )
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.clone())
-    })
-    .unwrap();
-    let err = billing::api::State::build(&config, &env.sdk)
+    };
+    // WHEN the dependencies are built the way a Lambda builds them
+    let deps = billing::startup::Dependencies::build(&config_with(&[]), &env.sdk)
         .await
-        .err()
-        .expect("missing secret fails");
-    assert!(err.to_string().contains("does-not-exist"), "{err}");
+        .expect("dependencies from Secrets Manager");
+    let state = billing::api::State::from(deps);
+    // THEN tokens signed with the private half are accepted, and the Stripe key works:
+    // a customer with Stripe objects is deleted through the cascade.
+    let customer = app.customer_with_stripe(Spec::default()).await;
+    let auth = format!("Bearer {}", token("u", &["billing_admin"], 60));
+    for (method, path, want) in [
+        (Method::GET, format!("{API}/customers"), StatusCode::OK),
+        (
+            Method::DELETE,
+            format!("{API}/customer/{}", customer.id),
+            StatusCode::NO_CONTENT,
+        ),
+    ] {
+        let (parts, ()) = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", &auth)
+            .body(())
+            .unwrap()
+            .into_parts();
+        let reply =
+            billing::api::dispatch(&state, billing::http::lambda_request(parts, Vec::new())).await;
+        assert_eq!(reply.status(), want);
+    }
+    assert!(
+        env.stripe_customer(&customer.stripe_id).await.is_none(),
+        "Stripe customer deleted"
+    );
+
+    // AND a missing secret stops the cold start with an error naming it, not a panic
+    for key in ["JWT_PUBLIC_KEY_SECRET_ID", "STRIPE_SECRET_KEY_SECRET_ID"] {
+        let config = config_with(&[(key, "does-not-exist".to_owned())]);
+        let err = billing::startup::Dependencies::build(&config, &env.sdk)
+            .await
+            .err()
+            .expect("missing secret fails");
+        assert!(err.to_string().contains("does-not-exist"), "{err}");
+    }
 }

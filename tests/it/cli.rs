@@ -35,6 +35,7 @@ fn cli(env: &Env, table: &str) -> Command {
     cmd.env_clear()
         .env("TABLE_NAME", table)
         .env("AWS_ENDPOINT_URL_DYNAMODB", &env.dynamodb_url)
+        .env("STRIPE_API_BASE", &env.stripe_url)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
     cmd

@@ -7,10 +7,13 @@ use billing::config::{Config, ConfigError};
 /// Development-only Ed25519 key pair (see infra/dev-keys/README.md).
 pub const DEV_PUBLIC_KEY: &str = include_str!("../../dev-keys/jwt-ed25519.pub.pem");
 const DEV_PRIVATE_KEY: &str = include_str!("../../dev-keys/jwt-ed25519.pem");
+/// Any `sk_test_` key works with localstripe.
+const LOCAL_STRIPE_KEY: &str = "sk_test_local";
 
 /// Defaults for settings the environment does not give.
-const DEFAULTS: [(&str, &str); 6] = [
+const DEFAULTS: [(&str, &str); 7] = [
     ("TABLE_NAME", "billing-local"),
+    ("STRIPE_API_BASE", "http://127.0.0.1:8420"),
     ("AWS_REGION", "us-east-1"),
     ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
     ("JWT_ISSUER", "https://auth.billing.local"),
@@ -25,6 +28,9 @@ pub fn setting(name: &str) -> Option<String> {
     }
     if name == "JWT_PUBLIC_KEY" && setting("JWT_PUBLIC_KEY_SECRET_ID").is_none() {
         return Some(DEV_PUBLIC_KEY.to_owned());
+    }
+    if name == "STRIPE_SECRET_KEY" && setting("STRIPE_SECRET_KEY_SECRET_ID").is_none() {
+        return Some(LOCAL_STRIPE_KEY.to_owned());
     }
     DEFAULTS
         .iter()

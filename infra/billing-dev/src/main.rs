@@ -1,15 +1,19 @@
 //! `billing-dev`: run and feed the local stack.
 
-mod local;
 mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use billing::api::State;
 use billing::auth::{issue_api_key, sign};
+use billing::cleanup::Cleanup;
 use billing::seed::{Fixtures, demo, seed};
-use billing::store::Store;
+use billing::startup::Dependencies;
+use billing_dev::local;
+use billing_dev::stream::StreamPoller;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -63,6 +67,12 @@ enum Command {
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
     },
+    /// Run the stream consumer: poll the table's stream and feed the Lambda's handler.
+    ConsumeStream {
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 1)]
+        interval: u64,
+    },
     /// Revoke an API key.
     RevokeApiKey {
         /// The key id (`apiKey`).
@@ -86,37 +96,27 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), Error> {
     let config = local::config()?;
-    match command {
-        Command::Token {
-            sub,
-            roles,
-            expires_in,
-        } => {
-            let key = local::setting("JWT_SIGNING_KEY").unwrap_or_default();
-            println!(
-                "{}",
-                sign(key.as_bytes(), &config.jwt, &sub, roles, expires_in)?
-            );
-            Ok(())
-        }
-        Command::Serve { port } => {
-            let sdk = local::sdk(&config).await;
-            server::serve(State::build(&config, &sdk).await?, port).await?;
-            Ok(())
-        }
-        other => {
-            let sdk = local::sdk(&config).await;
-            let store = Store::new(
-                billing::aws::dynamodb(&sdk, config.dynamodb_endpoint.as_deref()),
-                &config.table_name,
-            );
-            data_command(other, &store).await
-        }
+    if let Command::Token {
+        sub,
+        roles,
+        expires_in,
+    } = &command
+    {
+        let key = local::setting("JWT_SIGNING_KEY").unwrap_or_default();
+        println!(
+            "{}",
+            sign(key.as_bytes(), &config.jwt, sub, roles.clone(), *expires_in)?
+        );
+        return Ok(());
     }
-}
-
-async fn data_command(command: Command, store: &Store) -> Result<(), Error> {
+    let sdk = local::sdk(&config).await;
+    let deps = Dependencies::build(&config, &sdk).await?;
+    let store = deps.store.clone();
     match command {
+        Command::Serve { port } => server::serve(State::from(deps), port).await?,
+        Command::ConsumeStream { interval } => {
+            consume_stream(deps, &sdk, &config, interval).await?
+        }
         Command::CreateTable => {
             if store.table_exists().await? {
                 eprintln!("table {} exists", store.table_name());
@@ -131,7 +131,7 @@ async fn data_command(command: Command, store: &Store) -> Result<(), Error> {
                     .map_err(|e| format!("{}: {e}", path.display()))?,
                 None => demo(),
             };
-            let report = seed(store, &fixtures).await?;
+            let report = seed(&store, deps.payments.as_ref(), &fixtures).await?;
             eprintln!(
                 "seeded {} customers and {} members ({} already existed)",
                 report.created, report.members, report.existing
@@ -151,7 +151,43 @@ async fn data_command(command: Command, store: &Store) -> Result<(), Error> {
             }
             eprintln!("revoked {key}");
         }
-        Command::Token { .. } | Command::Serve { .. } => {}
+        Command::Token { .. } => {}
     }
     Ok(())
+}
+
+/// Polls until SIGTERM/Ctrl-C; a batch that fails is retried on the next poll.
+async fn consume_stream(
+    deps: Dependencies,
+    sdk: &aws_config::SdkConfig,
+    config: &billing::config::Config,
+    interval: u64,
+) -> Result<(), Error> {
+    let mut builder = aws_sdk_dynamodbstreams::config::Builder::from(sdk);
+    if let Some(url) = &config.dynamodb_endpoint {
+        builder = builder.endpoint_url(url);
+    }
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(builder.build());
+    let mut poller = StreamPoller::open(deps.store.client(), streams, &config.table_name).await?;
+    let cleanup = Cleanup::from(deps);
+    let mut pending = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(interval.max(1)));
+    tracing::info!(table = %config.table_name, "consuming the table's stream");
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = server::shutdown() => return Ok(()),
+        }
+        match poller.poll().await {
+            Ok(events) => pending.extend(events),
+            Err(err) => tracing::warn!(error = %err, "stream poll failed"),
+        }
+        while let Some(event) = pending.first() {
+            if let Err(err) = cleanup.on_stream(event).await {
+                tracing::warn!(error = %err, "stream batch failed; retrying on the next poll");
+                break;
+            }
+            pending.remove(0);
+        }
+    }
 }

@@ -44,7 +44,8 @@ async fn handle(
     axum::response::Response::from_parts(parts, body)
 }
 
-async fn shutdown() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {

@@ -10,17 +10,15 @@ mod remove_member;
 mod views;
 
 use lambda_http::{Body, Request, RequestExt, Response};
-use secrecy::ExposeSecret;
 use tracing::Instrument;
 
 use crate::auth::{Authenticator, BILLING_ADMIN, JwtVerifier};
 use crate::cascade::Cascade;
-use crate::config::{Config, ConfigError, SecretSource};
 use crate::error::ApiError;
 use crate::http::Endpoint;
-use crate::secrets::SecretError;
+use crate::payments::Payments;
+use crate::startup::Dependencies;
 use crate::store::Store;
-use crate::{aws, secrets};
 
 /// What the handlers share: built once per process.
 #[derive(Clone)]
@@ -33,60 +31,27 @@ pub struct State {
     pub cascade: Cascade,
 }
 
-/// Why a function could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum InitError {
-    /// Bad configuration.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// A secret could not be read.
-    #[error(transparent)]
-    Secret(#[from] SecretError),
-    /// The JWT public key is not an Ed25519 PEM.
-    #[error("JWT public key is not a valid Ed25519 PEM")]
-    JwtKey(#[source] jsonwebtoken::errors::Error),
-}
-
 impl State {
-    /// Reads the environment, builds the clients and fetches secrets.
-    pub async fn from_env() -> Result<Self, InitError> {
-        let config = Config::from_env()?;
-        let sdk = aws::sdk_config(config.region.as_deref()).await;
-        Self::build(&config, &sdk).await
-    }
-
-    /// Builds the state from a configuration and an SDK configuration.
-    pub async fn build(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
-        let store = Store::new(
-            aws::dynamodb(sdk, config.dynamodb_endpoint.as_deref()),
-            &config.table_name,
-        );
-        let pem = match &config.jwt_public_key {
-            SecretSource::Value(v) => v.clone(),
-            source => {
-                let client = aws::secrets_manager(sdk, config.secrets_endpoint.as_deref());
-                secrets::resolve(source, &client).await?
-            }
-        };
-        let jwt = JwtVerifier::new(pem.expose_secret().as_bytes(), &config.jwt)
-            .map_err(InitError::JwtKey)?;
-        Ok(Self::new(store, jwt))
-    }
-
-    /// The state over a store and a token verifier.
-    pub fn new(store: Store, jwt: JwtVerifier) -> Self {
+    /// The state over a store, a token verifier and (for deletions) Stripe.
+    pub fn new(store: Store, jwt: JwtVerifier, payments: Option<Payments>) -> Self {
         Self {
             auth: Authenticator::new(jwt, store.clone()),
-            cascade: Cascade::new(store.clone()),
+            cascade: Cascade::new(store.clone(), payments),
             store,
         }
+    }
+}
+
+impl From<Dependencies> for State {
+    fn from(deps: Dependencies) -> Self {
+        Self::new(deps.store, deps.jwt, deps.payments)
     }
 }
 
 /// Runs a Lambda serving `endpoint`: telemetry, clients and secrets once, then requests.
 pub async fn run_lambda(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
-    let state = State::from_env().await?;
+    let state = State::from(Dependencies::from_env().await?);
     lambda_http::run(lambda_http::service_fn(|req: Request| {
         let state = &state;
         async move { Ok::<_, std::convert::Infallible>(handle(state, endpoint, req).await) }

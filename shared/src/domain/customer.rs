@@ -35,6 +35,8 @@ pub struct Customer {
     pub state: CustomerState,
     /// The Stripe customer (`cus_...`), when billing exists.
     pub stripe_customer_id: Option<String>,
+    /// The Stripe subscription (`sub_...`), when one exists.
+    pub stripe_subscription_id: Option<String>,
 }
 
 /// What it takes to create a customer (seeding and fixtures).
@@ -56,6 +58,8 @@ pub struct NewCustomer {
     pub owner_user_id: UserId,
     /// The Stripe customer, when one was created.
     pub stripe_customer_id: Option<String>,
+    /// The Stripe subscription, when one was created.
+    pub stripe_subscription_id: Option<String>,
 }
 
 /// One membership of a user in a customer.

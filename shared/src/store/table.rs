@@ -254,6 +254,12 @@ pub struct CustomerItem {
         skip_serializing_if = "Option::is_none"
     )]
     stripe_customer_id: Option<String>,
+    #[serde(
+        rename = "stripeSubscriptionID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    stripe_subscription_id: Option<String>,
 }
 
 impl CustomerItem {
@@ -280,6 +286,7 @@ impl CustomerItem {
             owner_user_id: c.owner_user_id,
             state: CustomerState::Active,
             stripe_customer_id: c.stripe_customer_id.clone(),
+            stripe_subscription_id: c.stripe_subscription_id.clone(),
         }
     }
 
@@ -301,6 +308,7 @@ impl CustomerItem {
             owner_user_id: self.owner_user_id,
             state: self.state,
             stripe_customer_id: self.stripe_customer_id,
+            stripe_subscription_id: self.stripe_subscription_id,
         })
     }
 }
@@ -544,4 +552,41 @@ fn key_schema(hash: &str, range: &str) -> Vec<KeySchemaElement> {
                 .ok()
         })
         .collect()
+}
+
+/// What a stream record says about a customer record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamCustomer {
+    /// The record was written in the deleting state.
+    Deleting(CustomerId),
+    /// The record was removed.
+    Removed(CustomerId),
+}
+
+/// The customer-record fields a stream image is read for.
+#[derive(Debug, Deserialize)]
+struct ImageCustomer {
+    #[serde(rename = "type")]
+    kind: String,
+    id: CustomerId,
+    state: CustomerState,
+}
+
+/// Reads a stream record: `None` for anything but a customer record entering the
+/// deleting state or being removed.
+pub fn stream_customer(
+    record: &aws_lambda_events::dynamodb::EventRecord,
+) -> Option<StreamCustomer> {
+    let image = |item: &serde_dynamo::Item| {
+        serde_dynamo::from_item::<_, ImageCustomer>(item.clone())
+            .ok()
+            .filter(|c| c.kind == "customer")
+    };
+    match record.event_name.as_str() {
+        "REMOVE" => image(&record.change.old_image).map(|c| StreamCustomer::Removed(c.id)),
+        "INSERT" | "MODIFY" => image(&record.change.new_image)
+            .filter(|c| c.state == CustomerState::Deleting)
+            .map(|c| StreamCustomer::Deleting(c.id)),
+        _ => None,
+    }
 }

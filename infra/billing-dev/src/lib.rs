@@ -1,0 +1,4 @@
+//! The local stack's pieces that tests reuse: settings and the stream poller.
+
+pub mod local;
+pub mod stream;

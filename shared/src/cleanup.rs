@@ -1,0 +1,177 @@
+//! Event-driven cleanup: the DynamoDB Streams consumer (finishes stopped cascades,
+//! publishes `customer.deleted` when a customer record is removed) and the
+//! platform's `user.deleted` hook.
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+
+use crate::cascade::{Cascade, CascadeError};
+use crate::domain::{CustomerId, CustomerState, Role, UserId, now, time};
+use crate::events::{CustomerDeleted, PublishError, Publisher};
+use crate::startup::Dependencies;
+use crate::store::table::{StreamCustomer, stream_customer};
+use crate::store::{Store, StoreError};
+
+/// A record or event could not be handled; the platform redelivers it.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    /// The cascade stopped.
+    #[error(transparent)]
+    Cascade(#[from] CascadeError),
+    /// The table failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The event could not be published.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// What a `user.deleted` event led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserCleanup {
+    /// The user belonged to no customer (or was already removed).
+    Nothing,
+    /// The user was a member; the membership was removed.
+    MembershipRemoved(CustomerId),
+    /// The user owned the customer; the whole customer was deleted.
+    CustomerDeleted(CustomerId),
+}
+
+/// The cleanup handlers and what they need.
+#[derive(Debug, Clone)]
+pub struct Cleanup {
+    store: Store,
+    cascade: Cascade,
+    publisher: Publisher,
+}
+
+impl From<Dependencies> for Cleanup {
+    fn from(deps: Dependencies) -> Self {
+        Self::new(deps.store, deps.payments, deps.publisher)
+    }
+}
+
+impl Cleanup {
+    /// Handlers over a store, Stripe (for cascades) and an event publisher.
+    pub fn new(
+        store: Store,
+        payments: Option<crate::payments::Payments>,
+        publisher: Publisher,
+    ) -> Self {
+        Self {
+            cascade: Cascade::new(store.clone(), payments),
+            store,
+            publisher,
+        }
+    }
+
+    /// Handles a batch of stream records in order; the first failure fails the batch
+    /// (Lambda retries it, bisecting, then sends it to the dead-letter queue).
+    pub async fn on_stream(&self, event: &Event) -> Result<(), CleanupError> {
+        for record in &event.records {
+            self.on_record(record).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_record(&self, record: &EventRecord) -> Result<(), CleanupError> {
+        match stream_customer(record) {
+            Some(StreamCustomer::Deleting(id)) => self.finish_cascade(&id).await,
+            Some(StreamCustomer::Removed(id)) => {
+                let at = if record.change.approximate_creation_date_time.timestamp() > 0 {
+                    record.change.approximate_creation_date_time
+                } else {
+                    now()
+                };
+                let event = CustomerDeleted {
+                    event_id: record.event_id.clone(),
+                    customer_id: id,
+                    deleted_at: time::to_seconds(&at),
+                };
+                Ok(self.publisher.customer_deleted(&event, &at).await?)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Finishes a cascade whose DELETE request died; a no-op when it already finished.
+    async fn finish_cascade(&self, id: &CustomerId) -> Result<(), CleanupError> {
+        match self.store.find_customer(id).await? {
+            Some(c) if c.state == CustomerState::Deleting => {
+                let done = self.cascade.run(id).await;
+                match done {
+                    Ok(_) => Ok(()),
+                    Err(CascadeError {
+                        failure: crate::cascade::Failure::Store(StoreError::CustomerNotFound),
+                        ..
+                    }) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The platform deleted a user: an owner's customer is deleted through the
+    /// cascade, a member's membership is removed. Unknown users and replays are no-ops.
+    pub async fn on_user_deleted(&self, user: &UserId) -> Result<UserCleanup, CleanupError> {
+        let Some((customer, role)) = self.store.membership_of(user).await? else {
+            return Ok(UserCleanup::Nothing);
+        };
+        if role == Role::Owner {
+            return match self.cascade.run(&customer).await {
+                Ok(_) => Ok(UserCleanup::CustomerDeleted(customer)),
+                Err(CascadeError {
+                    failure: crate::cascade::Failure::Store(StoreError::CustomerNotFound),
+                    ..
+                }) => Ok(UserCleanup::Nothing),
+                Err(e) => Err(e.into()),
+            };
+        }
+        match self.store.remove_member(&customer, user).await {
+            Ok(()) => Ok(UserCleanup::MembershipRemoved(customer)),
+            // Gone meanwhile, or the customer is being deleted: its cascade removes it.
+            Err(StoreError::MemberNotFound | StoreError::CustomerNotFound) => {
+                Ok(UserCleanup::Nothing)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Runs the DynamoDB Streams consumer Lambda.
+pub async fn run_stream_lambda() -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init();
+    let cleanup = Cleanup::from(Dependencies::from_env().await?);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<Event>| {
+            let cleanup = &cleanup;
+            async move { cleanup.on_stream(&event.payload).await.map_err(failed) }
+        },
+    ))
+    .await
+}
+
+/// Runs the `user.deleted` hook Lambda (an EventBridge rule's target).
+pub async fn run_user_deleted_lambda() -> Result<(), lambda_runtime::Error> {
+    use aws_lambda_events::eventbridge::EventBridgeEvent;
+    crate::telemetry::init();
+    let cleanup = Cleanup::from(Dependencies::from_env().await?);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<EventBridgeEvent<crate::events::UserDeleted>>| {
+            let cleanup = &cleanup;
+            async move {
+                let user = event.payload.detail.user_id;
+                let outcome = cleanup.on_user_deleted(&user).await.map_err(failed)?;
+                tracing::info!(%user, ?outcome, "user.deleted handled");
+                Ok::<(), lambda_runtime::Error>(())
+            }
+        },
+    ))
+    .await
+}
+
+/// Logs a failed invocation (the platform retries it) and hands it to the runtime.
+fn failed(err: CleanupError) -> lambda_runtime::Error {
+    tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "cleanup failed; will be retried");
+    err.into()
+}

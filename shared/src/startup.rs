@@ -1,0 +1,93 @@
+//! Cold start: clients built once, secrets fetched once and concurrently.
+
+use aws_config::SdkConfig;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::auth::JwtVerifier;
+use crate::aws;
+use crate::config::{Config, ConfigError, SecretSource};
+use crate::events::Publisher;
+use crate::payments::{Payments, PaymentsError};
+use crate::secrets::{self, SecretError};
+use crate::store::Store;
+
+/// Why a function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A secret could not be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The JWT public key is not an Ed25519 PEM.
+    #[error("JWT public key is not a valid Ed25519 PEM")]
+    JwtKey(#[source] jsonwebtoken::errors::Error),
+    /// The Stripe client could not be built.
+    #[error(transparent)]
+    Payments(#[from] PaymentsError),
+}
+
+/// What a function needs besides the store.
+pub struct Dependencies {
+    /// The table.
+    pub store: Store,
+    /// Token verification.
+    pub jwt: JwtVerifier,
+    /// Stripe, when configured.
+    pub payments: Option<Payments>,
+    /// Where events go.
+    pub publisher: Publisher,
+}
+
+impl Dependencies {
+    /// Builds every client and fetches the JWT key and the Stripe key at once.
+    pub async fn build(config: &Config, sdk: &SdkConfig) -> Result<Self, InitError> {
+        let secrets = aws::secrets_manager(sdk, config.secrets_endpoint.as_deref());
+        let stripe_key = async {
+            match &config.stripe {
+                Some(stripe) => resolve(&stripe.secret_key, &secrets).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (jwt_pem, stripe_key) =
+            tokio::try_join!(resolve(&config.jwt_public_key, &secrets), stripe_key)?;
+        let jwt = JwtVerifier::new(jwt_pem.expose_secret().as_bytes(), &config.jwt)
+            .map_err(InitError::JwtKey)?;
+        let payments = match (&config.stripe, stripe_key) {
+            (Some(stripe), Some(key)) => Some(Payments::new(&stripe.base_url, &key)?),
+            _ => None,
+        };
+        let publisher = match &config.event_bus {
+            Some(bus) => Publisher::EventBridge {
+                client: aws::eventbridge(sdk, config.eventbridge_endpoint.as_deref()),
+                bus: bus.clone(),
+            },
+            None => Publisher::Log,
+        };
+        let store = Store::new(
+            aws::dynamodb(sdk, config.dynamodb_endpoint.as_deref()),
+            &config.table_name,
+        );
+        Ok(Self {
+            store,
+            jwt,
+            payments,
+            publisher,
+        })
+    }
+
+    /// Reads the environment and builds everything.
+    pub async fn from_env() -> Result<Self, InitError> {
+        let config = Config::from_env()?;
+        let sdk = aws::sdk_config(config.region.as_deref()).await;
+        Self::build(&config, &sdk).await
+    }
+}
+
+async fn resolve(
+    source: &SecretSource,
+    client: &aws_sdk_secretsmanager::Client,
+) -> Result<SecretString, SecretError> {
+    secrets::resolve(source, client).await
+}
