@@ -5,6 +5,7 @@
 pub mod app;
 pub mod net;
 pub mod servers;
+pub mod sinks;
 
 pub use app::{Reply, TestApp};
 pub use servers::Env;

@@ -1,0 +1,516 @@
+//! The deletion cascade through Stripe, faults after each step, recovery by a
+//! retried DELETE or by the stream consumer, events, and the user.deleted hook.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use billing::cascade::{Cascade, Step};
+use billing::cleanup::{Cleanup, UserCleanup};
+use billing::domain::{CustomerId, UserId};
+use billing::store::Store;
+use billing_tests::Env;
+use billing_tests::app::{Seeded, Spec, TestApp};
+use billing_tests::sinks::{EventSink, FailingStripe, StreamConsumer, closed_url, settle};
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::TestFn;
+use crate::members::items_of;
+
+pub fn trials() -> Vec<(&'static str, TestFn)> {
+    crate::trials![
+        delete_closes_stripe_and_removes_everything,
+        stripe_retries_only_where_stripe_says_it_is_safe,
+        faults_are_recovered_by_a_retried_delete,
+        faults_are_recovered_by_the_stream_consumer,
+        concurrent_deletes_of_a_stripe_customer,
+        user_deleted_hook,
+    ]
+}
+
+/// A fault injected into one step of the cascade.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Stripe answers 500 (after its retries).
+    Stripe5xx,
+    /// Nothing listens at Stripe's URL.
+    StripeDown,
+    /// DynamoDB cannot be reached during the step.
+    DynamoDown(Step),
+    /// The process stops right after the step.
+    StopAfter(Step),
+}
+
+const FAULTS: [Fault; 8] = [
+    Fault::DynamoDown(Step::MarkDeleting),
+    Fault::StopAfter(Step::MarkDeleting),
+    Fault::Stripe5xx,
+    Fault::StripeDown,
+    Fault::StopAfter(Step::CloseBilling),
+    Fault::DynamoDown(Step::DeleteMembers),
+    Fault::StopAfter(Step::DeleteMembers),
+    Fault::DynamoDown(Step::DeleteRecord),
+];
+
+/// Asserts that nothing of the customer is left: items, memberships, Stripe objects.
+async fn assert_gone(env: &Env, app: &TestApp, c: &Seeded) {
+    assert_eq!(items_of(app, &c.id).await, 0, "{}: items left", c.id);
+    for user in c.members.iter().chain([&c.owner]) {
+        let user = UserId::parse(user).unwrap();
+        assert_eq!(
+            app.store.membership_of(&user).await.unwrap(),
+            None,
+            "membership left"
+        );
+    }
+    assert!(
+        env.stripe_customer(&c.stripe_id).await.is_none(),
+        "Stripe customer left"
+    );
+    assert!(
+        env.live_subscriptions(&c.stripe_id).await.is_empty(),
+        "live subscription left"
+    );
+}
+
+/// Asserts the customer is invisible and closed, with its members untouched or not.
+async fn assert_hidden(app: &TestApp, c: &Seeded) {
+    assert_eq!(
+        app.get(&format!("/customer/{}", c.id)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&format!("/customer/{}/members", c.id)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let listed = app.get("/customers?limit=100").await;
+    let ids: Vec<&str> = listed.json["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        !ids.contains(&c.id.as_str()),
+        "a deleting customer is never listed"
+    );
+    let body = json!({"userID": uuid::Uuid::new_v4(), "role": "user"});
+    let add = app
+        .admin(
+            Method::POST,
+            &format!("/customer/{}/member", c.id),
+            Some(body),
+        )
+        .await;
+    assert_eq!(
+        add.status,
+        StatusCode::NOT_FOUND,
+        "a deleting customer gains no member"
+    );
+}
+
+async fn delete_closes_stripe_and_removes_everything(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    for members in [0, 10] {
+        let c = app
+            .customer_with_stripe(Spec {
+                members,
+                ..Spec::default()
+            })
+            .await;
+        assert!(env.stripe_customer(&c.stripe_id).await.is_some());
+        assert_eq!(
+            env.live_subscriptions(&c.stripe_id).await.len(),
+            1,
+            "seeding subscribed the active customer"
+        );
+        let metadata = &env.stripe_customer(&c.stripe_id).await.unwrap()["metadata"];
+        assert_eq!(metadata["customerID"], c.id.as_str());
+        let reply = app
+            .admin(Method::DELETE, &format!("/customer/{}", c.id), None)
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        assert_gone(env, &app, &c).await;
+        assert_eq!(
+            app.admin(Method::DELETE, &format!("/customer/{}", c.id), None)
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+    }
+    // A canceled customer has no subscription, only a Stripe customer.
+    let canceled = app
+        .customer_with_stripe(Spec {
+            status: "canceled",
+            ..Spec::default()
+        })
+        .await;
+    assert!(env.live_subscriptions(&canceled.stripe_id).await.is_empty());
+    assert_eq!(
+        app.admin(Method::DELETE, &format!("/customer/{}", canceled.id), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_gone(env, &app, &canceled).await;
+}
+
+async fn stripe_retries_only_where_stripe_says_it_is_safe(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    for (should_retry, attempts) in [(Some(false), 1), (Some(true), 3), (None, 3)] {
+        let c = app
+            .customer_with_stripe(Spec {
+                members: 2,
+                ..Spec::default()
+            })
+            .await;
+        let stripe = FailingStripe::start(should_retry).await;
+        let cascade = Cascade::new(app.store.clone(), Some(env.payments_at(&stripe.url)));
+        let err = cascade
+            .run(&CustomerId::parse(&c.id).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err.step, Step::CloseBilling);
+        assert_eq!(
+            stripe.count(),
+            attempts,
+            "Stripe-Should-Retry: {should_retry:?}"
+        );
+        assert_eq!(
+            items_of(&app, &c.id).await,
+            1 + 3,
+            "a Stripe failure changes nothing else"
+        );
+        assert_hidden(&app, &c).await;
+        // The API answers 500 in the error convention while Stripe keeps failing.
+        let failing = billing::api::State::new(
+            app.store.clone(),
+            billing::auth::JwtVerifier::new(
+                billing_tests::app::PUBLIC_KEY.as_bytes(),
+                &billing_tests::app::jwt_settings(),
+            )
+            .unwrap(),
+            Some(env.payments_at(&stripe.url)),
+        );
+        let auth = format!(
+            "Bearer {}",
+            billing_tests::app::token("u", &["billing_admin"], 60)
+        );
+        let (parts, ()) =
+            http::Request::delete(format!("{}/customer/{}", billing_tests::app::API, c.id))
+                .header("authorization", auth)
+                .body(())
+                .unwrap()
+                .into_parts();
+        let reply = billing_tests::Reply::from(
+            billing::api::dispatch(&failing, billing::http::lambda_request(parts, Vec::new()))
+                .await,
+        );
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(reply.error_code(), "billing_error");
+        assert!(
+            !reply.json.to_string().contains("injected"),
+            "no Stripe internals in the body"
+        );
+        drop(stripe);
+        assert_eq!(
+            app.admin(Method::DELETE, &format!("/customer/{}", c.id), None)
+                .await
+                .status,
+            StatusCode::NO_CONTENT
+        );
+        assert_gone(env, &app, &c).await;
+    }
+}
+
+/// Runs the cascade with `fault` injected; returns whether it changed anything.
+async fn inject(env: &Env, app: &TestApp, c: &Seeded, fault: Fault) -> bool {
+    let id = CustomerId::parse(&c.id).unwrap();
+    let good = Cascade::new(app.store.clone(), Some(env.payments()));
+    let dead_db = Cascade::new(
+        Store::new(
+            billing::aws::dynamodb(&env.sdk, Some(&closed_url())),
+            app.store.table_name(),
+        ),
+        Some(env.payments()),
+    );
+    let failing_stripe = FailingStripe::start(Some(false)).await;
+    let stripe_5xx = Cascade::new(
+        app.store.clone(),
+        Some(env.payments_at(&failing_stripe.url)),
+    );
+    let stripe_down = Cascade::new(app.store.clone(), Some(env.payments_at(&closed_url())));
+
+    if let Fault::DynamoDown(Step::MarkDeleting) = fault {
+        assert_eq!(
+            dead_db.mark_deleting(&id).await.unwrap_err().step,
+            Step::MarkDeleting
+        );
+        return false;
+    }
+    let customer = good.mark_deleting(&id).await.unwrap();
+    match fault {
+        Fault::StopAfter(Step::MarkDeleting) => return true,
+        Fault::Stripe5xx => {
+            assert_eq!(
+                stripe_5xx.close_billing(&customer).await.unwrap_err().step,
+                Step::CloseBilling
+            );
+            return true;
+        }
+        Fault::StripeDown => {
+            assert_eq!(
+                stripe_down.close_billing(&customer).await.unwrap_err().step,
+                Step::CloseBilling
+            );
+            return true;
+        }
+        _ => {}
+    }
+    good.close_billing(&customer).await.unwrap();
+    match fault {
+        Fault::StopAfter(Step::CloseBilling) => return true,
+        Fault::DynamoDown(Step::DeleteMembers) => {
+            assert_eq!(
+                dead_db.delete_members(&id).await.unwrap_err().step,
+                Step::DeleteMembers
+            );
+            return true;
+        }
+        _ => {}
+    }
+    good.delete_members(&id).await.unwrap();
+    match fault {
+        Fault::StopAfter(Step::DeleteMembers) => true,
+        Fault::DynamoDown(Step::DeleteRecord) => {
+            assert_eq!(
+                dead_db.delete_record(&id).await.unwrap_err().step,
+                Step::DeleteRecord
+            );
+            true
+        }
+        other => panic!("unexpected fault {other:?}"),
+    }
+}
+
+/// Checks what a stopped cascade left: hidden and closed, memberCount = member items.
+async fn assert_consistent_while_stopped(app: &TestApp, c: &Seeded) {
+    assert_hidden(app, c).await;
+    let id = CustomerId::parse(&c.id).unwrap();
+    let stored = app
+        .store
+        .find_customer(&id)
+        .await
+        .unwrap()
+        .expect("record kept until last");
+    assert_eq!(
+        items_of(app, &c.id).await as u64,
+        1 + stored.member_count,
+        "memberCount matches member items"
+    );
+}
+
+/// Exactly one distinct `customer.deleted` per deleted customer, none for others.
+fn assert_one_event_each(events: &[billing::events::CustomerDeleted], deleted: &[&Seeded]) {
+    let mut by_customer: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for e in events {
+        by_customer
+            .entry(e.customer_id.to_string())
+            .or_default()
+            .insert(e.event_id.clone());
+    }
+    let expected: BTreeSet<String> = deleted.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(
+        by_customer.keys().cloned().collect::<BTreeSet<_>>(),
+        expected,
+        "events for exactly the deleted customers"
+    );
+    for (customer, ids) in by_customer {
+        assert_eq!(ids.len(), 1, "{customer}: one event after deduplication");
+    }
+}
+
+async fn faults_are_recovered_by_a_retried_delete(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let mut customers = Vec::new();
+    for fault in FAULTS {
+        let c = app
+            .customer_with_stripe(Spec {
+                members: 10,
+                ..Spec::default()
+            })
+            .await;
+        if inject(env, &app, &c, fault).await {
+            assert_consistent_while_stopped(&app, &c).await;
+        } else {
+            assert_eq!(
+                app.get(&format!("/customer/{}", c.id)).await.json["memberCount"],
+                11,
+                "{fault:?} changed nothing"
+            );
+        }
+        let retry = app
+            .admin(Method::DELETE, &format!("/customer/{}", c.id), None)
+            .await;
+        assert_eq!(retry.status, StatusCode::NO_CONTENT, "{fault:?}");
+        assert_gone(env, &app, &c).await;
+        customers.push(c);
+    }
+    // The stream consumer publishes one customer.deleted per customer, even when the
+    // stream delivers every batch twice.
+    let sink = EventSink::new(env).await;
+    let mut consumer = StreamConsumer::new(env, &app, sink.publisher()).await;
+    consumer.catch_up(true).await;
+    settle().await;
+    let events = sink.drain().await;
+    assert_eq!(
+        events.len(),
+        2 * customers.len(),
+        "at-least-once: each redelivered batch published again"
+    );
+    assert_one_event_each(&events, &customers.iter().collect::<Vec<_>>());
+    let listed = app.get("/customers").await;
+    assert_eq!(listed.json["items"], 0);
+}
+
+async fn faults_are_recovered_by_the_stream_consumer(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let sink = EventSink::new(env).await;
+    let mut consumer = StreamConsumer::new(env, &app, sink.publisher()).await;
+    let mut deleted = Vec::new();
+    let mut untouched = Vec::new();
+    for fault in FAULTS {
+        let c = app
+            .customer_with_stripe(Spec {
+                members: 10,
+                ..Spec::default()
+            })
+            .await;
+        if inject(env, &app, &c, fault).await {
+            assert_consistent_while_stopped(&app, &c).await;
+            deleted.push(c);
+        } else {
+            untouched.push(c);
+        }
+    }
+    consumer.catch_up(false).await;
+    settle().await;
+    for c in &deleted {
+        assert_gone(env, &app, c).await;
+    }
+    // A cascade that never started stays undone: the customer is whole.
+    for c in &untouched {
+        let reply = app.get(&format!("/customer/{}", c.id)).await;
+        assert_eq!(
+            (reply.status, reply.json["memberCount"].as_u64()),
+            (StatusCode::OK, Some(11))
+        );
+        assert!(env.stripe_customer(&c.stripe_id).await.is_some());
+    }
+    let events = sink.drain().await;
+    assert_one_event_each(&events, &deleted.iter().collect::<Vec<_>>());
+    assert_eq!(app.get("/customers").await.json["items"], untouched.len());
+}
+
+async fn concurrent_deletes_of_a_stripe_customer(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let c = app
+        .customer_with_stripe(Spec {
+            members: 60,
+            ..Spec::default()
+        })
+        .await;
+    let path = format!("/customer/{}", c.id);
+    let users: Vec<String> = (0..10).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let member_path = format!("/customer/{}/member", c.id);
+    let adds = futures_util::future::join_all(users.iter().map(|u| {
+        app.admin(
+            Method::POST,
+            &member_path,
+            Some(json!({"userID": u, "role": "user"})),
+        )
+    }));
+    let (a, b, added) = futures_util::join!(
+        app.admin(Method::DELETE, &path, None),
+        app.admin(Method::DELETE, &path, None),
+        adds
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert!(
+        statuses == [StatusCode::NO_CONTENT, StatusCode::NO_CONTENT]
+            || statuses == [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND],
+        "{statuses:?}"
+    );
+    assert!(
+        added
+            .iter()
+            .all(|r| r.status == StatusCode::CREATED || r.status == StatusCode::NOT_FOUND)
+    );
+    assert_gone(env, &app, &c).await;
+    for u in &users {
+        assert_eq!(
+            app.store
+                .membership_of(&UserId::parse(u).unwrap())
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}
+
+async fn user_deleted_hook(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let cleanup = Cleanup::new(
+        app.store.clone(),
+        Some(env.payments()),
+        billing::events::Publisher::Log,
+    );
+    let owned = app
+        .customer_with_stripe(Spec {
+            members: 3,
+            ..Spec::default()
+        })
+        .await;
+    let other = app
+        .customer_with_stripe(Spec {
+            members: 2,
+            ..Spec::default()
+        })
+        .await;
+    let user = |s: &str| UserId::parse(s).unwrap();
+
+    // A member: only the membership goes, memberCount stays exact; a replay is harmless.
+    let member = user(&other.members[1]);
+    assert_eq!(
+        cleanup.on_user_deleted(&member).await.unwrap(),
+        UserCleanup::MembershipRemoved(CustomerId::parse(&other.id).unwrap())
+    );
+    assert_eq!(
+        cleanup.on_user_deleted(&member).await.unwrap(),
+        UserCleanup::Nothing
+    );
+    let reply = app.get(&format!("/customer/{}", other.id)).await;
+    assert_eq!(reply.json["memberCount"], 2);
+
+    // The owner: the whole customer goes through the cascade; a replay is harmless.
+    let owner = user(&owned.owner);
+    assert_eq!(
+        cleanup.on_user_deleted(&owner).await.unwrap(),
+        UserCleanup::CustomerDeleted(CustomerId::parse(&owned.id).unwrap())
+    );
+    assert_gone(env, &app, &owned).await;
+    assert_eq!(
+        cleanup.on_user_deleted(&owner).await.unwrap(),
+        UserCleanup::Nothing
+    );
+
+    // An unknown user is a no-op.
+    assert_eq!(
+        cleanup.on_user_deleted(&UserId::random()).await.unwrap(),
+        UserCleanup::Nothing
+    );
+    assert_eq!(
+        app.get(&format!("/customer/{}", other.id)).await.status,
+        StatusCode::OK
+    );
+}
