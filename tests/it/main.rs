@@ -2,7 +2,9 @@
 //! fresh table in DynamoDB Local.
 
 mod auth;
+mod cascade;
 mod cli;
+mod contract;
 mod customers;
 mod members;
 
@@ -36,7 +38,9 @@ fn main() {
     let args = Arguments::from_args();
     let all: Vec<(&'static str, TestFn)> = [
         auth::trials(),
+        cascade::trials(),
         cli::trials(),
+        contract::trials(),
         customers::trials(),
         members::trials(),
     ]

@@ -1,0 +1,1101 @@
+//! The deployment contract: the API Gateway events under `events/` run through the
+//! real handlers, and `template.yaml` and `openapi.yaml` describe exactly the code
+//! (routes, functions, table, IAM, operations).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use billing::config::SecretSource;
+use billing::domain::{CustomerId, PageRequest, Role, SubscriptionStatus, UserId};
+use billing::http::{Endpoint, PREFIX};
+use billing::store::table::{LISTING_INDEXES, MEMBERS_INDEX, TableDefinition};
+use billing_tests::Env;
+use billing_tests::app::{Reply, TestApp, token};
+use billing_tests::servers::repo_root;
+use http::StatusCode;
+use serde_json::{Value, json};
+use serde_norway::Value as Yaml;
+
+use crate::TestFn;
+
+pub fn trials() -> Vec<(&'static str, TestFn)> {
+    crate::trials![
+        events_run_through_the_real_handlers,
+        events_without_a_fresh_token_are_unauthorized,
+        template_routes_are_the_endpoints,
+        template_functions_are_the_workspace_packages,
+        template_table_is_the_table_definition,
+        template_grants_each_function_exactly_its_calls,
+        openapi_operations_are_the_endpoints,
+        openapi_parameters_and_statuses_match_the_code,
+    ]
+}
+
+// ---- events/ ------------------------------------------------------------------
+
+/// What the events name; seeded before each event runs.
+const CUSTOMER: &str = "a1b2c3d4-5633-4b16-bbf0-5ca22ef8ea2e";
+const OWNER: &str = "5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e";
+const ADMIN: &str = "706a116f-0236-460e-8f08-9a65a2da89c2";
+/// The member `remove-member.json` removes.
+const MEMBER: &str = "9de7068a-2422-46c1-b718-4a95a91cd559";
+/// The user `add-member.json` adds.
+const NEWCOMER: &str = "ea04845b-d127-4bd6-ae1b-b5ef40a3a7a7";
+/// Another customer, filtered out by `list-customers.json` (`status=active`).
+const PAST_DUE: &str = "c0ffee00-5633-4b16-bbf0-5ca22ef8ea2e";
+const TIER_ID: &str = "e1f2a3b4-5633-4b16-bbf0-5ca22ef8ea2e";
+const CREATED_AT: &str = "2026-02-03T09:14:22Z";
+/// The token placeholder in every event; a test substitutes a fresh token.
+const PLACEHOLDER: &str = "REPLACED_BY_TEST";
+
+fn fixtures() -> Value {
+    json!({"customers": [
+        {
+            "id": CUSTOMER, "name": "Acme Corp", "tierName": "pro", "tierID": TIER_ID,
+            "subscriptionStatus": "active", "createdAt": CREATED_AT, "ownerUserID": OWNER,
+            "members": [
+                {"userID": OWNER, "role": "owner"},
+                {"userID": ADMIN, "role": "admin"},
+                {"userID": MEMBER, "role": "user"},
+            ],
+        },
+        {
+            "id": PAST_DUE, "name": "Globex", "tierName": "pro", "tierID": TIER_ID,
+            "subscriptionStatus": "past_due", "createdAt": "2026-01-05T00:00:00Z",
+            "ownerUserID": "00000000-0000-0000-0000-000000000000", "members": [],
+        },
+    ]})
+}
+
+/// Every file in `events/`, with the endpoint its name (`Endpoint::function()`) names;
+/// each endpoint has exactly one.
+fn event_files() -> Vec<(Endpoint, PathBuf)> {
+    let dir = repo_root().join("events");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read events/")
+        .map(|entry| entry.expect("events/ entry").path())
+        .collect();
+    files.sort();
+    let found: Vec<(Endpoint, PathBuf)> = files
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+            let stem = name.strip_suffix(".json").unwrap_or_else(|| {
+                panic!("events/{name}: every file in events/ is an API Gateway event (*.json)")
+            });
+            let endpoint = Endpoint::ALL
+                .into_iter()
+                .find(|e| e.function() == stem)
+                .unwrap_or_else(|| panic!("events/{name} names no function of Endpoint::ALL"));
+            (endpoint, path)
+        })
+        .collect();
+    let named: BTreeSet<&str> = found.iter().map(|(e, _)| e.function()).collect();
+    let all: BTreeSet<&str> = Endpoint::ALL.iter().map(|e| e.function()).collect();
+    assert_eq!(named, all, "one event per HTTP function");
+    found
+}
+
+/// The event is the payload 2.0 API Gateway sends for this endpoint's route.
+fn check_event(endpoint: Endpoint, name: &str, event: &Value) {
+    let route_key = format!("{} {PREFIX}{}", endpoint.method(), endpoint.path());
+    let ctx = &event["requestContext"];
+    assert_eq!(event["version"], "2.0", "{name}");
+    assert_eq!(event["routeKey"], route_key.as_str(), "{name}");
+    assert_eq!(ctx["routeKey"], route_key.as_str(), "{name}");
+    assert_eq!(ctx["stage"], "$default", "{name}");
+    assert_eq!(ctx["http"]["method"], endpoint.method().as_str(), "{name}");
+    let raw_path = event["rawPath"].as_str().expect("rawPath");
+    assert_eq!(ctx["http"]["path"], raw_path, "{name}");
+    assert_eq!(
+        event["headers"]["authorization"],
+        format!("Bearer {PLACEHOLDER}").as_str(),
+        "{name}: the token is a placeholder the test replaces"
+    );
+    // The path parameters are what the router extracts from rawPath.
+    let (routed, params) = billing::http::route(&endpoint.method(), raw_path)
+        .unwrap_or_else(|e| panic!("{name}: rawPath does not route: {e}"));
+    assert_eq!(routed, endpoint, "{name}");
+    let params: BTreeMap<String, Value> = params.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    let given: BTreeMap<String, Value> = event["pathParameters"]
+        .as_object()
+        .map(|m| m.clone().into_iter().collect())
+        .unwrap_or_default();
+    assert_eq!(given, params, "{name}: pathParameters");
+    // queryStringParameters is what rawQueryString holds.
+    let raw_query = event["rawQueryString"].as_str().expect("rawQueryString");
+    let query: BTreeMap<String, Value> = raw_query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_owned(), json!(v))
+        })
+        .collect();
+    let given: BTreeMap<String, Value> = event["queryStringParameters"]
+        .as_object()
+        .map(|m| m.clone().into_iter().collect())
+        .unwrap_or_default();
+    assert_eq!(given, query, "{name}: queryStringParameters");
+}
+
+fn customer_id() -> CustomerId {
+    CustomerId::parse(CUSTOMER).expect("test UUID")
+}
+
+fn user(id: &str) -> UserId {
+    UserId::parse(id).expect("test UUID")
+}
+
+/// The response the handler gave the event, and the table after it.
+async fn check_outcome(endpoint: Endpoint, app: &TestApp, reply: &Reply) {
+    let json_type = || {
+        assert_eq!(reply.headers["content-type"], "application/json");
+    };
+    match endpoint {
+        Endpoint::ListCustomers => {
+            assert_eq!(reply.status, StatusCode::OK);
+            json_type();
+            assert_eq!(
+                reply.json,
+                json!({
+                    "customers": [{
+                        "id": CUSTOMER, "name": "Acme Corp", "tierName": "pro",
+                        "subscriptionStatus": "active", "memberCount": 3,
+                        "createdAt": CREATED_AT, "ownerUserID": OWNER,
+                    }],
+                    "items": 1,
+                    "pages": 1,
+                })
+            );
+        }
+        Endpoint::GetCustomer => {
+            assert_eq!(reply.status, StatusCode::OK);
+            json_type();
+            assert_eq!(
+                reply.json,
+                json!({
+                    "id": CUSTOMER, "name": "Acme Corp", "createdAt": CREATED_AT,
+                    "tierName": "pro", "tierID": TIER_ID, "subscriptionStatus": "active",
+                    "memberCount": 3, "ownerUserID": OWNER,
+                })
+            );
+        }
+        Endpoint::DeleteCustomer => {
+            assert_eq!(reply.status, StatusCode::NO_CONTENT);
+            assert_eq!(reply.json, Value::Null);
+            assert_eq!(
+                app.store.find_customer(&customer_id()).await.ok(),
+                Some(None)
+            );
+            for u in [OWNER, ADMIN, MEMBER] {
+                assert_eq!(app.store.membership_of(&user(u)).await.ok(), Some(None));
+            }
+        }
+        Endpoint::ListMembers => {
+            assert_eq!(reply.status, StatusCode::OK);
+            json_type();
+            assert_eq!(
+                (&reply.json["items"], &reply.json["pages"]),
+                (&json!(3), &json!(1))
+            );
+            let members = reply.json["members"].as_array().expect("members");
+            let got: Vec<Value> = members
+                .iter()
+                .map(|m| json!([m["userID"], m["role"], m["joinedAt"]]))
+                .collect();
+            // Owner, admins, users; seeding joins them one second apart, in fixture order.
+            let want = vec![
+                json!([OWNER, "owner", "2026-02-03T09:14:22Z"]),
+                json!([ADMIN, "admin", "2026-02-03T09:14:23Z"]),
+                json!([MEMBER, "user", "2026-02-03T09:14:24Z"]),
+            ];
+            assert_eq!(got, want);
+            for m in members {
+                let keys: BTreeSet<&str> = m
+                    .as_object()
+                    .expect("member")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                assert_eq!(
+                    keys,
+                    BTreeSet::from(["roleID", "userID", "role", "joinedAt"])
+                );
+                assert!(uuid::Uuid::parse_str(m["roleID"].as_str().expect("roleID")).is_ok());
+            }
+        }
+        Endpoint::AddMember => {
+            assert_eq!(reply.status, StatusCode::CREATED);
+            json_type();
+            assert_eq!(reply.json, json!({"message": "acknowledged"}));
+            assert_eq!(
+                app.store.membership_of(&user(NEWCOMER)).await.ok(),
+                Some(Some((customer_id(), Role::User)))
+            );
+            let customer = app
+                .store
+                .get_customer(&customer_id())
+                .await
+                .expect("customer");
+            assert_eq!(customer.member_count, 4);
+        }
+        Endpoint::RemoveMember => {
+            assert_eq!(reply.status, StatusCode::NO_CONTENT);
+            assert_eq!(reply.json, Value::Null);
+            assert_eq!(
+                app.store.membership_of(&user(MEMBER)).await.ok(),
+                Some(None)
+            );
+            let customer = app
+                .store
+                .get_customer(&customer_id())
+                .await
+                .expect("customer");
+            assert_eq!(customer.member_count, 2);
+        }
+    }
+}
+
+async fn events_run_through_the_real_handlers(env: &'static Env) {
+    for (endpoint, path) in event_files() {
+        let name = path.display().to_string();
+        let raw = std::fs::read_to_string(&path).expect("read event");
+        let event: Value = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_event(endpoint, &name, &event);
+
+        // GIVEN a fresh table holding what the event names, and a fresh token
+        let app = TestApp::new(env).await;
+        app.seed(fixtures()).await;
+        let fresh = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 300);
+        // WHEN the event, parsed as the Lambda runtime does, reaches the function's handler
+        let req = lambda_http::request::from_str(&raw.replace(PLACEHOLDER, &fresh))
+            .unwrap_or_else(|e| panic!("{name}: not an API Gateway payload 2.0 event: {e}"));
+        assert_eq!(req.method(), endpoint.method(), "{name}");
+        let reply = Reply::from(billing::api::handle(&app.state, endpoint, req).await);
+        // THEN the function answers with its success status and shape
+        check_outcome(endpoint, &app, &reply).await;
+    }
+}
+
+async fn events_without_a_fresh_token_are_unauthorized(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    app.seed(fixtures()).await;
+    for (endpoint, path) in event_files() {
+        let raw = std::fs::read_to_string(&path).expect("read event");
+        let req = lambda_http::request::from_str(&raw).expect("event parses");
+        let reply = Reply::from(billing::api::handle(&app.state, endpoint, req).await);
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", path.display());
+        assert_eq!(reply.error_code(), "unauthorized");
+    }
+    // and nothing changed
+    let customer = app
+        .store
+        .get_customer(&customer_id())
+        .await
+        .expect("customer");
+    assert_eq!(customer.member_count, 3);
+}
+
+// ---- YAML helpers ------------------------------------------------------------------
+
+fn yaml(file: &str) -> Yaml {
+    let path = repo_root().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// A scalar, or a short-form intrinsic as `Tag:value` (`!Ref X` is `Ref:X`).
+fn render(v: &Yaml) -> String {
+    match v {
+        Yaml::Tagged(t) => format!(
+            "{}:{}",
+            t.tag.to_string().trim_start_matches('!'),
+            render(&t.value)
+        ),
+        Yaml::String(s) => s.clone(),
+        Yaml::Number(n) => n.to_string(),
+        Yaml::Bool(b) => b.to_string(),
+        other => panic!("expected a scalar, found {other:?}"),
+    }
+}
+
+/// One value or a list of them.
+fn one_or_many(v: &Yaml) -> Vec<String> {
+    match v {
+        Yaml::Sequence(items) => items.iter().map(render).collect(),
+        other => vec![render(other)],
+    }
+}
+
+fn entries(v: &Yaml) -> Vec<(String, &Yaml)> {
+    v.as_mapping()
+        .map(|m| m.iter().map(|(k, v)| (render(k), v)).collect())
+        .unwrap_or_default()
+}
+
+fn str_of<'a>(v: &'a Yaml, what: &str) -> &'a str {
+    match v {
+        Yaml::String(s) => s,
+        other => panic!("{what}: expected a plain string, found {other:?}"),
+    }
+}
+
+/// `MyThing` from `my-thing`.
+fn pascal(kebab: &str) -> String {
+    kebab
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+// ---- template.yaml -----------------------------------------------------------------
+
+/// A function in the template, its Globals merged in.
+struct Function {
+    logical_id: String,
+    binary: String,
+    properties: BTreeMap<String, Yaml>,
+    /// `(METHOD, path)` of its HttpApi events.
+    routes: Vec<(String, String)>,
+    /// The `Type` of every event.
+    event_types: Vec<String>,
+}
+
+/// The event-driven functions (no route): they run the deletion cascade too.
+const STREAM_CONSUMER: &str = "cleanup-stream";
+const USER_DELETED_HOOK: &str = "user-deleted";
+
+/// Functions that run the deletion cascade, and so need Stripe.
+fn runs_cascade(binary: &str) -> bool {
+    binary == Endpoint::DeleteCustomer.function()
+        || binary == STREAM_CONSUMER
+        || binary == USER_DELETED_HOOK
+}
+
+fn functions(template: &Yaml) -> Vec<Function> {
+    let globals: BTreeMap<String, Yaml> = entries(&template["Globals"]["Function"])
+        .into_iter()
+        .map(|(k, v)| (k, v.clone()))
+        .collect();
+    entries(&template["Resources"])
+        .into_iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(id, r)| {
+            let mut properties = globals.clone();
+            for (k, v) in entries(&r["Properties"]) {
+                let merged = match properties.remove(&k) {
+                    Some(global) => merge(global, v.clone()),
+                    None => v.clone(),
+                };
+                properties.insert(k, merged);
+            }
+            assert_eq!(
+                r["Metadata"]["BuildMethod"].as_str(),
+                Some("rust-cargolambda"),
+                "{id}"
+            );
+            let binary = str_of(&r["Metadata"]["BuildProperties"]["Binary"], &id).to_owned();
+            let event_types = entries(&r["Properties"]["Events"])
+                .into_iter()
+                .map(|(_, e)| render(&e["Type"]))
+                .collect();
+            let routes = entries(&r["Properties"]["Events"])
+                .into_iter()
+                .filter(|(_, e)| e["Type"].as_str() == Some("HttpApi"))
+                .map(|(name, e)| {
+                    let p = &e["Properties"];
+                    assert_eq!(render(&p["ApiId"]), "Ref:HttpApi", "{id}.{name}");
+                    assert_eq!(render(&p["PayloadFormatVersion"]), "2.0", "{id}.{name}");
+                    (
+                        str_of(&p["Method"], &id).to_uppercase(),
+                        str_of(&p["Path"], &id).to_owned(),
+                    )
+                })
+                .collect();
+            Function {
+                logical_id: id,
+                binary,
+                properties,
+                routes,
+                event_types,
+            }
+        })
+        .collect()
+}
+
+/// SAM's Globals merge: maps merge key by key, anything else the function's value wins.
+fn merge(global: Yaml, local: Yaml) -> Yaml {
+    match (global, local) {
+        (Yaml::Mapping(mut g), Yaml::Mapping(l)) => {
+            for (k, v) in l {
+                let merged = match g.remove(&k) {
+                    Some(gv) => merge(gv, v),
+                    None => v,
+                };
+                g.insert(k, merged);
+            }
+            Yaml::Mapping(g)
+        }
+        (_, local) => local,
+    }
+}
+
+fn endpoint_routes() -> BTreeSet<(String, String)> {
+    Endpoint::ALL
+        .iter()
+        .map(|e| (e.method().to_string(), format!("{PREFIX}{}", e.path())))
+        .collect()
+}
+
+async fn template_routes_are_the_endpoints(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    assert_eq!(
+        template["Transform"].as_str(),
+        Some("AWS::Serverless-2016-10-31")
+    );
+    let functions = functions(&template);
+    let mut routes = BTreeSet::new();
+    for f in &functions {
+        let is_endpoint = Endpoint::ALL.iter().any(|e| e.function() == f.binary);
+        assert_eq!(
+            f.event_types.iter().all(|t| t == "HttpApi"),
+            is_endpoint,
+            "{}: endpoint functions have HttpApi events only, the others none",
+            f.logical_id
+        );
+        assert!(
+            !f.event_types.is_empty(),
+            "{}: no event invokes it",
+            f.logical_id
+        );
+        for route in &f.routes {
+            assert!(
+                routes.insert(route.clone()),
+                "route {route:?} is declared twice"
+            );
+            // The function serving a route is the endpoint's own binary.
+            let endpoint = Endpoint::ALL
+                .into_iter()
+                .find(|e| (e.method().to_string(), format!("{PREFIX}{}", e.path())) == *route)
+                .unwrap_or_else(|| panic!("{}: route {route:?} is no endpoint", f.logical_id));
+            assert_eq!(
+                f.binary,
+                endpoint.function(),
+                "{} serves {route:?}",
+                f.logical_id
+            );
+            assert_eq!(
+                f.routes.len(),
+                1,
+                "{}: one route per function",
+                f.logical_id
+            );
+        }
+    }
+    assert_eq!(
+        routes,
+        endpoint_routes(),
+        "template routes == Endpoint::ALL"
+    );
+    // The $default stage: paths are served as the spec writes them, no stage prefix.
+    let api = &template["Resources"]["HttpApi"];
+    assert_eq!(api["Type"].as_str(), Some("AWS::Serverless::HttpApi"));
+    assert!(api["Properties"].get("StageName").is_none());
+    let throttling = &api["Properties"]["DefaultRouteSettings"];
+    assert!(
+        throttling["ThrottlingRateLimit"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    assert!(
+        throttling["ThrottlingBurstLimit"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+}
+
+/// Package names of `functions/*/Cargo.toml`.
+fn function_packages() -> BTreeSet<String> {
+    let dir = repo_root().join("functions");
+    std::fs::read_dir(&dir)
+        .expect("read functions/")
+        .map(|entry| entry.expect("functions/ entry").path())
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .map(|p| package_name(&p.join("Cargo.toml")))
+        .collect()
+}
+
+/// `name` in the `[package]` table of a manifest.
+fn package_name(manifest: &Path) -> String {
+    let text = std::fs::read_to_string(manifest).expect("read Cargo.toml");
+    let mut in_package = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if let Some(value) = line.strip_prefix("name").map(str::trim_start)
+            && in_package
+            && let Some(value) = value.strip_prefix('=')
+        {
+            return value.trim().trim_matches('"').to_owned();
+        }
+    }
+    panic!("{}: no [package] name", manifest.display())
+}
+
+async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    let functions = functions(&template);
+    let binaries: BTreeSet<String> = functions.iter().map(|f| f.binary.clone()).collect();
+    assert_eq!(binaries.len(), functions.len(), "one function per binary");
+    assert_eq!(
+        binaries,
+        function_packages(),
+        "template functions == packages under functions/"
+    );
+    for f in &functions {
+        let id = &f.logical_id;
+        assert_eq!(*id, format!("{}Function", pascal(&f.binary)));
+        let prop = |name: &str| {
+            f.properties
+                .get(name)
+                .unwrap_or_else(|| panic!("{id}: no {name}"))
+        };
+        // cargo-lambda builds `--bin <Binary>` in CodeUri and SAM copies
+        // CodeUri/target/lambda/<Binary>/bootstrap: CodeUri is the workspace root.
+        assert_eq!(render(prop("CodeUri")), ".", "{id}");
+        assert_eq!(render(prop("Runtime")), "provided.al2023", "{id}");
+        assert_eq!(render(prop("Handler")), "bootstrap", "{id}");
+        assert_eq!(one_or_many(prop("Architectures")), ["arm64"], "{id}");
+        assert_eq!(render(&prop("LoggingConfig")["LogFormat"]), "JSON", "{id}");
+        // Its own log group, with a retention.
+        let group = render(&prop("LoggingConfig")["LogGroup"]);
+        let group = group.strip_prefix("Ref:").expect("LogGroup: !Ref");
+        let resource = &template["Resources"][group];
+        assert_eq!(
+            resource["Type"].as_str(),
+            Some("AWS::Logs::LogGroup"),
+            "{id}"
+        );
+        assert!(
+            resource["Properties"].get("RetentionInDays").is_some(),
+            "{id}"
+        );
+        // The environment the code reads is complete and consistent.
+        let vars: BTreeMap<String, String> = entries(&prop("Environment")["Variables"])
+            .into_iter()
+            .map(|(k, v)| (k, render(v)))
+            .collect();
+        for name in [
+            "TABLE_NAME",
+            "JWT_ISSUER",
+            "JWT_AUDIENCE",
+            "JWT_PUBLIC_KEY_SECRET_ID",
+            "RUST_LOG",
+        ] {
+            assert!(vars.contains_key(name), "{id}: {name}");
+        }
+        assert_eq!(vars["TABLE_NAME"], "Ref:Table");
+        assert_eq!(
+            vars["JWT_PUBLIC_KEY_SECRET_ID"],
+            "Ref:JwtPublicKeySecretArn"
+        );
+        let config = billing::config::Config::from_lookup(|k| vars.get(k).cloned())
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert!(
+            matches!(config.jwt_public_key, SecretSource::SecretsManager(_)),
+            "{id}: the JWT key comes from Secrets Manager"
+        );
+        // Stripe only where the cascade runs, its key from Secrets Manager.
+        match &config.stripe {
+            Some(stripe) => {
+                assert!(runs_cascade(&f.binary), "{id}: needs no Stripe key");
+                assert!(
+                    matches!(stripe.secret_key, SecretSource::SecretsManager(_)),
+                    "{id}"
+                );
+                assert_eq!(
+                    vars["STRIPE_SECRET_KEY_SECRET_ID"],
+                    "Ref:StripeSecretKeySecretArn"
+                );
+            }
+            None => assert!(
+                !runs_cascade(&f.binary),
+                "{id}: runs the cascade without Stripe"
+            ),
+        }
+        // Only the stream consumer publishes customer.deleted.
+        assert_eq!(
+            config.event_bus.is_some(),
+            f.binary == STREAM_CONSUMER,
+            "{id}: EVENT_BUS_NAME"
+        );
+        match f.binary.as_str() {
+            STREAM_CONSUMER => {
+                assert_eq!(f.event_types, ["DynamoDB"], "{id}");
+                let events = prop("Events");
+                let stream = entries(events)
+                    .into_iter()
+                    .map(|(_, e)| render(&e["Properties"]["Stream"]))
+                    .collect::<Vec<_>>();
+                assert_eq!(stream, ["GetAtt:Table.StreamArn"], "{id}");
+            }
+            USER_DELETED_HOOK => assert_eq!(f.event_types, ["EventBridgeRule"], "{id}"),
+            _ => {}
+        }
+    }
+}
+
+async fn template_table_is_the_table_definition(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    let table = &template["Resources"]["Table"];
+    assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::Table"));
+    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(table["UpdateReplacePolicy"].as_str(), Some("Retain"));
+    let p = &table["Properties"];
+
+    type Keys = Vec<(String, String)>;
+    let keys_of = |v: &Yaml| -> Keys {
+        v.as_sequence()
+            .expect("KeySchema")
+            .iter()
+            .map(|k| (render(&k["AttributeName"]), render(&k["KeyType"])))
+            .collect()
+    };
+    let keys_in_code = |k: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Keys {
+        k.iter()
+            .map(|e| {
+                (
+                    e.attribute_name().to_owned(),
+                    e.key_type().as_str().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let indexes_of = |v: &Yaml| -> BTreeMap<String, (Keys, String)> {
+        v.as_sequence()
+            .expect("indexes")
+            .iter()
+            .map(|i| {
+                (
+                    render(&i["IndexName"]),
+                    (
+                        keys_of(&i["KeySchema"]),
+                        render(&i["Projection"]["ProjectionType"]),
+                    ),
+                )
+            })
+            .collect()
+    };
+    let projection = |p: Option<&aws_sdk_dynamodb::types::Projection>| {
+        p.and_then(|p| p.projection_type())
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default()
+    };
+
+    let attributes: BTreeSet<(String, String)> = p["AttributeDefinitions"]
+        .as_sequence()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| (render(&a["AttributeName"]), render(&a["AttributeType"])))
+        .collect();
+    let code_attributes: BTreeSet<(String, String)> = TableDefinition::attributes()
+        .iter()
+        .map(|a| {
+            (
+                a.attribute_name().to_owned(),
+                a.attribute_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(attributes, code_attributes, "AttributeDefinitions");
+
+    assert_eq!(
+        keys_of(&p["KeySchema"]),
+        keys_in_code(&TableDefinition::key_schema())
+    );
+
+    let code_lsis: BTreeMap<String, (Keys, String)> = TableDefinition::local_indexes()
+        .iter()
+        .map(|i| {
+            (
+                i.index_name().to_owned(),
+                (keys_in_code(i.key_schema()), projection(i.projection())),
+            )
+        })
+        .collect();
+    assert_eq!(
+        indexes_of(&p["LocalSecondaryIndexes"]),
+        code_lsis,
+        "LocalSecondaryIndexes"
+    );
+
+    let code_gsis: BTreeMap<String, (Keys, String)> = TableDefinition::global_indexes()
+        .iter()
+        .map(|i| {
+            (
+                i.index_name().to_owned(),
+                (keys_in_code(i.key_schema()), projection(i.projection())),
+            )
+        })
+        .collect();
+    assert_eq!(code_gsis.len(), 4);
+    assert_eq!(
+        indexes_of(&p["GlobalSecondaryIndexes"]),
+        code_gsis,
+        "GlobalSecondaryIndexes"
+    );
+
+    assert_eq!(
+        render(&p["BillingMode"]),
+        TableDefinition::billing_mode().as_str()
+    );
+    let stream = TableDefinition::stream();
+    assert_eq!(
+        render(&p["StreamSpecification"]["StreamViewType"]),
+        stream
+            .stream_view_type()
+            .map(|t| t.as_str())
+            .unwrap_or_default()
+    );
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(p["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+    assert_eq!(p["DeletionProtectionEnabled"].as_bool(), Some(true));
+}
+
+/// One permission: action, resource, and whether it holds only inside TransactWriteItems.
+type Grant = (String, String, bool);
+
+/// What each function's code path calls (shared/src/store, cascade, startup, events),
+/// and nothing more. TransactWriteItems is no IAM action: its Put/Update/Delete are
+/// authorized as PutItem/UpdateItem/DeleteItem within it.
+fn expected_grants(binary: &str) -> BTreeSet<Grant> {
+    let table = "GetAtt:Table.Arn".to_owned();
+    let index = |name: &str| format!("Sub:${{Table.Arn}}/index/{name}");
+    let plain =
+        |action: &str, resource: &str| (format!("dynamodb:{action}"), resource.to_owned(), false);
+    let in_tx = |action: &str| (format!("dynamodb:{action}"), table.clone(), true);
+    let secret = |param: &str| {
+        (
+            "secretsmanager:GetSecretValue".to_owned(),
+            format!("Ref:{param}"),
+            false,
+        )
+    };
+    let mut grants = BTreeSet::from([
+        // Every function fetches the JWT public key at cold start (billing::startup).
+        secret("JwtPublicKeySecretArn"),
+        // API key lookups, customer records, memberships.
+        plain("GetItem", &table),
+    ]);
+    // The deletion cascade: member items by query, transactional updates and deletes,
+    // and Stripe.
+    let cascade = [
+        plain("Query", &table),
+        in_tx("UpdateItem"),
+        in_tx("DeleteItem"),
+        secret("StripeSecretKeySecretArn"),
+    ];
+    match Endpoint::ALL.into_iter().find(|e| e.function() == binary) {
+        Some(Endpoint::ListCustomers) => {
+            grants.extend(
+                LISTING_INDEXES
+                    .iter()
+                    .map(|(name, _)| plain("Query", &index(name))),
+            );
+        }
+        Some(Endpoint::GetCustomer) => {}
+        Some(Endpoint::ListMembers) => {
+            grants.insert(plain("Query", &index(MEMBERS_INDEX)));
+        }
+        Some(Endpoint::AddMember) => grants.extend([in_tx("PutItem"), in_tx("UpdateItem")]),
+        Some(Endpoint::RemoveMember) => grants.extend([in_tx("UpdateItem"), in_tx("DeleteItem")]),
+        Some(Endpoint::DeleteCustomer) => grants.extend(cascade),
+        None if binary == USER_DELETED_HOOK => grants.extend(cascade),
+        None if binary == STREAM_CONSUMER => {
+            grants.extend(cascade);
+            grants.insert((
+                "events:PutEvents".to_owned(),
+                "Sub:arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
+                    .to_owned(),
+                false,
+            ));
+        }
+        None => panic!("{binary}: no expected grants; add them here"),
+    }
+    grants
+}
+
+/// The grants of a function's `Policies`: inline statements only.
+fn granted(f: &Function) -> BTreeSet<Grant> {
+    let policies = f
+        .properties
+        .get("Policies")
+        .and_then(Yaml::as_sequence)
+        .unwrap_or_else(|| panic!("{}: Policies is a list of policy documents", f.logical_id));
+    let mut grants = BTreeSet::new();
+    for policy in policies {
+        let statements = policy["Statement"].as_sequence().unwrap_or_else(|| {
+            panic!(
+                "{}: only inline IAM statements, found {policy:?}",
+                f.logical_id
+            )
+        });
+        for s in statements {
+            assert_eq!(render(&s["Effect"]), "Allow", "{}", f.logical_id);
+            let in_tx = match s.get("Condition") {
+                None => false,
+                Some(c) => {
+                    let values =
+                        one_or_many(&c["ForAnyValue:StringEquals"]["dynamodb:EnclosingOperation"]);
+                    assert_eq!(
+                        entries(c).len(),
+                        1,
+                        "{}: unexpected Condition {c:?}",
+                        f.logical_id
+                    );
+                    assert_eq!(
+                        values,
+                        ["TransactWriteItems"],
+                        "{}: unexpected Condition",
+                        f.logical_id
+                    );
+                    true
+                }
+            };
+            for action in one_or_many(&s["Action"]) {
+                for resource in one_or_many(&s["Resource"]) {
+                    assert!(
+                        !action.contains('*') && resource != "*",
+                        "{}: no wildcards ({action} on {resource})",
+                        f.logical_id
+                    );
+                    grants.insert((action.clone(), resource, in_tx));
+                }
+            }
+        }
+    }
+    grants
+}
+
+async fn template_grants_each_function_exactly_its_calls(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    for f in functions(&template) {
+        assert_eq!(granted(&f), expected_grants(&f.binary), "{}", f.logical_id);
+    }
+}
+
+// ---- openapi.yaml ------------------------------------------------------------------
+
+const HTTP_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
+
+/// `(METHOD, path)` and the operation, for every operation in the document.
+fn operations(doc: &Yaml) -> Vec<((String, String), &Yaml, &Yaml)> {
+    let mut ops = Vec::new();
+    for (path, item) in entries(&doc["paths"]) {
+        for (key, op) in entries(item) {
+            if HTTP_METHODS.contains(&key.as_str()) {
+                ops.push(((key.to_uppercase(), path.clone()), item, op));
+            }
+        }
+    }
+    ops
+}
+
+/// Follows a local `$ref`.
+fn resolve<'a>(doc: &'a Yaml, v: &'a Yaml) -> &'a Yaml {
+    match v.get("$ref").map(|r| str_of(r, "$ref")) {
+        Some(r) => {
+            let target = r
+                .strip_prefix("#/")
+                .unwrap_or_else(|| panic!("only local refs: {r}"))
+                .split('/')
+                .fold(doc, |node, part| &node[part]);
+            assert!(!target.is_null(), "dangling $ref {r}");
+            resolve(doc, target)
+        }
+        None => v,
+    }
+}
+
+fn endpoint_of(method: &str, path: &str) -> Endpoint {
+    Endpoint::ALL
+        .into_iter()
+        .find(|e| e.method().as_str() == method && e.path() == path)
+        .unwrap_or_else(|| panic!("{method} {path} is no endpoint"))
+}
+
+async fn openapi_operations_are_the_endpoints(_env: &'static Env) {
+    let doc = yaml("openapi.yaml");
+    assert!(render(&doc["openapi"]).starts_with("3.1"));
+    let servers = doc["servers"].as_sequence().expect("servers");
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0]["url"].as_str(), Some(PREFIX));
+    let documented: BTreeSet<(String, String)> =
+        operations(&doc).into_iter().map(|(k, _, _)| k).collect();
+    let code: BTreeSet<(String, String)> = Endpoint::ALL
+        .iter()
+        .map(|e| (e.method().to_string(), e.path().to_owned()))
+        .collect();
+    assert_eq!(documented, code, "openapi.yaml operations == Endpoint::ALL");
+    // Either credential form, the api-key pair as one requirement.
+    let security: Vec<BTreeSet<String>> = doc["security"]
+        .as_sequence()
+        .expect("security")
+        .iter()
+        .map(|req| entries(req).into_iter().map(|(k, _)| k).collect())
+        .collect();
+    assert_eq!(
+        security,
+        vec![
+            BTreeSet::from(["bearerAuth".to_owned()]),
+            BTreeSet::from(["apiKey".to_owned(), "apiSecret".to_owned()]),
+        ]
+    );
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearerAuth"]["scheme"].as_str(), Some("bearer"));
+    assert_eq!(schemes["apiKey"]["name"].as_str(), Some("api-key"));
+    assert_eq!(schemes["apiSecret"]["name"].as_str(), Some("api-secret"));
+}
+
+/// Statuses each operation can answer, from the handlers and `ApiError::status`:
+/// 503 where a transaction runs (bounded retries on conflicts), 404 where a customer
+/// is looked up, 409 where a membership condition can fail.
+fn expected_statuses(endpoint: Endpoint) -> BTreeSet<u16> {
+    let common = [400, 401, 403, 500];
+    let specific: &[u16] = match endpoint {
+        Endpoint::ListCustomers => &[200],
+        Endpoint::GetCustomer => &[200, 404],
+        Endpoint::DeleteCustomer => &[204, 404, 503],
+        Endpoint::ListMembers => &[200, 404],
+        Endpoint::AddMember => &[201, 404, 409, 503],
+        Endpoint::RemoveMember => &[204, 404, 409, 503],
+    };
+    common.iter().chain(specific).copied().collect()
+}
+
+async fn openapi_parameters_and_statuses_match_the_code(_env: &'static Env) {
+    let doc = yaml("openapi.yaml");
+    for ((method, path), item, op) in operations(&doc) {
+        let endpoint = endpoint_of(&method, &path);
+        let what = format!("{method} {path}");
+        // Parameters: path ones are the template's, query ones what the handler reads.
+        let params: Vec<&Yaml> = [&item["parameters"], &op["parameters"]]
+            .into_iter()
+            .filter_map(Yaml::as_sequence)
+            .flatten()
+            .map(|p| resolve(&doc, p))
+            .collect();
+        let named = |place: &str| -> BTreeSet<String> {
+            params
+                .iter()
+                .filter(|p| p["in"].as_str() == Some(place))
+                .map(|p| render(&p["name"]))
+                .collect()
+        };
+        let in_path: BTreeSet<String> = endpoint
+            .path()
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(named("path"), in_path, "{what}: path parameters");
+        let query: BTreeSet<String> = match endpoint {
+            Endpoint::ListCustomers => ["page", "limit", "tierName", "status"]
+                .map(String::from)
+                .into(),
+            Endpoint::ListMembers => ["page", "limit"].map(String::from).into(),
+            _ => BTreeSet::new(),
+        };
+        assert_eq!(named("query"), query, "{what}: query parameters");
+        for p in &params {
+            let schema = resolve(&doc, &p["schema"]);
+            match p["name"].as_str() {
+                Some("page") => {
+                    assert_eq!(schema["minimum"].as_u64(), Some(1));
+                    assert_eq!(schema["maximum"].as_u64(), Some(u64::from(u32::MAX)));
+                    assert_eq!(schema["default"].as_u64(), Some(1));
+                }
+                Some("limit") => {
+                    assert_eq!(schema["minimum"].as_u64(), Some(1));
+                    assert_eq!(
+                        schema["maximum"].as_u64(),
+                        Some(u64::from(PageRequest::MAX_LIMIT))
+                    );
+                    assert_eq!(
+                        schema["default"].as_u64(),
+                        Some(u64::from(PageRequest::DEFAULT_LIMIT))
+                    );
+                }
+                Some("status") => {
+                    let documented = one_or_many(&schema["enum"]);
+                    let code: Vec<String> = SubscriptionStatus::ALL
+                        .iter()
+                        .map(|s| s.as_str().to_owned())
+                        .collect();
+                    assert_eq!(documented, code);
+                }
+                _ => {}
+            }
+        }
+        // Statuses: exactly what the code can answer; every error in the convention.
+        let responses = entries(&op["responses"]);
+        let statuses: BTreeSet<u16> = responses
+            .iter()
+            .map(|(code, _)| {
+                code.parse()
+                    .unwrap_or_else(|_| panic!("{what}: status {code}"))
+            })
+            .collect();
+        assert_eq!(statuses, expected_statuses(endpoint), "{what}: statuses");
+        for (code, response) in &responses {
+            let response = resolve(&doc, response);
+            if code.starts_with('2') {
+                continue;
+            }
+            for header in ["x-error", "x-error-id"] {
+                assert!(
+                    response["headers"].get(header).is_some(),
+                    "{what} {code}: {header}"
+                );
+            }
+            if code == "503" {
+                assert!(
+                    response["headers"].get("Retry-After").is_some(),
+                    "{what} 503: Retry-After"
+                );
+            }
+            let schema = &response["content"]["application/json"]["schema"];
+            assert_eq!(
+                render(&schema["$ref"]),
+                "#/components/schemas/Error",
+                "{what} {code}"
+            );
+        }
+    }
+    let error = &doc["components"]["schemas"]["Error"]["properties"]["error"];
+    let required: BTreeSet<String> = one_or_many(&error["required"]).into_iter().collect();
+    assert_eq!(
+        required,
+        ["message", "type", "code", "error_id"]
+            .map(String::from)
+            .into()
+    );
+    assert!(error["properties"].get("param").is_some());
+    let roles = one_or_many(&doc["components"]["schemas"]["Role"]["enum"]);
+    let code_roles: Vec<String> = [Role::Owner, Role::Admin, Role::User]
+        .iter()
+        .map(|r| r.as_str().to_owned())
+        .collect();
+    assert_eq!(roles, code_roles);
+}
