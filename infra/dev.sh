@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make dev`: installs what is missing, starts DynamoDB Local, creates and seeds
-# the table, serves the API on 127.0.0.1:${PORT:-3000} through the Lambdas'
-# handlers, prints a demo admin token and a curl example, and stops everything
-# it started on Ctrl-C or SIGTERM.
+# `make dev`: installs what is missing, starts DynamoDB Local and localstripe,
+# creates and seeds the table (with Stripe customers and subscriptions), serves
+# the API on 127.0.0.1:${PORT:-3000} through the Lambdas' handlers, runs the
+# stream consumer, prints a demo admin token and a curl example, and stops
+# everything it started on Ctrl-C or SIGTERM.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,7 +11,9 @@ cd "$root"
 
 port="${PORT:-3000}"
 ddb_port="${DYNAMODB_PORT:-8000}"
+stripe_port="${STRIPE_PORT:-8420}"
 export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:$ddb_port}"
+export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:$stripe_port}"
 
 log() { printf 'make dev: %s\n' "$*" >&2; }
 
@@ -26,8 +29,8 @@ wait_for_port() {
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-for p in "$port" "$ddb_port"; do
-  port_free "$p" || { log "port $p is in use (another make dev?); set PORT / DYNAMODB_PORT"; exit 1; }
+for p in "$port" "$ddb_port" "$stripe_port"; do
+  port_free "$p" || { log "port $p is in use (another make dev?); set PORT / DYNAMODB_PORT / STRIPE_PORT"; exit 1; }
 done
 
 infra/install.sh
@@ -51,12 +54,19 @@ infra/run-dynamodb-local.sh "$ddb_port" >"$root/target/dynamodb-local.log" 2>&1 
 pids+=("$!")
 wait_for_port "$ddb_port" "DynamoDB Local"
 
+log "starting localstripe on 127.0.0.1:$stripe_port"
+infra/run-localstripe.sh "$stripe_port" >"$root/target/localstripe.log" 2>&1 &
+pids+=("$!")
+wait_for_port "$stripe_port" "localstripe"
+
 "$cli" create-table
 "$cli" seed --demo
 
 admin_user="5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e"
 token="$("$cli" token --sub "$admin_user" --role billing_admin --expires-in 43200)"
 
+"$cli" consume-stream &
+pids+=("$!")
 "$cli" serve --port "$port" &
 pids+=("$!")
 wait_for_port "$port" "billing-dev serve"
@@ -68,6 +78,9 @@ Demo admin token (12 h):
   export TOKEN=$token
 Try:
   curl -s 'http://127.0.0.1:$port/api/billing/v1/admin/customers?page=1&limit=10&status=active' -H "Authorization: Bearer \$TOKEN"
+Stripe (localstripe): $STRIPE_API_BASE/v1/customers (key sk_test_local); deleting a customer
+cancels its subscription and deletes its Stripe customer; the stream consumer then
+logs customer.deleted.
 
 MSG
 

@@ -6,9 +6,16 @@
 #   .local/dynamodb-local/classes  infra/dynamodb-local/LoopbackLauncher.java, compiled
 #   .local/venv                 Python venv from infra/requirements.txt
 #                               (localstripe, moto[server], boto3)
+# Optional parts, installed only when named on the command line:
+#   sam   .local/sam-venv         Python venv from infra/requirements-sam.txt
+#                               (aws-sam-cli, cfn-lint, ziglang); its own venv
+#                               because aws-sam-cli's pins conflict with .local/venv's
+#   fuzz  .local/venv + schemathesis  infra/requirements-fuzz.txt installed into
+#                               the project venv on top of infra/requirements.txt
 # Idempotent: each part is redone only when its inputs change (sha256 stamps in
 # .local/stamps), so a run with nothing to do takes well under a second.
-# Usage: infra/install.sh [--force]   (INFRA_PYTHON=/path/to/python3.11 to pick the interpreter)
+# Usage: infra/install.sh [--force] [sam] [fuzz]
+#   (INFRA_PYTHON=/path/to/python3.11 to pick the interpreter)
 set -euo pipefail
 
 infra_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,11 +28,16 @@ venv="$local_dir/venv"
 python="${INFRA_PYTHON:-python3}"
 
 force=0
-case "${1:-}" in
-  "") ;;
-  --force) force=1 ;;
-  *) echo "usage: $0 [--force]" >&2; exit 2 ;;
-esac
+want_sam=0
+want_fuzz=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    sam) want_sam=1 ;;
+    fuzz) want_fuzz=1 ;;
+    *) echo "usage: $0 [--force] [sam] [fuzz]" >&2; exit 2 ;;
+  esac
+done
 
 log() { printf 'install.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -117,6 +129,61 @@ else
     die "infra/requirements.txt is missing or conflicting pins (pip check above)"
   fi
   stamp venv "$venv_hash"
+fi
+
+# pip_install_pinned VENV REQUIREMENTS: exactly the pinned set (--no-deps), then
+# `pip check` over the whole venv, as for .local/venv above.
+pip_install_pinned() {
+  "$1/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    --require-virtualenv --no-deps -r "$2" >&2
+  local check
+  if ! check="$("$1/bin/python" -m pip check --disable-pip-version-check 2>&1)"; then
+    printf '%s\n' "$check" >&2
+    die "${2#"$root"/} is missing or conflicting pins (pip check above)"
+  fi
+}
+
+# ---- SAM CLI venv (optional part `sam`) -------------------------------------
+sam_venv="$local_dir/sam-venv"
+if [[ $want_sam -eq 1 ]]; then
+  sam_hash="$(hash_inputs "$infra_dir/requirements-sam.txt" <<<"sam-venv-v1 $root $python_version")"
+  if fresh sam-venv "$sam_hash" "$sam_venv/bin/sam"; then
+    log "sam-venv: up to date"
+  else
+    log "sam-venv: creating .local/sam-venv from infra/requirements-sam.txt"
+    rm -rf "$sam_venv" "$stamps/sam-venv"
+    "$python" -m venv "$sam_venv"
+    pip_install_pinned "$sam_venv" "$infra_dir/requirements-sam.txt"
+    stamp sam-venv "$sam_hash"
+  fi
+fi
+
+# ---- Schemathesis in the project venv (optional part `fuzz`) ----------------
+# An overlay on .local/venv: the venv part above removes the whole venv when it
+# rebuilds it, and the stamp includes its hash, so the overlay follows. When
+# requirements-fuzz.txt changes, the previous overlay (a copy is kept in
+# .local/stamps/fuzz-requirements.txt) is uninstalled first.
+if [[ $want_fuzz -eq 1 ]]; then
+  fuzz_reqs="$infra_dir/requirements-fuzz.txt"
+  fuzz_hash="$(hash_inputs "$fuzz_reqs" <<<"fuzz-v1 $venv_hash")"
+  if fresh fuzz "$fuzz_hash" "$venv/bin/schemathesis"; then
+    log "schemathesis: up to date"
+  else
+    log "schemathesis: installing infra/requirements-fuzz.txt into .local/venv"
+    # names "a-b", "a_b", "A.b" are one package; extras do not matter here.
+    pin_names() { sed -E 's/#.*//; s/[[:space:]]+//g; /^$/d; s/[][<>=!~;@].*//' "$1" | tr 'A-Z_.' 'a-z--' | sort -u; }
+    both="$(comm -12 <(pin_names "$infra_dir/requirements.txt") <(pin_names "$fuzz_reqs"))"
+    [[ -z $both ]] || die "infra/requirements-fuzz.txt repeats pins of infra/requirements.txt: ${both//$'\n'/ }"
+    rm -f "$stamps/fuzz"
+    if [[ -f "$stamps/fuzz-requirements.txt" ]]; then
+      "$venv/bin/python" -m pip uninstall --quiet --disable-pip-version-check --yes \
+        -r "$stamps/fuzz-requirements.txt" >/dev/null 2>&1 || true
+    fi
+    # Copied first: a failed install is uninstalled by the next run.
+    cp "$fuzz_reqs" "$stamps/fuzz-requirements.txt"
+    pip_install_pinned "$venv" "$fuzz_reqs"
+    stamp fuzz "$fuzz_hash"
+  fi
 fi
 
 log "ready in $local_dir"

@@ -152,10 +152,10 @@ impl StreamConsumer {
         let poller = StreamPoller::open(app.store.client(), streams, app.store.table_name())
             .await
             .expect("open stream");
-        Self {
-            poller,
-            cleanup: Cleanup::new(app.store.clone(), Some(env.payments()), publisher),
-        }
+        // No grace: these tests play a consumer whose DELETE requests have died.
+        let cleanup = Cleanup::new(app.store.clone(), Some(env.payments()), publisher)
+            .with_grace(std::time::Duration::ZERO);
+        Self { poller, cleanup }
     }
 
     /// Handles every record written so far; with `redeliver`, hands each batch to the
@@ -249,4 +249,64 @@ pub fn closed_url() -> String {
 /// Waits a little for moto to route events to the queue.
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// A Stripe that forwards every request to localstripe after a delay.
+pub struct SlowStripe {
+    /// Its base URL.
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowStripe {
+    /// Starts it on a free loopback port, in front of `upstream`.
+    pub async fn start(upstream: String, delay: Duration) -> Self {
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let upstream = upstream.clone();
+            async move {
+                tokio::time::sleep(delay).await;
+                let method = req.method().to_string();
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let auth = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let (status, body) = tokio::task::spawn_blocking(move || {
+                    crate::net::request(
+                        &upstream,
+                        &method,
+                        &path,
+                        &[("Authorization", &auth)],
+                        None,
+                    )
+                })
+                .await
+                .expect("forward");
+                let mut response =
+                    axum::response::Response::new(axum::body::Body::from(body.to_string()));
+                *response.status_mut() = http::StatusCode::from_u16(status).expect("status");
+                response
+            }
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, task }
+    }
+}
+
+impl Drop for SlowStripe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -2,6 +2,8 @@
 //! publishes `customer.deleted` when a customer record is removed) and the
 //! platform's `user.deleted` hook.
 
+use std::time::Duration;
+
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 
 use crate::cascade::{Cascade, CascadeError};
@@ -36,17 +38,23 @@ pub enum UserCleanup {
     CustomerDeleted(CustomerId),
 }
 
+/// How long a DELETE request has to finish its own cascade before the stream
+/// consumer takes over (a request takes well under a second; its Lambda times out
+/// long before this).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
 /// The cleanup handlers and what they need.
 #[derive(Debug, Clone)]
 pub struct Cleanup {
     store: Store,
     cascade: Cascade,
     publisher: Publisher,
+    grace: Duration,
 }
 
 impl From<Dependencies> for Cleanup {
     fn from(deps: Dependencies) -> Self {
-        Self::new(deps.store, deps.payments, deps.publisher)
+        Self::new(deps.store, deps.payments, deps.publisher).with_grace(deps.cascade_grace)
     }
 }
 
@@ -61,7 +69,14 @@ impl Cleanup {
             cascade: Cascade::new(store.clone(), payments),
             store,
             publisher,
+            grace: DEFAULT_GRACE,
         }
+    }
+
+    /// Sets how long a cascade may be in progress before the stream consumer finishes it.
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     /// Handles a batch of stream records in order; the first failure fails the batch
@@ -93,8 +108,19 @@ impl Cleanup {
         }
     }
 
-    /// Finishes a cascade whose DELETE request died; a no-op when it already finished.
+    /// Finishes a cascade whose DELETE request died; a no-op when it finished. A
+    /// cascade younger than the grace period is given the rest of it first, so a
+    /// live request is not raced.
     async fn finish_cascade(&self, id: &CustomerId) -> Result<(), CleanupError> {
+        let Some(c) = self.store.find_customer(id).await? else {
+            return Ok(());
+        };
+        let age = c.deleting_since.map_or(self.grace, |since| {
+            (now() - since).to_std().unwrap_or_default()
+        });
+        if age < self.grace {
+            tokio::time::sleep(self.grace - age).await;
+        }
         match self.store.find_customer(id).await? {
             Some(c) if c.state == CustomerState::Deleting => {
                 let done = self.cascade.run(id).await;

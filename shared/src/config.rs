@@ -24,16 +24,26 @@ pub struct Config {
     pub dynamodb_endpoint: Option<String>,
     /// Secrets Manager endpoint override (`AWS_ENDPOINT_URL_SECRETS_MANAGER`).
     pub secrets_endpoint: Option<String>,
-    /// Expected token issuer and audience (`JWT_ISSUER`, `JWT_AUDIENCE`).
-    pub jwt: JwtSettings,
-    /// Ed25519 public key in PEM (`JWT_PUBLIC_KEY`, or `JWT_PUBLIC_KEY_SECRET_ID`).
-    pub jwt_public_key: SecretSource,
+    /// Token verification, for the functions that serve HTTP.
+    pub auth: Option<AuthConfig>,
     /// Stripe, for the functions that run the deletion cascade.
     pub stripe: Option<StripeConfig>,
     /// Where `customer.deleted` goes (`EVENT_BUS_NAME`); the log when unset.
     pub event_bus: Option<String>,
     /// EventBridge endpoint override (`AWS_ENDPOINT_URL_EVENTBRIDGE`).
     pub eventbridge_endpoint: Option<String>,
+    /// How long the stream consumer leaves a cascade to its request
+    /// (`CASCADE_GRACE_SECONDS`, default 30).
+    pub cascade_grace: std::time::Duration,
+}
+
+/// Token verification settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Expected token issuer and audience (`JWT_ISSUER`, `JWT_AUDIENCE`).
+    pub jwt: JwtSettings,
+    /// Ed25519 public key in PEM (`JWT_PUBLIC_KEY`, or `JWT_PUBLIC_KEY_SECRET_ID`).
+    pub public_key: SecretSource,
 }
 
 /// Stripe settings.
@@ -45,10 +55,25 @@ pub struct StripeConfig {
     pub secret_key: SecretSource,
 }
 
+/// The token settings: all of them (HTTP functions) or none (event functions).
+const AUTH_SETTINGS: [&str; 4] = [
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "JWT_PUBLIC_KEY",
+    "JWT_PUBLIC_KEY_SECRET_ID",
+];
+
 /// A required setting is missing or empty.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
+
+impl ConfigError {
+    /// `name` is required here.
+    pub fn missing(name: &str) -> Self {
+        Self(format!("{name} is required"))
+    }
+}
 
 impl Config {
     /// Reads the process environment.
@@ -66,11 +91,17 @@ impl Config {
             region: optional("AWS_REGION"),
             dynamodb_endpoint: optional("AWS_ENDPOINT_URL_DYNAMODB"),
             secrets_endpoint: optional("AWS_ENDPOINT_URL_SECRETS_MANAGER"),
-            jwt: JwtSettings {
-                issuer: required("JWT_ISSUER")?,
-                audience: required("JWT_AUDIENCE")?,
+            auth: if AUTH_SETTINGS.iter().any(|name| optional(name).is_some()) {
+                Some(AuthConfig {
+                    jwt: JwtSettings {
+                        issuer: required("JWT_ISSUER")?,
+                        audience: required("JWT_AUDIENCE")?,
+                    },
+                    public_key: secret(&optional, "JWT_PUBLIC_KEY")?,
+                })
+            } else {
+                None
             },
-            jwt_public_key: secret(&optional, "JWT_PUBLIC_KEY")?,
             stripe: match (
                 optional("STRIPE_SECRET_KEY"),
                 optional("STRIPE_SECRET_KEY_SECRET_ID"),
@@ -84,6 +115,15 @@ impl Config {
             },
             event_bus: optional("EVENT_BUS_NAME"),
             eventbridge_endpoint: optional("AWS_ENDPOINT_URL_EVENTBRIDGE"),
+            cascade_grace: match optional("CASCADE_GRACE_SECONDS") {
+                None => std::time::Duration::from_secs(30),
+                Some(raw) => raw
+                    .parse()
+                    .map(std::time::Duration::from_secs)
+                    .map_err(|_| {
+                        ConfigError("CASCADE_GRACE_SECONDS must be a whole number".into())
+                    })?,
+            },
         })
     }
 }
@@ -123,13 +163,14 @@ mod tests {
     fn reads_a_secret_id_or_a_value_but_not_both() {
         let with =
             |extra: &[(&str, &str)]| Config::from_lookup(lookup(&[&BASE[..], extra].concat()));
+        let key = |c: Config| c.auth.map(|a| a.public_key);
         assert!(matches!(
-            with(&[("JWT_PUBLIC_KEY_SECRET_ID", "arn:x")]).unwrap().jwt_public_key,
-            SecretSource::SecretsManager(id) if id == "arn:x"
+            key(with(&[("JWT_PUBLIC_KEY_SECRET_ID", "arn:x")]).unwrap()),
+            Some(SecretSource::SecretsManager(id)) if id == "arn:x"
         ));
         assert!(matches!(
-            with(&[("JWT_PUBLIC_KEY", "pem")]).unwrap().jwt_public_key,
-            SecretSource::Value(_)
+            key(with(&[("JWT_PUBLIC_KEY", "pem")]).unwrap()),
+            Some(SecretSource::Value(_))
         ));
         assert!(
             with(&[
@@ -170,16 +211,33 @@ mod tests {
     }
 
     #[test]
-    fn requires_the_table_and_token_settings() {
-        for missing in ["TABLE_NAME", "JWT_ISSUER", "JWT_AUDIENCE"] {
+    fn requires_the_table_and_complete_token_settings() {
+        // The table always; the token settings all together, or none (event functions).
+        let without = |missing: &str| {
             let pairs: Vec<_> = BASE
                 .iter()
                 .copied()
-                .filter(|(k, _)| *k != missing)
                 .chain([("JWT_PUBLIC_KEY", "p")])
+                .filter(|(k, _)| *k != missing)
                 .collect();
-            let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
+            Config::from_lookup(lookup(&pairs))
+        };
+        for missing in ["TABLE_NAME", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEY"] {
+            let err = without(missing).unwrap_err();
             assert!(err.to_string().contains(missing), "{err}");
         }
+        let events_only = Config::from_lookup(lookup(&[("TABLE_NAME", "t")])).unwrap();
+        assert!(events_only.auth.is_none());
+        assert_eq!(
+            events_only.cascade_grace,
+            std::time::Duration::from_secs(30)
+        );
+        assert!(
+            Config::from_lookup(lookup(&[
+                ("TABLE_NAME", "t"),
+                ("CASCADE_GRACE_SECONDS", "x")
+            ]))
+            .is_err()
+        );
     }
 }

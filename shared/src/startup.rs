@@ -32,12 +32,14 @@ pub enum InitError {
 pub struct Dependencies {
     /// The table.
     pub store: Store,
-    /// Token verification.
-    pub jwt: JwtVerifier,
+    /// Token verification, when configured (HTTP functions).
+    pub jwt: Option<JwtVerifier>,
     /// Stripe, when configured.
     pub payments: Option<Payments>,
     /// Where events go.
     pub publisher: Publisher,
+    /// Grace the stream consumer gives a cascade in progress.
+    pub cascade_grace: std::time::Duration,
 }
 
 impl Dependencies {
@@ -50,10 +52,20 @@ impl Dependencies {
                 None => Ok(None),
             }
         };
-        let (jwt_pem, stripe_key) =
-            tokio::try_join!(resolve(&config.jwt_public_key, &secrets), stripe_key)?;
-        let jwt = JwtVerifier::new(jwt_pem.expose_secret().as_bytes(), &config.jwt)
-            .map_err(InitError::JwtKey)?;
+        let jwt_key = async {
+            match &config.auth {
+                Some(auth) => resolve(&auth.public_key, &secrets).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (jwt_pem, stripe_key) = tokio::try_join!(jwt_key, stripe_key)?;
+        let jwt = match (&config.auth, jwt_pem) {
+            (Some(auth), Some(pem)) => Some(
+                JwtVerifier::new(pem.expose_secret().as_bytes(), &auth.jwt)
+                    .map_err(InitError::JwtKey)?,
+            ),
+            _ => None,
+        };
         let payments = match (&config.stripe, stripe_key) {
             (Some(stripe), Some(key)) => Some(Payments::new(&stripe.base_url, &key)?),
             _ => None,
@@ -74,6 +86,7 @@ impl Dependencies {
             jwt,
             payments,
             publisher,
+            cascade_grace: config.cascade_grace,
         })
     }
 

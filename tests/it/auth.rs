@@ -273,7 +273,7 @@ async fn secrets_manager_holds_the_jwt_and_stripe_keys(env: &'static Env) {
     let deps = billing::startup::Dependencies::build(&config_with(&[]), &env.sdk)
         .await
         .expect("dependencies from Secrets Manager");
-    let state = billing::api::State::from(deps);
+    let state = billing::api::State::try_from(deps).expect("HTTP state");
     // THEN tokens signed with the private half are accepted, and the Stripe key works:
     // a customer with Stripe objects is deleted through the cascade.
     let customer = app.customer_with_stripe(Spec::default()).await;

@@ -9,7 +9,9 @@ use billing::domain::{CustomerId, UserId};
 use billing::store::Store;
 use billing_tests::Env;
 use billing_tests::app::{Seeded, Spec, TestApp};
-use billing_tests::sinks::{EventSink, FailingStripe, StreamConsumer, closed_url, settle};
+use billing_tests::sinks::{
+    EventSink, FailingStripe, SlowStripe, StreamConsumer, closed_url, settle,
+};
 use http::{Method, StatusCode};
 use serde_json::json;
 
@@ -23,6 +25,8 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         faults_are_recovered_by_a_retried_delete,
         faults_are_recovered_by_the_stream_consumer,
         concurrent_deletes_of_a_stripe_customer,
+        a_delete_overtaken_by_another_cascade_still_succeeds,
+        the_stream_consumer_leaves_a_live_delete_alone,
         user_deleted_hook,
     ]
 }
@@ -513,4 +517,78 @@ async fn user_deleted_hook(env: &'static Env) {
         app.get(&format!("/customer/{}", other.id)).await.status,
         StatusCode::OK
     );
+}
+
+async fn a_delete_overtaken_by_another_cascade_still_succeeds(env: &'static Env) {
+    // GIVEN a DELETE whose Stripe step is slow, and a second cascade (the stream
+    // consumer, another DELETE) that finishes the whole job meanwhile
+    let app = TestApp::new(env).await;
+    let c = app
+        .customer_with_stripe(Spec {
+            members: 5,
+            ..Spec::default()
+        })
+        .await;
+    let id = CustomerId::parse(&c.id).unwrap();
+    let slow = SlowStripe::start(
+        env.stripe_url.clone(),
+        std::time::Duration::from_millis(1500),
+    )
+    .await;
+    let slow_cascade = Cascade::new(app.store.clone(), Some(env.payments_at(&slow.url)));
+    let fast_cascade = Cascade::new(app.store.clone(), Some(env.payments()));
+    let (slow_run, fast_run) = futures_util::join!(slow_cascade.run(&id), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        fast_cascade.run(&id).await
+    });
+    // THEN both succeed (the slow one must not report "not found" for a deletion it
+    // started), and nothing is left
+    let fast_run = fast_run.expect("the fast cascade finishes");
+    assert!(fast_run.record_removed);
+    let slow_run = slow_run.expect("the overtaken cascade still succeeds");
+    assert!(!slow_run.record_removed);
+    assert_gone(env, &app, &c).await;
+}
+
+async fn the_stream_consumer_leaves_a_live_delete_alone(env: &'static Env) {
+    // GIVEN a consumer with a grace period, fed the record of a deletion in progress
+    let app = TestApp::new(env).await;
+    let c = app
+        .customer_with_stripe(Spec {
+            members: 5,
+            ..Spec::default()
+        })
+        .await;
+    let id = CustomerId::parse(&c.id).unwrap();
+    let stripe = FailingStripe::start(Some(false)).await;
+    let consumer = Cleanup::new(
+        app.store.clone(),
+        Some(env.payments_at(&stripe.url)),
+        billing::events::Publisher::Log,
+    )
+    .with_grace(std::time::Duration::from_secs(2));
+    let mut record = aws_lambda_events::dynamodb::EventRecord::default();
+    record.event_name = "MODIFY".to_owned();
+    record.event_id = "1".to_owned();
+    let image = json!({"type": {"S": "customer"}, "id": {"S": c.id}, "state": {"S": "deleting"}});
+    record.change.new_image = serde_json::from_value(image).unwrap();
+    let mut event = aws_lambda_events::dynamodb::Event::default();
+    event.records = vec![record];
+    // WHEN the request's own cascade finishes within the grace period
+    let request = async {
+        let customer = app.store.begin_deletion(&id).await.unwrap();
+        let cascade = Cascade::new(app.store.clone(), Some(env.payments()));
+        cascade.close_billing(&customer).await.unwrap();
+        cascade.delete_members(&id).await.unwrap();
+        cascade.delete_record(&id).await.unwrap();
+    };
+    let (handled, ()) = futures_util::join!(consumer.on_stream(&event), request);
+    // THEN the consumer did nothing: it never called Stripe (this one would fail)
+    handled.expect("nothing left to do");
+    assert_eq!(
+        stripe.count(),
+        0,
+        "the consumer waited instead of racing the request"
+    );
+    assert_gone(env, &app, &c).await;
 }

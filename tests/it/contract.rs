@@ -1,17 +1,26 @@
-//! The deployment contract: the API Gateway events under `events/` run through the
-//! real handlers, and `template.yaml` and `openapi.yaml` describe exactly the code
-//! (routes, functions, table, IAM, operations).
+//! The deployment contract: the events under `events/` (API Gateway, DynamoDB
+//! Streams, EventBridge) run through the real handlers, and `template.yaml` and
+//! `openapi.yaml` describe exactly the code (routes, functions, table, IAM,
+//! operations).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
+use billing::cleanup::{Cleanup, UserCleanup};
 use billing::config::SecretSource;
-use billing::domain::{CustomerId, PageRequest, Role, SubscriptionStatus, UserId};
+use billing::domain::{CustomerId, PageRequest, Role, SubscriptionStatus, Timestamp, UserId, time};
+use billing::events::{CustomerDeleted, Publisher, UserDeleted};
 use billing::http::{Endpoint, PREFIX};
-use billing::store::table::{LISTING_INDEXES, MEMBERS_INDEX, TableDefinition};
+use billing::store::table::{
+    LISTING_INDEXES, MEMBERS_INDEX, StreamCustomer, TableDefinition, customer_key, stream_customer,
+};
 use billing_tests::Env;
 use billing_tests::app::{Reply, TestApp, token};
 use billing_tests::servers::repo_root;
+use billing_tests::sinks::{EventSink, settle};
 use http::StatusCode;
 use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
@@ -67,33 +76,70 @@ fn fixtures() -> Value {
     ]})
 }
 
-/// Every file in `events/`, with the endpoint its name (`Endpoint::function()`) names;
-/// each endpoint has exactly one.
-fn event_files() -> Vec<(Endpoint, PathBuf)> {
+/// The function an `events/` file invokes, by the file's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Invokes {
+    /// An endpoint's function: an API Gateway payload 2.0 event.
+    Endpoint(Endpoint),
+    /// `cleanup-stream`: a batch of the table's DynamoDB Streams records.
+    StreamConsumer,
+    /// `user-deleted`: the platform's `user.deleted` EventBridge event.
+    UserDeletedHook,
+}
+
+impl Invokes {
+    fn all() -> impl Iterator<Item = Self> {
+        Endpoint::ALL
+            .into_iter()
+            .map(Self::Endpoint)
+            .chain([Self::StreamConsumer, Self::UserDeletedHook])
+    }
+
+    fn function(self) -> &'static str {
+        match self {
+            Self::Endpoint(e) => e.function(),
+            Self::StreamConsumer => STREAM_CONSUMER,
+            Self::UserDeletedHook => USER_DELETED_HOOK,
+        }
+    }
+}
+
+/// Every file in `events/`, with the function its name names; every function (the
+/// packages under functions/) has exactly one.
+fn event_files() -> Vec<(Invokes, PathBuf)> {
     let dir = repo_root().join("events");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("read events/")
         .map(|entry| entry.expect("events/ entry").path())
         .collect();
     files.sort();
-    let found: Vec<(Endpoint, PathBuf)> = files
+    let found: Vec<(Invokes, PathBuf)> = files
         .into_iter()
         .map(|path| {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
             let stem = name.strip_suffix(".json").unwrap_or_else(|| {
-                panic!("events/{name}: every file in events/ is an API Gateway event (*.json)")
+                panic!("events/{name}: every file in events/ is a Lambda event (*.json)")
             });
-            let endpoint = Endpoint::ALL
-                .into_iter()
-                .find(|e| e.function() == stem)
-                .unwrap_or_else(|| panic!("events/{name} names no function of Endpoint::ALL"));
-            (endpoint, path)
+            let invokes = Invokes::all()
+                .find(|i| i.function() == stem)
+                .unwrap_or_else(|| panic!("events/{name} names no function"));
+            (invokes, path)
         })
         .collect();
-    let named: BTreeSet<&str> = found.iter().map(|(e, _)| e.function()).collect();
-    let all: BTreeSet<&str> = Endpoint::ALL.iter().map(|e| e.function()).collect();
-    assert_eq!(named, all, "one event per HTTP function");
+    let named: BTreeSet<String> = found.iter().map(|(i, _)| i.function().to_owned()).collect();
+    assert_eq!(named, function_packages(), "one event per function");
     found
+}
+
+/// The API Gateway events of `events/`, one per endpoint.
+fn http_event_files() -> Vec<(Endpoint, PathBuf)> {
+    event_files()
+        .into_iter()
+        .filter_map(|(invokes, path)| match invokes {
+            Invokes::Endpoint(endpoint) => Some((endpoint, path)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The event is the payload 2.0 API Gateway sends for this endpoint's route.
@@ -258,30 +304,342 @@ async fn check_outcome(endpoint: Endpoint, app: &TestApp, reply: &Reply) {
 }
 
 async fn events_run_through_the_real_handlers(env: &'static Env) {
-    for (endpoint, path) in event_files() {
+    for (invokes, path) in event_files() {
         let name = path.display().to_string();
         let raw = std::fs::read_to_string(&path).expect("read event");
         let event: Value = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{name}: {e}"));
-        check_event(endpoint, &name, &event);
-
-        // GIVEN a fresh table holding what the event names, and a fresh token
-        let app = TestApp::new(env).await;
-        app.seed(fixtures()).await;
-        let fresh = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 300);
-        // WHEN the event, parsed as the Lambda runtime does, reaches the function's handler
-        let req = lambda_http::request::from_str(&raw.replace(PLACEHOLDER, &fresh))
-            .unwrap_or_else(|e| panic!("{name}: not an API Gateway payload 2.0 event: {e}"));
-        assert_eq!(req.method(), endpoint.method(), "{name}");
-        let reply = Reply::from(billing::api::handle(&app.state, endpoint, req).await);
-        // THEN the function answers with its success status and shape
-        check_outcome(endpoint, &app, &reply).await;
+        match invokes {
+            Invokes::Endpoint(endpoint) => run_http_event(env, endpoint, &name, &raw, &event).await,
+            Invokes::StreamConsumer => run_stream_event(env, &name, &raw, &event).await,
+            Invokes::UserDeletedHook => run_user_deleted_event(env, &name, &raw, &event).await,
+        }
     }
+}
+
+async fn run_http_event(env: &Env, endpoint: Endpoint, name: &str, raw: &str, event: &Value) {
+    check_event(endpoint, name, event);
+    // GIVEN a fresh table holding what the event names, and a fresh token
+    let app = TestApp::new(env).await;
+    app.seed(fixtures()).await;
+    let fresh = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 300);
+    // WHEN the event, parsed as the Lambda runtime does, reaches the function's handler
+    let req = lambda_http::request::from_str(&raw.replace(PLACEHOLDER, &fresh))
+        .unwrap_or_else(|e| panic!("{name}: not an API Gateway payload 2.0 event: {e}"));
+    assert_eq!(req.method(), endpoint.method(), "{name}");
+    let reply = Reply::from(billing::api::handle(&app.state, endpoint, req).await);
+    // THEN the function answers with its success status and shape
+    check_outcome(endpoint, &app, &reply).await;
+}
+
+/// Whether `event` matches an EventBridge-style pattern, in the subset the template
+/// uses: nested objects, and lists of exact values.
+fn matches_pattern(pattern: &Value, event: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields.iter().all(|(k, p)| matches_pattern(p, &event[k])),
+        Value::Array(values) => values.iter().any(|v| {
+            assert!(
+                !v.is_object() && !v.is_array(),
+                "unsupported pattern value {v}"
+            );
+            v == event
+        }),
+        other => panic!("unsupported pattern {other}"),
+    }
+}
+
+/// The `Events` of the template function built from `binary`.
+fn template_events(binary: &str) -> Yaml {
+    let template = yaml("template.yaml");
+    functions(&template)
+        .into_iter()
+        .find(|f| f.binary == binary)
+        .and_then(|f| f.properties.get("Events").cloned())
+        .unwrap_or_else(|| panic!("template.yaml: no {binary} function with Events"))
+}
+
+/// A stream image (`{"S": ..}`, `{"N": ..}`) of an item as the SDK returns it.
+fn image(item: &HashMap<String, AttributeValue>) -> Value {
+    item.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                AttributeValue::S(s) => json!({"S": s}),
+                AttributeValue::N(n) => json!({"N": n}),
+                other => panic!("{k}: customer records hold strings and numbers, not {other:?}"),
+            };
+            (k.clone(), v)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The customer record as the table holds it, as a stream image.
+async fn stored_image(app: &TestApp, id: &CustomerId) -> Value {
+    let out = app
+        .store
+        .client()
+        .get_item()
+        .table_name(app.store.table_name())
+        .set_key(Some(customer_key(id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get the customer record");
+    image(&out.item.expect("customer record"))
+}
+
+fn without(v: &Value, key: &str) -> Value {
+    let mut v = v.clone();
+    if let Some(fields) = v.as_object_mut() {
+        fields.remove(key);
+    }
+    v
+}
+
+/// The batch is what Lambda delivers from the table's stream, through the template's
+/// filters.
+fn check_stream_event(name: &str, event: &Value) {
+    let events = template_events(STREAM_CONSUMER);
+    let filters: Vec<Value> = entries(&events)
+        .into_iter()
+        .flat_map(|(_, e)| {
+            e["Properties"]["FilterCriteria"]["Filters"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|f| {
+            serde_json::from_str(str_of(&f["Pattern"], "Pattern")).expect("filter pattern JSON")
+        })
+        .collect();
+    assert!(!filters.is_empty(), "template.yaml: the stream has filters");
+    let view_type = TableDefinition::stream()
+        .stream_view_type()
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default();
+    let keys = image(&customer_key(&customer_id()));
+    let records = event["Records"].as_array().expect("Records");
+    assert_eq!(records.len(), 2, "{name}: a MODIFY and a REMOVE");
+    for (i, record) in records.iter().enumerate() {
+        let what = format!("{name}: Records[{i}]");
+        assert_eq!(record["eventSource"], "aws:dynamodb", "{what}");
+        assert!(record["awsRegion"].is_string(), "{what}");
+        assert!(
+            record["eventSourceARN"]
+                .as_str()
+                .is_some_and(|arn| arn.starts_with("arn:aws:dynamodb:") && arn.contains("/stream/")),
+            "{what}: eventSourceARN is a table stream"
+        );
+        let change = &record["dynamodb"];
+        assert_eq!(change["StreamViewType"], view_type.as_str(), "{what}");
+        assert_eq!(change["Keys"], keys, "{what}: the customer record's key");
+        assert!(change["ApproximateCreationDateTime"].is_number(), "{what}");
+        assert!(
+            change["SizeBytes"].as_u64().is_some_and(|n| n > 0),
+            "{what}"
+        );
+        assert!(
+            change["SequenceNumber"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())),
+            "{what}: SequenceNumber"
+        );
+        assert!(
+            filters.iter().any(|f| matches_pattern(f, record)),
+            "{what}: passes one of the template's FilterCriteria"
+        );
+    }
+}
+
+async fn run_stream_event(env: &Env, name: &str, raw: &str, json: &Value) {
+    check_stream_event(name, json);
+    // The batch, parsed as the Lambda runtime does: the customer's record entering
+    // the deleting state, then removed.
+    let event: aws_lambda_events::dynamodb::Event = serde_json::from_str(raw)
+        .unwrap_or_else(|e| panic!("{name}: not a DynamoDB Streams event: {e}"));
+    let id = customer_id();
+    let seen: Vec<Option<StreamCustomer>> = event.records.iter().map(stream_customer).collect();
+    assert_eq!(
+        seen,
+        [
+            Some(StreamCustomer::Deleting(id)),
+            Some(StreamCustomer::Removed(id))
+        ],
+        "{name}"
+    );
+
+    // GIVEN the customer with its members, put into the deleting state as a DELETE
+    // request does before it dies
+    let app = TestApp::new(env).await;
+    app.seed(fixtures()).await;
+    let active = stored_image(&app, &id).await;
+    app.store.begin_deletion(&id).await.expect("begin deletion");
+    let deleting = stored_image(&app, &id).await;
+    // and the records' images are that record as the table holds it (but for when
+    // the deletion began), the last one after the members are gone
+    let (modify, remove) = (
+        &json["Records"][0]["dynamodb"],
+        &json["Records"][1]["dynamodb"],
+    );
+    assert_eq!(modify["OldImage"], active, "{name}: MODIFY OldImage");
+    assert_eq!(
+        without(&modify["NewImage"], "deletingSince"),
+        without(&deleting, "deletingSince"),
+        "{name}: MODIFY NewImage"
+    );
+    let mut last = without(&deleting, "deletingSince");
+    last["memberCount"] = json!({"N": "0"});
+    assert_eq!(
+        without(&remove["OldImage"], "deletingSince"),
+        last,
+        "{name}: REMOVE OldImage"
+    );
+    assert!(
+        remove.get("NewImage").is_none(),
+        "{name}: REMOVE has no NewImage"
+    );
+    let since = &modify["NewImage"]["deletingSince"]["S"];
+    let parsed: Option<Timestamp> = serde_json::from_value(since.clone()).ok();
+    assert_eq!(
+        parsed.map(|t| time::to_millis(&t)).as_ref(),
+        since.as_str().map(str::to_owned).as_ref(),
+        "{name}: deletingSince as the table writes it"
+    );
+    assert!(
+        deleting["deletingSince"]["S"].is_string(),
+        "the table writes deletingSince"
+    );
+    assert_eq!(remove["OldImage"]["deletingSince"]["S"], *since, "{name}");
+
+    // WHEN the batch reaches the stream consumer, the request's grace over
+    let sink = EventSink::new(env).await;
+    let cleanup = Cleanup::new(app.store.clone(), Some(env.payments()), sink.publisher())
+        .with_grace(Duration::ZERO);
+    cleanup
+        .on_stream(&event)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+
+    // THEN the MODIFY finished the cascade: nothing of the customer is left
+    assert_eq!(
+        app.store.find_customer(&id).await.ok(),
+        Some(None),
+        "{name}"
+    );
+    for u in [OWNER, ADMIN, MEMBER] {
+        assert_eq!(
+            app.store.membership_of(&user(u)).await.ok(),
+            Some(None),
+            "{name}"
+        );
+    }
+    assert_eq!(crate::members::items_of(&app, CUSTOMER).await, 0, "{name}");
+    // and the REMOVE published customer.deleted once, keyed by the record
+    settle().await;
+    let removed = &event.records[1];
+    assert_eq!(
+        sink.drain().await,
+        [CustomerDeleted {
+            event_id: removed.event_id.clone(),
+            customer_id: id,
+            deleted_at: time::to_seconds(&removed.change.approximate_creation_date_time),
+        }],
+        "{name}"
+    );
+}
+
+/// The event is what the platform's bus delivers to the template's rule.
+fn check_user_deleted_event(name: &str, event: &Value) {
+    let events = template_events(USER_DELETED_HOOK);
+    let rules = entries(&events);
+    assert_eq!(
+        rules.len(),
+        1,
+        "template.yaml: one rule invokes {USER_DELETED_HOOK}"
+    );
+    let pattern = &rules[0].1["Properties"]["Pattern"];
+    assert_eq!(
+        one_or_many(&pattern["detail-type"]),
+        [event["detail-type"].as_str().expect("detail-type")],
+        "{name}: the rule's detail-type"
+    );
+    assert_eq!(
+        one_or_many(&pattern["source"]),
+        ["Ref:PlatformUserEventSource"],
+        "template.yaml: the rule's source"
+    );
+    assert!(
+        event["source"].as_str().is_some_and(|s| !s.is_empty()),
+        "{name}: source"
+    );
+    for field in ["version", "id", "account", "time", "region"] {
+        assert!(event[field].is_string(), "{name}: {field}");
+    }
+    assert!(event["resources"].is_array(), "{name}: resources");
+    let detail: BTreeSet<&str> = event["detail"]
+        .as_object()
+        .expect("detail")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(detail, BTreeSet::from(["userID"]), "{name}: detail");
+}
+
+async fn run_user_deleted_event(env: &Env, name: &str, raw: &str, json: &Value) {
+    check_user_deleted_event(name, json);
+    // The event, parsed as the Lambda runtime does: a plain member was deleted.
+    let event: EventBridgeEvent<UserDeleted> = serde_json::from_str(raw)
+        .unwrap_or_else(|e| panic!("{name}: not a user.deleted EventBridge event: {e}"));
+    assert_eq!(event.detail_type, "user.deleted", "{name}");
+    assert_eq!(event.detail.user_id, user(MEMBER), "{name}");
+
+    // GIVEN the customer the user is a member of
+    let app = TestApp::new(env).await;
+    app.seed(fixtures()).await;
+    let cleanup = Cleanup::new(app.store.clone(), Some(env.payments()), Publisher::Log);
+    // WHEN the event's user reaches the hook's handler
+    let outcome = cleanup
+        .on_user_deleted(&event.detail.user_id)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    // THEN the membership is removed and counted, the others untouched
+    assert_eq!(
+        outcome,
+        UserCleanup::MembershipRemoved(customer_id()),
+        "{name}"
+    );
+    assert_eq!(
+        app.store.membership_of(&user(MEMBER)).await.ok(),
+        Some(None),
+        "{name}"
+    );
+    for (u, role) in [(OWNER, Role::Owner), (ADMIN, Role::Admin)] {
+        assert_eq!(
+            app.store.membership_of(&user(u)).await.ok(),
+            Some(Some((customer_id(), role))),
+            "{name}"
+        );
+    }
+    let count = || async {
+        app.store
+            .get_customer(&customer_id())
+            .await
+            .expect("customer")
+            .member_count
+    };
+    assert_eq!(count().await, 2, "{name}: memberCount");
+    // and a redelivery changes nothing
+    assert_eq!(
+        cleanup.on_user_deleted(&event.detail.user_id).await.ok(),
+        Some(UserCleanup::Nothing),
+        "{name}: redelivered"
+    );
+    assert_eq!(count().await, 2, "{name}: memberCount after redelivery");
 }
 
 async fn events_without_a_fresh_token_are_unauthorized(env: &'static Env) {
     let app = TestApp::new(env).await;
     app.seed(fixtures()).await;
-    for (endpoint, path) in event_files() {
+    for (endpoint, path) in http_event_files() {
         let raw = std::fs::read_to_string(&path).expect("read event");
         let req = lambda_http::request::from_str(&raw).expect("event parses");
         let reply = Reply::from(billing::api::handle(&app.state, endpoint, req).await);
@@ -591,25 +949,47 @@ async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
             .into_iter()
             .map(|(k, v)| (k, render(v)))
             .collect();
-        for name in [
-            "TABLE_NAME",
-            "JWT_ISSUER",
-            "JWT_AUDIENCE",
-            "JWT_PUBLIC_KEY_SECRET_ID",
-            "RUST_LOG",
-        ] {
+        for name in ["TABLE_NAME", "RUST_LOG"] {
             assert!(vars.contains_key(name), "{id}: {name}");
         }
         assert_eq!(vars["TABLE_NAME"], "Ref:Table");
-        assert_eq!(
-            vars["JWT_PUBLIC_KEY_SECRET_ID"],
-            "Ref:JwtPublicKeySecretArn"
-        );
+        // Token settings exactly where HTTP is served (so not in Globals: SAM cannot
+        // take a global variable away from a function), the key never inline.
+        let serves_http = Endpoint::ALL.iter().any(|e| e.function() == f.binary);
+        for name in ["JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEY_SECRET_ID"] {
+            assert_eq!(
+                vars.contains_key(name),
+                serves_http,
+                "{id}: {name} is set on exactly the HTTP functions"
+            );
+        }
+        assert!(!vars.contains_key("JWT_PUBLIC_KEY"), "{id}: no inline key");
         let config = billing::config::Config::from_lookup(|k| vars.get(k).cloned())
             .unwrap_or_else(|e| panic!("{id}: {e}"));
-        assert!(
-            matches!(config.jwt_public_key, SecretSource::SecretsManager(_)),
-            "{id}: the JWT key comes from Secrets Manager"
+        match &config.auth {
+            Some(auth) => {
+                assert!(
+                    serves_http,
+                    "{id}: verifies no tokens, needs no JWT settings"
+                );
+                assert!(
+                    matches!(auth.public_key, SecretSource::SecretsManager(_)),
+                    "{id}: the JWT key comes from Secrets Manager"
+                );
+                assert_eq!(
+                    vars["JWT_PUBLIC_KEY_SECRET_ID"],
+                    "Ref:JwtPublicKeySecretArn"
+                );
+                assert_eq!(auth.jwt.issuer, "Ref:JwtIssuer", "{id}");
+                assert_eq!(auth.jwt.audience, "Ref:JwtAudience", "{id}");
+            }
+            None => assert!(!serves_http, "{id}: serves HTTP without token settings"),
+        }
+        // Only the stream consumer waits for a cascade in progress.
+        assert_eq!(
+            vars.contains_key("CASCADE_GRACE_SECONDS"),
+            f.binary == STREAM_CONSUMER,
+            "{id}: CASCADE_GRACE_SECONDS"
         );
         // Stripe only where the cascade runs, its key from Secrets Manager.
         match &config.stripe {
@@ -644,6 +1024,28 @@ async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
                     .map(|(_, e)| render(&e["Properties"]["Stream"]))
                     .collect::<Vec<_>>();
                 assert_eq!(stream, ["GetAtt:Table.StreamArn"], "{id}");
+                // It leaves a live DELETE request its cascade: the grace outlasts the
+                // request, the consumer's Timeout comfortably outlasts the grace, and
+                // batches gather as long as the grace so records rarely wait for it.
+                assert_eq!(config.cascade_grace, Duration::from_secs(30), "{id}");
+                let seconds = |v: &Yaml| Duration::from_secs(v.as_u64().expect("seconds"));
+                let delete = functions
+                    .iter()
+                    .find(|g| g.binary == Endpoint::DeleteCustomer.function())
+                    .expect("the DELETE function");
+                assert!(
+                    config.cascade_grace > seconds(&delete.properties["Timeout"]),
+                    "{id}: the grace outlasts a DELETE request"
+                );
+                assert!(
+                    seconds(prop("Timeout")) >= 2 * config.cascade_grace,
+                    "{id}: Timeout comfortably exceeds the grace"
+                );
+                let windows: Vec<Option<u64>> = entries(events)
+                    .into_iter()
+                    .map(|(_, e)| e["Properties"]["MaximumBatchingWindowInSeconds"].as_u64())
+                    .collect();
+                assert_eq!(windows, [Some(30)], "{id}: MaximumBatchingWindowInSeconds");
             }
             USER_DELETED_HOOK => assert_eq!(f.event_types, ["EventBridgeRule"], "{id}"),
             _ => {}
@@ -790,12 +1192,14 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
             false,
         )
     };
-    let mut grants = BTreeSet::from([
-        // Every function fetches the JWT public key at cold start (billing::startup).
-        secret("JwtPublicKeySecretArn"),
-        // API key lookups, customer records, memberships.
-        plain("GetItem", &table),
-    ]);
+    // API key lookups, customer records, memberships.
+    let mut grants = BTreeSet::from([plain("GetItem", &table)]);
+    let endpoint = Endpoint::ALL.into_iter().find(|e| e.function() == binary);
+    if endpoint.is_some() {
+        // Every HTTP function fetches the JWT public key at cold start
+        // (billing::startup); the event-driven ones verify no tokens.
+        grants.insert(secret("JwtPublicKeySecretArn"));
+    }
     // The deletion cascade: member items by query, transactional updates and deletes,
     // and Stripe.
     let cascade = [
@@ -804,7 +1208,7 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
         in_tx("DeleteItem"),
         secret("StripeSecretKeySecretArn"),
     ];
-    match Endpoint::ALL.into_iter().find(|e| e.function() == binary) {
+    match endpoint {
         Some(Endpoint::ListCustomers) => {
             grants.extend(
                 LISTING_INDEXES

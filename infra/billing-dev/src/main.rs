@@ -103,9 +103,10 @@ async fn run(command: Command) -> Result<(), Error> {
     } = &command
     {
         let key = local::setting("JWT_SIGNING_KEY").unwrap_or_default();
+        let jwt = &config.auth.as_ref().ok_or("JWT_ISSUER is required")?.jwt;
         println!(
             "{}",
-            sign(key.as_bytes(), &config.jwt, sub, roles.clone(), *expires_in)?
+            sign(key.as_bytes(), jwt, sub, roles.clone(), *expires_in)?
         );
         return Ok(());
     }
@@ -113,7 +114,7 @@ async fn run(command: Command) -> Result<(), Error> {
     let deps = Dependencies::build(&config, &sdk).await?;
     let store = deps.store.clone();
     match command {
-        Command::Serve { port } => server::serve(State::from(deps), port).await?,
+        Command::Serve { port } => server::serve(State::try_from(deps)?, port).await?,
         Command::ConsumeStream { interval } => {
             consume_stream(deps, &sdk, &config, interval).await?
         }

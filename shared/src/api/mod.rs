@@ -14,10 +14,11 @@ use tracing::Instrument;
 
 use crate::auth::{Authenticator, BILLING_ADMIN, JwtVerifier};
 use crate::cascade::Cascade;
+use crate::config::ConfigError;
 use crate::error::ApiError;
 use crate::http::Endpoint;
 use crate::payments::Payments;
-use crate::startup::Dependencies;
+use crate::startup::{Dependencies, InitError};
 use crate::store::Store;
 
 /// What the handlers share: built once per process.
@@ -42,16 +43,20 @@ impl State {
     }
 }
 
-impl From<Dependencies> for State {
-    fn from(deps: Dependencies) -> Self {
-        Self::new(deps.store, deps.jwt, deps.payments)
+impl TryFrom<Dependencies> for State {
+    type Error = InitError;
+
+    /// Fails when token verification is not configured.
+    fn try_from(deps: Dependencies) -> Result<Self, InitError> {
+        let jwt = deps.jwt.ok_or_else(|| ConfigError::missing("JWT_ISSUER"))?;
+        Ok(Self::new(deps.store, jwt, deps.payments))
     }
 }
 
 /// Runs a Lambda serving `endpoint`: telemetry, clients and secrets once, then requests.
 pub async fn run_lambda(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
-    let state = State::from(Dependencies::from_env().await?);
+    let state = State::try_from(Dependencies::from_env().await?)?;
     lambda_http::run(lambda_http::service_fn(|req: Request| {
         let state = &state;
         async move { Ok::<_, std::convert::Infallible>(handle(state, endpoint, req).await) }

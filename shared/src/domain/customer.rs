@@ -33,6 +33,8 @@ pub struct Customer {
     pub owner_user_id: UserId,
     /// Active or being deleted.
     pub state: CustomerState,
+    /// When the deletion cascade started, if it did.
+    pub deleting_since: Option<Timestamp>,
     /// The Stripe customer (`cus_...`), when billing exists.
     pub stripe_customer_id: Option<String>,
     /// The Stripe subscription (`sub_...`), when one exists.

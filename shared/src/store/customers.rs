@@ -81,7 +81,8 @@ impl Store {
             if customer.state == CustomerState::Deleting {
                 return Ok(customer);
             }
-            let stamp = time::to_millis(&now());
+            let since = now();
+            let stamp = time::to_millis(&since);
             let mut writes = vec![self.update(
                 customer_key(id),
                 MARK_DELETING,
@@ -99,6 +100,7 @@ impl Store {
                 Ok(()) => {
                     return Ok(Customer {
                         state: CustomerState::Deleting,
+                        deleting_since: Some(since),
                         ..customer
                     });
                 }

@@ -248,6 +248,8 @@ pub struct CustomerItem {
     #[serde(rename = "ownerUserID")]
     owner_user_id: UserId,
     state: CustomerState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deleting_since: Option<String>,
     #[serde(
         rename = "stripeCustomerID",
         default,
@@ -285,6 +287,7 @@ impl CustomerItem {
             created_at: time::to_seconds(&c.created_at),
             owner_user_id: c.owner_user_id,
             state: CustomerState::Active,
+            deleting_since: None,
             stripe_customer_id: c.stripe_customer_id.clone(),
             stripe_subscription_id: c.stripe_subscription_id.clone(),
         }
@@ -307,6 +310,7 @@ impl CustomerItem {
             created_at: parse_time(&self.created_at)?,
             owner_user_id: self.owner_user_id,
             state: self.state,
+            deleting_since: self.deleting_since.as_deref().map(parse_time).transpose()?,
             stripe_customer_id: self.stripe_customer_id,
             stripe_subscription_id: self.stripe_subscription_id,
         })

@@ -1,0 +1,211 @@
+//! The benchmark (`make bench`): DynamoDB round trips per request, latency of each
+//! endpoint next to its raw DynamoDB call, list cost vs table size, and the cold
+//! start of a function binary. Starts DynamoDB Local itself and stops it by PID.
+//!
+//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start]`
+
+mod cold_start;
+mod counter;
+mod endpoints;
+mod harness;
+mod listing;
+mod report;
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::config::Credentials;
+use billing_tests::servers::{Server, repo_root};
+
+use crate::counter::Counter;
+use crate::harness::{App, Result};
+
+const USAGE: &str = "usage: bench [--large] [--no-cold-start]
+  --large          also list at 100,000 customers (seeding takes minutes)
+  --no-cold-start  skip the cold start of the list-customers binary";
+
+/// Command-line options.
+#[derive(Debug, Default)]
+struct Args {
+    large: bool,
+    cold_start: bool,
+}
+
+impl Args {
+    fn parse(args: impl Iterator<Item = String>) -> std::result::Result<Option<Self>, String> {
+        let mut parsed = Self {
+            large: false,
+            cold_start: true,
+        };
+        for arg in args {
+            match arg.as_str() {
+                "--large" => parsed.large = true,
+                "--no-cold-start" => parsed.cold_start = false,
+                "-h" | "--help" => return Ok(None),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(Some(parsed))
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("bench: {err}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    stop_children_on_abort();
+    let root = repo_root();
+    match Command::new(root.join("infra/install.sh")).status() {
+        Ok(status) if status.success() => {}
+        other => {
+            eprintln!("bench: infra/install.sh failed: {other:?}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let log_dir = root.join("target/bench-logs");
+    let runtime = match std::fs::create_dir_all(&log_dir).and_then(|()| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }) {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("bench: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut dynamodb = Server::start("dynamodb-local", "run-dynamodb-local.sh", &log_dir);
+    eprintln!("bench: DynamoDB Local at {}", dynamodb.url);
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = run(&args, &dynamodb.url, &log_dir) => result,
+            signal = interrupted() => Err(format!("interrupted by {signal}").into()),
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    dynamodb.stop();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args, dynamodb_url: &str, log_dir: &Path) -> Result<()> {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "bench"))
+        .load()
+        .await;
+    let counter = Counter::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(dynamodb_url)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "billing bench: {profile} build, DynamoDB Local in memory on loopback; \
+         relative numbers, not AWS latencies"
+    );
+
+    if let Ok(mode) = std::env::var("BENCH_PROBE") {
+        use billing::store::table::TableDefinition as T;
+        if mode == "nostream" {
+            client.create_table().table_name("probe")
+                .set_attribute_definitions(Some(T::attributes()))
+                .set_key_schema(Some(T::key_schema()))
+                .set_local_secondary_indexes(Some(T::local_indexes()))
+                .set_global_secondary_indexes(Some(T::global_indexes()))
+                .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+                .send().await?;
+        }
+        let app = if mode == "nostream" { App::existing(&client, &counter, "probe")? } else { App::new(&client, &counter, "probe").await? };
+        for k in 0..4 {
+            let s = harness::seed_customers(&app, k * 1000..(k + 1) * 1000).await?;
+            eprintln!("probe {mode}: {}..{}: {:.0}/s", k * 1000, (k + 1) * 1000, 1000.0 / s.took.as_secs_f64());
+        }
+        return Ok(());
+    }
+    let table = format!("bench-endpoints-{}", uuid::Uuid::new_v4().simple());
+    let app = App::new(&client, &counter, &table).await?;
+    let (calls, latency) = endpoints::run(&app, &client).await?;
+    calls.print();
+    latency.print();
+
+    listing::run(&client, &counter, args.large).await?.print();
+
+    if args.cold_start {
+        cold_start::run(dynamodb_url, &table, log_dir)
+            .await?
+            .print();
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM, with its name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+/// With `panic = "abort"` (the release profile) no destructor runs on a panic, so
+/// `Server`'s drop would not stop DynamoDB Local: a panic hook sends SIGTERM to this
+/// process's own children instead, each by its PID.
+fn stop_children_on_abort() {
+    if !cfg!(panic = "abort") {
+        return;
+    }
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        for pid in own_children() {
+            // SAFETY: `pid` is a child of this process that has not been reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }));
+}
+
+/// PIDs whose parent is this process, from /proc/<pid>/stat.
+fn own_children() -> Vec<libc::pid_t> {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let pid: libc::pid_t = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+            (ppid == me).then_some(pid)
+        })
+        .collect()
+}
