@@ -12,7 +12,7 @@ dev:
 ## Every check and test: format, lints, unit and integration tests.
 test: install lint
 	$(CARGO) build --workspace
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace -- --test-threads 4
 
 ## Formatting and clippy, warnings as errors.
 lint:

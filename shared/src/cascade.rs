@@ -64,6 +64,13 @@ pub struct CascadeError {
     pub failure: Failure,
 }
 
+impl CascadeError {
+    /// The customer was not there to delete (already gone).
+    pub fn nothing_to_delete(&self) -> bool {
+        matches!(self.failure, Failure::Store(StoreError::CustomerNotFound))
+    }
+}
+
 /// Runs the cascade.
 #[derive(Debug, Clone)]
 pub struct Cascade {

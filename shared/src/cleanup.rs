@@ -112,28 +112,18 @@ impl Cleanup {
     /// cascade younger than the grace period is given the rest of it first, so a
     /// live request is not raced.
     async fn finish_cascade(&self, id: &CustomerId) -> Result<(), CleanupError> {
-        let Some(c) = self.store.find_customer(id).await? else {
-            return Ok(());
+        let since = match self.store.find_customer(id).await? {
+            Some(c) if c.state == CustomerState::Deleting => c.deleting_since,
+            _ => return Ok(()),
         };
-        let age = c.deleting_since.map_or(self.grace, |since| {
-            (now() - since).to_std().unwrap_or_default()
-        });
+        let age = since.map_or(self.grace, |t| (now() - t).to_std().unwrap_or_default());
         if age < self.grace {
             tokio::time::sleep(self.grace - age).await;
         }
-        match self.store.find_customer(id).await? {
-            Some(c) if c.state == CustomerState::Deleting => {
-                let done = self.cascade.run(id).await;
-                match done {
-                    Ok(_) => Ok(()),
-                    Err(CascadeError {
-                        failure: crate::cascade::Failure::Store(StoreError::CustomerNotFound),
-                        ..
-                    }) => Ok(()),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            _ => Ok(()),
+        match self.cascade.run(id).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.nothing_to_delete() => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -146,10 +136,7 @@ impl Cleanup {
         if role == Role::Owner {
             return match self.cascade.run(&customer).await {
                 Ok(_) => Ok(UserCleanup::CustomerDeleted(customer)),
-                Err(CascadeError {
-                    failure: crate::cascade::Failure::Store(StoreError::CustomerNotFound),
-                    ..
-                }) => Ok(UserCleanup::Nothing),
+                Err(e) if e.nothing_to_delete() => Ok(UserCleanup::Nothing),
                 Err(e) => Err(e.into()),
             };
         }

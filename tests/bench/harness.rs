@@ -77,7 +77,11 @@ impl App {
     }
 
     /// The state on an existing table.
-    pub fn existing(client: &aws_sdk_dynamodb::Client, counter: &Counter, table: &str) -> Result<Self> {
+    pub fn existing(
+        client: &aws_sdk_dynamodb::Client,
+        counter: &Counter,
+        table: &str,
+    ) -> Result<Self> {
         let store = Store::new(client.clone(), table);
         let verifier = JwtVerifier::new(PUBLIC_KEY.as_bytes(), &jwt_settings())?;
         let admin = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 3600);

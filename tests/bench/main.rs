@@ -130,18 +130,37 @@ async fn run(args: &Args, dynamodb_url: &str, log_dir: &Path) -> Result<()> {
     if let Ok(mode) = std::env::var("BENCH_PROBE") {
         use billing::store::table::TableDefinition as T;
         if mode == "nostream" {
-            client.create_table().table_name("probe")
+            client
+                .create_table()
+                .table_name("probe")
                 .set_attribute_definitions(Some(T::attributes()))
                 .set_key_schema(Some(T::key_schema()))
                 .set_local_secondary_indexes(Some(T::local_indexes()))
                 .set_global_secondary_indexes(Some(T::global_indexes()))
                 .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-                .send().await?;
+                .send()
+                .await?;
         }
-        let app = if mode == "nostream" { App::existing(&client, &counter, "probe")? } else { App::new(&client, &counter, "probe").await? };
+        if mode == "after" {
+            let app = App::new(&client, &counter, "pre").await?;
+            endpoints::run(&app, &client).await?;
+        }
+        if mode == "sleep" {
+            tokio::time::sleep(Duration::from_secs(150)).await;
+        }
+        let app = if mode == "nostream" {
+            App::existing(&client, &counter, "probe")?
+        } else {
+            App::new(&client, &counter, "probe").await?
+        };
         for k in 0..4 {
             let s = harness::seed_customers(&app, k * 1000..(k + 1) * 1000).await?;
-            eprintln!("probe {mode}: {}..{}: {:.0}/s", k * 1000, (k + 1) * 1000, 1000.0 / s.took.as_secs_f64());
+            eprintln!(
+                "probe {mode}: {}..{}: {:.0}/s",
+                k * 1000,
+                (k + 1) * 1000,
+                1000.0 / s.took.as_secs_f64()
+            );
         }
         return Ok(());
     }

@@ -574,9 +574,10 @@ async fn the_stream_consumer_leaves_a_live_delete_alone(env: &'static Env) {
     record.change.new_image = serde_json::from_value(image).unwrap();
     let mut event = aws_lambda_events::dynamodb::Event::default();
     event.records = vec![record];
-    // WHEN the request's own cascade finishes within the grace period
+    // WHEN the request, which marked the customer deleting (the write the stream
+    // reports), finishes its own cascade within the grace period
+    let customer = app.store.begin_deletion(&id).await.unwrap();
     let request = async {
-        let customer = app.store.begin_deletion(&id).await.unwrap();
         let cascade = Cascade::new(app.store.clone(), Some(env.payments()));
         cascade.close_billing(&customer).await.unwrap();
         cascade.delete_members(&id).await.unwrap();
