@@ -1,7 +1,6 @@
 //! The `billing-dev` binary, black box: table, seeding, credentials and the real
 //! HTTP server, as `make dev` and a second shell use them.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -51,33 +50,14 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// One HTTP/1.1 request over a plain socket; returns status and JSON body.
+/// One request to the server on `port`.
 fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response[9..12].parse().expect("status code");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    (
-        status,
-        if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(body).expect("JSON body")
-        },
+    billing_tests::net::request(
+        &format!("http://127.0.0.1:{port}"),
+        method,
+        path,
+        headers,
+        None,
     )
 }
 

@@ -20,6 +20,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         delete_customer_with_250_members,
         delete_customer_resumes_a_stopped_cascade,
         unknown_routes_and_methods_follow_the_error_convention,
+        database_failures_are_500_without_internals,
     ]
 }
 
@@ -370,5 +371,54 @@ async fn unknown_routes_and_methods_follow_the_error_convention(env: &'static En
         );
         assert_eq!(reply.error_code(), "method_not_allowed");
         assert_eq!(reply.headers["allow"], allow);
+    }
+}
+
+async fn database_failures_are_500_without_internals(env: &'static Env) {
+    // GIVEN handlers whose table cannot be reached (JWT auth needs no table)
+    let dead = billing::aws::dynamodb(&env.sdk, Some(&billing_tests::sinks::closed_url()));
+    let store = billing::store::Store::new(dead, "unreachable");
+    let verifier = billing::auth::JwtVerifier::new(
+        billing_tests::app::PUBLIC_KEY.as_bytes(),
+        &billing_tests::app::jwt_settings(),
+    )
+    .unwrap();
+    let state = billing::api::State::new(store, verifier, None);
+    let auth = format!(
+        "Bearer {}",
+        billing_tests::app::token("u", &["billing_admin"], 60)
+    );
+    let id = uuid::Uuid::new_v4();
+    let body = json!({"userID": uuid::Uuid::new_v4(), "role": "user"}).to_string();
+    for (method, path) in [
+        (Method::GET, "/customers".to_owned()),
+        (Method::GET, format!("/customer/{id}")),
+        (Method::DELETE, format!("/customer/{id}")),
+        (Method::GET, format!("/customer/{id}/members")),
+        (Method::POST, format!("/customer/{id}/member")),
+        (Method::DELETE, format!("/customer/{id}/member/{id}")),
+    ] {
+        let (parts, ()) = http::Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{path}", billing_tests::app::API))
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let request = billing::http::lambda_request(parts, body.clone().into_bytes());
+        let reply = billing_tests::Reply::from(billing::api::dispatch(&state, request).await);
+        // THEN a 500 in the convention, severity ERROR, nothing of DynamoDB in it
+        assert_eq!(
+            reply.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{method} {path}"
+        );
+        assert_eq!(reply.error_code(), "database_error");
+        let text = reply.json.to_string();
+        assert!(
+            !text.contains("127.0.0.1") && !text.to_lowercase().contains("dispatch"),
+            "{text}"
+        );
     }
 }

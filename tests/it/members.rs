@@ -44,6 +44,17 @@ pub async fn items_of(app: &TestApp, customer: &str) -> usize {
     out.items.unwrap_or_default().len()
 }
 
+/// Two concurrent DELETEs of one customer: 204 and 204, or 204 and 404.
+pub fn assert_deleted_by_one_or_both(a: &billing_tests::Reply, b: &billing_tests::Reply) {
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert!(
+        statuses == [StatusCode::NO_CONTENT, StatusCode::NO_CONTENT]
+            || statuses == [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND],
+        "{statuses:?}"
+    );
+}
+
 fn member_path(customer: &str) -> String {
     format!("/customer/{customer}/member")
 }
@@ -544,13 +555,7 @@ async fn race_two_deletes_of_one_customer(env: &'static Env) {
         app.admin(Method::DELETE, &path, None),
         app.admin(Method::DELETE, &path, None)
     );
-    let mut statuses = [a.status, b.status];
-    statuses.sort();
-    assert!(
-        statuses == [StatusCode::NO_CONTENT, StatusCode::NO_CONTENT]
-            || statuses == [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND],
-        "{statuses:?}"
-    );
+    crate::members::assert_deleted_by_one_or_both(&a, &b);
     assert_eq!(items_of(&app, &c.id).await, 0);
     let list = app.get("/customers").await;
     assert_eq!(

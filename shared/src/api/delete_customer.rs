@@ -9,6 +9,13 @@ use crate::http::{no_content, path_param};
 pub async fn run(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
     let id = CustomerId::parse(&path_param(req, "customerID")?)?;
     let deleted = state.cascade.run(&id).await?;
-    tracing::info!(customer = %id, members = deleted.members, "customer deleted");
+    let billing = deleted.billing.unwrap_or_default();
+    tracing::info!(
+        customer = %id,
+        members = deleted.members,
+        subscriptions_cancelled = billing.subscriptions_cancelled,
+        stripe_calls = billing.calls,
+        "customer deleted"
+    );
     Ok(no_content())
 }

@@ -64,6 +64,27 @@ pub async fn run_lambda(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     .await
 }
 
+/// Runs the Lambda behind API Gateway's `$default` route: requests no route
+/// matched get 404 or 405 (with `Allow`) in the error convention. It needs no
+/// credentials, table or secrets: it never serves an endpoint.
+pub async fn run_route_not_found_lambda() -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    lambda_http::run(lambda_http::service_fn(|req: Request| async move {
+        Ok::<_, std::convert::Infallible>(route_not_found(&req))
+    }))
+    .await
+}
+
+/// The 404/405 answer for a request API Gateway matched to no route.
+pub fn route_not_found(req: &Request) -> Response<Body> {
+    let err = match crate::http::route(req.method(), req.uri().path()) {
+        Err(err) => err,
+        // Only a request API Gateway could not route gets here.
+        Ok(_) => ApiError::RouteNotFound,
+    };
+    err.into_response()
+}
+
 /// Routes a request by method and path (404/405 in the error convention), then
 /// serves it: the local server and the catch-all route use this.
 pub async fn dispatch(state: &State, req: Request) -> Response<Body> {

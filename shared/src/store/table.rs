@@ -501,11 +501,7 @@ impl TableDefinition {
         LocalSecondaryIndex::builder()
             .index_name(MEMBERS_INDEX)
             .set_key_schema(Some(key_schema(PK, LSI1SK)))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(all_attributes())
             .build()
             .into_iter()
             .collect()
@@ -519,11 +515,7 @@ impl TableDefinition {
                 GlobalSecondaryIndex::builder()
                     .index_name(index)
                     .set_key_schema(Some(key_schema(pk, GSI1SK)))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
+                    .projection(all_attributes())
                     .build()
                     .ok()
             })
@@ -543,6 +535,13 @@ impl TableDefinition {
             .build()
             .unwrap_or_else(|_| unreachable!("stream_enabled is set"))
     }
+}
+
+/// Indexes project every attribute: a listing page is served by the index alone.
+fn all_attributes() -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::All)
+        .build()
 }
 
 fn key_schema(hash: &str, range: &str) -> Vec<KeySchemaElement> {
