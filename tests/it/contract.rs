@@ -1,7 +1,7 @@
 //! The deployment contract: the events under `events/` (API Gateway, DynamoDB
 //! Streams, EventBridge) run through the real handlers, and `template.yaml` and
-//! `openapi.yaml` describe exactly the code (routes, functions, table, IAM,
-//! operations).
+//! `openapi.yaml` describe exactly the code (routes, the `$default` route,
+//! functions, table, IAM, operations).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ use billing_tests::Env;
 use billing_tests::app::{Reply, TestApp, token};
 use billing_tests::servers::repo_root;
 use billing_tests::sinks::{EventSink, settle};
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
 
@@ -81,6 +81,8 @@ fn fixtures() -> Value {
 enum Invokes {
     /// An endpoint's function: an API Gateway payload 2.0 event.
     Endpoint(Endpoint),
+    /// `route-not-found`: the payload 2.0 event of the `$default` route.
+    RouteNotFound,
     /// `cleanup-stream`: a batch of the table's DynamoDB Streams records.
     StreamConsumer,
     /// `user-deleted`: the platform's `user.deleted` EventBridge event.
@@ -89,15 +91,17 @@ enum Invokes {
 
 impl Invokes {
     fn all() -> impl Iterator<Item = Self> {
-        Endpoint::ALL
-            .into_iter()
-            .map(Self::Endpoint)
-            .chain([Self::StreamConsumer, Self::UserDeletedHook])
+        Endpoint::ALL.into_iter().map(Self::Endpoint).chain([
+            Self::RouteNotFound,
+            Self::StreamConsumer,
+            Self::UserDeletedHook,
+        ])
     }
 
     fn function(self) -> &'static str {
         match self {
             Self::Endpoint(e) => e.function(),
+            Self::RouteNotFound => ROUTE_NOT_FOUND,
             Self::StreamConsumer => STREAM_CONSUMER,
             Self::UserDeletedHook => USER_DELETED_HOOK,
         }
@@ -310,6 +314,7 @@ async fn events_run_through_the_real_handlers(env: &'static Env) {
         let event: Value = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{name}: {e}"));
         match invokes {
             Invokes::Endpoint(endpoint) => run_http_event(env, endpoint, &name, &raw, &event).await,
+            Invokes::RouteNotFound => run_route_not_found_event(&name, &raw, &event),
             Invokes::StreamConsumer => run_stream_event(env, &name, &raw, &event).await,
             Invokes::UserDeletedHook => run_user_deleted_event(env, &name, &raw, &event).await,
         }
@@ -329,6 +334,97 @@ async fn run_http_event(env: &Env, endpoint: Endpoint, name: &str, raw: &str, ev
     let reply = Reply::from(billing::api::handle(&app.state, endpoint, req).await);
     // THEN the function answers with its success status and shape
     check_outcome(endpoint, &app, &reply).await;
+}
+
+/// The event is the payload 2.0 API Gateway sends to the `$default` route: a
+/// request no route matches, without credentials (the function reads none).
+fn check_route_not_found_event(name: &str, event: &Value) {
+    let ctx = &event["requestContext"];
+    assert_eq!(event["version"], "2.0", "{name}");
+    assert_eq!(event["routeKey"], DEFAULT_ROUTE.1, "{name}");
+    assert_eq!(ctx["routeKey"], DEFAULT_ROUTE.1, "{name}");
+    assert_eq!(ctx["stage"], "$default", "{name}");
+    let raw_path = event["rawPath"].as_str().expect("rawPath");
+    assert_eq!(ctx["http"]["path"], raw_path, "{name}");
+    let method: Method = ctx["http"]["method"]
+        .as_str()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: requestContext.http.method"));
+    assert!(
+        billing::http::route(&method, raw_path).is_err(),
+        "{name}: {method} {raw_path} matches a route, so API Gateway would not send it to $default"
+    );
+    assert!(
+        event.get("pathParameters").is_none(),
+        "{name}: the $default route has no path parameters"
+    );
+    assert!(
+        event["headers"].get("authorization").is_none(),
+        "{name}: the $default route needs no credentials"
+    );
+}
+
+/// The `$default` route's answer to `event` with another method and path.
+fn route_not_found_with(event: &Value, method: &str, path: &str) -> Reply {
+    let mut event = event.clone();
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["requestContext"]["http"]["method"] = json!(method);
+    let raw = serde_json::to_string(&event).expect("event JSON");
+    let req = lambda_http::request::from_str(&raw).expect("event parses");
+    assert_eq!(req.method().as_str(), method);
+    assert_eq!(req.uri().path(), path);
+    Reply::from(billing::api::route_not_found(&req))
+}
+
+fn run_route_not_found_event(name: &str, raw: &str, event: &Value) {
+    check_route_not_found_event(name, event);
+    // GIVEN the event, parsed as the Lambda runtime does: PUT on the customers list
+    let req = lambda_http::request::from_str(raw)
+        .unwrap_or_else(|e| panic!("{name}: not an API Gateway payload 2.0 event: {e}"));
+    assert_eq!(req.method(), Method::PUT, "{name}");
+    assert_eq!(req.uri().path(), format!("{PREFIX}/customers"), "{name}");
+    // WHEN it reaches the function's handler
+    let reply = Reply::from(billing::api::route_not_found(&req));
+    // THEN it is 405 with the path's methods in `Allow`, in the error convention
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{name}");
+    assert_eq!(reply.headers["allow"], "GET", "{name}");
+    assert_eq!(reply.error_code(), "method_not_allowed", "{name}");
+    // and a path no endpoint has is 404, with no `Allow`, whatever the method
+    for (method, path) in [
+        ("GET", format!("{PREFIX}/invoices")),
+        (
+            "GET",
+            format!("{PREFIX}/customer/{CUSTOMER}/members/{MEMBER}"),
+        ),
+        ("POST", "/".to_owned()),
+    ] {
+        let reply = route_not_found_with(event, method, &path);
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{name}: {method} {path}"
+        );
+        assert!(
+            reply.headers.get("allow").is_none(),
+            "{name}: {method} {path}"
+        );
+        assert_eq!(
+            reply.error_code(),
+            "route_not_found",
+            "{name}: {method} {path}"
+        );
+    }
+    // and a known path with several routes allows each of their methods
+    let reply = route_not_found_with(event, "PATCH", &format!("{PREFIX}/customer/{CUSTOMER}"));
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{name}");
+    let allowed: BTreeSet<&str> = reply.headers["allow"]
+        .to_str()
+        .expect("Allow")
+        .split(", ")
+        .collect();
+    assert_eq!(allowed, BTreeSet::from(["GET", "DELETE"]), "{name}");
+    assert_eq!(reply.error_code(), "method_not_allowed", "{name}");
 }
 
 /// Whether `event` matches an EventBridge-style pattern, in the subset the template
@@ -729,6 +825,12 @@ struct Function {
 const STREAM_CONSUMER: &str = "cleanup-stream";
 const USER_DELETED_HOOK: &str = "user-deleted";
 
+/// The function behind the `$default` route: 404/405 for requests no route
+/// matches. It serves no endpoint and reads no token, table or secret.
+const ROUTE_NOT_FOUND: &str = "route-not-found";
+/// `(METHOD, path)` of API Gateway's catch-all route, as the template declares it.
+const DEFAULT_ROUTE: (&str, &str) = ("ANY", "$default");
+
 /// Functions that run the deletion cascade, and so need Stripe.
 fn runs_cascade(binary: &str) -> bool {
     binary == Endpoint::DeleteCustomer.function()
@@ -818,18 +920,26 @@ async fn template_routes_are_the_endpoints(_env: &'static Env) {
         Some("AWS::Serverless-2016-10-31")
     );
     let functions = functions(&template);
+    let default_route = (DEFAULT_ROUTE.0.to_owned(), DEFAULT_ROUTE.1.to_owned());
     let mut routes = BTreeSet::new();
     for f in &functions {
         let is_endpoint = Endpoint::ALL.iter().any(|e| e.function() == f.binary);
-        assert_eq!(
-            f.event_types.iter().all(|t| t == "HttpApi"),
-            is_endpoint,
-            "{}: endpoint functions have HttpApi events only, the others none",
-            f.logical_id
-        );
+        let serves_http = is_endpoint || f.binary == ROUTE_NOT_FOUND;
         assert!(
             !f.event_types.is_empty(),
             "{}: no event invokes it",
+            f.logical_id
+        );
+        assert_eq!(
+            f.event_types.iter().all(|t| t == "HttpApi"),
+            serves_http,
+            "{}: the endpoint and $default functions have HttpApi events only",
+            f.logical_id
+        );
+        assert_eq!(
+            f.event_types.iter().any(|t| t == "HttpApi"),
+            serves_http,
+            "{}: the other functions have no HttpApi event",
             f.logical_id
         );
         for route in &f.routes {
@@ -837,6 +947,22 @@ async fn template_routes_are_the_endpoints(_env: &'static Env) {
                 routes.insert(route.clone()),
                 "route {route:?} is declared twice"
             );
+            // The $default route is route-not-found's, and its only one.
+            assert_eq!(
+                *route == default_route,
+                f.binary == ROUTE_NOT_FOUND,
+                "{}: {ROUTE_NOT_FOUND} serves exactly the $default route ({route:?})",
+                f.logical_id
+            );
+            assert_eq!(
+                f.routes.len(),
+                1,
+                "{}: one route per function",
+                f.logical_id
+            );
+            if *route == default_route {
+                continue;
+            }
             // The function serving a route is the endpoint's own binary.
             let endpoint = Endpoint::ALL
                 .into_iter()
@@ -848,18 +974,13 @@ async fn template_routes_are_the_endpoints(_env: &'static Env) {
                 "{} serves {route:?}",
                 f.logical_id
             );
-            assert_eq!(
-                f.routes.len(),
-                1,
-                "{}: one route per function",
-                f.logical_id
-            );
         }
     }
+    let mut expected = endpoint_routes();
+    expected.insert(default_route);
     assert_eq!(
-        routes,
-        endpoint_routes(),
-        "template routes == Endpoint::ALL"
+        routes, expected,
+        "template routes == Endpoint::ALL + the $default route"
     );
     // The $default stage: paths are served as the spec writes them, no stage prefix.
     let api = &template["Resources"]["HttpApi"];
@@ -1048,6 +1169,25 @@ async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
                 assert_eq!(windows, [Some(30)], "{id}: MaximumBatchingWindowInSeconds");
             }
             USER_DELETED_HOOK => assert_eq!(f.event_types, ["EventBridgeRule"], "{id}"),
+            ROUTE_NOT_FOUND => {
+                assert_eq!(f.event_types, ["HttpApi"], "{id}");
+                // Nothing of its own: RUST_LOG, and TABLE_NAME it never reads, come
+                // from Globals; no token, Stripe or event bus settings.
+                assert!(
+                    template["Resources"][id.as_str()]["Properties"]
+                        .get("Environment")
+                        .is_none(),
+                    "{id}: needs no environment of its own"
+                );
+                assert_eq!(
+                    vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+                    BTreeSet::from(["RUST_LOG", "TABLE_NAME"]),
+                    "{id}"
+                );
+                assert!(config.auth.is_none(), "{id}: verifies no tokens");
+                assert!(config.stripe.is_none(), "{id}: no Stripe");
+                assert!(config.event_bus.is_none(), "{id}: publishes nothing");
+            }
             _ => {}
         }
     }
@@ -1180,6 +1320,11 @@ type Grant = (String, String, bool);
 /// and nothing more. TransactWriteItems is no IAM action: its Put/Update/Delete are
 /// authorized as PutItem/UpdateItem/DeleteItem within it.
 fn expected_grants(binary: &str) -> BTreeSet<Grant> {
+    if binary == ROUTE_NOT_FOUND {
+        // It answers from the route table alone: no table, no secret, nothing but
+        // the logging SAM's basic execution role gives every function.
+        return BTreeSet::new();
+    }
     let table = "GetAtt:Table.Arn".to_owned();
     let index = |name: &str| format!("Sub:${{Table.Arn}}/index/{name}");
     let plain =
@@ -1238,12 +1383,14 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
     grants
 }
 
-/// The grants of a function's `Policies`: inline statements only.
+/// The grants of a function's `Policies`: inline statements only (none without
+/// `Policies`).
 fn granted(f: &Function) -> BTreeSet<Grant> {
-    let policies = f
-        .properties
-        .get("Policies")
-        .and_then(Yaml::as_sequence)
+    let Some(policies) = f.properties.get("Policies") else {
+        return BTreeSet::new();
+    };
+    let policies = policies
+        .as_sequence()
         .unwrap_or_else(|| panic!("{}: Policies is a list of policy documents", f.logical_id));
     let mut grants = BTreeSet::new();
     for policy in policies {
@@ -1293,6 +1440,19 @@ fn granted(f: &Function) -> BTreeSet<Grant> {
 async fn template_grants_each_function_exactly_its_calls(_env: &'static Env) {
     let template = yaml("template.yaml");
     for f in functions(&template) {
+        // SAM's generated role: basic execution (logging) plus the Policies.
+        assert!(
+            !f.properties.contains_key("Role"),
+            "{}: no role of its own",
+            f.logical_id
+        );
+        if f.binary == ROUTE_NOT_FOUND {
+            assert!(
+                !f.properties.contains_key("Policies"),
+                "{}: no Policies at all",
+                f.logical_id
+            );
+        }
         assert_eq!(granted(&f), expected_grants(&f.binary), "{}", f.logical_id);
     }
 }
