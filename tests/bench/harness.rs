@@ -76,23 +76,6 @@ impl App {
         })
     }
 
-    /// The state on an existing table.
-    pub fn existing(
-        client: &aws_sdk_dynamodb::Client,
-        counter: &Counter,
-        table: &str,
-    ) -> Result<Self> {
-        let store = Store::new(client.clone(), table);
-        let verifier = JwtVerifier::new(PUBLIC_KEY.as_bytes(), &jwt_settings())?;
-        let admin = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 3600);
-        Ok(Self {
-            state: State::new(store.clone(), verifier, None),
-            store,
-            counter: counter.clone(),
-            bearer: format!("Bearer {admin}"),
-        })
-    }
-
     /// A request below the API prefix, as an admin with a Bearer token.
     pub fn req(&self, method: Method, path: impl Into<String>) -> Req {
         Req {

@@ -27,7 +27,7 @@ const USAGE: &str = "usage: bench [--large] [--no-cold-start]
   --no-cold-start  skip the cold start of the list-customers binary";
 
 /// Command-line options.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Args {
     large: bool,
     cold_start: bool,
@@ -85,16 +85,44 @@ fn main() -> ExitCode {
         }
     };
 
-    let mut dynamodb = Server::start("dynamodb-local", "run-dynamodb-local.sh", &log_dir);
-    eprintln!("bench: DynamoDB Local at {}", dynamodb.url);
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            result = run(&args, &dynamodb.url, &log_dir) => result,
-            signal = interrupted() => Err(format!("interrupted by {signal}").into()),
-        }
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "billing bench: {profile} build, DynamoDB Local in memory on loopback; relative numbers, \
+         not AWS latencies"
+    );
+    // Sections 1-2 and 3-4 each get a fresh DynamoDB Local: every write into one gets
+    // slower after large transactions (member batches, cascades): seeding 1k customers
+    // fell from about 50/s to 6/s after sections 1-2 on the same server.
+    let outcome = with_dynamodb(
+        &runtime,
+        &log_dir,
+        "dynamodb-local-endpoints",
+        async |url| {
+            let (client, counter) = client(url).await;
+            let table = format!("bench-endpoints-{}", uuid::Uuid::new_v4().simple());
+            let app = App::new(&client, &counter, &table).await?;
+            let (calls, latency) = endpoints::run(&app, &client).await?;
+            calls.print();
+            latency.print();
+            Ok(())
+        },
+    )
+    .and_then(|()| {
+        with_dynamodb(&runtime, &log_dir, "dynamodb-local-listing", async |url| {
+            let (client, counter) = client(url).await;
+            let (report, table) = listing::run(&client, &counter, args.large).await?;
+            report.print();
+            if args.cold_start {
+                cold_start::run(url, &table, &log_dir).await?.print();
+            }
+            Ok(())
+        })
     });
     runtime.shutdown_timeout(Duration::from_secs(2));
-    dynamodb.stop();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -104,7 +132,28 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &Args, dynamodb_url: &str, log_dir: &Path) -> Result<()> {
+/// Starts a DynamoDB Local, runs `work` against its URL (until done, or SIGINT or
+/// SIGTERM), then stops the server by its PID.
+fn with_dynamodb(
+    runtime: &tokio::runtime::Runtime,
+    log_dir: &Path,
+    name: &'static str,
+    work: impl AsyncFnOnce(&str) -> Result<()>,
+) -> Result<()> {
+    let mut server = Server::start(name, "run-dynamodb-local.sh", log_dir);
+    eprintln!("bench: {name} at {}", server.url);
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = work(&server.url) => result,
+            signal = interrupted() => Err(format!("interrupted by {signal}").into()),
+        }
+    });
+    server.stop();
+    outcome
+}
+
+/// A DynamoDB client for `url` whose calls a new [`Counter`] counts.
+async fn client(url: &str) -> (aws_sdk_dynamodb::Client, Counter) {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "bench"))
@@ -113,71 +162,11 @@ async fn run(args: &Args, dynamodb_url: &str, log_dir: &Path) -> Result<()> {
     let counter = Counter::default();
     let client = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .endpoint_url(dynamodb_url)
+            .endpoint_url(url)
             .interceptor(counter.clone())
             .build(),
     );
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    println!(
-        "billing bench: {profile} build, DynamoDB Local in memory on loopback; \
-         relative numbers, not AWS latencies"
-    );
-
-    if let Ok(mode) = std::env::var("BENCH_PROBE") {
-        use billing::store::table::TableDefinition as T;
-        if mode == "nostream" {
-            client
-                .create_table()
-                .table_name("probe")
-                .set_attribute_definitions(Some(T::attributes()))
-                .set_key_schema(Some(T::key_schema()))
-                .set_local_secondary_indexes(Some(T::local_indexes()))
-                .set_global_secondary_indexes(Some(T::global_indexes()))
-                .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-                .send()
-                .await?;
-        }
-        if mode == "after" {
-            let app = App::new(&client, &counter, "pre").await?;
-            endpoints::run(&app, &client).await?;
-        }
-        if mode == "sleep" {
-            tokio::time::sleep(Duration::from_secs(150)).await;
-        }
-        let app = if mode == "nostream" {
-            App::existing(&client, &counter, "probe")?
-        } else {
-            App::new(&client, &counter, "probe").await?
-        };
-        for k in 0..4 {
-            let s = harness::seed_customers(&app, k * 1000..(k + 1) * 1000).await?;
-            eprintln!(
-                "probe {mode}: {}..{}: {:.0}/s",
-                k * 1000,
-                (k + 1) * 1000,
-                1000.0 / s.took.as_secs_f64()
-            );
-        }
-        return Ok(());
-    }
-    let table = format!("bench-endpoints-{}", uuid::Uuid::new_v4().simple());
-    let app = App::new(&client, &counter, &table).await?;
-    let (calls, latency) = endpoints::run(&app, &client).await?;
-    calls.print();
-    latency.print();
-
-    listing::run(&client, &counter, args.large).await?.print();
-
-    if args.cold_start {
-        cold_start::run(dynamodb_url, &table, log_dir)
-            .await?
-            .print();
-    }
-    Ok(())
+    (client, counter)
 }
 
 /// Resolves on SIGINT or SIGTERM, with its name.
