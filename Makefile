@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: dev test lint fmt install bench build clean
+.PHONY: dev test lint fmt install bench build fuzz clean
 
 ## Run the service locally with demo data on http://127.0.0.1:$${PORT:-3000}.
 dev:
@@ -14,10 +14,13 @@ test: install lint
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace -- --test-threads 4
 
-## Formatting and clippy, warnings as errors.
+## Formatting and clippy, warnings as errors; template.yaml and openapi.yaml:
+## cfn-lint, sam validate --lint, openapi-spec-validator (infra/lint-template.sh,
+## offline; installs the SAM CLI venv .local/sam-venv on first use).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	infra/lint-template.sh
 
 fmt:
 	$(CARGO) fmt --all
@@ -30,10 +33,17 @@ install:
 bench: install
 	$(CARGO) run --release -p billing-tests --bin bench
 
-## Release binaries of every function.
+## schemathesis against the local server (billing-dev serve, DynamoDB Local,
+## localstripe, demo data): every check, >= 1,000 cases, fixed seed (infra/fuzz.sh).
+fuzz: install
+	infra/fuzz.sh
+
+## sam build: every function for arm64 with cargo-lambda and zig, installed on
+## first use (cargo-lambda into ~/.cache/billing-admin, ~11 min once); prints the
+## artifact sizes (infra/build.sh). Needs no AWS account.
 build:
-	$(CARGO) build --workspace --release
+	infra/build.sh
 
 clean:
 	$(CARGO) clean
-	rm -rf .local
+	rm -rf .local .aws-sam

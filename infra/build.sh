@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# `make build`: `sam build` of template.yaml (BuildMethod rust-cargolambda, arm64),
+# installing what it needs first:
+#   SAM CLI + zig   .local/sam-venv (infra/install.sh sam; pinned, PyPI: aws-sam-cli,
+#                   ziglang), zig run as `python -m ziglang` by cargo-lambda
+#   cargo-lambda    `cargo install --locked` of a pinned version from crates.io into a
+#                   cache outside the repo, shared by every clone:
+#                   ${BILLING_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/billing-admin}/cargo-lambda-<version>
+#                   (about 11 minutes once; skipped when present)
+#   aarch64-unknown-linux-gnu  the Rust standard library for the target (rustup)
+# Then prints each function's artifact (.aws-sam/build/<Function>/bootstrap) with its
+# size, and the time each step took.
+# Usage: infra/build.sh [SAM-BUILD-OPTION...]   (e.g. --parallel, --cached)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+cargo_lambda_version=1.9.2
+target=aarch64-unknown-linux-gnu
+cache="${BILLING_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/billing-admin}"
+cargo_lambda_root="$cache/cargo-lambda-$cargo_lambda_version"
+sam_venv="$root/.local/sam-venv"
+
+log() { printf 'build.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH ($2)"; }
+timer_start=$SECONDS
+step_start=$SECONDS
+step_times=()
+step_done() { step_times+=("$(printf '%-28s %5d s' "$1" $((SECONDS - step_start)))"); step_start=$SECONDS; }
+
+need cargo "Rust (rustup) builds the functions"
+need rustup "rustup adds the $target standard library"
+need flock "util-linux"
+
+# ---- SAM CLI and zig (pinned venv) ------------------------------------------
+"$root/infra/install.sh" sam
+step_done "install.sh sam"
+
+# ---- cargo-lambda (crates.io, cached outside the repo) ----------------------
+mkdir -p "$cache"
+if [[ ! -x "$cargo_lambda_root/bin/cargo-lambda" ]]; then
+  # One install at a time across clones; the loser of a race finds it done.
+  exec 8>"$cache/.cargo-lambda.lock"
+  flock 8
+  if [[ ! -x "$cargo_lambda_root/bin/cargo-lambda" ]]; then
+    log "cargo-lambda $cargo_lambda_version: cargo install --locked into $cargo_lambda_root (about 11 minutes, once)"
+    rm -rf "$cargo_lambda_root.tmp"
+    # Installed into .tmp and renamed: an interrupted install never looks complete.
+    nice -n 10 cargo install --locked --quiet --root "$cargo_lambda_root.tmp" \
+      --version "$cargo_lambda_version" cargo-lambda
+    mv "$cargo_lambda_root.tmp" "$cargo_lambda_root"
+  fi
+  exec 8>&-
+fi
+"$cargo_lambda_root/bin/cargo-lambda" lambda --version >/dev/null \
+  || die "$cargo_lambda_root/bin/cargo-lambda does not run; remove that directory to reinstall"
+step_done "cargo-lambda $cargo_lambda_version"
+
+# ---- zig for cargo-lambda ----------------------------------------------------
+# cargo-lambda (cargo-zigbuild) tries `$CARGO_ZIGBUILD_PYTHON_PATH -m ziglang`
+# first, then `zig` on PATH: give it both, the venv's Python and a `zig` wrapper.
+zig_bin="$root/.local/sam-venv-zig/bin"
+mkdir -p "$zig_bin"
+cat >"$zig_bin/zig.tmp" <<ZIG
+#!/bin/sh
+exec "$sam_venv/bin/python" -I -m ziglang "\$@"
+ZIG
+chmod +x "$zig_bin/zig.tmp"
+mv "$zig_bin/zig.tmp" "$zig_bin/zig"
+zig_version="$("$zig_bin/zig" version)" || die "zig from .local/sam-venv (ziglang) does not run"
+export CARGO_ZIGBUILD_PYTHON_PATH="$sam_venv/bin/python"
+
+# ---- Rust target ---------------------------------------------------------------
+# The toolchain rustup picks here (rust-toolchain file, override or default).
+toolchain="$(rustup show active-toolchain | awk '{print $1}')"
+if ! rustup target list --installed --toolchain "$toolchain" | grep -qx "$target"; then
+  log "rustup target add $target (toolchain $toolchain)"
+  rustup target add --toolchain "$toolchain" "$target" \
+    || die "cannot add the Rust target $target to toolchain $toolchain (rustup needs its download server); the arm64 build needs it"
+fi
+step_done "rust target $target"
+
+# ---- sam build -----------------------------------------------------------------
+# PATH: cargo-lambda for `cargo lambda`, zig, and the SAM CLI's own venv.
+export PATH="$cargo_lambda_root/bin:$zig_bin:$sam_venv/bin:$PATH"
+export SAM_CLI_TELEMETRY=0
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
+log "sam build (SAM CLI $("$sam_venv/bin/python" -I -c 'import samcli; print(samcli.__version__)'), cargo-lambda $cargo_lambda_version, zig $zig_version, $toolchain)"
+rm -rf "$root/.aws-sam/build"
+sam build --template-file "$root/template.yaml" --build-dir "$root/.aws-sam/build" "$@"
+step_done "sam build"
+
+# ---- Report -----------------------------------------------------------------------
+printf '\n%-32s %12s  %s\n' "function" "bootstrap" "file" >&2
+total_bytes=0
+count=0
+while IFS= read -r function; do
+  artifact="$root/.aws-sam/build/$function/bootstrap"
+  [[ -f $artifact ]] || die "no artifact for $function: ${artifact#"$root"/}"
+  bytes="$(stat -c %s "$artifact")"
+  total_bytes=$((total_bytes + bytes))
+  count=$((count + 1))
+  printf '%-32s %9.1f MiB  %s\n' "$function" "$(awk "BEGIN{print $bytes/1048576}")" \
+    "$(file -b "$artifact" 2>/dev/null | cut -d, -f1-2 || true)" >&2
+done < <("$sam_venv/bin/python" -I - "$root/template.yaml" <<'PY'
+import sys
+from samtranslator.yaml_helper import yaml_parse
+template = yaml_parse(open(sys.argv[1]).read())
+for name, resource in template.get("Resources", {}).items():
+    if resource.get("Type") == "AWS::Serverless::Function" and \
+            resource.get("Metadata", {}).get("BuildMethod") == "rust-cargolambda":
+        print(name)
+PY
+)
+((count > 0)) || die "template.yaml has no rust-cargolambda function"
+printf '%-32s %9.1f MiB\n\n' "total ($count functions)" "$(awk "BEGIN{print $total_bytes/1048576}")" >&2
+for line in "${step_times[@]}"; do log "$line"; done
+log "total $((SECONDS - timer_start)) s"
