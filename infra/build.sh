@@ -28,7 +28,7 @@ need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH ($2)"; }
 timer_start=$SECONDS
 step_start=$SECONDS
 step_times=()
-step_done() { step_times+=("$(printf '%-28s %5d s' "$1" $((SECONDS - step_start)))"); step_start=$SECONDS; }
+step_done() { step_times+=("$(printf '%-40s %5d s' "$1" $((SECONDS - step_start)))"); step_start=$SECONDS; }
 
 need cargo "Rust (rustup) builds the functions"
 need rustup "rustup adds the $target standard library"

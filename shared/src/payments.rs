@@ -166,6 +166,10 @@ impl Payments {
         .product(CreatePlanProduct::InlineProductParams(
             CreatePlanInlineProductParams::new(tier.as_str()),
         ))
+        .customize()
+        // One attempt: "already exists" is the common answer, and some
+        // Stripe-compatible servers send it as a retryable 409.
+        .request_strategy(RequestStrategy::Once)
         .send(&self.client)
         .await;
         match created {
