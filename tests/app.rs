@@ -18,10 +18,7 @@ pub const API: &str = billing::http::PREFIX;
 
 /// Token settings the tests sign and verify with.
 pub fn jwt_settings() -> JwtSettings {
-    JwtSettings {
-        issuer: "https://auth.billing.test".into(),
-        audience: "billing-admin-api".into(),
-    }
+    JwtSettings::new("https://auth.billing.test", "billing-admin-api")
 }
 
 /// One test's application: its own table, the real handlers.
@@ -48,11 +45,16 @@ pub struct Reply {
 impl TestApp {
     /// A new table with its indexes, and an admin token.
     pub async fn new(env: &Env) -> Self {
+        let verifier =
+            JwtVerifier::new(PUBLIC_KEY.as_bytes(), &jwt_settings()).expect("dev public key");
+        Self::with_verifier(env, verifier).await
+    }
+
+    /// A new table, with tokens verified by `verifier`.
+    pub async fn with_verifier(env: &Env, verifier: JwtVerifier) -> Self {
         let table = format!("t-{}", uuid::Uuid::new_v4().simple());
         let store = Store::new(env.dynamodb_client(), table);
         store.create_table().await.expect("create table");
-        let verifier =
-            JwtVerifier::new(PUBLIC_KEY.as_bytes(), &jwt_settings()).expect("dev public key");
         let admin = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 600);
         Self {
             state: State::new(store.clone(), verifier, Some(env.payments())),

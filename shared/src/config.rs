@@ -1,8 +1,11 @@
 //! Typed configuration, read once at cold start from the environment.
 
+use std::str::FromStr;
+
+use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 
-use crate::auth::JwtSettings;
+use crate::auth::{ASYMMETRIC, Jwks, JwtSettings};
 
 /// Where a secret comes from.
 #[derive(Debug, Clone)]
@@ -40,10 +43,20 @@ pub struct Config {
 /// Token verification settings.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    /// Expected token issuer and audience (`JWT_ISSUER`, `JWT_AUDIENCE`).
+    /// What a token must match (`JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_ALGORITHMS`,
+    /// `JWT_ROLES_CLAIM`, `JWT_MAX_AGE_SECONDS`).
     pub jwt: JwtSettings,
-    /// Ed25519 public key in PEM (`JWT_PUBLIC_KEY`, or `JWT_PUBLIC_KEY_SECRET_ID`).
-    pub public_key: SecretSource,
+    /// Where the verification keys come from.
+    pub keys: KeySource,
+}
+
+/// Where token verification keys come from: exactly one of the two.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// One Ed25519 public key in PEM (`JWT_PUBLIC_KEY`, or `JWT_PUBLIC_KEY_SECRET_ID`).
+    Pem(SecretSource),
+    /// An identity provider's JWKS document (`JWT_JWKS_URL`).
+    Jwks(String),
 }
 
 /// Stripe settings.
@@ -55,12 +68,16 @@ pub struct StripeConfig {
     pub secret_key: SecretSource,
 }
 
-/// The token settings: all of them (HTTP functions) or none (event functions).
-const AUTH_SETTINGS: [&str; 4] = [
+/// The token settings: given to the HTTP functions, to none of the event functions.
+const AUTH_SETTINGS: [&str; 8] = [
     "JWT_ISSUER",
     "JWT_AUDIENCE",
     "JWT_PUBLIC_KEY",
     "JWT_PUBLIC_KEY_SECRET_ID",
+    "JWT_JWKS_URL",
+    "JWT_ALGORITHMS",
+    "JWT_ROLES_CLAIM",
+    "JWT_MAX_AGE_SECONDS",
 ];
 
 /// A required setting is missing or empty.
@@ -92,13 +109,7 @@ impl Config {
             dynamodb_endpoint: optional("AWS_ENDPOINT_URL_DYNAMODB"),
             secrets_endpoint: optional("AWS_ENDPOINT_URL_SECRETS_MANAGER"),
             auth: if AUTH_SETTINGS.iter().any(|name| optional(name).is_some()) {
-                Some(AuthConfig {
-                    jwt: JwtSettings {
-                        issuer: required("JWT_ISSUER")?,
-                        audience: required("JWT_AUDIENCE")?,
-                    },
-                    public_key: secret(&optional, "JWT_PUBLIC_KEY")?,
-                })
+                Some(auth(&optional)?)
             } else {
                 None
             },
@@ -126,6 +137,73 @@ impl Config {
             },
         })
     }
+}
+
+/// Token verification: issuer, audience, one key source, and the claim rules.
+fn auth(get: &impl Fn(&str) -> Option<String>) -> Result<AuthConfig, ConfigError> {
+    let required = |name: &str| get(name).ok_or_else(|| ConfigError::missing(name));
+    let mut jwt = JwtSettings::new(required("JWT_ISSUER")?, required("JWT_AUDIENCE")?);
+    if let Some(list) = get("JWT_ALGORITHMS") {
+        jwt.algorithms = algorithms(&list)?;
+    }
+    if let Some(claim) = get("JWT_ROLES_CLAIM") {
+        jwt.roles_claim = claim.trim().to_owned();
+    }
+    if let Some(raw) = get("JWT_MAX_AGE_SECONDS") {
+        jwt.max_age = Some(
+            raw.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    ConfigError("JWT_MAX_AGE_SECONDS must be a positive whole number".into())
+                })?,
+        );
+    }
+    let keys = match get("JWT_JWKS_URL") {
+        Some(url) => {
+            if get("JWT_PUBLIC_KEY").is_some() || get("JWT_PUBLIC_KEY_SECRET_ID").is_some() {
+                return Err(ConfigError(
+                    "set JWT_JWKS_URL or JWT_PUBLIC_KEY(_SECRET_ID), not both".into(),
+                ));
+            }
+            Jwks::check_url(&url).map_err(|e| ConfigError(e.to_string()))?;
+            KeySource::Jwks(url)
+        }
+        None => KeySource::Pem(secret(get, "JWT_PUBLIC_KEY").map_err(|_| {
+            ConfigError(
+                "JWT_PUBLIC_KEY, JWT_PUBLIC_KEY_SECRET_ID or JWT_JWKS_URL is required (one of them)"
+                    .into(),
+            )
+        })?),
+    };
+    Ok(AuthConfig { jwt, keys })
+}
+
+/// A comma list of asymmetric JWS algorithm names; symmetric (HS*) and unknown
+/// names are refused, an empty list is the default.
+fn algorithms(list: &str) -> Result<Vec<Algorithm>, ConfigError> {
+    let names: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Ok(ASYMMETRIC.to_vec());
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            Algorithm::from_str(name)
+                .ok()
+                .filter(|alg| ASYMMETRIC.contains(alg))
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "JWT_ALGORITHMS: {name:?} is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// `NAME` given directly or `NAME_SECRET_ID` naming a Secrets Manager secret; exactly one.
@@ -163,15 +241,26 @@ mod tests {
     fn reads_a_secret_id_or_a_value_but_not_both() {
         let with =
             |extra: &[(&str, &str)]| Config::from_lookup(lookup(&[&BASE[..], extra].concat()));
-        let key = |c: Config| c.auth.map(|a| a.public_key);
+        let key = |c: Config| c.auth.map(|a| a.keys);
         assert!(matches!(
             key(with(&[("JWT_PUBLIC_KEY_SECRET_ID", "arn:x")]).unwrap()),
-            Some(SecretSource::SecretsManager(id)) if id == "arn:x"
+            Some(KeySource::Pem(SecretSource::SecretsManager(id))) if id == "arn:x"
         ));
         assert!(matches!(
             key(with(&[("JWT_PUBLIC_KEY", "pem")]).unwrap()),
-            Some(SecretSource::Value(_))
+            Some(KeySource::Pem(SecretSource::Value(_)))
         ));
+        assert!(matches!(
+            key(with(&[("JWT_JWKS_URL", "https://idp.example.com/jwks")]).unwrap()),
+            Some(KeySource::Jwks(url)) if url == "https://idp.example.com/jwks"
+        ));
+        for both in [
+            ("JWT_PUBLIC_KEY", "pem"),
+            ("JWT_PUBLIC_KEY_SECRET_ID", "arn:x"),
+        ] {
+            assert!(with(&[both, ("JWT_JWKS_URL", "https://idp.example.com/jwks")]).is_err());
+        }
+        assert!(with(&[("JWT_JWKS_URL", "http://idp.example.com/jwks")]).is_err());
         assert!(
             with(&[
                 ("JWT_PUBLIC_KEY", "pem"),
@@ -180,6 +269,38 @@ mod tests {
             .is_err()
         );
         assert!(with(&[]).is_err());
+    }
+
+    #[test]
+    fn reads_the_claim_rules_with_safe_defaults() {
+        let with = |extra: &[(&str, &str)]| {
+            Config::from_lookup(lookup(
+                &[&BASE[..], &[("JWT_JWKS_URL", "https://idp/jwks")], extra].concat(),
+            ))
+            .map(|c| c.auth.unwrap().jwt)
+        };
+        let defaults = with(&[]).unwrap();
+        assert_eq!(defaults.algorithms, ASYMMETRIC.to_vec());
+        assert_eq!(defaults.roles_claim, "roles");
+        assert_eq!(defaults.max_age, None);
+        let set = with(&[
+            ("JWT_ALGORITHMS", " RS256, ES256 ,"),
+            ("JWT_ROLES_CLAIM", "realm_access.roles"),
+            ("JWT_MAX_AGE_SECONDS", "3600"),
+        ])
+        .unwrap();
+        assert_eq!(set.algorithms, [Algorithm::RS256, Algorithm::ES256]);
+        assert_eq!(set.roles_claim, "realm_access.roles");
+        assert_eq!(set.max_age, Some(3600));
+        for (name, bad) in [
+            ("JWT_ALGORITHMS", "HS256"),
+            ("JWT_ALGORITHMS", "RS256,none"),
+            ("JWT_MAX_AGE_SECONDS", "0"),
+            ("JWT_MAX_AGE_SECONDS", "-5"),
+        ] {
+            let err = with(&[(name, bad)]).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub enum ApiError {
     /// Missing or invalid credentials (401).
     #[error("missing or invalid credentials")]
     Unauthorized(#[source] AuthError),
+    /// No token verification key can be had right now (503).
+    #[error("token verification is temporarily unavailable; retry shortly")]
+    AuthUnavailable(#[source] crate::auth::JwksError),
     /// Valid credentials without the required role (403).
     #[error("the caller does not hold the billing_admin role")]
     Forbidden,
@@ -47,6 +50,7 @@ impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
             AuthError::Store(e) => Self::Store(e),
+            AuthError::Unavailable(e) => Self::AuthUnavailable(e),
             other => Self::Unauthorized(other),
         }
     }
@@ -69,6 +73,7 @@ impl ApiError {
         match self {
             Self::Invalid(_) | Self::Body { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -90,6 +95,7 @@ impl ApiError {
             Self::Invalid(e) => e.code,
             Self::Body { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
+            Self::AuthUnavailable(_) => "auth_unavailable",
             Self::Forbidden => "forbidden",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
@@ -156,6 +162,9 @@ impl ApiError {
             }
             Self::Store(StoreError::Contention) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::AuthUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
         }

@@ -1,11 +1,13 @@
 //! Cold start: clients built once, secrets fetched once and concurrently.
 
+use std::sync::Arc;
+
 use aws_config::SdkConfig;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::auth::JwtVerifier;
+use crate::auth::{Jwks, JwksError, JwksOptions, JwtVerifier};
 use crate::aws;
-use crate::config::{Config, ConfigError, SecretSource};
+use crate::config::{Config, ConfigError, KeySource, SecretSource};
 use crate::events::Publisher;
 use crate::payments::{Payments, PaymentsError};
 use crate::secrets::{self, SecretError};
@@ -23,6 +25,9 @@ pub enum InitError {
     /// The JWT public key is not an Ed25519 PEM.
     #[error("JWT public key is not a valid Ed25519 PEM")]
     JwtKey(#[source] jsonwebtoken::errors::Error),
+    /// The JWKS URL is not acceptable.
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
     /// The Stripe client could not be built.
     #[error(transparent)]
     Payments(#[from] PaymentsError),
@@ -53,9 +58,9 @@ impl Dependencies {
             }
         };
         let jwt_key = async {
-            match &config.auth {
-                Some(auth) => resolve(&auth.public_key, &secrets).await.map(Some),
-                None => Ok(None),
+            match config.auth.as_ref().map(|a| &a.keys) {
+                Some(KeySource::Pem(source)) => resolve(source, &secrets).await.map(Some),
+                _ => Ok(None),
             }
         };
         let (jwt_pem, stripe_key) = tokio::try_join!(jwt_key, stripe_key)?;
@@ -64,6 +69,15 @@ impl Dependencies {
                 JwtVerifier::new(pem.expose_secret().as_bytes(), &auth.jwt)
                     .map_err(InitError::JwtKey)?,
             ),
+            // Nothing is fetched here: a provider that is down at cold start
+            // makes requests 503, not the function fail to start.
+            (Some(auth), None) => match &auth.keys {
+                KeySource::Jwks(url) => Some(JwtVerifier::jwks(
+                    Arc::new(Jwks::new(url, JwksOptions::default())?),
+                    &auth.jwt,
+                )),
+                KeySource::Pem(_) => None,
+            },
             _ => None,
         };
         let payments = match (&config.stripe, stripe_key) {

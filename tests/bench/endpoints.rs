@@ -63,6 +63,7 @@ pub async fn run(app: &App, client: &Client) -> Result<(Table, Table)> {
     let issued = billing::auth::issue_api_key(
         &uuid::Uuid::new_v4().to_string(),
         vec!["billing_admin".to_owned()],
+        None,
     )?;
     app.store
         .put_api_key(&issued.key_id, &issued.record)

@@ -90,10 +90,7 @@ async fn bad_tokens_are_401(env: &'static Env) {
     };
     let other_issuer = billing::auth::sign(
         billing_tests::app::PRIVATE_KEY.as_bytes(),
-        &billing::auth::JwtSettings {
-            issuer: "https://evil".into(),
-            audience: "billing-admin-api".into(),
-        },
+        &billing::auth::JwtSettings::new("https://evil", "billing-admin-api"),
         "u",
         vec!["billing_admin".into()],
         60,
@@ -101,10 +98,7 @@ async fn bad_tokens_are_401(env: &'static Env) {
     .unwrap();
     let other_audience = billing::auth::sign(
         billing_tests::app::PRIVATE_KEY.as_bytes(),
-        &billing::auth::JwtSettings {
-            issuer: "https://auth.billing.test".into(),
-            audience: "other-api".into(),
-        },
+        &billing::auth::JwtSettings::new("https://auth.billing.test", "other-api"),
         "u",
         vec!["billing_admin".into()],
         60,
@@ -173,12 +167,12 @@ async fn tokens_without_billing_admin_are_403_before_validation(env: &'static En
 
 async fn api_keys_authenticate_until_revoked(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let admin = issue_api_key("user-1", vec!["billing_admin".into()]).unwrap();
+    let admin = issue_api_key("user-1", vec!["billing_admin".into()], None).unwrap();
     app.store
         .put_api_key(&admin.key_id, &admin.record)
         .await
         .unwrap();
-    let plain = issue_api_key("user-2", vec!["support".into()]).unwrap();
+    let plain = issue_api_key("user-2", vec!["support".into()], None).unwrap();
     app.store
         .put_api_key(&plain.key_id, &plain.record)
         .await

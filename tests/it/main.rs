@@ -6,6 +6,7 @@ mod cascade;
 mod cli;
 mod contract;
 mod customers;
+mod jwks;
 mod members;
 
 use std::future::Future;
@@ -42,6 +43,7 @@ fn main() {
         cli::trials(),
         contract::trials(),
         customers::trials(),
+        jwks::trials(),
         members::trials(),
     ]
     .concat();

@@ -26,7 +26,10 @@ pub fn setting(name: &str) -> Option<String> {
     if let Some(value) = std::env::var(name).ok().filter(|v| !v.is_empty()) {
         return Some(value);
     }
-    if name == "JWT_PUBLIC_KEY" && setting("JWT_PUBLIC_KEY_SECRET_ID").is_none() {
+    if name == "JWT_PUBLIC_KEY"
+        && setting("JWT_PUBLIC_KEY_SECRET_ID").is_none()
+        && setting("JWT_JWKS_URL").is_none()
+    {
         return Some(DEV_PUBLIC_KEY.to_owned());
     }
     if name == "STRIPE_SECRET_KEY" && setting("STRIPE_SECRET_KEY_SECRET_ID").is_none() {

@@ -1,5 +1,6 @@
 //! `billing-dev`: run and feed the local stack.
 
+mod remote;
 mod server;
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use billing::auth::{issue_api_key, sign};
 use billing::cleanup::Cleanup;
 use billing::seed::{Fixtures, demo, seed};
 use billing::startup::Dependencies;
+use billing::store::Store;
 use billing_dev::local;
 use billing_dev::stream::StreamPoller;
 use clap::{Parser, Subcommand};
@@ -23,6 +25,18 @@ use clap::{Parser, Subcommand};
     version
 )]
 struct Cli {
+    /// Act on this table of a deployed stack in AWS instead of the local
+    /// stack, with the standard AWS credential chain (environment, profiles,
+    /// SSO). Only the API key commands run this way.
+    #[arg(long, global = true, value_name = "TABLE")]
+    aws_table: Option<String>,
+    /// AWS region for --aws-table (else the credential chain's region).
+    #[arg(long, global = true, requires = "aws_table")]
+    region: Option<String>,
+    /// DynamoDB endpoint for --aws-table; without it, an endpoint set in the
+    /// environment (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB) is refused.
+    #[arg(long, global = true, requires = "aws_table")]
+    endpoint_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,7 +72,7 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         expires_in: u64,
     },
-    /// Issue an API key; prints {"apiKey", "apiSecret"}.
+    /// Issue an API key; prints {"apiKey", "apiSecret", "expiresAt"}.
     ApiKey {
         /// The user the key acts as.
         #[arg(long)]
@@ -66,7 +80,13 @@ enum Command {
         /// A role to grant; repeat for several.
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
+        /// Lifetime in seconds; without it the key lives until revoked.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_KEY_LIFETIME))]
+        expires_in: Option<u64>,
     },
+    /// List the API keys without their secrets: a JSON array of
+    /// {apiKey, userID, roles, createdAt, expiresAt, revokedAt}.
+    ListApiKeys,
     /// Run the stream consumer: poll the table's stream and feed the Lambda's handler.
     ConsumeStream {
         /// Seconds between polls.
@@ -82,16 +102,83 @@ enum Command {
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// Longest API key lifetime `--expires-in` accepts: ten years.
+const MAX_KEY_LIFETIME: u64 = 10 * 366 * 86_400;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     billing::telemetry::init();
-    match run(Cli::parse().command).await {
+    let cli = Cli::parse();
+    let outcome = match cli.aws_table {
+        Some(table) => {
+            let target = remote::Target {
+                table,
+                region: cli.region,
+                endpoint: cli.endpoint_url,
+            };
+            remote_keys(&target, cli.command).await
+        }
+        None => run(cli.command).await,
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("billing-dev: {err}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The API key commands against a deployed stack's table.
+async fn remote_keys(target: &remote::Target, command: Command) -> Result<(), Error> {
+    if !matches!(
+        command,
+        Command::ApiKey { .. } | Command::ListApiKeys | Command::RevokeApiKey { .. }
+    ) {
+        return Err("--aws-table runs only api-key, list-api-keys and revoke-api-key".into());
+    }
+    let store = target.store().await?;
+    keys(&store, command).await
+}
+
+/// Issues, lists or revokes API keys.
+async fn keys(store: &Store, command: Command) -> Result<(), Error> {
+    match command {
+        Command::ApiKey {
+            user,
+            roles,
+            expires_in,
+        } => {
+            let expires_at = expires_in
+                .map(|secs| i64::try_from(secs).map(chrono::Duration::seconds))
+                .transpose()?
+                .map(|lifetime| billing::domain::now() + lifetime);
+            let issued = issue_api_key(&user, roles, expires_at)?;
+            store.put_api_key(&issued.key_id, &issued.record).await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "apiKey": issued.key_id,
+                    "apiSecret": issued.secret,
+                    "expiresAt": expires_at.as_ref().map(billing::domain::time::to_seconds),
+                })
+            );
+        }
+        Command::ListApiKeys => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&store.list_api_keys().await?)?
+            );
+        }
+        Command::RevokeApiKey { key } => {
+            if !store.revoke_api_key(&key).await? {
+                return Err(format!("no API key {key}").into());
+            }
+            eprintln!("revoked {key}");
+        }
+        _ => return Err("not an API key command".into()),
+    }
+    Ok(())
 }
 
 async fn run(command: Command) -> Result<(), Error> {
@@ -102,6 +189,12 @@ async fn run(command: Command) -> Result<(), Error> {
         expires_in,
     } = &command
     {
+        if local::setting("JWT_JWKS_URL").is_some() {
+            return Err(
+                "JWT_JWKS_URL is set: tokens come from that identity provider, not from billing-dev"
+                    .into(),
+            );
+        }
         let key = local::setting("JWT_SIGNING_KEY").unwrap_or_default();
         let jwt = &config.auth.as_ref().ok_or("JWT_ISSUER is required")?.jwt;
         println!(
@@ -138,19 +231,9 @@ async fn run(command: Command) -> Result<(), Error> {
                 report.created, report.members, report.existing
             );
         }
-        Command::ApiKey { user, roles } => {
-            let issued = issue_api_key(&user, roles)?;
-            store.put_api_key(&issued.key_id, &issued.record).await?;
-            println!(
-                "{}",
-                serde_json::json!({ "apiKey": issued.key_id, "apiSecret": issued.secret })
-            );
-        }
-        Command::RevokeApiKey { key } => {
-            if !store.revoke_api_key(&key).await? {
-                return Err(format!("no API key {key}").into());
-            }
-            eprintln!("revoked {key}");
+        command
+        @ (Command::ApiKey { .. } | Command::ListApiKeys | Command::RevokeApiKey { .. }) => {
+            keys(&store, command).await?
         }
         Command::Token { .. } => {}
     }

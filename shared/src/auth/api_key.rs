@@ -4,6 +4,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AuthError, Caller};
+use crate::domain::Timestamp;
 use crate::store::ApiKeyRecord;
 
 /// Prefix of every key id.
@@ -20,8 +21,13 @@ pub struct IssuedApiKey {
     pub record: ApiKeyRecord,
 }
 
-/// Issues a key for `user` with `roles`: 32 random bytes of secret.
-pub fn issue_api_key(user: &str, roles: Vec<String>) -> Result<IssuedApiKey, getrandom::Error> {
+/// Issues a key for `user` with `roles`, valid until `expires_at` (or until
+/// revoked): 32 random bytes of secret.
+pub fn issue_api_key(
+    user: &str,
+    roles: Vec<String>,
+    expires_at: Option<Timestamp>,
+) -> Result<IssuedApiKey, getrandom::Error> {
     let mut id = [0u8; 16];
     let mut secret = [0u8; 32];
     getrandom::fill(&mut id)?;
@@ -32,6 +38,8 @@ pub fn issue_api_key(user: &str, roles: Vec<String>) -> Result<IssuedApiKey, get
         secret_hash: hash_secret(&secret),
         user_id: user.to_owned(),
         roles,
+        created_at: crate::domain::now(),
+        expires_at,
         revoked: false,
     };
     Ok(IssuedApiKey {
@@ -53,19 +61,26 @@ pub(super) fn is_key_id(key: &str) -> bool {
     })
 }
 
-/// Checks a secret against a looked-up record in constant time; an unknown key
-/// costs the same comparison as a known one.
-pub(super) fn check(record: Option<ApiKeyRecord>, secret: &str) -> Result<Caller, AuthError> {
+/// Checks a secret against a looked-up record in constant time (an unknown key
+/// costs the same comparison as a known one), then revocation and expiry at `now`.
+pub(super) fn check(
+    record: Option<ApiKeyRecord>,
+    secret: &str,
+    now: Timestamp,
+) -> Result<Caller, AuthError> {
     let presented = hash_secret(secret);
     let stored = record
         .as_ref()
         .map_or_else(|| "0".repeat(64), |r| r.secret_hash.clone());
     let equal: bool = presented.as_bytes().ct_eq(stored.as_bytes()).into();
     match record {
-        Some(r) if equal && !r.revoked => Ok(Caller {
-            subject: r.user_id,
-            roles: r.roles,
-        }),
+        Some(r) if equal && !r.revoked => match r.expires_at {
+            Some(expires_at) if expires_at <= now => Err(AuthError::ApiKeyExpired),
+            _ => Ok(Caller {
+                subject: r.user_id,
+                roles: r.roles,
+            }),
+        },
         _ => Err(AuthError::InvalidApiKey),
     }
 }
@@ -81,22 +96,38 @@ mod tests {
     #[test]
     fn issued_keys_verify_and_wrong_or_revoked_ones_do_not() {
         // GIVEN an issued key
-        let issued = issue_api_key("u1", vec!["billing_admin".into()]).unwrap();
+        let issued = issue_api_key("u1", vec!["billing_admin".into()], None).unwrap();
+        let now = crate::domain::now();
         assert!(is_key_id(&issued.key_id));
         assert_ne!(
             issued.record.secret_hash, issued.secret,
             "the secret itself is never stored"
         );
         // THEN its secret verifies, another does not, and revocation wins
-        let caller = check(Some(issued.record.clone()), &issued.secret).unwrap();
+        let caller = check(Some(issued.record.clone()), &issued.secret, now).unwrap();
         assert_eq!(caller.subject, "u1");
-        assert!(check(Some(issued.record.clone()), "wrong").is_err());
-        assert!(check(None, &issued.secret).is_err());
+        assert!(check(Some(issued.record.clone()), "wrong", now).is_err());
+        assert!(check(None, &issued.secret, now).is_err());
         let revoked = ApiKeyRecord {
             revoked: true,
+            ..issued.record.clone()
+        };
+        assert!(check(Some(revoked), &issued.secret, now).is_err());
+        // AND a key with an expiry works until then, and is refused from then on
+        let expiring = ApiKeyRecord {
+            expires_at: Some(now + chrono::Duration::seconds(60)),
             ..issued.record
         };
-        assert!(check(Some(revoked), &issued.secret).is_err());
+        assert!(check(Some(expiring.clone()), &issued.secret, now).is_ok());
+        let later = now + chrono::Duration::seconds(60);
+        assert!(matches!(
+            check(Some(expiring.clone()), &issued.secret, later),
+            Err(AuthError::ApiKeyExpired)
+        ));
+        assert!(matches!(
+            check(Some(expiring), "wrong", later),
+            Err(AuthError::InvalidApiKey)
+        ));
     }
 
     #[test]

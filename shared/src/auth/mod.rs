@@ -2,20 +2,22 @@
 
 mod api_key;
 mod credentials;
+pub mod jwks;
 mod jwt;
 
 use http::HeaderMap;
 
 pub use api_key::{IssuedApiKey, hash_secret, issue_api_key};
 pub use credentials::Credentials;
-pub use jwt::{Claims, JwtSettings, JwtVerifier, sign};
+pub use jwks::{Jwks, JwksError, JwksOptions};
+pub use jwt::{ASYMMETRIC, Claims, JwtSettings, JwtVerifier, TokenError, sign};
 
 use crate::store::{Store, StoreError};
 
 /// The role every endpoint of this API requires.
 pub const BILLING_ADMIN: &str = "billing_admin";
 
-/// Why a caller was not authenticated (all 401, except store failures).
+/// Why a caller was not authenticated (401, except the key and store lookups' failures).
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// No credentials at all.
@@ -24,12 +26,20 @@ pub enum AuthError {
     /// Credentials present but not in an accepted form.
     #[error("malformed credentials: {0}")]
     Malformed(&'static str),
-    /// The token failed verification (signature, algorithm, issuer, audience, expiry).
+    /// The token failed verification (key, algorithm, signature, issuer,
+    /// audience, expiry, age).
     #[error("invalid or expired token")]
-    InvalidToken(#[source] jsonwebtoken::errors::Error),
+    InvalidToken(#[source] TokenError),
+    /// No verification key can be had: the identity provider's JWKS cannot be
+    /// fetched and none is cached (503).
+    #[error("token verification keys are unavailable")]
+    Unavailable(#[source] JwksError),
     /// Unknown key, wrong secret or revoked key.
     #[error("invalid API key")]
     InvalidApiKey,
+    /// The right secret of a key past its expiry.
+    #[error("API key expired")]
+    ApiKeyExpired,
     /// The API key could not be looked up.
     #[error("credential lookup failed")]
     Store(#[source] StoreError),
@@ -67,7 +77,7 @@ impl Authenticator {
     /// The caller behind the request's headers.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
         match Credentials::from_headers(headers)? {
-            Credentials::Bearer(token) => self.jwt.verify(&token),
+            Credentials::Bearer(token) => self.jwt.verify(&token).await,
             Credentials::ApiKey { key, secret } => {
                 let record = if api_key::is_key_id(&key) {
                     self.store
@@ -77,7 +87,7 @@ impl Authenticator {
                 } else {
                     None
                 };
-                api_key::check(record, &secret)
+                api_key::check(record, &secret, crate::domain::now())
             }
         }
     }

@@ -1,9 +1,9 @@
 //! API keys: stored by id with only a hash of the secret.
 
-use super::table::{ApiKeyItem, EXISTS, REVOKE, api_key_key, s};
+use super::table::{API_KEY_PK, API_KEY_PREFIX, ApiKeyItem, EXISTS, Item, REVOKE, api_key_key, s};
 use super::tx::TxError;
 use super::{Store, StoreError};
-use crate::domain::{now, time};
+use crate::domain::{Timestamp, now, time};
 
 /// An API key as the authenticator needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,8 +14,31 @@ pub struct ApiKeyRecord {
     pub user_id: String,
     /// Roles the key carries.
     pub roles: Vec<String>,
+    /// When the key was issued.
+    pub created_at: Timestamp,
+    /// When the key stops working, if it ever does.
+    pub expires_at: Option<Timestamp>,
     /// Whether the key was revoked.
     pub revoked: bool,
+}
+
+/// An API key as an operator lists it: everything but the secret's hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeySummary {
+    /// The key id (`api-key` header).
+    pub api_key: String,
+    /// The user the key acts as.
+    #[serde(rename = "userID")]
+    pub user_id: String,
+    /// Roles the key carries.
+    pub roles: Vec<String>,
+    /// When the key was issued (RFC 3339).
+    pub created_at: String,
+    /// When the key stops working, if it ever does.
+    pub expires_at: Option<String>,
+    /// When the key was revoked, if it was.
+    pub revoked_at: Option<String>,
 }
 
 impl Store {
@@ -26,6 +49,8 @@ impl Store {
             record.secret_hash.clone(),
             record.user_id.clone(),
             record.roles.clone(),
+            &record.created_at,
+            record.expires_at.as_ref(),
         );
         let write = self.put(serde_dynamo::to_item(item)?, super::table::NOT_EXISTS, &[])?;
         self.transact(vec![write]).await.map_err(|e| match e {
@@ -41,11 +66,34 @@ impl Store {
         };
         let item: ApiKeyItem = serde_dynamo::from_item(item)?;
         Ok(Some(ApiKeyRecord {
+            created_at: timestamp(&item.created_at)?,
+            expires_at: item.expires_at.as_deref().map(timestamp).transpose()?,
             secret_hash: item.secret_hash,
             user_id: item.user_id,
             roles: item.roles,
             revoked: item.revoked_at.is_some(),
         }))
+    }
+
+    /// Every API key, without secrets, in key id order.
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeySummary>, StoreError> {
+        let items = self
+            .query_prefix_all(API_KEY_PK.to_owned(), API_KEY_PREFIX)
+            .await?;
+        items
+            .into_iter()
+            .map(|item: Item| {
+                let item: ApiKeyItem = serde_dynamo::from_item(item)?;
+                Ok(ApiKeySummary {
+                    api_key: item.key_id().to_owned(),
+                    user_id: item.user_id,
+                    roles: item.roles,
+                    created_at: item.created_at,
+                    expires_at: item.expires_at,
+                    revoked_at: item.revoked_at,
+                })
+            })
+            .collect()
     }
 
     /// Revokes an API key; `Ok(false)` when there is no such key.
@@ -63,4 +111,10 @@ impl Store {
             Err(TxError::Store(e)) => Err(e),
         }
     }
+}
+
+fn timestamp(text: &str) -> Result<Timestamp, StoreError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| StoreError::Corrupt(format!("API key timestamp {text:?}")))
 }

@@ -9,12 +9,12 @@ mod tx;
 
 use aws_sdk_dynamodb::Client;
 
-pub use api_keys::ApiKeyRecord;
+pub use api_keys::{ApiKeyRecord, ApiKeySummary};
 pub use error::StoreError;
 pub use members::MEMBERS_PER_TRANSACTION;
 pub use table::Listing;
 
-use table::{IN_PARTITION, IN_PARTITION_WITH_PREFIX, Item, names, s};
+use table::{IN_PARTITION, IN_PARTITION_WITH_PREFIX, Item, PK, SK, names, s};
 
 /// One page of results and the total they were drawn from.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,6 +160,38 @@ impl Store {
             match out.last_evaluated_key {
                 Some(key) if page.len() < take => start = Some(key),
                 _ => return Ok((header, page)),
+            }
+        }
+    }
+
+    /// Every item of one partition whose sort key starts with `prefix`, all
+    /// pages, strongly consistent (for small partitions: the API keys).
+    async fn query_prefix_all(
+        &self,
+        partition: String,
+        prefix: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(IN_PARTITION_WITH_PREFIX)
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(partition.clone()))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::dynamo)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
             }
         }
     }

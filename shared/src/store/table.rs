@@ -8,7 +8,7 @@
 //! | member      | `CUSTOMER#<id>`   | `MEMBER#<uid>`| `MEMBER#<rank>#<joinedAt>#<uid>`| -                                 |
 //! | membership  | `USER#<uid>`      | `MEMBERSHIP`  | -                               | -                                 |
 //! | counter     | `COUNTER`         | listing key   | -                               | one GSInPK + GSI1SK `#COUNT`      |
-//! | api key     | `APIKEY#<keyId>`  | `APIKEY`      | -                               | -                                 |
+//! | api key     | `APIKEY`          | `APIKEY#<keyId>` | -                            | -                                 |
 
 use std::collections::HashMap;
 
@@ -141,10 +141,16 @@ fn user_pk(user: &UserId) -> String {
 
 const MEMBERSHIP_SK: &str = "MEMBERSHIP";
 
-/// Key of an API key item.
+/// Key of an API key item. Every key lives in one partition, so that listing
+/// the keys is one Query: there are few, and each request reads one.
 pub fn api_key_key(key_id: &str) -> Item {
-    key(format!("APIKEY#{key_id}"), "APIKEY")
+    key(API_KEY_PK.to_owned(), &format!("{API_KEY_PREFIX}{key_id}"))
 }
+
+/// Partition of the API keys.
+pub const API_KEY_PK: &str = "APIKEY";
+/// `SK` prefix of API key items.
+pub const API_KEY_PREFIX: &str = "APIKEY#";
 
 /// A customer listing: which index, and which partition of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -424,6 +430,9 @@ pub struct ApiKeyItem {
     pub roles: Vec<String>,
     /// When the key was issued.
     pub created_at: String,
+    /// When the key stops working, if it ever does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     /// When the key was revoked, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
@@ -431,17 +440,30 @@ pub struct ApiKeyItem {
 
 impl ApiKeyItem {
     /// A new, unrevoked key.
-    pub fn new(key_id: &str, secret_hash: String, user_id: String, roles: Vec<String>) -> Self {
+    pub fn new(
+        key_id: &str,
+        secret_hash: String,
+        user_id: String,
+        roles: Vec<String>,
+        created_at: &Timestamp,
+        expires_at: Option<&Timestamp>,
+    ) -> Self {
         Self {
-            pk: format!("APIKEY#{key_id}"),
-            sk: "APIKEY".to_owned(),
+            pk: API_KEY_PK.to_owned(),
+            sk: format!("{API_KEY_PREFIX}{key_id}"),
             kind: "apiKey".to_owned(),
             secret_hash,
             user_id,
             roles,
-            created_at: time::to_seconds(&crate::domain::now()),
+            created_at: time::to_seconds(created_at),
+            expires_at: expires_at.map(time::to_seconds),
             revoked_at: None,
         }
+    }
+
+    /// The key id, from the sort key.
+    pub fn key_id(&self) -> &str {
+        self.sk.strip_prefix(API_KEY_PREFIX).unwrap_or(&self.sk)
     }
 }
 
