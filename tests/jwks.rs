@@ -151,10 +151,8 @@ async fn document(State(state): State<Arc<Mutex<Published>>>) -> Response {
     }
     let body = json!({ "keys": keys }).to_string();
     let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-    if let Some(seconds) = max_age {
-        if let Ok(value) = format!("public, max-age={seconds}").parse() {
-            response.headers_mut().insert(header::CACHE_CONTROL, value);
-        }
+    if let Some(Ok(value)) = max_age.map(|seconds| format!("public, max-age={seconds}").parse()) {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
     }
     response
 }

@@ -1,6 +1,7 @@
-//! The benchmark (`make bench`): DynamoDB round trips per request, latency of each
-//! endpoint next to its raw DynamoDB call, list cost vs table size, and the cold
-//! start of a function binary. Starts DynamoDB Local itself and stops it by PID.
+//! The benchmark (`make bench`): the warm-path cost of token verification per
+//! algorithm, DynamoDB round trips per request, latency of each endpoint next to
+//! its raw DynamoDB call, list cost vs table size, and the cold start of a
+//! function binary. Starts DynamoDB Local itself and stops it by PID.
 //!
 //! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start]`
 
@@ -10,6 +11,7 @@ mod endpoints;
 mod harness;
 mod listing;
 mod report;
+mod tokens;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -22,15 +24,17 @@ use billing_tests::servers::{Server, repo_root};
 use crate::counter::Counter;
 use crate::harness::{App, Result};
 
-const USAGE: &str = "usage: bench [--large] [--no-cold-start]
+const USAGE: &str = "usage: bench [--large] [--no-cold-start] [--tokens-only]
   --large          also list at 100,000 customers (seeding takes minutes)
-  --no-cold-start  skip the cold start of the list-customers binary";
+  --no-cold-start  skip the cold start of the list-customers binary
+  --tokens-only    only the token verification section (no DynamoDB)";
 
 /// Command-line options.
 #[derive(Debug)]
 struct Args {
     large: bool,
     cold_start: bool,
+    tokens_only: bool,
 }
 
 impl Args {
@@ -38,11 +42,13 @@ impl Args {
         let mut parsed = Self {
             large: false,
             cold_start: true,
+            tokens_only: false,
         };
         for arg in args {
             match arg.as_str() {
                 "--large" => parsed.large = true,
                 "--no-cold-start" => parsed.cold_start = false,
+                "--tokens-only" => parsed.tokens_only = true,
                 "-h" | "--help" => return Ok(None),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -97,31 +103,42 @@ fn main() -> ExitCode {
     // Sections 1-2 and 3-4 each get a fresh DynamoDB Local: every write into one gets
     // slower after large transactions (member batches, cascades): seeding 1k customers
     // fell from about 50/s to 6/s after sections 1-2 on the same server.
-    let outcome = with_dynamodb(
-        &runtime,
-        &log_dir,
-        "dynamodb-local-endpoints",
-        async |url| {
-            let (client, counter) = client(url).await;
-            let table = format!("bench-endpoints-{}", uuid::Uuid::new_v4().simple());
-            let app = App::new(&client, &counter, &table).await?;
-            let (calls, latency) = endpoints::run(&app, &client).await?;
-            calls.print();
-            latency.print();
-            Ok(())
-        },
-    )
-    .and_then(|()| {
-        with_dynamodb(&runtime, &log_dir, "dynamodb-local-listing", async |url| {
-            let (client, counter) = client(url).await;
-            let (report, table) = listing::run(&client, &counter, args.large).await?;
-            report.print();
-            if args.cold_start {
-                cold_start::run(url, &table, &log_dir).await?.print();
+    let outcome = runtime
+        .block_on(tokens::run())
+        .map(|table| table.print())
+        .and_then(|()| {
+            if args.tokens_only {
+                return Ok(());
             }
-            Ok(())
+            with_dynamodb(
+                &runtime,
+                &log_dir,
+                "dynamodb-local-endpoints",
+                async |url| {
+                    let (client, counter) = client(url).await;
+                    let table = format!("bench-endpoints-{}", uuid::Uuid::new_v4().simple());
+                    let app = App::new(&client, &counter, &table).await?;
+                    let (calls, latency) = endpoints::run(&app, &client).await?;
+                    calls.print();
+                    latency.print();
+                    Ok(())
+                },
+            )
         })
-    });
+        .and_then(|()| {
+            if args.tokens_only {
+                return Ok(());
+            }
+            with_dynamodb(&runtime, &log_dir, "dynamodb-local-listing", async |url| {
+                let (client, counter) = client(url).await;
+                let (report, table) = listing::run(&client, &counter, args.large).await?;
+                report.print();
+                if args.cold_start {
+                    cold_start::run(url, &table, &log_dir).await?.print();
+                }
+                Ok(())
+            })
+        });
     runtime.shutdown_timeout(Duration::from_secs(2));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,6 +25,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         bad_tokens_are_401,
         tokens_without_billing_admin_are_403_before_validation,
         api_keys_authenticate_until_revoked,
+        api_keys_expire_and_are_listed_without_secrets,
         secrets_manager_holds_the_jwt_and_stripe_keys,
     ]
 }
@@ -305,4 +306,59 @@ async fn secrets_manager_holds_the_jwt_and_stripe_keys(env: &'static Env) {
             .expect("missing secret fails");
         assert!(err.to_string().contains("does-not-exist"), "{err}");
     }
+}
+
+async fn api_keys_expire_and_are_listed_without_secrets(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let now = billing::domain::now();
+    let live = issue_api_key(
+        "user-1",
+        vec!["billing_admin".into()],
+        Some(now + chrono::Duration::seconds(3600)),
+    )
+    .unwrap();
+    let expired = issue_api_key(
+        "user-2",
+        vec!["billing_admin".into()],
+        Some(now - chrono::Duration::seconds(1)),
+    )
+    .unwrap();
+    for key in [&live, &expired] {
+        app.store
+            .put_api_key(&key.key_id, &key.record)
+            .await
+            .unwrap();
+    }
+    let call = |key: &billing::auth::IssuedApiKey| {
+        let headers = [
+            ("api-key", key.key_id.clone()),
+            ("api-secret", key.secret.clone()),
+        ];
+        let app = &app;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.call(Method::GET, "/customers", &headers, None).await
+        }
+    };
+    assert_eq!(call(&live).await.status, StatusCode::OK);
+    let reply = call(&expired).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.error_code(), "unauthorized");
+
+    let listed = app.store.list_api_keys().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let text = serde_json::to_string(&listed).unwrap();
+    for key in [&live, &expired] {
+        assert!(!text.contains(&key.secret));
+        assert!(!text.contains(&key.record.secret_hash));
+    }
+    let entry = listed.iter().find(|k| k.api_key == live.key_id).unwrap();
+    assert_eq!(entry.user_id, "user-1");
+    assert!(entry.expires_at.is_some() && entry.revoked_at.is_none());
+    let stored = app.store.get_api_key(&live.key_id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.expires_at.map(|t| t.timestamp()),
+        live.record.expires_at.map(|t| t.timestamp())
+    );
 }

@@ -15,7 +15,9 @@ use crate::TestFn;
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     crate::trials![
         cli_seeds_mints_credentials_and_serves_http,
-        cli_rejects_invalid_fixtures
+        cli_rejects_invalid_fixtures,
+        cli_manages_api_keys_of_a_deployed_table,
+        cli_serves_tokens_of_a_jwks_provider,
     ]
 }
 
@@ -196,4 +198,212 @@ async fn cli_rejects_invalid_fixtures(env: &'static Env) {
         String::from_utf8_lossy(&out.stderr).contains(".json"),
         "names the file"
     );
+}
+
+/// `billing-dev --aws-table` as an operator runs it after `sam deploy`: a named
+/// profile of the standard credential chain, no local defaults.
+async fn cli_manages_api_keys_of_a_deployed_table(env: &'static Env) {
+    let table = format!("cli-{}", uuid::Uuid::new_v4().simple());
+    run(cli(env, &table).arg("create-table"));
+    let dir = std::env::temp_dir().join(format!("aws-{table}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("config"), "[profile ops]\nregion = us-east-1\n").unwrap();
+    std::fs::write(
+        dir.join("credentials"),
+        "[ops]\naws_access_key_id = AKIDOPERATOR\naws_secret_access_key = operator-secret\n",
+    )
+    .unwrap();
+    let operator_on = |profile: &str, table: &str| {
+        let mut cmd = Command::new(binary());
+        cmd.env_clear()
+            .env("AWS_CONFIG_FILE", dir.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"))
+            .env("AWS_PROFILE", profile)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .args(["--aws-table", table]);
+        cmd
+    };
+    let operator = |profile: &str| operator_on(profile, &table);
+    let remote = |args: &[&str]| {
+        let mut cmd = operator("ops");
+        cmd.args(["--endpoint-url", &env.dynamodb_url]).args(args);
+        cmd
+    };
+    let user = "5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e";
+
+    // GIVEN two keys, one expiring in an hour and one without expiry
+    let issued: Value = serde_json::from_slice(
+        &run(&mut remote(&[
+            "api-key",
+            "--user",
+            user,
+            "--role",
+            "billing_admin",
+            "--expires-in",
+            "3600",
+        ]))
+        .stdout,
+    )
+    .expect("JSON");
+    let expiring = issued["apiKey"].as_str().expect("apiKey").to_owned();
+    assert!(issued["apiSecret"].as_str().is_some_and(|s| s.len() >= 40));
+    let expires_at = issued["expiresAt"].as_str().expect("expiresAt");
+    let lifetime = chrono::DateTime::parse_from_rfc3339(expires_at)
+        .unwrap()
+        .timestamp()
+        - billing::domain::now().timestamp();
+    assert!((3590..=3600).contains(&lifetime), "{lifetime}");
+    let forever: Value = serde_json::from_slice(
+        &run(&mut remote(&[
+            "api-key", "--user", user, "--role", "support",
+        ]))
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(forever["expiresAt"], Value::Null);
+
+    // WHEN they are listed, THEN every field but the secret is shown
+    let listed = run(&mut remote(&["list-api-keys"])).stdout;
+    let text = String::from_utf8(listed).unwrap();
+    for secret in [&issued["apiSecret"], &forever["apiSecret"]] {
+        assert!(!text.contains(secret.as_str().unwrap()), "no secret listed");
+    }
+    assert!(
+        !text.to_lowercase().contains("hash"),
+        "no secret hash listed"
+    );
+    let keys: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(keys.len(), 2);
+    let entry = keys
+        .iter()
+        .find(|k| k["apiKey"] == expiring.as_str())
+        .unwrap();
+    assert_eq!(entry["userID"], user);
+    assert_eq!(entry["roles"], json!(["billing_admin"]));
+    assert_eq!(entry["expiresAt"], expires_at);
+    assert!(entry["createdAt"].as_str().is_some());
+    assert_eq!(entry["revokedAt"], Value::Null);
+
+    // AND a revoked key is listed as revoked
+    run(&mut remote(&["revoke-api-key", &expiring]));
+    let keys: Vec<Value> =
+        serde_json::from_slice(&run(&mut remote(&["list-api-keys"])).stdout).unwrap();
+    let entry = keys
+        .iter()
+        .find(|k| k["apiKey"] == expiring.as_str())
+        .unwrap();
+    assert!(entry["revokedAt"].as_str().is_some());
+
+    // An endpoint in the environment is refused rather than silently used.
+    let out = operator("ops")
+        .env("AWS_ENDPOINT_URL_DYNAMODB", &env.dynamodb_url)
+        .arg("list-api-keys")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AWS_ENDPOINT_URL_DYNAMODB"));
+    // No credentials: a clear error, no fallback to the local stack's.
+    let out = operator("nobody")
+        .args(["--region", "us-east-1", "--endpoint-url", &env.dynamodb_url])
+        .arg("list-api-keys")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("credentials"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nor without a region.
+    let out = operator("nobody")
+        .args(["--endpoint-url", &env.dynamodb_url, "list-api-keys"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("region"));
+    // A table that does not exist is named.
+    let out = operator_on("ops", "no-such-table")
+        .args(["--endpoint-url", &env.dynamodb_url])
+        .arg("list-api-keys")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no-such-table"), "{stderr}");
+    // Only the key commands run against AWS.
+    let out = remote(&["seed", "--demo"]).output().unwrap();
+    assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `make dev` with `JWT_JWKS_URL`: the server verifies that provider's tokens
+/// and no longer accepts the development key's.
+async fn cli_serves_tokens_of_a_jwks_provider(env: &'static Env) {
+    use billing_tests::jwks::{JwksServer, SigningKey};
+    let table = format!("cli-{}", uuid::Uuid::new_v4().simple());
+    run(cli(env, &table).arg("create-table"));
+    let key = SigningKey::load("rsa-1", "dev-idp", jsonwebtoken::Algorithm::RS256, true);
+    let jwks = JwksServer::start(&[&key], None).await;
+    let with_jwks = |cmd: &mut Command| {
+        cmd.env("JWT_JWKS_URL", &jwks.url)
+            .env("JWT_ISSUER", "https://idp.dev.test")
+            .env("JWT_AUDIENCE", "billing-admin-api")
+            .env("JWT_ROLES_CLAIM", "realm_access.roles");
+    };
+    let mut token_cmd = cli(env, &table);
+    with_jwks(&mut token_cmd);
+    let out = token_cmd
+        .args(["token", "--sub", "u", "--role", "billing_admin"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "no dev tokens with a JWKS provider");
+    let dev_token = String::from_utf8(
+        run(cli(env, &table).args(["token", "--sub", "u", "--role", "billing_admin"])).stdout,
+    )
+    .unwrap();
+
+    let port = free_port();
+    let mut serve = cli(env, &table);
+    with_jwks(&mut serve);
+    let mut server = serve
+        .args(["serve", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            panic!("serve did not listen");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let now = billing::domain::now().timestamp();
+    let claims = |roles: &[&str]| {
+        json!({"sub": "u", "iss": "https://idp.dev.test", "aud": ["account", "billing-admin-api"],
+            "iat": now, "exp": now + 300, "realm_access": {"roles": roles}})
+    };
+    let cases = [
+        (key.sign(&claims(&["billing_admin"])), 200),
+        (key.sign(&claims(&["offline_access"])), 403),
+        (dev_token.trim().to_owned(), 401),
+    ];
+    let path = format!("{}/customers", billing_tests::app::API);
+    for (token, want) in cases {
+        let path = path.clone();
+        let (status, _) = tokio::task::spawn_blocking(move || {
+            http(
+                port,
+                "GET",
+                &path,
+                &[("Authorization", &format!("Bearer {token}"))],
+            )
+        })
+        .await
+        .expect("request");
+        assert_eq!(status, want);
+    }
+    assert_eq!(jwks.fetches(), 1, "one fetch, then the cache");
+    let _ = server.kill();
+    let _ = server.wait();
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::cleanup::{Cleanup, UserCleanup};
-use billing::config::SecretSource;
+use billing::config::{KeySource, SecretSource};
 use billing::domain::{CustomerId, PageRequest, Role, SubscriptionStatus, Timestamp, UserId, time};
 use billing::events::{CustomerDeleted, Publisher, UserDeleted};
 use billing::http::{Endpoint, PREFIX};
@@ -35,6 +35,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         template_functions_are_the_workspace_packages,
         template_table_is_the_table_definition,
         template_grants_each_function_exactly_its_calls,
+        template_parameters_choose_exactly_one_token_key_source,
         openapi_operations_are_the_endpoints,
         openapi_parameters_and_statuses_match_the_code,
     ]
@@ -782,6 +783,43 @@ fn one_or_many(v: &Yaml) -> Vec<String> {
     }
 }
 
+/// An intrinsic function, short (`!If [..]`, `!Ref X`) or long (`Fn::If: [..]`,
+/// `Ref: X`) form: its name without `Fn::`, and its argument.
+fn intrinsic(v: &Yaml) -> Option<(String, &Yaml)> {
+    match v {
+        Yaml::Tagged(t) => Some((
+            t.tag.to_string().trim_start_matches('!').to_owned(),
+            &t.value,
+        )),
+        Yaml::Mapping(m) if m.len() == 1 => {
+            let (key, arg) = m.iter().next()?;
+            let key = key.as_str()?;
+            let name = key
+                .strip_prefix("Fn::")
+                .or_else(|| matches!(key, "Ref" | "Condition").then_some(key))?;
+            Some((name.to_owned(), arg))
+        }
+        _ => None,
+    }
+}
+
+/// `Fn::If [condition, then, else]`: the condition's name and both values.
+fn conditional(v: &Yaml) -> Option<(String, &Yaml, &Yaml)> {
+    let (name, arg) = intrinsic(v)?;
+    if name != "If" {
+        return None;
+    }
+    match arg.as_sequence().map(Vec::as_slice) {
+        Some([condition, then, otherwise]) => Some((render(condition), then, otherwise)),
+        _ => panic!("Fn::If takes [condition, then, else], found {arg:?}"),
+    }
+}
+
+/// `!Ref AWS::NoValue`: the property or list item is left out.
+fn is_no_value(v: &Yaml) -> bool {
+    matches!(intrinsic(v), Some((name, arg)) if name == "Ref" && arg.as_str() == Some("AWS::NoValue"))
+}
+
 fn entries(v: &Yaml) -> Vec<(String, &Yaml)> {
     v.as_mapping()
         .map(|m| m.iter().map(|(k, v)| (render(k), v)).collect())
@@ -836,6 +874,154 @@ fn runs_cascade(binary: &str) -> bool {
     binary == Endpoint::DeleteCustomer.function()
         || binary == STREAM_CONSUMER
         || binary == USER_DELETED_HOOK
+}
+
+/// The token settings of the HTTP functions, each from its parameter.
+const JWT_SETTINGS: [(&str, &str); 6] = [
+    ("JWT_ISSUER", "JwtIssuer"),
+    ("JWT_AUDIENCE", "JwtAudience"),
+    ("JWT_JWKS_URL", "JwtJwksUrl"),
+    ("JWT_ALGORITHMS", "JwtAlgorithms"),
+    ("JWT_ROLES_CLAIM", "JwtRolesClaim"),
+    ("JWT_MAX_AGE_SECONDS", "JwtMaxAgeSeconds"),
+];
+/// The other token setting: set, and its secret readable, in PEM mode only.
+const JWT_PUBLIC_KEY_SECRET_ID: &str = "JWT_PUBLIC_KEY_SECRET_ID";
+/// The template condition of PEM mode (JwtPublicKeySecretArn given).
+const PEM_MODE: &str = "HasJwtPublicKey";
+
+/// How a deployment verifies Bearer tokens: exactly one of the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenMode {
+    /// `JwtPublicKeySecretArn`: an Ed25519 public key (PEM) in Secrets Manager.
+    Pem,
+    /// `JwtJwksUrl`: the identity provider's JWKS.
+    Jwks,
+}
+
+const SAMPLE_ISSUER: &str = "https://idp.example.com/";
+const SAMPLE_AUDIENCE: &str = "billing-admin-api";
+const SAMPLE_PEM_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:billing-jwt-public-key-AbCdEf";
+const SAMPLE_JWKS_URL: &str = "https://idp.example.com/.well-known/jwks.json";
+
+/// The template's parameters with values, as `sam deploy --parameter-overrides`
+/// gives them (the rest keep their defaults), and so the value of every condition.
+struct Deployment {
+    params: BTreeMap<String, String>,
+    conditions: BTreeMap<String, bool>,
+}
+
+impl Deployment {
+    /// Defaults, sample values for the required parameters, then `overrides`.
+    fn new(template: &Yaml, overrides: &[(&str, &str)]) -> Self {
+        let samples = [
+            ("JwtIssuer", SAMPLE_ISSUER),
+            ("JwtAudience", SAMPLE_AUDIENCE),
+            (
+                "StripeSecretKeySecretArn",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:billing-stripe-AbCdEf",
+            ),
+            ("PlatformUserEventSource", "platform.users"),
+        ];
+        let declared = entries(&template["Parameters"]);
+        for (name, _) in samples.iter().chain(overrides) {
+            assert!(
+                declared.iter().any(|(p, _)| p == name),
+                "template.yaml: no parameter {name}"
+            );
+        }
+        let params = declared
+            .iter()
+            .map(|(name, p)| {
+                let given = overrides
+                    .iter()
+                    .chain(&samples)
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| (*v).to_owned());
+                let value = given
+                    .or_else(|| p.get("Default").map(render))
+                    .unwrap_or_else(|| panic!("{name} has no default: give it a sample value"));
+                (name.clone(), value)
+            })
+            .collect();
+        let mut deployment = Self {
+            params,
+            conditions: BTreeMap::new(),
+        };
+        let defined = &template["Conditions"];
+        deployment.conditions = entries(defined)
+            .into_iter()
+            .map(|(name, c)| (name, deployment.holds(c, defined)))
+            .collect();
+        deployment
+    }
+
+    /// A deployment in `mode`: only that mode's parameter is set.
+    fn of(template: &Yaml, mode: TokenMode) -> Self {
+        match mode {
+            TokenMode::Pem => Self::new(template, &[("JwtPublicKeySecretArn", SAMPLE_PEM_SECRET)]),
+            TokenMode::Jwks => Self::new(template, &[("JwtJwksUrl", SAMPLE_JWKS_URL)]),
+        }
+    }
+
+    /// Whether a condition (`Conditions`, or a rule's `Assert`) holds;
+    /// `conditions` are the ones `Condition: X` may name.
+    fn holds(&self, v: &Yaml, conditions: &Yaml) -> bool {
+        let (name, arg) = intrinsic(v).unwrap_or_else(|| panic!("not a condition function: {v:?}"));
+        let args = || {
+            arg.as_sequence()
+                .unwrap_or_else(|| panic!("Fn::{name} takes a list: {arg:?}"))
+        };
+        match name.as_str() {
+            "Not" => {
+                assert_eq!(args().len(), 1, "Fn::Not takes one condition");
+                !self.holds(&args()[0], conditions)
+            }
+            "And" => args().iter().all(|c| self.holds(c, conditions)),
+            "Or" => args().iter().any(|c| self.holds(c, conditions)),
+            "Equals" => {
+                assert_eq!(args().len(), 2, "Fn::Equals takes two values");
+                self.value(&render(&args()[0])) == self.value(&render(&args()[1]))
+            }
+            "Condition" => {
+                let named = str_of(arg, "Condition");
+                self.holds(&conditions[named], conditions)
+            }
+            other => panic!("unsupported condition function Fn::{other}"),
+        }
+    }
+
+    /// A rendered value (`Ref:Param` for `!Ref Param`) with its parameter's value.
+    fn value(&self, rendered: &str) -> String {
+        rendered
+            .strip_prefix("Ref:")
+            .and_then(|name| self.params.get(name))
+            .cloned()
+            .unwrap_or_else(|| rendered.to_owned())
+    }
+
+    /// What CloudFormation keeps of `v`: `Fn::If` decided, None for `AWS::NoValue`.
+    fn resolve<'a>(&self, v: &'a Yaml) -> Option<&'a Yaml> {
+        match conditional(v) {
+            Some((condition, then, otherwise)) => {
+                let holds = *self
+                    .conditions
+                    .get(&condition)
+                    .unwrap_or_else(|| panic!("Fn::If names no condition: {condition}"));
+                self.resolve(if holds { then } else { otherwise })
+            }
+            None if is_no_value(v) => None,
+            None => Some(v),
+        }
+    }
+
+    /// A function's environment as deployed, rendered (`Ref:X`).
+    fn env(&self, raw: &BTreeMap<String, &Yaml>) -> BTreeMap<String, String> {
+        raw.iter()
+            .filter_map(|(k, v)| Some((k.clone(), render(self.resolve(v)?))))
+            .collect()
+    }
 }
 
 fn functions(template: &Yaml) -> Vec<Function> {
@@ -1030,6 +1216,10 @@ fn package_name(manifest: &Path) -> String {
 async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
     let template = yaml("template.yaml");
     let functions = functions(&template);
+    let (pem, jwks) = (
+        Deployment::of(&template, TokenMode::Pem),
+        Deployment::of(&template, TokenMode::Jwks),
+    );
     let binaries: BTreeSet<String> = functions.iter().map(|f| f.binary.clone()).collect();
     assert_eq!(binaries.len(), functions.len(), "one function per binary");
     assert_eq!(
@@ -1065,11 +1255,12 @@ async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
             resource["Properties"].get("RetentionInDays").is_some(),
             "{id}"
         );
-        // The environment the code reads is complete and consistent.
-        let vars: BTreeMap<String, String> = entries(&prop("Environment")["Variables"])
+        // The environment the code reads is complete and consistent, in either
+        // token key mode: `raw` as written, `vars` as deployed (here in PEM mode).
+        let raw: BTreeMap<String, &Yaml> = entries(&prop("Environment")["Variables"])
             .into_iter()
-            .map(|(k, v)| (k, render(v)))
             .collect();
+        let vars = pem.env(&raw);
         for name in ["TABLE_NAME", "RUST_LOG"] {
             assert!(vars.contains_key(name), "{id}: {name}");
         }
@@ -1077,35 +1268,85 @@ async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
         // Token settings exactly where HTTP is served (so not in Globals: SAM cannot
         // take a global variable away from a function), the key never inline.
         let serves_http = Endpoint::ALL.iter().any(|e| e.function() == f.binary);
-        for name in ["JWT_ISSUER", "JWT_AUDIENCE", "JWT_PUBLIC_KEY_SECRET_ID"] {
-            assert_eq!(
-                vars.contains_key(name),
-                serves_http,
-                "{id}: {name} is set on exactly the HTTP functions"
-            );
-        }
-        assert!(!vars.contains_key("JWT_PUBLIC_KEY"), "{id}: no inline key");
-        let config = billing::config::Config::from_lookup(|k| vars.get(k).cloned())
-            .unwrap_or_else(|e| panic!("{id}: {e}"));
-        match &config.auth {
-            Some(auth) => {
-                assert!(
-                    serves_http,
-                    "{id}: verifies no tokens, needs no JWT settings"
-                );
-                assert!(
-                    matches!(auth.public_key, SecretSource::SecretsManager(_)),
-                    "{id}: the JWT key comes from Secrets Manager"
-                );
-                assert_eq!(
-                    vars["JWT_PUBLIC_KEY_SECRET_ID"],
-                    "Ref:JwtPublicKeySecretArn"
-                );
-                assert_eq!(auth.jwt.issuer, "Ref:JwtIssuer", "{id}");
-                assert_eq!(auth.jwt.audience, "Ref:JwtAudience", "{id}");
+        let jwt_vars: BTreeSet<&str> = raw
+            .keys()
+            .map(String::as_str)
+            .filter(|k| k.starts_with("JWT_"))
+            .collect();
+        let expected: BTreeSet<&str> = if serves_http {
+            JWT_SETTINGS
+                .iter()
+                .map(|(name, _)| *name)
+                .chain([JWT_PUBLIC_KEY_SECRET_ID])
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        assert_eq!(
+            jwt_vars, expected,
+            "{id}: the JWT settings are set on exactly the HTTP functions"
+        );
+        if serves_http {
+            for (name, param) in JWT_SETTINGS {
+                assert_eq!(render(raw[name]), format!("Ref:{param}"), "{id}: {name}");
             }
-            None => assert!(!serves_http, "{id}: serves HTTP without token settings"),
+            // The PEM secret's id only in PEM mode, left out otherwise.
+            let (condition, then, otherwise) = conditional(raw[JWT_PUBLIC_KEY_SECRET_ID])
+                .unwrap_or_else(|| panic!("{id}: {JWT_PUBLIC_KEY_SECRET_ID} is conditional"));
+            assert_eq!(condition, PEM_MODE, "{id}: {JWT_PUBLIC_KEY_SECRET_ID}");
+            assert_eq!(render(then), "Ref:JwtPublicKeySecretArn", "{id}");
+            assert!(is_no_value(otherwise), "{id}: else AWS::NoValue");
         }
+        assert!(!raw.contains_key("JWT_PUBLIC_KEY"), "{id}: no inline key");
+        let config_in = |deployment: &Deployment, mode: TokenMode| {
+            let vars = deployment.env(&raw);
+            let config =
+                billing::config::Config::from_lookup(|k| vars.get(k).map(|v| deployment.value(v)))
+                    .unwrap_or_else(|e| panic!("{id} in {mode:?} mode: {e}"));
+            (vars, config)
+        };
+        for (deployment, mode) in [(&pem, TokenMode::Pem), (&jwks, TokenMode::Jwks)] {
+            let (vars, config) = config_in(deployment, mode);
+            let Some(auth) = &config.auth else {
+                assert!(!serves_http, "{id}: serves HTTP without token settings");
+                continue;
+            };
+            assert!(
+                serves_http,
+                "{id}: verifies no tokens, needs no JWT settings"
+            );
+            assert_eq!(auth.jwt.issuer, SAMPLE_ISSUER, "{id}");
+            assert_eq!(auth.jwt.audience, SAMPLE_AUDIENCE, "{id}");
+            // The optional settings' defaults are the code's.
+            assert_eq!(auth.jwt.roles_claim, "roles", "{id}: JWT_ROLES_CLAIM");
+            assert_eq!(auth.jwt.max_age, None, "{id}: JWT_MAX_AGE_SECONDS");
+            match mode {
+                TokenMode::Pem => {
+                    assert!(
+                        matches!(&auth.keys, KeySource::Pem(SecretSource::SecretsManager(arn)) if arn == SAMPLE_PEM_SECRET),
+                        "{id}: the JWT key comes from Secrets Manager"
+                    );
+                    assert_eq!(vars[JWT_PUBLIC_KEY_SECRET_ID], "Ref:JwtPublicKeySecretArn");
+                    assert_eq!(deployment.value(&vars["JWT_JWKS_URL"]), "", "{id}");
+                }
+                TokenMode::Jwks => {
+                    assert!(
+                        matches!(&auth.keys, KeySource::Jwks(url) if url == SAMPLE_JWKS_URL),
+                        "{id}: the JWT keys come from the JWKS URL"
+                    );
+                    assert!(
+                        !vars.contains_key(JWT_PUBLIC_KEY_SECRET_ID),
+                        "{id}: no JWT secret in JWKS mode"
+                    );
+                    assert_eq!(
+                        deployment.value(&vars["JWT_JWKS_URL"]),
+                        SAMPLE_JWKS_URL,
+                        "{id}"
+                    );
+                }
+            }
+        }
+        let (_, config) = config_in(&pem, TokenMode::Pem);
         // Only the stream consumer waits for a cascade in progress.
         assert_eq!(
             vars.contains_key("CASCADE_GRACE_SECONDS"),
@@ -1190,6 +1431,131 @@ async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
             }
             _ => {}
         }
+    }
+}
+
+/// The token parameters: exactly one key source (PEM secret or JWKS URL), the
+/// optional settings empty by default (the code's defaults), and a Rules section
+/// refusing any other choice before a stack changes.
+async fn template_parameters_choose_exactly_one_token_key_source(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    let params = &template["Parameters"];
+    // Required as before: no default.
+    for name in ["JwtIssuer", "JwtAudience"] {
+        assert!(params[name].get("Default").is_none(), "{name}: required");
+    }
+    // Optional, each with its default, a pattern and the variable it sets.
+    for (name, default, variable) in [
+        ("JwtPublicKeySecretArn", "", JWT_PUBLIC_KEY_SECRET_ID),
+        ("JwtJwksUrl", "", "JWT_JWKS_URL"),
+        ("JwtAlgorithms", "", "JWT_ALGORITHMS"),
+        ("JwtRolesClaim", "roles", "JWT_ROLES_CLAIM"),
+        ("JwtMaxAgeSeconds", "", "JWT_MAX_AGE_SECONDS"),
+    ] {
+        let p = &params[name];
+        assert_eq!(p["Type"].as_str(), Some("String"), "{name}: Type");
+        assert_eq!(p["Default"].as_str(), Some(default), "{name}: Default");
+        let pattern = str_of(&p["AllowedPattern"], name);
+        assert!(
+            pattern.starts_with('^') && pattern.ends_with('$'),
+            "{name}: AllowedPattern anchored"
+        );
+        let description = str_of(&p["Description"], name);
+        assert!(
+            description.contains(variable),
+            "{name}: Description names {variable}"
+        );
+    }
+    // The empty string is "unset" for the code, so each optional pattern allows it;
+    // the algorithms are the asymmetric ones the code knows, never HS* or none.
+    for name in [
+        "JwtPublicKeySecretArn",
+        "JwtJwksUrl",
+        "JwtAlgorithms",
+        "JwtMaxAgeSeconds",
+    ] {
+        let pattern = str_of(&params[name]["AllowedPattern"], name);
+        assert!(pattern.starts_with("^$|"), "{name}: allows \"\"");
+    }
+    assert!(
+        str_of(&params["JwtJwksUrl"]["AllowedPattern"], "JwtJwksUrl").contains("^https://"),
+        "JwtJwksUrl: https only"
+    );
+    let algorithms = str_of(&params["JwtAlgorithms"]["AllowedPattern"], "JwtAlgorithms");
+    for alg in [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+    ] {
+        assert!(algorithms.contains(alg), "JwtAlgorithms: allows {alg}");
+    }
+    for alg in ["HS", "none"] {
+        assert!(!algorithms.contains(alg), "JwtAlgorithms: never {alg}");
+    }
+    // The PEM condition holds exactly when the secret is given.
+    for (pem_secret, jwks_url, pem_mode) in [
+        (SAMPLE_PEM_SECRET, "", true),
+        ("", SAMPLE_JWKS_URL, false),
+        ("", "", false),
+    ] {
+        let deployment = Deployment::new(
+            &template,
+            &[
+                ("JwtPublicKeySecretArn", pem_secret),
+                ("JwtJwksUrl", jwks_url),
+            ],
+        );
+        assert_eq!(
+            deployment.conditions.get(PEM_MODE),
+            Some(&pem_mode),
+            "{PEM_MODE} with JwtPublicKeySecretArn={pem_secret:?}"
+        );
+    }
+    // Rules: every assertion holds exactly when one key source is given.
+    let assertions: Vec<&Yaml> = entries(&template["Rules"])
+        .into_iter()
+        .flat_map(|(name, rule)| {
+            assert!(
+                rule.get("RuleCondition").is_none(),
+                "Rules.{name}: applies to every deployment"
+            );
+            rule["Assertions"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("Rules.{name}: Assertions"))
+        })
+        .collect();
+    assert!(
+        !assertions.is_empty(),
+        "template.yaml: Rules assert the key source"
+    );
+    for a in &assertions {
+        let description = str_of(&a["AssertDescription"], "AssertDescription");
+        for name in ["JwtPublicKeySecretArn", "JwtJwksUrl"] {
+            assert!(
+                description.contains(name),
+                "AssertDescription names {name}: {description}"
+            );
+        }
+    }
+    for (pem_secret, jwks_url) in [
+        ("", ""),
+        (SAMPLE_PEM_SECRET, ""),
+        ("", SAMPLE_JWKS_URL),
+        (SAMPLE_PEM_SECRET, SAMPLE_JWKS_URL),
+    ] {
+        let deployment = Deployment::new(
+            &template,
+            &[
+                ("JwtPublicKeySecretArn", pem_secret),
+                ("JwtJwksUrl", jwks_url),
+            ],
+        );
+        let accepted = assertions
+            .iter()
+            .all(|a| deployment.holds(&a["Assert"], &Yaml::Null));
+        assert_eq!(
+            accepted,
+            pem_secret.is_empty() != jwks_url.is_empty(),
+            "Rules with JwtPublicKeySecretArn={pem_secret:?}, JwtJwksUrl={jwks_url:?}"
+        );
     }
 }
 
@@ -1311,10 +1677,18 @@ async fn template_table_is_the_table_definition(_env: &'static Env) {
     );
     assert_eq!(p["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
     assert_eq!(p["DeletionProtectionEnabled"].as_bool(), Some(true));
+    // The README's first-API-key commands read the table's name from this output.
+    assert_eq!(
+        render(&template["Outputs"]["TableName"]["Value"]),
+        "Ref:Table",
+        "Outputs.TableName"
+    );
 }
 
-/// One permission: action, resource, and whether it holds only inside TransactWriteItems.
-type Grant = (String, String, bool);
+/// One permission: action, resource, whether it holds only inside
+/// TransactWriteItems, and the template condition it is granted under (none:
+/// always).
+type Grant = (String, String, bool, Option<String>);
 
 /// What each function's code path calls (shared/src/store, cascade, startup, events),
 /// and nothing more. TransactWriteItems is no IAM action: its Put/Update/Delete are
@@ -1327,23 +1701,31 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
     }
     let table = "GetAtt:Table.Arn".to_owned();
     let index = |name: &str| format!("Sub:${{Table.Arn}}/index/{name}");
-    let plain =
-        |action: &str, resource: &str| (format!("dynamodb:{action}"), resource.to_owned(), false);
-    let in_tx = |action: &str| (format!("dynamodb:{action}"), table.clone(), true);
-    let secret = |param: &str| {
+    let plain = |action: &str, resource: &str| {
+        (
+            format!("dynamodb:{action}"),
+            resource.to_owned(),
+            false,
+            None,
+        )
+    };
+    let in_tx = |action: &str| (format!("dynamodb:{action}"), table.clone(), true, None);
+    let secret = |param: &str, only_if: Option<&str>| {
         (
             "secretsmanager:GetSecretValue".to_owned(),
             format!("Ref:{param}"),
             false,
+            only_if.map(str::to_owned),
         )
     };
     // API key lookups, customer records, memberships.
     let mut grants = BTreeSet::from([plain("GetItem", &table)]);
     let endpoint = Endpoint::ALL.into_iter().find(|e| e.function() == binary);
     if endpoint.is_some() {
-        // Every HTTP function fetches the JWT public key at cold start
-        // (billing::startup); the event-driven ones verify no tokens.
-        grants.insert(secret("JwtPublicKeySecretArn"));
+        // In PEM mode every HTTP function fetches the JWT public key at cold start
+        // (billing::startup); in JWKS mode it reads no secret for tokens. The
+        // event-driven ones verify no tokens.
+        grants.insert(secret("JwtPublicKeySecretArn", Some(PEM_MODE)));
     }
     // The deletion cascade: member items by query, transactional updates and deletes,
     // and Stripe.
@@ -1351,7 +1733,7 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
         plain("Query", &table),
         in_tx("UpdateItem"),
         in_tx("DeleteItem"),
-        secret("StripeSecretKeySecretArn"),
+        secret("StripeSecretKeySecretArn", None),
     ];
     match endpoint {
         Some(Endpoint::ListCustomers) => {
@@ -1376,6 +1758,7 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
                 "Sub:arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
                     .to_owned(),
                 false,
+                None,
             ));
         }
         None => panic!("{binary}: no expected grants; add them here"),
@@ -1384,7 +1767,8 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
 }
 
 /// The grants of a function's `Policies`: inline statements only (none without
-/// `Policies`).
+/// `Policies`), each either always or, as `!If [Condition, statement,
+/// !Ref AWS::NoValue]`, only under that condition.
 fn granted(f: &Function) -> BTreeSet<Grant> {
     let Some(policies) = f.properties.get("Policies") else {
         return BTreeSet::new();
@@ -1401,6 +1785,22 @@ fn granted(f: &Function) -> BTreeSet<Grant> {
             )
         });
         for s in statements {
+            let (s, only_if) = match conditional(s) {
+                None => (s, None),
+                Some((condition, then, otherwise)) => {
+                    assert!(
+                        is_no_value(otherwise),
+                        "{}: a conditional statement is left out otherwise (AWS::NoValue)",
+                        f.logical_id
+                    );
+                    assert!(
+                        conditional(then).is_none(),
+                        "{}: one condition per statement",
+                        f.logical_id
+                    );
+                    (then, Some(condition))
+                }
+            };
             assert_eq!(render(&s["Effect"]), "Allow", "{}", f.logical_id);
             let in_tx = match s.get("Condition") {
                 None => false,
@@ -1429,7 +1829,7 @@ fn granted(f: &Function) -> BTreeSet<Grant> {
                         "{}: no wildcards ({action} on {resource})",
                         f.logical_id
                     );
-                    grants.insert((action.clone(), resource, in_tx));
+                    grants.insert((action.clone(), resource, in_tx, only_if.clone()));
                 }
             }
         }
@@ -1454,6 +1854,34 @@ async fn template_grants_each_function_exactly_its_calls(_env: &'static Env) {
             );
         }
         assert_eq!(granted(&f), expected_grants(&f.binary), "{}", f.logical_id);
+    }
+    // The JWT secret condition is PEM mode: as deployed, the HTTP functions (and
+    // only they) may read the JWT secret in PEM mode, and no function may read
+    // any JWT secret in JWKS mode.
+    for mode in [TokenMode::Pem, TokenMode::Jwks] {
+        let deployment = Deployment::of(&template, mode);
+        assert_eq!(
+            deployment.conditions.get(PEM_MODE),
+            Some(&(mode == TokenMode::Pem)),
+            "template.yaml: {PEM_MODE} holds exactly in PEM mode ({mode:?})"
+        );
+        for f in functions(&template) {
+            let reads_jwt_secret = granted(&f)
+                .into_iter()
+                .any(|(action, resource, _, only_if)| {
+                    let applies = only_if.is_none_or(|c| deployment.conditions[&c]);
+                    applies
+                        && action == "secretsmanager:GetSecretValue"
+                        && resource == "Ref:JwtPublicKeySecretArn"
+                });
+            let serves_http = Endpoint::ALL.iter().any(|e| e.function() == f.binary);
+            assert_eq!(
+                reads_jwt_secret,
+                serves_http && mode == TokenMode::Pem,
+                "{} in {mode:?} mode: reads the JWT secret",
+                f.logical_id
+            );
+        }
     }
 }
 
@@ -1528,24 +1956,42 @@ async fn openapi_operations_are_the_endpoints(_env: &'static Env) {
     );
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearerAuth"]["scheme"].as_str(), Some("bearer"));
+    let bearer = str_of(&schemes["bearerAuth"]["description"], "bearerAuth");
+    for word in ["JWKS", "RS256", "PS256", "ES256", "EdDSA"] {
+        assert!(bearer.contains(word), "bearerAuth: mentions {word}");
+    }
     assert_eq!(schemes["apiKey"]["name"].as_str(), Some("api-key"));
     assert_eq!(schemes["apiSecret"]["name"].as_str(), Some("api-secret"));
 }
 
 /// Statuses each operation can answer, from the handlers and `ApiError::status`:
-/// 503 where a transaction runs (bounded retries on conflicts), 404 where a customer
-/// is looked up, 409 where a membership condition can fail.
+/// 503 everywhere (`auth_unavailable`: in JWKS mode the identity provider's keys
+/// cannot be fetched and none are cached), 404 where a customer is looked up, 409
+/// where a membership condition can fail.
 fn expected_statuses(endpoint: Endpoint) -> BTreeSet<u16> {
-    let common = [400, 401, 403, 500];
+    let common = [400, 401, 403, 500, 503];
     let specific: &[u16] = match endpoint {
         Endpoint::ListCustomers => &[200],
         Endpoint::GetCustomer => &[200, 404],
-        Endpoint::DeleteCustomer => &[204, 404, 503],
+        Endpoint::DeleteCustomer => &[204, 404],
         Endpoint::ListMembers => &[200, 404],
-        Endpoint::AddMember => &[201, 404, 409, 503],
-        Endpoint::RemoveMember => &[204, 404, 409, 503],
+        Endpoint::AddMember => &[201, 404, 409],
+        Endpoint::RemoveMember => &[204, 404, 409],
     };
     common.iter().chain(specific).copied().collect()
+}
+
+/// The codes a 503 of this operation can carry: `auth_unavailable` everywhere,
+/// `contention` where a transaction runs (bounded retries on conflicts).
+fn expected_503_codes(endpoint: Endpoint) -> &'static [&'static str] {
+    match endpoint {
+        Endpoint::ListCustomers | Endpoint::GetCustomer | Endpoint::ListMembers => {
+            &["auth_unavailable"]
+        }
+        Endpoint::DeleteCustomer | Endpoint::AddMember | Endpoint::RemoveMember => {
+            &["auth_unavailable", "contention"]
+        }
+    }
 }
 
 async fn openapi_parameters_and_statuses_match_the_code(_env: &'static Env) {
@@ -1638,6 +2084,19 @@ async fn openapi_parameters_and_statuses_match_the_code(_env: &'static Env) {
                     response["headers"].get("Retry-After").is_some(),
                     "{what} 503: Retry-After"
                 );
+                let description = str_of(&response["description"], "description");
+                for code in expected_503_codes(endpoint) {
+                    assert!(
+                        description.contains(&format!("`{code}`")),
+                        "{what} 503: the description names `{code}`"
+                    );
+                }
+                if !expected_503_codes(endpoint).contains(&"contention") {
+                    assert!(
+                        !description.contains("`contention`"),
+                        "{what} 503: runs no transaction, so no `contention`"
+                    );
+                }
             }
             let schema = &response["content"]["application/json"]["schema"];
             assert_eq!(

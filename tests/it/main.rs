@@ -1,6 +1,8 @@
 //! Integration tests: one binary, servers started once, every trial against a
 //! fresh table in DynamoDB Local.
 
+#![recursion_limit = "256"]
+
 mod auth;
 mod cascade;
 mod cli;

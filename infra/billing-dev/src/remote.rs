@@ -29,16 +29,14 @@ impl Target {
     /// The store on the target table, after checking that credentials and a
     /// region resolve and that the table exists.
     pub async fn store(&self) -> Result<Store, Error> {
-        if self.endpoint.is_none() {
-            if let Some(name) = ENDPOINT_VARIABLES
-                .iter()
-                .find(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
-            {
-                return Err(format!(
-                    "{name} is set: --aws-table talks to AWS; unset it, or pass --endpoint-url to mean another endpoint"
-                )
-                .into());
-            }
+        let overridden = ENDPOINT_VARIABLES
+            .iter()
+            .find(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+        if let (None, Some(name)) = (&self.endpoint, overridden) {
+            return Err(format!(
+                "{name} is set: --aws-table talks to AWS; unset it, or pass --endpoint-url to mean another endpoint"
+            )
+            .into());
         }
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(region) = &self.region {
