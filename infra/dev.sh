@@ -63,7 +63,14 @@ wait_for_port "$stripe_port" "localstripe"
 "$cli" seed --demo
 
 admin_user="5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e"
-token="$("$cli" token --sub "$admin_user" --role billing_admin --expires-in 43200)"
+if [[ -n ${JWT_JWKS_URL:-} ]]; then
+  # Tokens come from that identity provider; the dev key is not trusted.
+  token="<a token from the identity provider at $JWT_JWKS_URL>"
+  key="$("$cli" api-key --user "$admin_user" --role billing_admin --expires-in 43200)"
+  log "JWT_JWKS_URL is set: Bearer tokens are verified against it; a 12-hour API key: $key"
+else
+  token="$("$cli" token --sub "$admin_user" --role billing_admin --expires-in 43200)"
+fi
 
 "$cli" consume-stream &
 pids+=("$!")
