@@ -16,6 +16,16 @@ pub enum SecretSource {
     SecretsManager(String),
 }
 
+impl SecretSource {
+    /// What names the secret in logs and errors: its id, never its value.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Value(_) => "(from the environment)".to_owned(),
+            Self::SecretsManager(id) => id.clone(),
+        }
+    }
+}
+
 /// Everything a function needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::auth::{Jwks, JwksError, JwksOptions, JwtVerifier};
+use crate::auth::{Jwks, JwksError, JwksOptions, JwtVerifier, pem_key};
 use crate::aws;
 use crate::config::{Config, ConfigError, KeySource, SecretSource};
 use crate::events::Publisher;
 use crate::payments::{Payments, PaymentsError};
-use crate::secrets::{self, SecretError};
+use crate::secrets::{self, Refreshing, SecretError};
 use crate::store::Store;
 
 /// Why a function could not start.
@@ -22,9 +22,6 @@ pub enum InitError {
     /// A secret could not be read.
     #[error(transparent)]
     Secret(#[from] SecretError),
-    /// The JWT public key is not an Ed25519 PEM.
-    #[error("JWT public key is not a valid Ed25519 PEM")]
-    JwtKey(#[source] jsonwebtoken::errors::Error),
     /// The JWKS URL is not acceptable.
     #[error(transparent)]
     Jwks(#[from] JwksError),
@@ -48,7 +45,8 @@ pub struct Dependencies {
 }
 
 impl Dependencies {
-    /// Builds every client and fetches the JWT key and the Stripe key at once.
+    /// Builds every client and fetches the JWT key and the Stripe key at once;
+    /// the JWT key is read again every [`secrets::REFRESH_AFTER`].
     pub async fn build(config: &Config, sdk: &SdkConfig) -> Result<Self, InitError> {
         let secrets = aws::secrets_manager(sdk, config.secrets_endpoint.as_deref());
         let stripe_key = async {
@@ -57,29 +55,30 @@ impl Dependencies {
                 None => Ok(None),
             }
         };
-        let jwt_key = async {
-            match config.auth.as_ref().map(|a| &a.keys) {
-                Some(KeySource::Pem(source)) => resolve(source, &secrets).await.map(Some),
-                _ => Ok(None),
-            }
+        let jwt = async {
+            let Some(auth) = &config.auth else {
+                return Ok(None);
+            };
+            Ok::<_, InitError>(Some(match &auth.keys {
+                KeySource::Pem(source) => {
+                    let key = Refreshing::load(
+                        source.clone(),
+                        secrets.clone(),
+                        |pem| pem_key(pem.expose_secret().as_bytes()).map_err(|e| e.to_string()),
+                        secrets::REFRESH_AFTER,
+                    )
+                    .await?;
+                    JwtVerifier::from_secret(Arc::new(key), &auth.jwt)
+                }
+                // Nothing is fetched here: a provider that is down at cold start
+                // makes requests 503, not the function fail to start.
+                KeySource::Jwks(url) => {
+                    JwtVerifier::jwks(Arc::new(Jwks::new(url, JwksOptions::default())?), &auth.jwt)
+                }
+            }))
         };
-        let (jwt_pem, stripe_key) = tokio::try_join!(jwt_key, stripe_key)?;
-        let jwt = match (&config.auth, jwt_pem) {
-            (Some(auth), Some(pem)) => Some(
-                JwtVerifier::new(pem.expose_secret().as_bytes(), &auth.jwt)
-                    .map_err(InitError::JwtKey)?,
-            ),
-            // Nothing is fetched here: a provider that is down at cold start
-            // makes requests 503, not the function fail to start.
-            (Some(auth), None) => match &auth.keys {
-                KeySource::Jwks(url) => Some(JwtVerifier::jwks(
-                    Arc::new(Jwks::new(url, JwksOptions::default())?),
-                    &auth.jwt,
-                )),
-                KeySource::Pem(_) => None,
-            },
-            _ => None,
-        };
+        let stripe_key = async { stripe_key.await.map_err(InitError::from) };
+        let (jwt, stripe_key) = tokio::try_join!(jwt, stripe_key)?;
         let payments = match (&config.stripe, stripe_key) {
             (Some(stripe), Some(key)) => Some(Payments::new(&stripe.base_url, &key)?),
             _ => None,

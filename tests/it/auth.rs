@@ -27,6 +27,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         api_keys_authenticate_until_revoked,
         api_keys_expire_and_are_listed_without_secrets,
         secrets_manager_holds_the_jwt_and_stripe_keys,
+        a_rotated_jwt_key_is_picked_up_without_a_cold_start,
     ]
 }
 
@@ -361,4 +362,80 @@ async fn api_keys_expire_and_are_listed_without_secrets(env: &'static Env) {
         stored.expires_at.map(|t| t.timestamp()),
         live.record.expires_at.map(|t| t.timestamp())
     );
+}
+
+async fn a_rotated_jwt_key_is_picked_up_without_a_cold_start(env: &'static Env) {
+    use billing::secrets::Refreshing;
+    use secrecy::ExposeSecret;
+    // GIVEN the JWT public key in Secrets Manager, read again every 300 ms
+    let secrets = billing::aws::secrets_manager(&env.sdk, Some(&env.moto_url));
+    let name = format!("jwt-rotation-{}", uuid::Uuid::new_v4().simple());
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(billing_tests::app::PUBLIC_KEY)
+        .send()
+        .await
+        .expect("create secret in moto");
+    let ttl = std::time::Duration::from_millis(300);
+    let key = Refreshing::load(
+        billing::config::SecretSource::SecretsManager(name.clone()),
+        secrets.clone(),
+        |pem| billing::auth::pem_key(pem.expose_secret().as_bytes()).map_err(|e| e.to_string()),
+        ttl,
+    )
+    .await
+    .expect("first read");
+    let verifier = billing::auth::JwtVerifier::from_secret(
+        std::sync::Arc::new(key),
+        &billing_tests::app::jwt_settings(),
+    );
+    let app = TestApp::with_verifier(env, verifier).await;
+    let old = token("u", &["billing_admin"], 60);
+    let new = billing::auth::sign(
+        &std::fs::read(billing_tests::servers::repo_root().join("tests/keys/ed25519.pem")).unwrap(),
+        &billing_tests::app::jwt_settings(),
+        "u",
+        vec!["billing_admin".into()],
+        60,
+    )
+    .unwrap();
+    let status = |t: &str| {
+        let auth = format!("Bearer {t}");
+        let app = &app;
+        async move {
+            app.call(Method::GET, "/customers", &[("authorization", &auth)], None)
+                .await
+                .status
+        }
+    };
+    assert_eq!(status(&old).await, StatusCode::OK);
+    assert_eq!(status(&new).await, StatusCode::UNAUTHORIZED);
+    // WHEN the secret is rotated to another key
+    let rotated = std::fs::read_to_string(
+        billing_tests::servers::repo_root().join("tests/keys/ed25519.pub.pem"),
+    )
+    .unwrap();
+    secrets
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string(rotated)
+        .send()
+        .await
+        .expect("rotate");
+    // THEN within the TTL the old key still verifies, and after it the new one does
+    assert_eq!(status(&old).await, StatusCode::OK);
+    tokio::time::sleep(ttl * 2).await;
+    assert_eq!(status(&new).await, StatusCode::OK);
+    assert_eq!(status(&old).await, StatusCode::UNAUTHORIZED);
+    // AND a secret that becomes unreadable or unusable keeps the current key
+    secrets
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string("not a PEM")
+        .send()
+        .await
+        .expect("break");
+    tokio::time::sleep(ttl * 2).await;
+    assert_eq!(status(&new).await, StatusCode::OK);
 }

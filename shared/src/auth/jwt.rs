@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::jwks::{Jwks, JwksError, KeyKind, Lookup, VerifyingKey};
 use super::{AuthError, Caller};
+use crate::secrets::Refreshing;
 
 /// Claims the local token issuer writes (`billing-dev token`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -111,6 +112,8 @@ pub enum TokenError {
 enum Keys {
     /// One key, for tokens with or without `kid`.
     Single(Arc<VerifyingKey>),
+    /// One key from a secret, read again on its TTL.
+    Secret(Arc<Refreshing<VerifyingKey>>),
     /// An identity provider's JWKS document, keys by `kid`.
     Jwks(Arc<Jwks>),
 }
@@ -134,12 +137,14 @@ impl JwtVerifier {
         public_pem: &[u8],
         settings: &JwtSettings,
     ) -> Result<Self, jsonwebtoken::errors::Error> {
-        let key = VerifyingKey {
-            key: DecodingKey::from_ed_pem(public_pem)?,
-            kind: KeyKind::Ed25519,
-            alg: Some(Algorithm::EdDSA),
-        };
+        let key = pem_key(public_pem)?;
         Ok(Self::with_keys(Keys::Single(Arc::new(key)), settings))
+    }
+
+    /// A verifier whose Ed25519 key is a secret, read again on its TTL so that
+    /// a rotated key is picked up without a cold start.
+    pub fn from_secret(key: Arc<Refreshing<VerifyingKey>>, settings: &JwtSettings) -> Self {
+        Self::with_keys(Keys::Secret(key), settings)
     }
 
     /// A verifier for tokens signed by the keys of a JWKS document.
@@ -196,6 +201,7 @@ impl JwtVerifier {
     async fn key_for(&self, header: &Header) -> Result<Arc<VerifyingKey>, AuthError> {
         match &self.keys {
             Keys::Single(key) => Ok(key.clone()),
+            Keys::Secret(key) => Ok(key.get().await),
             Keys::Jwks(jwks) => {
                 let kid = header.kid.as_deref().ok_or(TokenError::MissingKid)?;
                 match jwks.key(kid).await {
@@ -224,6 +230,15 @@ impl JwtVerifier {
             roles: roles(claims, &settings.roles_claim)?,
         })
     }
+}
+
+/// The verification key of an Ed25519 public key in PEM.
+pub fn pem_key(public_pem: &[u8]) -> Result<VerifyingKey, jsonwebtoken::errors::Error> {
+    Ok(VerifyingKey {
+        key: DecodingKey::from_ed_pem(public_pem)?,
+        kind: KeyKind::Ed25519,
+        alg: Some(Algorithm::EdDSA),
+    })
 }
 
 impl From<TokenError> for AuthError {

@@ -9,8 +9,8 @@ use http::HeaderMap;
 
 pub use api_key::{IssuedApiKey, hash_secret, issue_api_key};
 pub use credentials::Credentials;
-pub use jwks::{Jwks, JwksError, JwksOptions};
-pub use jwt::{ASYMMETRIC, Claims, JwtSettings, JwtVerifier, TokenError, sign};
+pub use jwks::{Jwks, JwksError, JwksOptions, VerifyingKey};
+pub use jwt::{ASYMMETRIC, Claims, JwtSettings, JwtVerifier, TokenError, pem_key, sign};
 
 use crate::store::{Store, StoreError};
 
