@@ -40,7 +40,7 @@ pub async fn run() -> Result<Table> {
             "p50 µs",
             "p95 µs",
             "mean µs",
-            "JWKS fetches",
+            "JWKS fetches (warm-up incl.)",
         ],
     );
     for key in &keys {
