@@ -39,8 +39,9 @@ fuzz: install
 	infra/fuzz.sh
 
 ## sam build: every function for arm64 with cargo-lambda and zig, installed on
-## first use (cargo-lambda into ~/.cache/billing-admin, ~11 min once); prints the
-## artifact sizes (infra/build.sh). Needs no AWS account.
+## first use (cargo-lambda: its prebuilt PyPI wheel, pinned, pip-installed into a
+## venv in ~/.cache/billing-admin, seconds once); prints the artifact sizes
+## (infra/build.sh). Needs no AWS account.
 build:
 	infra/build.sh
 

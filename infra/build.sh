@@ -3,10 +3,12 @@
 # installing what it needs first:
 #   SAM CLI + zig   .local/sam-venv (infra/install.sh sam; pinned, PyPI: aws-sam-cli,
 #                   ziglang), zig run as `python -m ziglang` by cargo-lambda
-#   cargo-lambda    `cargo install --locked` of a pinned version from crates.io into a
-#                   cache outside the repo, shared by every clone:
-#                   ${BILLING_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/billing-admin}/cargo-lambda-<version>
-#                   (about 11 minutes once; skipped when present)
+#   cargo-lambda    the prebuilt binary cargo-lambda publishes as a wheel on PyPI
+#                   (package `cargo-lambda`, exact version and wheel hashes pinned
+#                   below), pip-installed into a venv in a cache outside the repo,
+#                   shared by every clone:
+#                   ${BILLING_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/billing-admin}/cargo-lambda-<version>-pypi
+#                   (seconds, once; skipped when present)
 #   aarch64-unknown-linux-gnu  the Rust standard library for the target (rustup)
 # Then prints each function's artifact (.aws-sam/build/<Function>/bootstrap) with its
 # size, and the time each step took.
@@ -17,9 +19,20 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 cargo_lambda_version=1.9.2
+# sha256 of the cargo-lambda $cargo_lambda_version wheels on PyPI (pip accepts any one):
+# manylinux x86_64, manylinux aarch64, macOS arm64, macOS x86_64. To bump: change the
+# version and replace these with the new wheels' hashes (pip download
+# cargo-lambda==VERSION --no-deps --only-binary=:all: [--platform TAG]; sha256sum).
+cargo_lambda_hashes=(
+  db2c0b1d53d7ed0055198fd045f641addc91b180b20d794fcf78cc9a9efacb38
+  3350315e8b4e88f7134967f51546bf51aa5db37a6d39a17380545362ae27e289
+  28e2f698b4e0e367097cd30a8ded8ddc6851dba6f4d53b907b4659a635ae3665
+  05efdab4db99fd976f5718b67bb4e72089335d1aab209168f2dfe20907b0e341
+)
 target=aarch64-unknown-linux-gnu
 cache="${BILLING_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/billing-admin}"
-cargo_lambda_root="$cache/cargo-lambda-$cargo_lambda_version"
+# The venv (venv/) and a bin/ holding only the cargo-lambda binary, for PATH.
+cargo_lambda_root="$cache/cargo-lambda-$cargo_lambda_version-pypi"
 sam_venv="$root/.local/sam-venv"
 
 log() { printf 'build.sh: %s\n' "$*" >&2; }
@@ -38,19 +51,29 @@ need flock "util-linux"
 "$root/infra/install.sh" sam
 step_done "install.sh sam"
 
-# ---- cargo-lambda (crates.io, cached outside the repo) ----------------------
+# ---- cargo-lambda (PyPI wheel, cached outside the repo) ---------------------
+# The wheel holds cargo-lambda's prebuilt binary (nothing is compiled). --no-deps:
+# its one dependency, ziglang, is .local/sam-venv's (pinned there). Installed in
+# place and marked complete last: an interrupted install never looks complete.
 mkdir -p "$cache"
-if [[ ! -x "$cargo_lambda_root/bin/cargo-lambda" ]]; then
+if [[ ! -f "$cargo_lambda_root/.complete" ]]; then
   # One install at a time across clones; the loser of a race finds it done.
   exec 8>"$cache/.cargo-lambda.lock"
   flock 8
-  if [[ ! -x "$cargo_lambda_root/bin/cargo-lambda" ]]; then
-    log "cargo-lambda $cargo_lambda_version: cargo install --locked into $cargo_lambda_root (about 11 minutes, once)"
-    rm -rf "$cargo_lambda_root.tmp"
-    # Installed into .tmp and renamed: an interrupted install never looks complete.
-    nice -n 10 cargo install --locked --quiet --root "$cargo_lambda_root.tmp" \
-      --version "$cargo_lambda_version" cargo-lambda
-    mv "$cargo_lambda_root.tmp" "$cargo_lambda_root"
+  if [[ ! -f "$cargo_lambda_root/.complete" ]]; then
+    log "cargo-lambda $cargo_lambda_version: pip install of the PyPI wheel into $cargo_lambda_root"
+    rm -rf "$cargo_lambda_root"
+    mkdir -p "$cargo_lambda_root/bin"
+    "$sam_venv/bin/python" -I -m venv "$cargo_lambda_root/venv"
+    requirement="cargo-lambda==$cargo_lambda_version"
+    for hash in "${cargo_lambda_hashes[@]}"; do requirement+=" --hash=sha256:$hash"; done
+    printf '%s\n' "$requirement" >"$cargo_lambda_root/requirements.txt"
+    "$cargo_lambda_root/venv/bin/python" -I -m pip install --quiet --disable-pip-version-check \
+      --no-input --no-deps --only-binary=:all: --require-hashes \
+      -r "$cargo_lambda_root/requirements.txt" \
+      || die "cannot install cargo-lambda $cargo_lambda_version from PyPI (see pip above: PyPI unreachable, no wheel for $(uname -sm), or a hash not in cargo_lambda_hashes)"
+    ln -s ../venv/bin/cargo-lambda "$cargo_lambda_root/bin/cargo-lambda"
+    touch "$cargo_lambda_root/.complete"
   fi
   exec 8>&-
 fi

@@ -86,8 +86,8 @@ Demo admin token (12 h):
 Try:
   curl -s 'http://127.0.0.1:$port/api/billing/v1/admin/customers?page=1&limit=10&status=active' -H "Authorization: Bearer \$TOKEN"
 Stripe (localstripe): $STRIPE_API_BASE/v1/customers (key sk_test_local); deleting a customer
-cancels its subscription and deletes its Stripe customer; the stream consumer then
-logs customer.deleted.
+deletes its Stripe customer, which cancels its subscription; the stream consumer then
+logs customer.deleted. Metrics (CloudWatch EMF) are the lines with "_aws" in this log.
 
 MSG
 

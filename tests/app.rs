@@ -64,6 +64,19 @@ impl TestApp {
         }
     }
 
+    /// The same table and admin, with handlers whose deletion cascade is `cascade`
+    /// (another Stripe, another time budget).
+    pub fn with_cascade(&self, cascade: billing::cascade::Cascade) -> Self {
+        let mut state = self.state.clone();
+        state.cascade = cascade;
+        Self {
+            state,
+            store: self.store.clone(),
+            payments: self.payments.clone(),
+            admin: self.admin.clone(),
+        }
+    }
+
     /// Seeds fixtures given as JSON (without Stripe objects).
     pub async fn seed(&self, fixtures: Value) {
         self.seed_with(fixtures, false).await;

@@ -160,15 +160,32 @@ impl Env {
         (status == 200).then_some(body)
     }
 
-    /// Subscriptions of a Stripe customer that are not canceled.
+    /// Subscriptions of a Stripe customer that are not canceled, the customer deleted
+    /// or not. localstripe answers 404 to a listing by a deleted customer (and keeps
+    /// that customer's subscriptions active), so every subscription is listed, page
+    /// by page, and filtered here.
     pub async fn live_subscriptions(&self, customer: &str) -> Vec<serde_json::Value> {
-        let (_, body) = self
-            .stripe_get(&format!("/v1/subscriptions?status=all&customer={customer}"))
-            .await;
-        let all = body["data"].as_array().cloned().unwrap_or_default();
-        all.into_iter()
-            .filter(|s| s["status"] != "canceled")
-            .collect()
+        let mut live = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (status, body) = self
+                .stripe_get(&format!("/v1/subscriptions?status=all&limit=100{after}"))
+                .await;
+            assert_eq!(status, 200, "list subscriptions: {body}");
+            let page = body["data"].as_array().cloned().unwrap_or_default();
+            let last = page
+                .last()
+                .and_then(|s| s["id"].as_str())
+                .map(str::to_owned);
+            live.extend(
+                page.into_iter()
+                    .filter(|s| s["customer"] == customer && s["status"] != "canceled"),
+            );
+            match (body["has_more"].as_bool(), last) {
+                (Some(true), Some(last)) => after = format!("&starting_after={last}"),
+                _ => return live,
+            }
+        }
     }
 
     async fn stripe_get(&self, path: &str) -> (u16, serde_json::Value) {
@@ -186,9 +203,16 @@ impl Env {
         .expect("localstripe request")
     }
 
-    /// A DynamoDB client for DynamoDB Local.
+    /// A DynamoDB client for DynamoDB Local. Without the functions' operation
+    /// timeouts (`billing::aws::dynamodb_timeouts`, 3 s per attempt, 6 s per call):
+    /// DynamoDB Local queues conflicting transactions, and under the suite's
+    /// concurrent races (4 test threads) some take seconds, which those timeouts
+    /// would turn into `database_error`s that DynamoDB itself would not cause.
     pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
-        billing::aws::dynamodb(&self.sdk, Some(&self.dynamodb_url))
+        let timeouts = billing::aws::TimeoutConfig::builder()
+            .connect_timeout(billing::aws::DYNAMODB_CONNECT_TIMEOUT)
+            .build();
+        billing::aws::dynamodb_with_timeouts(&self.sdk, Some(&self.dynamodb_url), timeouts)
     }
 }
 

@@ -168,15 +168,17 @@ impl StreamConsumer {
                 return;
             }
             for event in &events {
-                self.cleanup
-                    .on_stream(event)
-                    .await
-                    .expect("stream batch handled");
+                let handled = self.cleanup.on_stream_batch(event).await;
+                assert!(
+                    handled.batch_item_failures.is_empty(),
+                    "stream batch handled: {handled:?}"
+                );
                 if redeliver {
-                    self.cleanup
-                        .on_stream(event)
-                        .await
-                        .expect("redelivered batch handled");
+                    let handled = self.cleanup.on_stream_batch(event).await;
+                    assert!(
+                        handled.batch_item_failures.is_empty(),
+                        "redelivered batch handled: {handled:?}"
+                    );
                 }
             }
         }
@@ -306,6 +308,49 @@ impl SlowStripe {
 }
 
 impl Drop for SlowStripe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A Stripe that accepts connections and never answers, holding them open.
+pub struct HangingStripe {
+    /// Its base URL.
+    pub url: String,
+    connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HangingStripe {
+    /// Starts it on a free loopback port.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        Self {
+            url,
+            connections,
+            task,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for HangingStripe {
     fn drop(&mut self) {
         self.task.abort();
     }

@@ -9,6 +9,10 @@ resources.Store.dump_to_disk() pickles the whole store to
 every POST/PUT/DELETE (save_store_middleware); try_load_from_disk() reloads it
 at start unless --from-scratch. Here persistence is switched off instead, so
 parallel instances never share or leave a file, and each starts empty.
+
+Deleting a customer also cancels its subscriptions, as Stripe documents ("Delete a
+customer: ... Also immediately cancels any active subscriptions on the
+customer"); localstripe leaves them active, so that is added here.
 """
 
 import logging
@@ -18,6 +22,24 @@ from aiohttp import web
 from localstripe import resources, server
 
 HOST = '127.0.0.1'
+
+# Subscription states Stripe's customer deletion leaves as they are.
+ENDED = ('canceled', 'incomplete_expired')
+
+
+def cancel_subscriptions_on_customer_delete() -> None:
+    """Makes DELETE /v1/customers/{id} cancel the customer's subscriptions first."""
+    delete_customer = resources.Customer._api_delete.__func__
+
+    def _api_delete(cls, id):
+        resources.Customer._api_retrieve(id)  # 404 for an unknown customer
+        for key, obj in list(resources.store.items()):
+            if key.startswith('subscription:') and obj.customer == id \
+                    and obj.status not in ENDED:
+                resources.Subscription._api_delete(obj.id)
+        return delete_customer(cls, id)
+
+    resources.Customer._api_delete = classmethod(_api_delete)
 
 
 def main() -> None:
@@ -34,6 +56,7 @@ def main() -> None:
     resources.Store.dump_to_disk = lambda self: None
     resources.Store.try_load_from_disk = lambda self: None
     resources.store.clear()
+    cancel_subscriptions_on_customer_delete()
 
     # Same access log as localstripe's CLI (one line per request, stderr).
     access_log = logging.getLogger('aiohttp.access')

@@ -10,10 +10,45 @@
 //!
 //! The model keeps no per-customer usage counters, so there is nothing to wipe
 //! between 3 and 4; the listing counters are adjusted in step 1.
+//!
+//! A run has one time budget ([`DEFAULT_BUDGET`]): every step, and every Stripe
+//! attempt and retry sleep inside a step, ends by the same [`Deadline`]. A run that
+//! runs out of time stops with [`Failure::OutOfTime`], the customer left deleting
+//! (hidden, closed); a retried DELETE or the stream consumer finishes it.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::deadline::Deadline;
 use crate::domain::{Customer, CustomerId};
 use crate::payments::{Closed, Payments, PaymentsError};
 use crate::store::{Store, StoreError};
+use crate::telemetry::metrics::{self, StepOutcome};
+
+/// The time budget of one cascade run, DELETE request or stream consumer.
+///
+/// The delete function times out after 29 s, and the HTTP API cuts integrations
+/// off at 30 s; the budget must end early enough that the function still answers
+/// (503 `deletion_in_progress`, in the error convention) itself. 20 s leaves 9 s
+/// for what happens before the cascade starts (cold-start initialisation does not
+/// count against the timeout; authentication is a local signature check or one
+/// API-key `GetItem`, bounded by the DynamoDB operation timeout of 6 s, see
+/// `aws::dynamodb`) and for writing the answer. Inside it:
+/// - one Stripe call gets up to 3 attempts of 5 s with 1 s + 2 s of backoff
+///   (18 s worst case; `payments::ATTEMPT_TIMEOUT`), and later calls only the
+///   attempts that still fit;
+/// - one DynamoDB operation takes at most 6 s (3 s per attempt), so a stuck call
+///   fails while the budget still has room.
+///
+/// A healthy cascade takes well under a second (three Stripe calls, a few
+/// transactions). The stream consumer leaves a cascade younger than its grace
+/// (30 s) alone, so it never races a DELETE that is still within this budget.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(20);
+
+/// Seconds a client should wait before retrying a DELETE that ran out of time
+/// (the `Retry-After` of the 503).
+pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// The steps, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +86,10 @@ pub enum Failure {
     /// The customer has Stripe objects but no Stripe client is configured.
     #[error("the customer has a Stripe customer but Stripe is not configured")]
     StripeNotConfigured,
+    /// The run's time budget ran out during the step (or Stripe timed out on every
+    /// attempt that fitted in it); what the step did so far stays, a rerun resumes.
+    #[error("the deletion cascade ran out of time")]
+    OutOfTime,
 }
 
 /// A cascade stopped at `step`; nothing after it ran.
@@ -69,6 +108,11 @@ impl CascadeError {
     pub fn nothing_to_delete(&self) -> bool {
         matches!(self.failure, Failure::Store(StoreError::CustomerNotFound))
     }
+
+    /// The run ran out of time; the customer stays deleting until a rerun.
+    pub fn out_of_time(&self) -> bool {
+        matches!(self.failure, Failure::OutOfTime)
+    }
 }
 
 /// Runs the cascade.
@@ -76,21 +120,49 @@ impl CascadeError {
 pub struct Cascade {
     store: Store,
     payments: Option<Payments>,
+    budget: Duration,
 }
 
 impl Cascade {
-    /// A cascade over a store and, where customers have Stripe objects, Stripe.
+    /// A cascade over a store and, where customers have Stripe objects, Stripe,
+    /// with the [`DEFAULT_BUDGET`] per run.
     pub fn new(store: Store, payments: Option<Payments>) -> Self {
-        Self { store, payments }
+        Self {
+            store,
+            payments,
+            budget: DEFAULT_BUDGET,
+        }
+    }
+
+    /// Sets the time budget of a run (tests use short ones).
+    #[must_use]
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The time budget of a run.
+    pub fn budget(&self) -> Duration {
+        self.budget
     }
 
     /// Deletes the customer and everything that belongs to it, or finishes a cascade
-    /// that stopped half way. `CustomerNotFound` when there is nothing to delete.
+    /// that stopped half way, within the budget. `CustomerNotFound` when there is
+    /// nothing to delete, [`Failure::OutOfTime`] when the budget ran out.
     pub async fn run(&self, id: &CustomerId) -> Result<Deleted, CascadeError> {
-        let customer = self.mark_deleting(id).await?;
-        let billing = self.close_billing(&customer).await?;
-        let members = self.delete_members(id).await?;
-        let record_removed = self.delete_record(id).await?;
+        self.run_until(id, Deadline::after(self.budget)).await
+    }
+
+    /// [`Cascade::run`], every step ending by `deadline`.
+    pub async fn run_until(
+        &self,
+        id: &CustomerId,
+        deadline: Deadline,
+    ) -> Result<Deleted, CascadeError> {
+        let customer = self.mark_deleting_until(id, deadline).await?;
+        let billing = self.close_billing_until(&customer, deadline).await?;
+        let members = self.delete_members_until(id, deadline).await?;
+        let record_removed = self.delete_record_until(id, deadline).await?;
         Ok(Deleted {
             billing,
             members,
@@ -98,16 +170,48 @@ impl Cascade {
         })
     }
 
-    /// Step 1: returns the customer, now (or already) deleting.
+    /// Step 1 alone, with a budget of its own: returns the customer, now (or
+    /// already) deleting.
     pub async fn mark_deleting(&self, id: &CustomerId) -> Result<Customer, CascadeError> {
-        self.store
-            .begin_deletion(id)
-            .await
-            .map_err(at(Step::MarkDeleting))
+        self.mark_deleting_until(id, self.fresh_deadline()).await
     }
 
-    /// Step 2: Stripe objects already gone count as done; any other failure stops here.
+    /// Step 2 alone, with a budget of its own: Stripe objects already gone count as
+    /// done; any other failure stops here.
     pub async fn close_billing(&self, customer: &Customer) -> Result<Option<Closed>, CascadeError> {
+        self.close_billing_until(customer, self.fresh_deadline())
+            .await
+    }
+
+    /// Step 3 alone, with a budget of its own: returns how many members this call
+    /// removed.
+    pub async fn delete_members(&self, id: &CustomerId) -> Result<u64, CascadeError> {
+        self.delete_members_until(id, self.fresh_deadline()).await
+    }
+
+    /// Step 4 alone, with a budget of its own: `false` when a concurrent run
+    /// removed the record first.
+    pub async fn delete_record(&self, id: &CustomerId) -> Result<bool, CascadeError> {
+        self.delete_record_until(id, self.fresh_deadline()).await
+    }
+
+    fn fresh_deadline(&self) -> Deadline {
+        Deadline::after(self.budget)
+    }
+
+    async fn mark_deleting_until(
+        &self,
+        id: &CustomerId,
+        deadline: Deadline,
+    ) -> Result<Customer, CascadeError> {
+        bounded(Step::MarkDeleting, deadline, self.store.begin_deletion(id)).await
+    }
+
+    async fn close_billing_until(
+        &self,
+        customer: &Customer,
+        deadline: Deadline,
+    ) -> Result<Option<Closed>, CascadeError> {
         let Some(stripe_id) = &customer.stripe_customer_id else {
             return Ok(None);
         };
@@ -115,28 +219,72 @@ impl Cascade {
             step: Step::CloseBilling,
             failure: Failure::StripeNotConfigured,
         })?;
-        payments
-            .close_customer(stripe_id)
-            .await
-            .map(Some)
-            .map_err(at(Step::CloseBilling))
+        // Boxed: the Stripe client's futures nest deep, and every binary that runs
+        // the cascade would otherwise need a higher `recursion_limit` to lay out
+        // its future.
+        let closing: Pin<Box<dyn Future<Output = Result<Closed, Failure>> + Send + '_>> =
+            Box::pin(async move {
+                payments
+                    .close_customer(stripe_id, deadline)
+                    .await
+                    .map_err(|e| {
+                        // Stripe timing out on every attempt that fitted is the
+                        // budget running out, not an answer from Stripe.
+                        if e.timed_out() {
+                            Failure::OutOfTime
+                        } else {
+                            Failure::Payments(e)
+                        }
+                    })
+            });
+        let closed = bounded(Step::CloseBilling, deadline, closing).await?;
+        Ok(Some(closed))
     }
 
-    /// Step 3: returns how many members this call removed.
-    pub async fn delete_members(&self, id: &CustomerId) -> Result<u64, CascadeError> {
-        self.store
-            .delete_all_members(id)
-            .await
-            .map_err(at(Step::DeleteMembers))
+    async fn delete_members_until(
+        &self,
+        id: &CustomerId,
+        deadline: Deadline,
+    ) -> Result<u64, CascadeError> {
+        bounded(
+            Step::DeleteMembers,
+            deadline,
+            self.store.delete_all_members(id),
+        )
+        .await
     }
 
-    /// Step 4: `false` when a concurrent run removed the record first.
-    pub async fn delete_record(&self, id: &CustomerId) -> Result<bool, CascadeError> {
-        self.store
-            .delete_customer_record(id)
-            .await
-            .map_err(at(Step::DeleteRecord))
+    async fn delete_record_until(
+        &self,
+        id: &CustomerId,
+        deadline: Deadline,
+    ) -> Result<bool, CascadeError> {
+        bounded(
+            Step::DeleteRecord,
+            deadline,
+            self.store.delete_customer_record(id),
+        )
+        .await
     }
+}
+
+/// Runs one step until it finishes or `deadline` passes (a step is not started
+/// once it has); either way a failure names the step.
+async fn bounded<T, E: Into<Failure>>(
+    step: Step,
+    deadline: Deadline,
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, CascadeError> {
+    let started = std::time::Instant::now();
+    let result = match deadline.run(work).await {
+        Ok(done) => done.map_err(at(step)),
+        Err(crate::deadline::Expired) => Err(CascadeError {
+            step,
+            failure: Failure::OutOfTime,
+        }),
+    };
+    metrics::cascade_step(step, StepOutcome::of(&result), started.elapsed());
+    result
 }
 
 fn at<E: Into<Failure>>(step: Step) -> impl FnOnce(E) -> CascadeError {

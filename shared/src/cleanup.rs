@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 
 use crate::cascade::{Cascade, CascadeError};
 use crate::domain::{CustomerId, CustomerState, Role, UserId, now, time};
@@ -39,8 +40,8 @@ pub enum UserCleanup {
 }
 
 /// How long a DELETE request has to finish its own cascade before the stream
-/// consumer takes over (a request takes well under a second; its Lambda times out
-/// long before this).
+/// consumer takes over (a request takes well under a second and gives up after its
+/// budget, `cascade::DEFAULT_BUDGET` = 20 s; its Lambda times out at 29 s).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 /// The cleanup handlers and what they need.
@@ -79,11 +80,57 @@ impl Cleanup {
         self
     }
 
-    /// Handles a batch of stream records in order; the first failure fails the batch
-    /// (Lambda retries it, bisecting, then sends it to the dead-letter queue).
+    /// Sets the time budget of each cascade this consumer runs (tests use short ones;
+    /// the default is `cascade::DEFAULT_BUDGET`).
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.cascade = self.cascade.with_budget(budget);
+        self
+    }
+
+    /// Handles a batch of stream records in order and answers which failed, for an
+    /// event source mapping with `FunctionResponseTypes: [ReportBatchItemFailures]`.
+    ///
+    /// Processing stops at the first record that fails, and only that record's
+    /// sequence number is reported. Lambda checkpoints at the lowest sequence
+    /// number reported and redelivers every record from there, so the records after
+    /// the failure come back whatever else is reported: handling them now would
+    /// only do their work twice, and a second failing cascade (each may use its
+    /// whole time budget) could push the invocation past its timeout, which fails
+    /// the whole batch. Stopping also keeps every customer's records in stream
+    /// order: none is handled before an earlier one has been. The records before
+    /// the failure are done and not redelivered (with `BisectBatchOnFunctionError`,
+    /// Lambda splits the batch at the reported record and retries the rest).
+    /// A failed record without a sequence number is reported with a null identifier,
+    /// which Lambda treats as a failure of the whole batch.
+    pub async fn on_stream_batch(&self, event: &Event) -> DynamoDbEventResponse {
+        let mut response = DynamoDbEventResponse::default();
+        if let Err((record, err)) = self.process(event).await {
+            let sequence_number = record.change.sequence_number.clone();
+            tracing::warn!(
+                error = %err,
+                cause = ?std::error::Error::source(&err),
+                event_id = %record.event_id,
+                sequence_number = sequence_number.as_deref().unwrap_or_default(),
+                "stream record failed; it and the records after it will be redelivered"
+            );
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = sequence_number;
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+
+    /// Handles a batch of stream records in order; the first failure fails the whole
+    /// batch (for callers that retry whole batches, e.g. `billing-dev consume-stream`).
     pub async fn on_stream(&self, event: &Event) -> Result<(), CleanupError> {
+        self.process(event).await.map_err(|(_, err)| err)
+    }
+
+    /// Handles the records in order up to the first failure, which it returns with
+    /// its record.
+    async fn process<'e>(&self, event: &'e Event) -> Result<(), (&'e EventRecord, CleanupError)> {
         for record in &event.records {
-            self.on_record(record).await?;
+            self.on_record(record).await.map_err(|err| (record, err))?;
         }
         Ok(())
     }
@@ -151,14 +198,19 @@ impl Cleanup {
     }
 }
 
-/// Runs the DynamoDB Streams consumer Lambda.
+/// Runs the DynamoDB Streams consumer Lambda. It answers with the batch's failed
+/// record (see [`Cleanup::on_stream_batch`]); the event source mapping needs
+/// `FunctionResponseTypes: [ReportBatchItemFailures]` for Lambda to read it.
 pub async fn run_stream_lambda() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
+    crate::telemetry::metrics::set_function("cleanup-stream");
     let cleanup = Cleanup::from(Dependencies::from_env().await?);
     lambda_runtime::run(lambda_runtime::service_fn(
         |event: lambda_runtime::LambdaEvent<Event>| {
             let cleanup = &cleanup;
-            async move { cleanup.on_stream(&event.payload).await.map_err(failed) }
+            async move {
+                Ok::<_, lambda_runtime::Error>(cleanup.on_stream_batch(&event.payload).await)
+            }
         },
     ))
     .await
@@ -168,6 +220,7 @@ pub async fn run_stream_lambda() -> Result<(), lambda_runtime::Error> {
 pub async fn run_user_deleted_lambda() -> Result<(), lambda_runtime::Error> {
     use aws_lambda_events::eventbridge::EventBridgeEvent;
     crate::telemetry::init();
+    crate::telemetry::metrics::set_function("user-deleted");
     let cleanup = Cleanup::from(Dependencies::from_env().await?);
     lambda_runtime::run(lambda_runtime::service_fn(
         |event: lambda_runtime::LambdaEvent<EventBridgeEvent<crate::events::UserDeleted>>| {

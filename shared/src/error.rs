@@ -44,6 +44,10 @@ pub enum ApiError {
     /// Stripe failed during the deletion cascade (500).
     #[error("billing provider error during the deletion cascade")]
     Billing(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The deletion cascade ran out of its time budget; the customer stays deleting
+    /// and a retried DELETE (or the stream consumer) finishes it (503).
+    #[error("the deletion is in progress and did not finish in time; retry the request")]
+    DeletionInProgress(#[source] crate::cascade::CascadeError),
 }
 
 impl From<AuthError> for ApiError {
@@ -61,6 +65,7 @@ impl From<crate::cascade::CascadeError> for ApiError {
         use crate::cascade::Failure;
         tracing::warn!(step = ?err.step, "deletion cascade stopped; a retry resumes it");
         match err.failure {
+            Failure::OutOfTime => Self::DeletionInProgress(err),
             Failure::Store(e) => Self::Store(e),
             failure => Self::Billing(Box::new(failure)),
         }
@@ -86,6 +91,7 @@ impl ApiError {
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::Billing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::DeletionInProgress(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -109,6 +115,7 @@ impl ApiError {
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => "database_error",
             },
             Self::Billing(_) => "billing_error",
+            Self::DeletionInProgress(_) => "deletion_in_progress",
         }
     }
 
@@ -165,6 +172,12 @@ impl ApiError {
             }
             Self::AuthUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::DeletionInProgress(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::cascade::RETRY_AFTER_SECONDS),
+                );
             }
             _ => {}
         }

@@ -63,18 +63,21 @@ pub const REFRESH_AFTER: Duration = Duration::from_secs(300);
 pub struct Refreshing<T> {
     source: SecretSource,
     client: aws_sdk_secretsmanager::Client,
-    build: fn(&SecretString) -> Result<T, String>,
+    build: Build<T>,
     ttl: Duration,
     current: RwLock<(Arc<T>, Instant)>,
     refresh: tokio::sync::Mutex<()>,
 }
+
+/// Builds a value from a secret.
+pub type Build<T> = Box<dyn Fn(&SecretString) -> Result<T, String> + Send + Sync>;
 
 impl<T> Refreshing<T> {
     /// Reads the secret and builds the value once.
     pub async fn load(
         source: SecretSource,
         client: aws_sdk_secretsmanager::Client,
-        build: fn(&SecretString) -> Result<T, String>,
+        build: Build<T>,
         ttl: Duration,
     ) -> Result<Self, SecretError> {
         let secret = resolve(&source, &client).await?;

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use crate::auth::{Jwks, JwksError, JwksOptions, JwtVerifier, pem_key};
 use crate::aws;
-use crate::config::{Config, ConfigError, KeySource, SecretSource};
+use crate::config::{Config, ConfigError, KeySource};
 use crate::events::Publisher;
 use crate::payments::{Payments, PaymentsError};
 use crate::secrets::{self, Refreshing, SecretError};
@@ -46,14 +46,22 @@ pub struct Dependencies {
 
 impl Dependencies {
     /// Builds every client and fetches the JWT key and the Stripe key at once;
-    /// the JWT key is read again every [`secrets::REFRESH_AFTER`].
+    /// both are read again every [`secrets::REFRESH_AFTER`].
     pub async fn build(config: &Config, sdk: &SdkConfig) -> Result<Self, InitError> {
         let secrets = aws::secrets_manager(sdk, config.secrets_endpoint.as_deref());
-        let stripe_key = async {
-            match &config.stripe {
-                Some(stripe) => resolve(&stripe.secret_key, &secrets).await.map(Some),
-                None => Ok(None),
-            }
+        let payments = async {
+            let Some(stripe) = &config.stripe else {
+                return Ok(None);
+            };
+            Payments::from_secret(
+                &stripe.base_url,
+                stripe.secret_key.clone(),
+                secrets.clone(),
+                secrets::REFRESH_AFTER,
+            )
+            .await
+            .map(Some)
+            .map_err(InitError::from)
         };
         let jwt = async {
             let Some(auth) = &config.auth else {
@@ -64,7 +72,9 @@ impl Dependencies {
                     let key = Refreshing::load(
                         source.clone(),
                         secrets.clone(),
-                        |pem| pem_key(pem.expose_secret().as_bytes()).map_err(|e| e.to_string()),
+                        Box::new(|pem| {
+                            pem_key(pem.expose_secret().as_bytes()).map_err(|e| e.to_string())
+                        }),
                         secrets::REFRESH_AFTER,
                     )
                     .await?;
@@ -77,12 +87,7 @@ impl Dependencies {
                 }
             }))
         };
-        let stripe_key = async { stripe_key.await.map_err(InitError::from) };
-        let (jwt, stripe_key) = tokio::try_join!(jwt, stripe_key)?;
-        let payments = match (&config.stripe, stripe_key) {
-            (Some(stripe), Some(key)) => Some(Payments::new(&stripe.base_url, &key)?),
-            _ => None,
-        };
+        let (jwt, payments) = tokio::try_join!(jwt, payments)?;
         let publisher = match &config.event_bus {
             Some(bus) => Publisher::EventBridge {
                 client: aws::eventbridge(sdk, config.eventbridge_endpoint.as_deref()),
@@ -109,11 +114,4 @@ impl Dependencies {
         let sdk = aws::sdk_config(config.region.as_deref()).await;
         Self::build(&config, &sdk).await
     }
-}
-
-async fn resolve(
-    source: &SecretSource,
-    client: &aws_sdk_secretsmanager::Client,
-) -> Result<SecretString, SecretError> {
-    secrets::resolve(source, client).await
 }

@@ -3,7 +3,10 @@
 //! its raw DynamoDB call, list cost vs table size, and the cold start of a
 //! function binary. Starts DynamoDB Local itself and stops it by PID.
 //!
-//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start]`
+//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start] [--tokens-only]`
+
+// The handlers' futures (deadlines, spans) nest deeper than the default limit allows.
+#![recursion_limit = "256"]
 
 mod cold_start;
 mod counter;

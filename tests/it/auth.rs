@@ -28,6 +28,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         api_keys_expire_and_are_listed_without_secrets,
         secrets_manager_holds_the_jwt_and_stripe_keys,
         a_rotated_jwt_key_is_picked_up_without_a_cold_start,
+        a_rotated_stripe_key_is_picked_up_without_a_cold_start,
     ]
 }
 
@@ -381,7 +382,9 @@ async fn a_rotated_jwt_key_is_picked_up_without_a_cold_start(env: &'static Env) 
     let key = Refreshing::load(
         billing::config::SecretSource::SecretsManager(name.clone()),
         secrets.clone(),
-        |pem| billing::auth::pem_key(pem.expose_secret().as_bytes()).map_err(|e| e.to_string()),
+        Box::new(|pem| {
+            billing::auth::pem_key(pem.expose_secret().as_bytes()).map_err(|e| e.to_string())
+        }),
         ttl,
     )
     .await
@@ -438,4 +441,58 @@ async fn a_rotated_jwt_key_is_picked_up_without_a_cold_start(env: &'static Env) 
         .expect("break");
     tokio::time::sleep(ttl * 2).await;
     assert_eq!(status(&new).await, StatusCode::OK);
+}
+
+async fn a_rotated_stripe_key_is_picked_up_without_a_cold_start(env: &'static Env) {
+    // GIVEN the Stripe key in Secrets Manager, read again every 300 ms
+    let secrets = billing::aws::secrets_manager(&env.sdk, Some(&env.moto_url));
+    let name = format!("stripe-rotation-{}", uuid::Uuid::new_v4().simple());
+    let set = |value: &'static str| {
+        let (secrets, name) = (secrets.clone(), name.clone());
+        async move {
+            secrets
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(value)
+                .send()
+                .await
+                .expect("put secret value");
+        }
+    };
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string("sk_test_first")
+        .send()
+        .await
+        .expect("create secret in moto");
+    let ttl = std::time::Duration::from_millis(300);
+    let payments = billing::payments::Payments::from_secret(
+        &env.stripe_url,
+        billing::config::SecretSource::SecretsManager(name.clone()),
+        secrets.clone(),
+        ttl,
+    )
+    .await
+    .expect("first read");
+    let tier = billing::domain::TierName::parse("pro").unwrap();
+    let create = || {
+        let (payments, tier) = (&payments, &tier);
+        async move {
+            let id = billing::domain::CustomerId::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
+            payments.create_customer(&id, "Rotation", tier, false).await
+        }
+    };
+    assert!(create().await.is_ok());
+    // WHEN the key is rotated to one localstripe refuses, THEN after the TTL the
+    // calls use it (and fail), and after the next rotation they work again
+    set("not-a-stripe-key").await;
+    tokio::time::sleep(ttl * 2).await;
+    assert!(
+        create().await.is_err(),
+        "the rotated (refused) key is in use"
+    );
+    set("sk_test_second").await;
+    tokio::time::sleep(ttl * 2).await;
+    assert!(create().await.is_ok());
 }

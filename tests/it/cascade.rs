@@ -10,8 +10,11 @@ use billing::store::Store;
 use billing_tests::Env;
 use billing_tests::app::{Seeded, Spec, TestApp};
 use billing_tests::sinks::{
-    EventSink, FailingStripe, SlowStripe, StreamConsumer, closed_url, settle,
+    EventSink, FailingStripe, HangingStripe, SlowStripe, StreamConsumer, closed_url, settle,
 };
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 use http::{Method, StatusCode};
 use serde_json::json;
 
@@ -28,6 +31,10 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         a_delete_overtaken_by_another_cascade_still_succeeds,
         the_stream_consumer_leaves_a_live_delete_alone,
         user_deleted_hook,
+        a_delete_out_of_time_answers_503_and_a_retry_finishes_it,
+        a_delete_out_of_time_is_finished_by_the_stream_consumer,
+        a_stream_batch_reports_its_failed_record,
+        stripe_calls_per_delete,
     ]
 }
 
@@ -586,4 +593,257 @@ async fn the_stream_consumer_leaves_a_live_delete_alone(env: &'static Env) {
         "the consumer waited instead of racing the request"
     );
     assert_gone(env, &app, &c).await;
+}
+
+/// The short budget the out-of-time tests give a cascade.
+const SHORT_BUDGET: Duration = Duration::from_secs(2);
+
+/// DELETE through handlers whose cascade calls a Stripe that never answers, with
+/// [`SHORT_BUDGET`]: asserts the 503 in the convention, on time, and what it left.
+async fn delete_out_of_time(env: &Env, app: &TestApp, c: &Seeded) {
+    let hanging = HangingStripe::start().await;
+    let slow = app.with_cascade(
+        Cascade::new(app.store.clone(), Some(env.payments_at(&hanging.url)))
+            .with_budget(SHORT_BUDGET),
+    );
+    let started = Instant::now();
+    let reply = slow
+        .admin(Method::DELETE, &format!("/customer/{}", c.id), None)
+        .await;
+    let elapsed = started.elapsed();
+    eprintln!("DELETE with Stripe hanging, budget {SHORT_BUDGET:?}: {elapsed:?}");
+    // THEN 503 deletion_in_progress in the error convention, with Retry-After
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        reply.json
+    );
+    assert_eq!(reply.error_code(), "deletion_in_progress");
+    assert_eq!(reply.headers["retry-after"], "5");
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    // within the budget plus a small margin (a functional bound), having waited
+    // for Stripe rather than failing fast
+    assert!(
+        elapsed < SHORT_BUDGET + Duration::from_secs(2),
+        "answered after {elapsed:?}"
+    );
+    assert!(
+        elapsed >= SHORT_BUDGET - Duration::from_millis(500),
+        "gave up early: {elapsed:?}"
+    );
+    assert!(hanging.connections() >= 1, "Stripe was called");
+    // and the customer stays deleting: hidden, closed, nothing else changed
+    assert_consistent_while_stopped(app, c).await;
+    assert_eq!(
+        items_of(app, &c.id).await,
+        1 + 1 + c.members.len(),
+        "no member removed"
+    );
+    assert!(env.stripe_customer(&c.stripe_id).await.is_some());
+    assert_eq!(env.live_subscriptions(&c.stripe_id).await.len(), 1);
+}
+
+async fn a_delete_out_of_time_answers_503_and_a_retry_finishes_it(env: &'static Env) {
+    // GIVEN a customer with Stripe objects and members, and a Stripe that hangs
+    let app = TestApp::new(env).await;
+    let c = app
+        .customer_with_stripe(Spec {
+            members: 3,
+            ..Spec::default()
+        })
+        .await;
+    // WHEN it is deleted with a 2 s budget: 503, still deleting (asserted inside)
+    delete_out_of_time(env, &app, &c).await;
+    // THEN a later DELETE, Stripe answering again, finishes the cascade
+    let retry = app
+        .admin(Method::DELETE, &format!("/customer/{}", c.id), None)
+        .await;
+    assert_eq!(retry.status, StatusCode::NO_CONTENT);
+    assert_eq!(retry.headers["cache-control"], "no-store");
+    assert_gone(env, &app, &c).await;
+}
+
+async fn a_delete_out_of_time_is_finished_by_the_stream_consumer(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let c = app
+        .customer_with_stripe(Spec {
+            members: 3,
+            ..Spec::default()
+        })
+        .await;
+    delete_out_of_time(env, &app, &c).await;
+    // The stream consumer (its grace over, Stripe answering) finishes it.
+    let mut consumer = StreamConsumer::new(env, &app, billing::events::Publisher::Log).await;
+    consumer.catch_up(false).await;
+    assert_gone(env, &app, &c).await;
+}
+
+/// A stream record of `id` written in the deleting state, as Lambda delivers it.
+fn deleting_record(id: &str, sequence_number: Option<&str>) -> EventRecord {
+    let mut record = EventRecord::default();
+    record.event_name = "MODIFY".to_owned();
+    record.event_id = format!("event-{id}");
+    record.change.sequence_number = sequence_number.map(str::to_owned);
+    let image = json!({"type": {"S": "customer"}, "id": {"S": id}, "state": {"S": "deleting"}});
+    record.change.new_image = serde_json::from_value(image).unwrap();
+    record
+}
+
+fn batch(records: Vec<EventRecord>) -> StreamEvent {
+    let mut event = StreamEvent::default();
+    event.records = records;
+    event
+}
+
+/// The item identifiers a batch response reports.
+fn reported(response: &aws_lambda_events::streams::DynamoDbEventResponse) -> Vec<Option<&str>> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_deref())
+        .collect()
+}
+
+async fn a_stream_batch_reports_its_failed_record(env: &'static Env) {
+    // GIVEN four customers whose DELETE requests died after marking them deleting;
+    // only `b` has Stripe objects, and the consumer's Stripe hangs
+    let app = TestApp::new(env).await;
+    let a = app
+        .customer(Spec {
+            members: 2,
+            ..Spec::default()
+        })
+        .await;
+    let b = app
+        .customer_with_stripe(Spec {
+            members: 2,
+            ..Spec::default()
+        })
+        .await;
+    let c = app
+        .customer(Spec {
+            members: 2,
+            ..Spec::default()
+        })
+        .await;
+    let d = app
+        .customer(Spec {
+            members: 2,
+            ..Spec::default()
+        })
+        .await;
+    for x in [&a, &b, &c, &d] {
+        app.store
+            .begin_deletion(&CustomerId::parse(&x.id).unwrap())
+            .await
+            .unwrap();
+    }
+    let hanging = HangingStripe::start().await;
+    let consumer = Cleanup::new(
+        app.store.clone(),
+        Some(env.payments_at(&hanging.url)),
+        billing::events::Publisher::Log,
+    )
+    .with_grace(Duration::ZERO)
+    .with_budget(SHORT_BUDGET);
+    let records = [(&a, "100"), (&b, "200"), (&c, "300"), (&d, "400")]
+        .map(|(x, seq)| deleting_record(&x.id, Some(seq)));
+
+    // WHEN the batch a, b, c, d is handled, b's cascade running out of time
+    let response = consumer.on_stream_batch(&batch(records.to_vec())).await;
+
+    // THEN exactly b is reported: Lambda redelivers from it; a is done; b, c and d
+    // (after the failure, not handled yet) are still deleting
+    assert_eq!(reported(&response), [Some("200")]);
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"batchItemFailures": [{"itemIdentifier": "200"}]}),
+        "the ReportBatchItemFailures wire format"
+    );
+    assert_eq!(items_of(&app, &a.id).await, 0, "a finished");
+    for x in [&b, &c, &d] {
+        assert_consistent_while_stopped(&app, x).await;
+        assert_eq!(items_of(&app, &x.id).await, 4, "{} untouched", x.id);
+    }
+    // A batch whose records all succeed reports nothing.
+    let e = app.customer(Spec::default()).await;
+    app.store
+        .begin_deletion(&CustomerId::parse(&e.id).unwrap())
+        .await
+        .unwrap();
+    let ok = consumer
+        .on_stream_batch(&batch(vec![deleting_record(&e.id, Some("500"))]))
+        .await;
+    assert_eq!(reported(&ok), Vec::<Option<&str>>::new());
+    assert_eq!(items_of(&app, &e.id).await, 0);
+    // A failed record without a sequence number is reported with a null identifier
+    // (Lambda then retries the whole batch).
+    let nameless = consumer
+        .on_stream_batch(&batch(vec![deleting_record(&b.id, None)]))
+        .await;
+    assert_eq!(reported(&nameless), [None]);
+
+    // WHEN Lambda redelivers from the reported record, Stripe answering again
+    let good = Cleanup::new(
+        app.store.clone(),
+        Some(env.payments()),
+        billing::events::Publisher::Log,
+    )
+    .with_grace(Duration::ZERO);
+    let redelivered = good.on_stream_batch(&batch(records[1..].to_vec())).await;
+    // THEN the rest is done
+    assert_eq!(reported(&redelivered), Vec::<Option<&str>>::new());
+    for x in [&c, &d] {
+        assert_eq!(items_of(&app, &x.id).await, 0, "{} finished", x.id);
+    }
+    assert_gone(env, &app, &b).await;
+}
+
+async fn stripe_calls_per_delete(env: &'static Env) {
+    // Stripe requests one cascade makes: deleting the customer, which cancels its
+    // subscriptions (localstripe is made to do so as Stripe does).
+    let app = TestApp::new(env).await;
+    let cascade = Cascade::new(app.store.clone(), Some(env.payments()));
+    let run = |c: &Seeded| {
+        let id = CustomerId::parse(&c.id).unwrap();
+        let cascade = cascade.clone();
+        async move {
+            cascade
+                .run(&id)
+                .await
+                .unwrap()
+                .billing
+                .expect("Stripe closed")
+        }
+    };
+    let subscribed = app.customer_with_stripe(Spec::default()).await;
+    assert_eq!(env.live_subscriptions(&subscribed.stripe_id).await.len(), 1);
+    let closed = run(&subscribed).await;
+    assert_eq!(
+        (closed.calls, closed.customer_deleted),
+        (1, true),
+        "with a subscription: one delete"
+    );
+    assert_gone(env, &app, &subscribed).await;
+    let canceled = app
+        .customer_with_stripe(Spec {
+            status: "canceled",
+            ..Spec::default()
+        })
+        .await;
+    let closed = run(&canceled).await;
+    assert_eq!((closed.calls, closed.customer_deleted), (1, true));
+    // A cascade resumed after its Stripe step: the one call finds the customer gone.
+    let resumed = app.customer_with_stripe(Spec::default()).await;
+    let id = CustomerId::parse(&resumed.id).unwrap();
+    let customer = cascade.mark_deleting(&id).await.unwrap();
+    cascade.close_billing(&customer).await.unwrap();
+    let closed = run(&resumed).await;
+    assert_eq!(
+        (closed.calls, closed.customer_deleted),
+        (1, false),
+        "resumed: the delete finds the customer gone"
+    );
+    assert_gone(env, &app, &resumed).await;
 }

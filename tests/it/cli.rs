@@ -52,6 +52,26 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// `billing-dev serve` on a free port, once it accepts connections (killed
+/// if it does not within 30 s).
+async fn serve(mut command: Command) -> (u16, std::process::Child) {
+    let port = free_port();
+    let mut server = command
+        .args(["serve", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            panic!("serve did not listen");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (port, server)
+}
+
 /// One request to the server on `port`.
 fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
     billing_tests::net::request(
@@ -101,17 +121,7 @@ async fn cli_seeds_mints_credentials_and_serves_http(env: &'static Env) {
         key["apiSecret"].as_str().unwrap().to_owned(),
     );
 
-    let port = free_port();
-    let mut server = cli(env, &table)
-        .args(["serve", "--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "serve did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (port, mut server) = serve(cli(env, &table)).await;
     let bearer = format!("Bearer {token}");
     let base = billing_tests::app::API;
     let (status, body) = http(
@@ -362,22 +372,9 @@ async fn cli_serves_tokens_of_a_jwks_provider(env: &'static Env) {
     )
     .unwrap();
 
-    let port = free_port();
-    let mut serve = cli(env, &table);
-    with_jwks(&mut serve);
-    let mut server = serve
-        .args(["serve", "--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            let _ = server.kill();
-            panic!("serve did not listen");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut command = cli(env, &table);
+    with_jwks(&mut command);
+    let (port, mut server) = serve(command).await;
     let now = billing::domain::now().timestamp();
     let claims = |roles: &[&str]| {
         json!({"sub": "u", "iss": "https://idp.dev.test", "aud": ["account", "billing-admin-api"],

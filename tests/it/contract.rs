@@ -1,7 +1,9 @@
 //! The deployment contract: the events under `events/` (API Gateway, DynamoDB
 //! Streams, EventBridge) run through the real handlers, and `template.yaml` and
 //! `openapi.yaml` describe exactly the code (routes, the `$default` route,
-//! functions, table, IAM, operations).
+//! functions, table, IAM, operations), with the operational parts around it:
+//! alarms on what they claim to watch, tracing and log levels, and the locked
+//! ingress of the platform's `user.deleted`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -36,6 +38,9 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         template_table_is_the_table_definition,
         template_grants_each_function_exactly_its_calls,
         template_parameters_choose_exactly_one_token_key_source,
+        template_logs_tracing_and_settings,
+        template_alarms_watch_what_they_claim,
+        template_locks_the_user_deleted_ingress,
         openapi_operations_are_the_endpoints,
         openapi_parameters_and_statuses_match_the_code,
     ]
@@ -88,6 +93,8 @@ enum Invokes {
     StreamConsumer,
     /// `user-deleted`: the platform's `user.deleted` EventBridge event.
     UserDeletedHook,
+    /// `deletion-monitor`: the scheduled event of its `rate(5 minutes)` rule.
+    DeletionMonitor,
 }
 
 impl Invokes {
@@ -96,6 +103,7 @@ impl Invokes {
             Self::RouteNotFound,
             Self::StreamConsumer,
             Self::UserDeletedHook,
+            Self::DeletionMonitor,
         ])
     }
 
@@ -105,12 +113,15 @@ impl Invokes {
             Self::RouteNotFound => ROUTE_NOT_FOUND,
             Self::StreamConsumer => STREAM_CONSUMER,
             Self::UserDeletedHook => USER_DELETED_HOOK,
+            Self::DeletionMonitor => DELETION_MONITOR,
         }
     }
 }
 
-/// Every file in `events/`, with the function its name names; every function (the
-/// packages under functions/) has exactly one.
+/// Every file in `events/`, with the function its name names; every function of
+/// the template has exactly one (`sam local invoke` runs template functions; that
+/// they are the packages under functions/ is
+/// `template_functions_are_the_workspace_packages`).
 fn event_files() -> Vec<(Invokes, PathBuf)> {
     let dir = repo_root().join("events");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -132,7 +143,11 @@ fn event_files() -> Vec<(Invokes, PathBuf)> {
         })
         .collect();
     let named: BTreeSet<String> = found.iter().map(|(i, _)| i.function().to_owned()).collect();
-    assert_eq!(named, function_packages(), "one event per function");
+    let template: BTreeSet<String> = functions(&yaml("template.yaml"))
+        .into_iter()
+        .map(|f| f.binary)
+        .collect();
+    assert_eq!(named, template, "one event per template function");
     found
 }
 
@@ -318,6 +333,7 @@ async fn events_run_through_the_real_handlers(env: &'static Env) {
             Invokes::RouteNotFound => run_route_not_found_event(&name, &raw, &event),
             Invokes::StreamConsumer => run_stream_event(env, &name, &raw, &event).await,
             Invokes::UserDeletedHook => run_user_deleted_event(env, &name, &raw, &event).await,
+            Invokes::DeletionMonitor => check_deletion_monitor_event(&name, &raw, &event),
         }
     }
 }
@@ -492,6 +508,25 @@ fn without(v: &Value, key: &str) -> Value {
     v
 }
 
+/// A customer record's image but for when its deletion began: without
+/// `deletingSince`, and with that time as `<deletingSince>` where a key holds it
+/// (the `GSI1SK` of a deleting customer starts with it).
+fn timeless(image: &Value) -> Value {
+    let mut v = without(image, "deletingSince");
+    if let Some(since) = image["deletingSince"]["S"].as_str()
+        && let Some(fields) = v.as_object_mut()
+    {
+        for value in fields.values_mut() {
+            if let Some(s) = value["S"].as_str()
+                && s.contains(since)
+            {
+                *value = json!({"S": s.replace(since, "<deletingSince>")});
+            }
+        }
+    }
+    v
+}
+
 /// The batch is what Lambda delivers from the table's stream, through the template's
 /// filters.
 fn check_stream_event(name: &str, event: &Value) {
@@ -579,14 +614,14 @@ async fn run_stream_event(env: &Env, name: &str, raw: &str, json: &Value) {
     );
     assert_eq!(modify["OldImage"], active, "{name}: MODIFY OldImage");
     assert_eq!(
-        without(&modify["NewImage"], "deletingSince"),
-        without(&deleting, "deletingSince"),
+        timeless(&modify["NewImage"]),
+        timeless(&deleting),
         "{name}: MODIFY NewImage"
     );
-    let mut last = without(&deleting, "deletingSince");
+    let mut last = timeless(&deleting);
     last["memberCount"] = json!({"N": "0"});
     assert_eq!(
-        without(&remove["OldImage"], "deletingSince"),
+        timeless(&remove["OldImage"]),
         last,
         "{name}: REMOVE OldImage"
     );
@@ -664,9 +699,28 @@ fn check_user_deleted_event(name: &str, event: &Value) {
         ["Ref:PlatformUserEventSource"],
         "template.yaml: the rule's source"
     );
+    assert_eq!(
+        one_or_many(&pattern["account"]),
+        ["Ref:PlatformAccountId"],
+        "template.yaml: the rule's account"
+    );
     assert!(
         event["source"].as_str().is_some_and(|s| !s.is_empty()),
         "{name}: source"
+    );
+    // As deployed (the sample parameters: the event's source and account), the
+    // rule matches the event, and an event from another account it does not.
+    let deployment = Deployment::new(&yaml("template.yaml"), &[]);
+    let deployed = deployment.pattern(pattern);
+    assert!(
+        matches_pattern(&deployed, event),
+        "{name}: matches the deployed rule {deployed}"
+    );
+    let mut elsewhere = event.clone();
+    elsewhere["account"] = json!("210987654321");
+    assert!(
+        !matches_pattern(&deployed, &elsewhere),
+        "{name}: from another account, the rule does not match"
     );
     for field in ["version", "id", "account", "time", "region"] {
         assert!(event[field].is_string(), "{name}: {field}");
@@ -731,6 +785,45 @@ async fn run_user_deleted_event(env: &Env, name: &str, raw: &str, json: &Value) 
         "{name}: redelivered"
     );
     assert_eq!(count().await, 2, "{name}: memberCount after redelivery");
+}
+
+/// The event is what the deletion monitor's schedule delivers: EventBridge's
+/// `Scheduled Event` of the template's `rate(5 minutes)` rule. (The monitor's
+/// handler is its own crate's; this checks the sample, not the handler.)
+fn check_deletion_monitor_event(name: &str, raw: &str, event: &Value) {
+    let events = template_events(DELETION_MONITOR);
+    let schedules = entries(&events);
+    assert_eq!(
+        schedules.len(),
+        1,
+        "template.yaml: one schedule invokes {DELETION_MONITOR}"
+    );
+    let (_, schedule) = &schedules[0];
+    assert_eq!(render(&schedule["Type"]), "Schedule", "{DELETION_MONITOR}");
+    assert_eq!(
+        render(&schedule["Properties"]["Schedule"]),
+        DELETION_MONITOR_SCHEDULE,
+        "{DELETION_MONITOR}"
+    );
+    // Parsed as the Lambda runtime does.
+    let parsed: EventBridgeEvent<Value> = serde_json::from_str(raw)
+        .unwrap_or_else(|e| panic!("{name}: not an EventBridge event: {e}"));
+    assert_eq!(parsed.detail_type, "Scheduled Event", "{name}");
+    assert_eq!(parsed.source, "aws.events", "{name}");
+    assert_eq!(parsed.detail, json!({}), "{name}: detail");
+    assert!(parsed.time.is_some(), "{name}: time");
+    for field in ["version", "id", "account", "region"] {
+        assert!(
+            event[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{name}: {field}"
+        );
+    }
+    let resources = parsed.resources.unwrap_or_default();
+    assert_eq!(resources.len(), 1, "{name}: the rule that fired");
+    assert!(
+        resources[0].starts_with("arn:aws:events:") && resources[0].contains(":rule/"),
+        "{name}: resources[0] is a rule ARN"
+    );
 }
 
 async fn events_without_a_fresh_token_are_unauthorized(env: &'static Env) {
@@ -862,6 +955,13 @@ struct Function {
 /// The event-driven functions (no route): they run the deletion cascade too.
 const STREAM_CONSUMER: &str = "cleanup-stream";
 const USER_DELETED_HOOK: &str = "user-deleted";
+/// The scheduled function that reports the customers in the deleting state as
+/// metrics (`BillingAdmin` `DeletingCustomers`, `OldestDeletionAgeSeconds`). It
+/// runs no cascade and reads only the index of deleting customers.
+const DELETION_MONITOR: &str = "deletion-monitor";
+const DELETION_MONITOR_SCHEDULE: &str = "rate(5 minutes)";
+/// The index the deletion monitor queries (partition `DELETING`).
+const DELETIONS_INDEX: &str = "GSI1";
 
 /// The function behind the `$default` route: 404/405 for requests no route
 /// matches. It serves no endpoint and reads no token, table or secret.
@@ -904,6 +1004,11 @@ const SAMPLE_AUDIENCE: &str = "billing-admin-api";
 const SAMPLE_PEM_SECRET: &str =
     "arn:aws:secretsmanager:us-east-1:123456789012:secret:billing-jwt-public-key-AbCdEf";
 const SAMPLE_JWKS_URL: &str = "https://idp.example.com/.well-known/jwks.json";
+/// The platform that puts `user.deleted` (the account of `events/user-deleted.json`).
+const SAMPLE_PLATFORM_ACCOUNT: &str = "123456789012";
+const SAMPLE_PLATFORM_ROLE: &str = "arn:aws:iam::123456789012:role/platform-user-events";
+const SAMPLE_PLATFORM_ROOT: &str = "arn:aws:iam::123456789012:root";
+const SAMPLE_ALARM_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:billing-alarms";
 
 /// The template's parameters with values, as `sam deploy --parameter-overrides`
 /// gives them (the rest keep their defaults), and so the value of every condition.
@@ -923,6 +1028,8 @@ impl Deployment {
                 "arn:aws:secretsmanager:us-east-1:123456789012:secret:billing-stripe-AbCdEf",
             ),
             ("PlatformUserEventSource", "platform.users"),
+            ("PlatformPrincipalArn", SAMPLE_PLATFORM_ROLE),
+            ("PlatformAccountId", SAMPLE_PLATFORM_ACCOUNT),
         ];
         let declared = entries(&template["Parameters"]);
         for (name, _) in samples.iter().chain(overrides) {
@@ -992,13 +1099,38 @@ impl Deployment {
         }
     }
 
-    /// A rendered value (`Ref:Param` for `!Ref Param`) with its parameter's value.
+    /// A rendered value (`Ref:Param` for `!Ref Param`) with its parameter's value;
+    /// in `Sub:...`, every `${Param}` (and `${AWS::Partition}`, `aws`) replaced.
     fn value(&self, rendered: &str) -> String {
+        if let Some(text) = rendered.strip_prefix("Sub:") {
+            return self
+                .params
+                .iter()
+                .fold(text.replace("${AWS::Partition}", "aws"), |t, (name, v)| {
+                    t.replace(&format!("${{{name}}}"), v)
+                });
+        }
         rendered
             .strip_prefix("Ref:")
             .and_then(|name| self.params.get(name))
             .cloned()
             .unwrap_or_else(|| rendered.to_owned())
+    }
+
+    /// An EventBridge pattern of the template as deployed: JSON, every value
+    /// with its parameter's.
+    fn pattern(&self, v: &Yaml) -> Value {
+        match v {
+            Yaml::Mapping(_) => entries(v)
+                .into_iter()
+                .map(|(k, p)| (k, self.pattern(p)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            other => one_or_many(other)
+                .iter()
+                .map(|s| json!(self.value(s)))
+                .collect(),
+        }
     }
 
     /// What CloudFormation keeps of `v`: `Fn::If` decided, None for `AWS::NoValue`.
@@ -1261,10 +1393,14 @@ async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
             .into_iter()
             .collect();
         let vars = pem.env(&raw);
-        for name in ["TABLE_NAME", "RUST_LOG"] {
-            assert!(vars.contains_key(name), "{id}: {name}");
-        }
-        assert_eq!(vars["TABLE_NAME"], "Ref:Table");
+        assert_eq!(
+            vars.get("TABLE_NAME").map(String::as_str),
+            Some("Ref:Table"),
+            "{id}: TABLE_NAME"
+        );
+        // The log level is LoggingConfig's (AWS_LAMBDA_LOG_LEVEL, the same level
+        // Lambda filters at): a RUST_LOG would override it in the code only.
+        assert!(!vars.contains_key("RUST_LOG"), "{id}: no RUST_LOG");
         // Token settings exactly where HTTP is served (so not in Globals: SAM cannot
         // take a global variable away from a function), the key never inline.
         let serves_http = Endpoint::ALL.iter().any(|e| e.function() == f.binary);
@@ -1408,12 +1544,33 @@ async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
                     .map(|(_, e)| e["Properties"]["MaximumBatchingWindowInSeconds"].as_u64())
                     .collect();
                 assert_eq!(windows, [Some(30)], "{id}: MaximumBatchingWindowInSeconds");
+                // The handler answers with the records it failed on
+                // (batchItemFailures): Lambda honours that only when asked to.
+                for (name, e) in entries(events) {
+                    assert_eq!(
+                        one_or_many(&e["Properties"]["FunctionResponseTypes"]),
+                        ["ReportBatchItemFailures"],
+                        "{id}.{name}: reports batch item failures"
+                    );
+                    let on_failure = &e["Properties"]["DestinationConfig"]["OnFailure"];
+                    assert_eq!(render(&on_failure["Type"]), "SQS", "{id}.{name}");
+                    assert_eq!(
+                        render(&on_failure["Destination"]),
+                        "GetAtt:CleanupStreamFailureQueue.Arn",
+                        "{id}.{name}: batches given up on"
+                    );
+                }
             }
             USER_DELETED_HOOK => assert_eq!(f.event_types, ["EventBridgeRule"], "{id}"),
-            ROUTE_NOT_FOUND => {
-                assert_eq!(f.event_types, ["HttpApi"], "{id}");
-                // Nothing of its own: RUST_LOG, and TABLE_NAME it never reads, come
-                // from Globals; no token, Stripe or event bus settings.
+            ROUTE_NOT_FOUND | DELETION_MONITOR => {
+                let invoked_by = if f.binary == ROUTE_NOT_FOUND {
+                    "HttpApi"
+                } else {
+                    "Schedule"
+                };
+                assert_eq!(f.event_types, [invoked_by], "{id}");
+                // Nothing of its own: TABLE_NAME (which route-not-found never
+                // reads) comes from Globals; no token, Stripe or event bus settings.
                 assert!(
                     template["Resources"][id.as_str()]["Properties"]
                         .get("Environment")
@@ -1422,7 +1579,7 @@ async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
                 );
                 assert_eq!(
                     vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-                    BTreeSet::from(["RUST_LOG", "TABLE_NAME"]),
+                    BTreeSet::from(["TABLE_NAME"]),
                     "{id}"
                 );
                 assert!(config.auth.is_none(), "{id}: verifies no tokens");
@@ -1557,6 +1714,659 @@ async fn template_parameters_choose_exactly_one_token_key_source(_env: &'static 
             "Rules with JwtPublicKeySecretArn={pem_secret:?}, JwtJwksUrl={jwks_url:?}"
         );
     }
+}
+
+/// The template's resources of one type: (logical id, resource).
+fn resources_of<'a>(template: &'a Yaml, kind: &str) -> Vec<(String, &'a Yaml)> {
+    entries(&template["Resources"])
+        .into_iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .collect()
+}
+
+/// A map of scalars (`Dimensions` as `{Name: Value}`, a condition block's keys)
+/// rendered.
+fn dimensions(v: &Yaml) -> BTreeMap<String, String> {
+    v.as_sequence()
+        .map(|dims| {
+            dims.iter()
+                .map(|d| (render(&d["Name"]), render(&d["Value"])))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The template condition that alarms notify under (AlarmTopicArn given).
+const ALARM_TOPIC: &str = "HasAlarmTopic";
+/// The queue that takes the `user.deleted` events not handled (the rule's and the
+/// function's dead letters).
+const USER_DELETED_QUEUE: &str = "UserDeletedDeadLetterQueue";
+/// The stack's bus for the platform's `user.deleted`.
+const PLATFORM_BUS_ARN: &str = "Sub:arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${AWS::StackName}-platform";
+
+/// Log level, tracing and the https-only Stripe URL, on every function.
+async fn template_logs_tracing_and_settings(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    let params = &template["Parameters"];
+    // Four levels, never trace (at trace the runtime logs raw events, credentials
+    // included), each Lambda's uppercase level.
+    let levels = one_or_many(&params["LogLevel"]["AllowedValues"]);
+    assert_eq!(levels, ["error", "warn", "info", "debug"], "LogLevel");
+    assert_eq!(params["LogLevel"]["Default"].as_str(), Some("info"));
+    let mapped: BTreeMap<String, String> = entries(&template["Mappings"]["LogLevels"])
+        .into_iter()
+        .map(|(level, m)| (level, render(&m["ApplicationLogLevel"])))
+        .collect();
+    let uppercase: BTreeMap<String, String> = levels
+        .iter()
+        .map(|l| (l.clone(), l.to_uppercase()))
+        .collect();
+    assert_eq!(mapped, uppercase, "Mappings.LogLevels");
+    for f in functions(&template) {
+        let id = &f.logical_id;
+        // X-Ray on every function (the HTTP API cannot trace: HttpApi has no
+        // Tracing).
+        assert_eq!(render(&f.properties["Tracing"]), "Active", "{id}: Tracing");
+        // Lambda filters at LogLevel and hands it to the code
+        // (AWS_LAMBDA_LOG_LEVEL); its own lines from WARN.
+        let logging = &f.properties["LoggingConfig"];
+        assert_eq!(render(&logging["LogFormat"]), "JSON", "{id}");
+        let (function, arg) = intrinsic(&logging["ApplicationLogLevel"])
+            .unwrap_or_else(|| panic!("{id}: ApplicationLogLevel from the LogLevels mapping"));
+        assert_eq!(function, "FindInMap", "{id}: ApplicationLogLevel");
+        assert_eq!(
+            one_or_many(arg),
+            ["LogLevels", "Ref:LogLevel", "ApplicationLogLevel"],
+            "{id}: ApplicationLogLevel"
+        );
+        assert_eq!(render(&logging["SystemLogLevel"]), "WARN", "{id}");
+    }
+    assert!(
+        template["Resources"]["HttpApi"]["Properties"]
+            .get("Tracing")
+            .is_none(),
+        "HttpApi: SAM's HttpApi has no Tracing"
+    );
+    // The Stripe key travels with every request: https only.
+    let stripe = &params["StripeApiBase"];
+    assert_eq!(
+        stripe["AllowedPattern"].as_str(),
+        Some("^https://.+$"),
+        "StripeApiBase: https only"
+    );
+    assert!(
+        str_of(&stripe["Default"], "StripeApiBase").starts_with("https://"),
+        "StripeApiBase: Default"
+    );
+}
+
+/// Every alarm, by what it claims to watch: its namespace, metric, dimensions
+/// (the template's own resources), statistic and threshold; each notifies
+/// AlarmTopicArn when one is given.
+async fn template_alarms_watch_what_they_claim(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    let params = &template["Parameters"];
+    let alarms = resources_of(&template, "AWS::CloudWatch::Alarm");
+    let functions = functions(&template);
+    let function_id = |binary: &str| {
+        functions
+            .iter()
+            .find(|f| f.binary == binary)
+            .map(|f| f.logical_id.clone())
+            .unwrap_or_else(|| panic!("template.yaml: no {binary} function"))
+    };
+
+    // Notifications: to AlarmTopicArn (ALARM and OK), only when one is given.
+    let topic = &params["AlarmTopicArn"];
+    assert_eq!(
+        topic["Default"].as_str(),
+        Some(""),
+        "AlarmTopicArn: optional"
+    );
+    let pattern = str_of(&topic["AllowedPattern"], "AlarmTopicArn");
+    assert!(
+        pattern.starts_with("^$|") && pattern.contains(":sns:"),
+        "AlarmTopicArn: empty or an SNS topic ARN"
+    );
+    for (given, notifies) in [("", false), (SAMPLE_ALARM_TOPIC, true)] {
+        let deployment = Deployment::new(&template, &[("AlarmTopicArn", given)]);
+        assert_eq!(
+            deployment.conditions.get(ALARM_TOPIC),
+            Some(&notifies),
+            "{ALARM_TOPIC} with AlarmTopicArn={given:?}"
+        );
+        for (id, alarm) in &alarms {
+            for key in ["AlarmActions", "OKActions"] {
+                let v = &alarm["Properties"][key];
+                let (condition, _, _) =
+                    conditional(v).unwrap_or_else(|| panic!("{id}.{key}: !If [{ALARM_TOPIC}, ..]"));
+                assert_eq!(condition, ALARM_TOPIC, "{id}.{key}");
+                assert_eq!(
+                    deployment.resolve(v).map(one_or_many),
+                    notifies.then(|| vec!["Ref:AlarmTopicArn".to_owned()]),
+                    "{id}.{key} with AlarmTopicArn={given:?}"
+                );
+            }
+        }
+    }
+
+    // Every alarm is claimed below, exactly once.
+    let mut claimed: Vec<String> = Vec::new();
+    let single = |namespace: &str, metric: &str| -> Vec<(String, &Yaml)> {
+        alarms
+            .iter()
+            .filter(|(_, a)| {
+                let p = &a["Properties"];
+                p["Namespace"].as_str() == Some(namespace)
+                    && p["MetricName"].as_str() == Some(metric)
+            })
+            .map(|(id, a)| (id.clone(), &a["Properties"]))
+            .collect()
+    };
+    let threshold = |p: &Yaml, id: &str, op: &str, value: &str| {
+        assert_eq!(render(&p["ComparisonOperator"]), op, "{id}");
+        assert_eq!(render(&p["Threshold"]), value, "{id}: Threshold");
+        assert!(
+            p["EvaluationPeriods"].as_u64().is_some_and(|n| n >= 1),
+            "{id}: EvaluationPeriods"
+        );
+    };
+    let quiet_is_fine = |p: &Yaml, id: &str| {
+        assert_eq!(
+            p["TreatMissingData"].as_str(),
+            Some("notBreaching"),
+            "{id}: no data is nothing happening"
+        );
+    };
+    let default_of = |name: &str| render(&params[name]["Default"]);
+
+    // Dead letters: the stream's batches given up on (its on-failure destination)
+    // and the unhandled user.deleted events (the rule's and the function's dead
+    // letters), each queue watched for any visible message.
+    let queue = |arn: &Yaml, what: &str| -> String {
+        let arn = render(arn);
+        let id = arn
+            .strip_prefix("GetAtt:")
+            .and_then(|a| a.strip_suffix(".Arn"))
+            .unwrap_or_else(|| panic!("{what}: !GetAtt <queue>.Arn, found {arn}"))
+            .to_owned();
+        assert_eq!(
+            template["Resources"][id.as_str()]["Type"].as_str(),
+            Some("AWS::SQS::Queue"),
+            "{what}: {id}"
+        );
+        id
+    };
+    let stream_events = template_events(STREAM_CONSUMER);
+    let hook_events = template_events(USER_DELETED_HOOK);
+    let hook = &template["Resources"][function_id(USER_DELETED_HOOK).as_str()]["Properties"];
+    let mut dead_letters = BTreeSet::new();
+    for (name, e) in entries(&stream_events) {
+        let on_failure = &e["Properties"]["DestinationConfig"]["OnFailure"]["Destination"];
+        dead_letters.insert(queue(on_failure, &format!("{STREAM_CONSUMER}.{name}")));
+    }
+    for (name, e) in entries(&hook_events) {
+        let dlq = &e["Properties"]["DeadLetterConfig"]["Arn"];
+        dead_letters.insert(queue(dlq, &format!("{USER_DELETED_HOOK}.{name}")));
+    }
+    dead_letters.insert(queue(
+        &hook["DeadLetterQueue"]["TargetArn"],
+        USER_DELETED_HOOK,
+    ));
+    assert_eq!(
+        dead_letters,
+        BTreeSet::from([
+            "CleanupStreamFailureQueue".to_owned(),
+            USER_DELETED_QUEUE.to_owned()
+        ]),
+        "the dead-letter queues"
+    );
+    let mut watched = BTreeSet::new();
+    for (id, p) in single("AWS/SQS", "ApproximateNumberOfMessagesVisible") {
+        let dims = dimensions(&p["Dimensions"]);
+        assert_eq!(dims.len(), 1, "{id}: Dimensions");
+        let queue_name = &dims["QueueName"];
+        let q = queue_name
+            .strip_prefix("GetAtt:")
+            .and_then(|q| q.strip_suffix(".QueueName"))
+            .unwrap_or_else(|| panic!("{id}: QueueName !GetAtt <queue>.QueueName"));
+        assert!(watched.insert(q.to_owned()), "{id}: {q} watched twice");
+        assert_eq!(render(&p["Statistic"]), "Maximum", "{id}");
+        threshold(p, &id, "GreaterThanThreshold", "0");
+        quiet_is_fine(p, &id);
+        claimed.push(id);
+    }
+    assert_eq!(
+        watched, dead_letters,
+        "a non-empty alarm per dead-letter queue"
+    );
+
+    // The table stream's consumer falls behind.
+    let age = single("AWS/Lambda", "IteratorAge");
+    assert_eq!(age.len(), 1, "one iterator age alarm");
+    for (id, p) in age {
+        assert_eq!(
+            dimensions(&p["Dimensions"]),
+            BTreeMap::from([(
+                "FunctionName".to_owned(),
+                format!("Ref:{}", function_id(STREAM_CONSUMER))
+            )]),
+            "{id}: the stream consumer"
+        );
+        assert_eq!(render(&p["Statistic"]), "Maximum", "{id}");
+        threshold(
+            p,
+            &id,
+            "GreaterThanThreshold",
+            "Ref:StreamIteratorAgeAlarmMs",
+        );
+        quiet_is_fine(p, &id);
+        claimed.push(id);
+    }
+    assert_eq!(default_of("StreamIteratorAgeAlarmMs"), "300000");
+
+    // Errors and throttles of every function, one alarm each.
+    let every_function: BTreeSet<String> = functions
+        .iter()
+        .map(|f| format!("Ref:{}", f.logical_id))
+        .collect();
+    for metric in ["Errors", "Throttles"] {
+        let mut covered = BTreeSet::new();
+        for (id, p) in single("AWS/Lambda", metric) {
+            let dims = dimensions(&p["Dimensions"]);
+            assert_eq!(dims.len(), 1, "{id}: Dimensions");
+            assert!(
+                covered.insert(dims["FunctionName"].clone()),
+                "{id}: a second {metric} alarm of {}",
+                dims["FunctionName"]
+            );
+            assert_eq!(render(&p["Statistic"]), "Sum", "{id}");
+            assert!(
+                p["Period"].as_u64().is_some_and(|s| s <= 300),
+                "{id}: Period"
+            );
+            threshold(p, &id, "GreaterThanThreshold", "0");
+            quiet_is_fine(p, &id);
+            claimed.push(id);
+        }
+        assert_eq!(covered, every_function, "a {metric} alarm per function");
+    }
+
+    // The API's 5xx rate: 5xx / Count * 100 of the HTTP API's $default stage.
+    let math: Vec<&(String, &Yaml)> = alarms
+        .iter()
+        .filter(|(_, a)| a["Properties"].get("Metrics").is_some())
+        .collect();
+    assert_eq!(math.len(), 1, "one metric math alarm (the 5xx rate)");
+    for (id, alarm) in math {
+        let p = &alarm["Properties"];
+        let metrics = p["Metrics"].as_sequence().expect("Metrics");
+        let stat_id = |name: &str| -> String {
+            let found: Vec<&Yaml> = metrics
+                .iter()
+                .filter(|m| m["MetricStat"]["Metric"]["MetricName"].as_str() == Some(name))
+                .collect();
+            assert_eq!(found.len(), 1, "{id}: one {name}");
+            let m = found[0];
+            let metric = &m["MetricStat"]["Metric"];
+            assert_eq!(
+                render(&metric["Namespace"]),
+                "AWS/ApiGateway",
+                "{id}: {name}"
+            );
+            assert_eq!(
+                dimensions(&metric["Dimensions"]),
+                BTreeMap::from([
+                    ("ApiId".to_owned(), "Ref:HttpApi".to_owned()),
+                    ("Stage".to_owned(), "$default".to_owned()),
+                ]),
+                "{id}: {name} of the HTTP API's $default stage"
+            );
+            assert_eq!(render(&m["MetricStat"]["Stat"]), "Sum", "{id}: {name}");
+            assert_eq!(m["ReturnData"].as_bool(), Some(false), "{id}: {name}");
+            render(&m["Id"])
+        };
+        let (errors, requests) = (stat_id("5xx"), stat_id("Count"));
+        let returned: Vec<&Yaml> = metrics
+            .iter()
+            .filter(|m| m["ReturnData"].as_bool() != Some(false))
+            .collect();
+        assert_eq!(returned.len(), 1, "{id}: one expression returns data");
+        let expression: String = str_of(&returned[0]["Expression"], "Expression")
+            .split_whitespace()
+            .collect();
+        assert!(
+            [
+                format!("{errors}/{requests}*100"),
+                format!("100*{errors}/{requests}"),
+                format!("({errors}/{requests})*100"),
+            ]
+            .contains(&expression),
+            "{id}: the percentage of 5xx, found {expression}"
+        );
+        assert_eq!(
+            template["Resources"]["HttpApi"]["Type"].as_str(),
+            Some("AWS::Serverless::HttpApi")
+        );
+        threshold(p, id, "GreaterThanThreshold", "Ref:Api5xxRateAlarmPercent");
+        quiet_is_fine(p, id);
+        claimed.push(id.clone());
+    }
+    assert_eq!(default_of("Api5xxRateAlarmPercent"), "5");
+
+    // A deletion stuck in the deleting state, from the deletion monitor's metric.
+    let stuck = single("BillingAdmin", "OldestDeletionAgeSeconds");
+    assert_eq!(stuck.len(), 1, "one stuck deletion alarm");
+    for (id, p) in stuck {
+        assert!(p.get("Dimensions").is_none(), "{id}: no dimensions");
+        assert_eq!(render(&p["Unit"]), "Seconds", "{id}");
+        assert_eq!(render(&p["Statistic"]), "Maximum", "{id}");
+        threshold(
+            p,
+            &id,
+            "GreaterThanThreshold",
+            "Ref:StuckDeletionThresholdSeconds",
+        );
+        quiet_is_fine(p, &id);
+        claimed.push(id);
+    }
+    assert_eq!(default_of("StuckDeletionThresholdSeconds"), "900");
+
+    // And the monitor itself: no DeletingCustomers sample (it emits one every
+    // run) is an alarm, so a silent monitor cannot hide a stuck deletion.
+    let silent = single("BillingAdmin", "DeletingCustomers");
+    assert_eq!(silent.len(), 1, "one deletion monitor heartbeat alarm");
+    for (id, p) in silent {
+        assert!(p.get("Dimensions").is_none(), "{id}: no dimensions");
+        assert_eq!(render(&p["Statistic"]), "SampleCount", "{id}");
+        threshold(p, &id, "LessThanThreshold", "1");
+        assert_eq!(
+            p["TreatMissingData"].as_str(),
+            Some("breaching"),
+            "{id}: no data is the alarm"
+        );
+        // At least two runs of the monitor's schedule fit in what it looks at.
+        let looked_at = p["Period"].as_u64().unwrap_or_default()
+            * p["EvaluationPeriods"].as_u64().unwrap_or_default();
+        assert!(looked_at >= 600, "{id}: covers more than one run");
+        claimed.push(id);
+    }
+
+    let all: BTreeSet<String> = alarms.iter().map(|(id, _)| id.clone()).collect();
+    let distinct: BTreeSet<String> = claimed.iter().cloned().collect();
+    assert_eq!(distinct.len(), claimed.len(), "each alarm claimed once");
+    assert_eq!(distinct, all, "every alarm watches one of the above");
+}
+
+/// Who may put an event on the platform bus: `arn` of `account`.
+struct Caller {
+    arn: &'static str,
+    account: &'static str,
+}
+
+/// Whether a policy statement's `Condition` holds for `caller` (the operators
+/// the template uses, single values).
+fn condition_holds(condition: &Yaml, deployment: &Deployment, caller: &Caller) -> bool {
+    entries(condition).into_iter().all(|(op, block)| {
+        entries(block).into_iter().all(|(key, v)| {
+            let expected: Vec<String> =
+                one_or_many(v).iter().map(|v| deployment.value(v)).collect();
+            let actual = match key.as_str() {
+                "aws:PrincipalAccount" => caller.account,
+                "aws:PrincipalArn" => caller.arn,
+                other => panic!("unexpected condition key {other}"),
+            };
+            let equal = expected.iter().any(|e| e == actual);
+            match op.as_str() {
+                "StringEquals" | "ArnEquals" => equal,
+                "StringNotEquals" | "ArnNotEquals" => !equal,
+                other => panic!("unexpected condition operator {other}"),
+            }
+        })
+    })
+}
+
+/// The platform's `user.deleted` comes only from the platform: a bus of the
+/// stack's own, on which only PlatformPrincipalArn may put events, and a rule
+/// matching its source, detail-type and account; what fails ends in a dead-letter
+/// queue.
+async fn template_locks_the_user_deleted_ingress(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    let params = &template["Parameters"];
+    assert!(
+        params.get("PlatformEventBusName").is_none(),
+        "no bus by name: the stack's own"
+    );
+    for name in [
+        "PlatformPrincipalArn",
+        "PlatformAccountId",
+        "PlatformUserEventSource",
+    ] {
+        assert!(params[name].get("Default").is_none(), "{name}: required");
+    }
+    assert_eq!(
+        params["PlatformAccountId"]["AllowedPattern"].as_str(),
+        Some("^[0-9]{12}$")
+    );
+    let principal = str_of(
+        &params["PlatformPrincipalArn"]["AllowedPattern"],
+        "PlatformPrincipalArn",
+    );
+    assert!(
+        principal.starts_with("^arn:aws")
+            && principal.ends_with('$')
+            && principal.contains(":iam::[0-9]{12}:")
+            && principal.contains("root")
+            && principal.contains("role/"),
+        "PlatformPrincipalArn: an IAM role or account root ARN"
+    );
+
+    // The rule: on the stack's bus, source, detail-type and account.
+    let hook = functions(&template)
+        .into_iter()
+        .find(|f| f.binary == USER_DELETED_HOOK)
+        .expect("the user.deleted hook");
+    let rules = entries(&hook.properties["Events"]);
+    assert_eq!(rules.len(), 1, "{}: one rule", hook.logical_id);
+    let (event_name, rule) = &rules[0];
+    assert_eq!(render(&rule["Type"]), "EventBridgeRule");
+    let rule = &rule["Properties"];
+    let bus_ref = render(&rule["EventBusName"]);
+    let bus_id = bus_ref
+        .strip_prefix("GetAtt:")
+        .and_then(|b| b.strip_suffix(".Name"))
+        .or_else(|| bus_ref.strip_prefix("Ref:"))
+        .unwrap_or_else(|| panic!("the rule's bus is the stack's, found {bus_ref}"));
+    let bus = &template["Resources"][bus_id];
+    assert_eq!(
+        bus["Type"].as_str(),
+        Some("AWS::Events::EventBus"),
+        "{bus_id}"
+    );
+    assert_eq!(
+        render(&bus["Properties"]["Name"]),
+        "Sub:${AWS::StackName}-platform",
+        "{bus_id}: Name"
+    );
+    let pattern = &rule["Pattern"];
+    assert_eq!(
+        entries(pattern)
+            .into_iter()
+            .map(|(k, v)| (k, one_or_many(v)))
+            .collect::<BTreeMap<_, _>>(),
+        BTreeMap::from([
+            (
+                "source".to_owned(),
+                vec!["Ref:PlatformUserEventSource".to_owned()]
+            ),
+            ("detail-type".to_owned(), vec!["user.deleted".to_owned()]),
+            (
+                "account".to_owned(),
+                vec!["Ref:PlatformAccountId".to_owned()]
+            ),
+        ]),
+        "the rule's pattern"
+    );
+
+    // The bus's policy, whole: PutEvents on this bus, Allow for the platform's
+    // principal (from its account), Deny for everyone else.
+    assert!(
+        resources_of(&template, "AWS::Events::EventBusPolicy").is_empty(),
+        "no policy statements beyond the bus's own Policy"
+    );
+    let statements = bus["Properties"]["Policy"]["Statement"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{bus_id}: Policy.Statement"));
+    for s in statements {
+        assert_eq!(one_or_many(&s["Action"]), ["events:PutEvents"], "{bus_id}");
+        assert_eq!(one_or_many(&s["Resource"]), [PLATFORM_BUS_ARN], "{bus_id}");
+    }
+    let effect = |e: &str| -> Vec<&Yaml> {
+        statements
+            .iter()
+            .filter(|s| render(&s["Effect"]) == e)
+            .collect()
+    };
+    let (allows, denies) = (effect("Allow"), effect("Deny"));
+    assert_eq!(
+        (allows.len(), denies.len()),
+        (1, 1),
+        "{bus_id}: one Allow, one Deny"
+    );
+    assert_eq!(
+        render(&allows[0]["Principal"]["AWS"]),
+        "Ref:PlatformPrincipalArn"
+    );
+    assert_eq!(render(&denies[0]["Principal"]), "*");
+    const OTHER_ACCOUNT: &str = "210987654321";
+    let callers = [
+        Caller {
+            arn: SAMPLE_PLATFORM_ROLE,
+            account: SAMPLE_PLATFORM_ACCOUNT,
+        },
+        Caller {
+            arn: "arn:aws:iam::123456789012:role/someone-else",
+            account: SAMPLE_PLATFORM_ACCOUNT,
+        },
+        Caller {
+            arn: "arn:aws:iam::210987654321:role/platform-user-events",
+            account: OTHER_ACCOUNT,
+        },
+        Caller {
+            arn: "arn:aws:iam::210987654321:user/admin",
+            account: OTHER_ACCOUNT,
+        },
+    ];
+    for (principal_arn, whole_account) in
+        [(SAMPLE_PLATFORM_ROLE, false), (SAMPLE_PLATFORM_ROOT, true)]
+    {
+        let deployment = Deployment::new(&template, &[("PlatformPrincipalArn", principal_arn)]);
+        let principal = deployment.value("Ref:PlatformPrincipalArn");
+        for caller in &callers {
+            let named = principal == caller.arn
+                || principal == format!("arn:aws:iam::{}:root", caller.account);
+            let allowed = named
+                && allows[0]
+                    .get("Condition")
+                    .and_then(|c| deployment.resolve(c))
+                    .is_none_or(|c| condition_holds(c, &deployment, caller));
+            let denied = denies[0]
+                .get("Condition")
+                .and_then(|c| deployment.resolve(c))
+                .is_none_or(|c| condition_holds(c, &deployment, caller));
+            // Principals of the bus's own account may hold an IAM Allow: only
+            // the Deny stops them, so the Deny alone must exclude them.
+            let expected = if whole_account {
+                caller.account == SAMPLE_PLATFORM_ACCOUNT
+            } else {
+                caller.arn == SAMPLE_PLATFORM_ROLE
+            };
+            assert_eq!(
+                !denied, expected,
+                "{bus_id} with PlatformPrincipalArn={principal_arn}: Deny of {}",
+                caller.arn
+            );
+            assert_eq!(
+                allowed && !denied,
+                expected,
+                "{bus_id} with PlatformPrincipalArn={principal_arn}: {} may put events",
+                caller.arn
+            );
+        }
+    }
+    assert_eq!(
+        render(&template["Outputs"]["PlatformEventBusName"]["Value"]),
+        format!("GetAtt:{bus_id}.Name")
+    );
+    assert_eq!(
+        render(&template["Outputs"]["PlatformEventBusArn"]["Value"]),
+        format!("GetAtt:{bus_id}.Arn")
+    );
+
+    // What fails ends in one queue: the events the rule cannot deliver, and
+    // (after a bounded number of retries) those the function fails on, an
+    // event it cannot parse included.
+    let dlq = format!("GetAtt:{USER_DELETED_QUEUE}.Arn");
+    assert_eq!(
+        render(&rule["DeadLetterConfig"]["Arn"]),
+        dlq,
+        "the rule's dead letters"
+    );
+    assert!(
+        rule["RetryPolicy"]["MaximumRetryAttempts"]
+            .as_u64()
+            .is_some(),
+        "the rule's RetryPolicy"
+    );
+    let hook_props = &hook.properties;
+    assert_eq!(render(&hook_props["DeadLetterQueue"]["Type"]), "SQS");
+    assert_eq!(
+        render(&hook_props["DeadLetterQueue"]["TargetArn"]),
+        dlq,
+        "{}: the function's dead letters",
+        hook.logical_id
+    );
+    assert!(
+        hook_props["EventInvokeConfig"]["MaximumRetryAttempts"]
+            .as_u64()
+            .is_some_and(|n| n <= 2),
+        "{}: EventInvokeConfig.MaximumRetryAttempts",
+        hook.logical_id
+    );
+    let queue = &template["Resources"][USER_DELETED_QUEUE];
+    assert_eq!(queue["Type"].as_str(), Some("AWS::SQS::Queue"));
+    assert_eq!(
+        queue["Properties"]["SqsManagedSseEnabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        queue["Properties"]["MessageRetentionPeriod"].as_u64(),
+        Some(1_209_600),
+        "{USER_DELETED_QUEUE}: 14 days to look"
+    );
+    // Only the rule (as SAM names it: function id + event name) may send to it as
+    // EventBridge; the function sends with its role (SAM's grant).
+    let policies: Vec<(String, &Yaml)> = resources_of(&template, "AWS::SQS::QueuePolicy")
+        .into_iter()
+        .filter(|(_, p)| {
+            one_or_many(&p["Properties"]["Queues"]).contains(&format!("Ref:{USER_DELETED_QUEUE}"))
+        })
+        .collect();
+    assert_eq!(policies.len(), 1, "{USER_DELETED_QUEUE}: one queue policy");
+    let statements = policies[0].1["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .expect("Statement");
+    assert_eq!(statements.len(), 1, "{USER_DELETED_QUEUE}: one statement");
+    let s = &statements[0];
+    assert_eq!(render(&s["Effect"]), "Allow");
+    assert_eq!(render(&s["Principal"]["Service"]), "events.amazonaws.com");
+    assert_eq!(one_or_many(&s["Action"]), ["sqs:SendMessage"]);
+    assert_eq!(one_or_many(&s["Resource"]), std::slice::from_ref(&dlq));
+    assert_eq!(
+        one_or_many(&s["Condition"]["ArnEquals"]["aws:SourceArn"]),
+        [format!("GetAtt:{}{event_name}.Arn", hook.logical_id)],
+        "{USER_DELETED_QUEUE}: only the user.deleted rule"
+    );
 }
 
 async fn template_table_is_the_table_definition(_env: &'static Env) {
@@ -1701,6 +2511,16 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
     }
     let table = "GetAtt:Table.Arn".to_owned();
     let index = |name: &str| format!("Sub:${{Table.Arn}}/index/{name}");
+    if binary == DELETION_MONITOR {
+        // One query of the deleting customers' index: no item, no table query,
+        // no write, no secret.
+        return BTreeSet::from([(
+            "dynamodb:Query".to_owned(),
+            index(DELETIONS_INDEX),
+            false,
+            None,
+        )]);
+    }
     let plain = |action: &str, resource: &str| {
         (
             format!("dynamodb:{action}"),
@@ -1854,6 +2674,24 @@ async fn template_grants_each_function_exactly_its_calls(_env: &'static Env) {
             );
         }
         assert_eq!(granted(&f), expected_grants(&f.binary), "{}", f.logical_id);
+        // SAM grants sqs:SendMessage on a DeadLetterQueue's target (and nothing
+        // else for it): only the user.deleted hook has one, its dead-letter queue.
+        let dlq = f.properties.get("DeadLetterQueue");
+        assert_eq!(
+            dlq.is_some(),
+            f.binary == USER_DELETED_HOOK,
+            "{}: DeadLetterQueue",
+            f.logical_id
+        );
+        if let Some(dlq) = dlq {
+            assert_eq!(render(&dlq["Type"]), "SQS", "{}", f.logical_id);
+            assert_eq!(
+                render(&dlq["TargetArn"]),
+                format!("GetAtt:{USER_DELETED_QUEUE}.Arn"),
+                "{}",
+                f.logical_id
+            );
+        }
     }
     // The JWT secret condition is PEM mode: as deployed, the HTTP functions (and
     // only they) may read the JWT secret in PEM mode, and no function may read
@@ -1982,15 +2820,15 @@ fn expected_statuses(endpoint: Endpoint) -> BTreeSet<u16> {
 }
 
 /// The codes a 503 of this operation can carry: `auth_unavailable` everywhere,
-/// `contention` where a transaction runs (bounded retries on conflicts).
+/// `contention` where a transaction runs (bounded retries on conflicts), and
+/// `deletion_in_progress` where the cascade's budget can run out.
 fn expected_503_codes(endpoint: Endpoint) -> &'static [&'static str] {
     match endpoint {
         Endpoint::ListCustomers | Endpoint::GetCustomer | Endpoint::ListMembers => {
             &["auth_unavailable"]
         }
-        Endpoint::DeleteCustomer | Endpoint::AddMember | Endpoint::RemoveMember => {
-            &["auth_unavailable", "contention"]
-        }
+        Endpoint::DeleteCustomer => &["auth_unavailable", "contention", "deletion_in_progress"],
+        Endpoint::AddMember | Endpoint::RemoveMember => &["auth_unavailable", "contention"],
     }
 }
 
@@ -2091,11 +2929,13 @@ async fn openapi_parameters_and_statuses_match_the_code(_env: &'static Env) {
                         "{what} 503: the description names `{code}`"
                     );
                 }
-                if !expected_503_codes(endpoint).contains(&"contention") {
-                    assert!(
-                        !description.contains("`contention`"),
-                        "{what} 503: runs no transaction, so no `contention`"
-                    );
+                for code in ["contention", "deletion_in_progress"] {
+                    if !expected_503_codes(endpoint).contains(&code) {
+                        assert!(
+                            !description.contains(&format!("`{code}`")),
+                            "{what} 503: cannot answer `{code}`"
+                        );
+                    }
                 }
             }
             let schema = &response["content"]["application/json"]["schema"];

@@ -1,8 +1,6 @@
 //! Integration tests: one binary, servers started once, every trial against a
 //! fresh table in DynamoDB Local.
 
-#![recursion_limit = "256"]
-
 mod auth;
 mod cascade;
 mod cli;
@@ -10,6 +8,7 @@ mod contract;
 mod customers;
 mod jwks;
 mod members;
+mod telemetry;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -39,6 +38,12 @@ static ENV: OnceLock<Env> = OnceLock::new();
 
 fn main() {
     let args = Arguments::from_args();
+    // Metrics (EMF lines) would flood the output; tests read theirs through
+    // `metrics::Capture`, which takes precedence over this sink.
+    billing::telemetry::metrics::set_sink(|_| {});
+    // Log lines go nowhere but to the tests that capture theirs
+    // (`LogLines::scope`), at the most verbose level anyone can ask for.
+    billing::telemetry::init_capturing(billing::telemetry::env_filter(Some("trace"), None));
     let all: Vec<(&'static str, TestFn)> = [
         auth::trials(),
         cascade::trials(),
@@ -47,6 +52,7 @@ fn main() {
         customers::trials(),
         jwks::trials(),
         members::trials(),
+        telemetry::trials(),
     ]
     .concat();
     let listing = args.list;

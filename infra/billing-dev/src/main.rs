@@ -254,6 +254,8 @@ async fn consume_stream(
     let streams = aws_sdk_dynamodbstreams::Client::from_conf(builder.build());
     let mut poller = StreamPoller::open(deps.store.client(), streams, &config.table_name).await?;
     let cleanup = Cleanup::from(deps);
+    // Metrics of this process are the stream consumer's, as in AWS.
+    billing::telemetry::metrics::set_function("cleanup-stream");
     let mut pending = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(interval.max(1)));
     tracing::info!(table = %config.table_name, "consuming the table's stream");

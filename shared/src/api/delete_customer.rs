@@ -1,21 +1,45 @@
-use lambda_http::{Body, Request, Response};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_http::{Body, Request, RequestExt, Response};
 
 use super::State;
+use crate::deadline::Deadline;
 use crate::domain::CustomerId;
 use crate::error::ApiError;
 use crate::http::{no_content, path_param};
 
-/// `DELETE /customer/{customerID}`: runs (or resumes) the deletion cascade.
+/// Time kept back from the function's own timeout, whatever came before the
+/// cascade, to answer (the 503 `deletion_in_progress`) before Lambda cuts it off.
+const ANSWER_RESERVE: Duration = Duration::from_secs(2);
+
+/// `DELETE /customer/{customerID}`: runs (or resumes) the deletion cascade within its
+/// time budget; 503 `deletion_in_progress` when the budget runs out first.
 pub async fn run(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
     let id = CustomerId::parse(&path_param(req, "customerID")?)?;
-    let deleted = state.cascade.run(&id).await?;
+    let deadline = deadline(state, req);
+    let deleted = state.cascade.run_until(&id, deadline).await?;
     let billing = deleted.billing.unwrap_or_default();
     tracing::info!(
         customer = %id,
         members = deleted.members,
-        subscriptions_cancelled = billing.subscriptions_cancelled,
         stripe_calls = billing.calls,
         "customer deleted"
     );
     Ok(no_content())
+}
+
+/// The cascade's budget from now, and in Lambda never later than
+/// [`ANSWER_RESERVE`] before the invocation's own deadline (so a slow start of the
+/// request cannot push the answer past the function's timeout).
+fn deadline(state: &State, req: &Request) -> Deadline {
+    let budget = Deadline::after(state.cascade.budget());
+    let invocation_ends_ms = req.lambda_context_ref().map_or(0, |c| c.deadline);
+    if invocation_ends_ms == 0 {
+        return budget; // not in Lambda (the local server, tests)
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let left = Duration::from_millis(invocation_ends_ms.saturating_sub(now_ms));
+    budget.min(Deadline::after(left.saturating_sub(ANSWER_RESERVE)))
 }

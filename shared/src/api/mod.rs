@@ -9,8 +9,12 @@ mod list_members;
 mod remove_member;
 mod views;
 
+use std::time::Instant;
+
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::auth::{Authenticator, BILLING_ADMIN, JwtVerifier};
 use crate::cascade::Cascade;
@@ -20,6 +24,7 @@ use crate::http::Endpoint;
 use crate::payments::Payments;
 use crate::startup::{Dependencies, InitError};
 use crate::store::Store;
+use crate::telemetry::metrics::{self, RequestIds};
 
 /// What the handlers share: built once per process.
 #[derive(Clone)]
@@ -56,6 +61,7 @@ impl TryFrom<Dependencies> for State {
 /// Runs a Lambda serving `endpoint`: telemetry, clients and secrets once, then requests.
 pub async fn run_lambda(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
+    metrics::set_function(endpoint.function());
     let state = State::try_from(Dependencies::from_env().await?)?;
     lambda_http::run(lambda_http::service_fn(|req: Request| {
         let state = &state;
@@ -69,11 +75,15 @@ pub async fn run_lambda(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
 /// credentials, table or secrets: it never serves an endpoint.
 pub async fn run_route_not_found_lambda() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
+    metrics::set_function(ROUTE_NOT_FOUND);
     lambda_http::run(lambda_http::service_fn(|req: Request| async move {
         Ok::<_, std::convert::Infallible>(route_not_found(&req))
     }))
     .await
 }
+
+/// The function (and `Function` metric dimension) answering unrouted requests.
+pub const ROUTE_NOT_FOUND: &str = "route-not-found";
 
 /// The 404/405 answer for a request API Gateway matched to no route.
 pub fn route_not_found(req: &Request) -> Response<Body> {
@@ -82,7 +92,18 @@ pub fn route_not_found(req: &Request) -> Response<Body> {
         // Only a request API Gateway could not route gets here.
         Ok(_) => ApiError::RouteNotFound,
     };
-    err.into_response()
+    unrouted(req, err)
+}
+
+/// The error answer to a request no endpoint serves, logged and counted like
+/// any other request (as `route-not-found`).
+fn unrouted(req: &Request, err: ApiError) -> Response<Body> {
+    let started = Instant::now();
+    let ids = request_ids(req);
+    let _entered = request_span(ROUTE_NOT_FOUND, &ids).entered();
+    let response = err.into_response();
+    finish(ROUTE_NOT_FOUND, &response, started, &ids);
+    response
 }
 
 /// Routes a request by method and path (404/405 in the error convention), then
@@ -93,32 +114,92 @@ pub async fn dispatch(state: &State, req: Request) -> Response<Body> {
             let params: std::collections::HashMap<String, String> = params.into_iter().collect();
             handle(state, endpoint, req.with_path_parameters(params)).await
         }
-        Err(err) => err.into_response(),
+        Err(err) => unrouted(&req, err),
     }
 }
 
 /// Serves one request for `endpoint`: never fails, errors become error responses.
+///
+/// Every log line of the request is written in its `request` span, which carries
+/// the Lambda request id (`request_id`; a fresh UUID on the local server), API
+/// Gateway's (`api_request_id`) and the X-Ray trace id (`trace_id`); the request's
+/// `Requests` and `Latency` metrics carry the same ids as properties.
 pub async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response<Body> {
-    let request_id = req
-        .lambda_context_ref()
-        .map(|c| c.request_id.clone())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let span = tracing::info_span!(
-        "request",
-        endpoint = endpoint.function(),
-        request_id,
-        caller = tracing::field::Empty
-    );
-    async move {
+    let started = Instant::now();
+    let ids = request_ids(&req);
+    let function = endpoint.function();
+    let span = request_span(function, &ids);
+    let work = async {
         let response = match serve(state, endpoint, &req).await {
             Ok(response) => response,
             Err(err) => err.into_response(),
         };
-        tracing::info!(status = response.status().as_u16(), "handled");
+        finish(function, &response, started, &ids);
         response
+    };
+    metrics::in_function(function, work.instrument(span)).await
+}
+
+/// The span every log line of a request is written in.
+fn request_span(function: &'static str, ids: &RequestIds) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        endpoint = function,
+        request_id = ids.request_id.as_str(),
+        api_request_id = ids.api_request_id.as_deref(),
+        trace_id = ids.trace_id.as_deref(),
+        caller = Empty,
+        auth_failure = Empty,
+    )
+}
+
+/// Logs the answer and emits the request's metrics.
+fn finish(function: &str, response: &Response<Body>, started: Instant, ids: &RequestIds) {
+    let status = response.status().as_u16();
+    let latency = started.elapsed();
+    tracing::info!(
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "handled"
+    );
+    metrics::request(function, status, latency, ids);
+}
+
+/// The request's ids: Lambda's (a fresh UUID on the local server), API
+/// Gateway's, and the X-Ray trace id (from the invocation, else from
+/// `_X_AMZN_TRACE_ID`), as its root (`1-...`).
+pub fn request_ids(req: &Request) -> RequestIds {
+    let lambda = req.lambda_context_ref();
+    let request_id = lambda
+        .map(|c| c.request_id.clone())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let trace_id = lambda
+        .and_then(|c| c.xray_trace_id.clone())
+        .or_else(|| std::env::var("_X_AMZN_TRACE_ID").ok())
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| trace_root(&t));
+    #[allow(unreachable_patterns)]
+    let api_request_id = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
+        _ => None,
+    };
+    RequestIds {
+        request_id,
+        api_request_id: api_request_id.filter(|id| !id.is_empty()),
+        trace_id,
     }
-    .instrument(span)
-    .await
+}
+
+/// The `Root` of an X-Ray trace header (`Root=1-...;Parent=...;Sampled=1`), or
+/// the value itself when it has none.
+fn trace_root(header: &str) -> String {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
+        .unwrap_or(header)
+        .trim()
+        .to_owned()
 }
 
 async fn serve(
@@ -126,13 +207,16 @@ async fn serve(
     endpoint: Endpoint,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = state
-        .auth
-        .authenticate(req.headers())
-        .await
-        .map_err(ApiError::from)?;
+    let caller = match state.auth.authenticate(req.headers()).await {
+        Ok(caller) => caller,
+        Err(err) => {
+            auth_failed(endpoint, err.reason());
+            return Err(ApiError::from(err));
+        }
+    };
     tracing::Span::current().record("caller", caller.subject.as_str());
     if !caller.has_role(BILLING_ADMIN) {
+        auth_failed(endpoint, "forbidden");
         return Err(ApiError::Forbidden);
     }
     match endpoint {
@@ -142,5 +226,28 @@ async fn serve(
         Endpoint::ListMembers => list_members::run(state, req).await,
         Endpoint::AddMember => add_member::run(state, req).await,
         Endpoint::RemoveMember => remove_member::run(state, req).await,
+    }
+}
+
+/// Counts (`AuthFailures`) and notes in the request span why a caller was refused.
+fn auth_failed(endpoint: Endpoint, reason: &'static str) {
+    tracing::Span::current().record("auth_failure", reason);
+    metrics::auth_failure(endpoint.function(), reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trace_id_is_the_root_of_the_trace_header() {
+        assert_eq!(
+            trace_root(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            ),
+            "1-5759e988-bd862e3fe1be46a994272793"
+        );
+        assert_eq!(trace_root("Parent=1;Root=1-a-b"), "1-a-b");
+        assert_eq!(trace_root("1-a-b"), "1-a-b");
     }
 }

@@ -45,6 +45,48 @@ pub enum AuthError {
     Store(#[source] StoreError),
 }
 
+impl AuthError {
+    /// A stable, low-cardinality reason for metrics (`AuthFailures`) and logs:
+    /// which check failed, never anything of the credentials themselves.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed(_) => "malformed",
+            Self::InvalidToken(e) => e.reason(),
+            Self::Unavailable(_) => "unavailable",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::ApiKeyExpired => "api_key_expired",
+            Self::Store(_) => "lookup_failed",
+        }
+    }
+}
+
+impl TokenError {
+    /// A stable reason: which check the token failed.
+    pub fn reason(&self) -> &'static str {
+        use jsonwebtoken::errors::ErrorKind;
+        match self {
+            Self::Malformed => "malformed_token",
+            Self::KeyInHeader => "key_in_header",
+            Self::Algorithm(_) => "algorithm",
+            Self::MissingKid => "missing_kid",
+            Self::UnknownKey => "unknown_key",
+            Self::KeyMismatch(_) => "key_mismatch",
+            Self::Rejected(e) => match e.kind() {
+                ErrorKind::ExpiredSignature => "expired",
+                ErrorKind::ImmatureSignature => "not_yet_valid",
+                ErrorKind::InvalidSignature => "signature",
+                ErrorKind::InvalidIssuer => "issuer",
+                ErrorKind::MissingRequiredClaim(_) => "missing_claim",
+                _ => "invalid_token",
+            },
+            Self::Audience => "audience",
+            Self::TooOld => "too_old",
+            Self::Claim(_) => "claim",
+        }
+    }
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -89,6 +131,58 @@ impl Authenticator {
                 };
                 api_key::check(record, &secret, crate::domain::now())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::Algorithm;
+    use jsonwebtoken::errors::{Error, ErrorKind};
+
+    use super::*;
+
+    #[test]
+    fn every_failure_has_a_stable_reason() {
+        let token = |e: TokenError| AuthError::InvalidToken(e).reason();
+        let rejected = |kind: ErrorKind| token(TokenError::Rejected(Error::from(kind)));
+        let cases = [
+            (AuthError::Missing.reason(), "missing"),
+            (AuthError::Malformed("half").reason(), "malformed"),
+            (
+                AuthError::Unavailable(JwksError::Unavailable("down".into())).reason(),
+                "unavailable",
+            ),
+            (AuthError::InvalidApiKey.reason(), "invalid_api_key"),
+            (AuthError::ApiKeyExpired.reason(), "api_key_expired"),
+            (
+                AuthError::Store(StoreError::Contention).reason(),
+                "lookup_failed",
+            ),
+            (token(TokenError::Malformed), "malformed_token"),
+            (token(TokenError::KeyInHeader), "key_in_header"),
+            (token(TokenError::Algorithm(Algorithm::HS256)), "algorithm"),
+            (token(TokenError::MissingKid), "missing_kid"),
+            (token(TokenError::UnknownKey), "unknown_key"),
+            (
+                token(TokenError::KeyMismatch(Algorithm::RS256)),
+                "key_mismatch",
+            ),
+            (token(TokenError::Audience), "audience"),
+            (token(TokenError::TooOld), "too_old"),
+            (token(TokenError::Claim("sub")), "claim"),
+            (rejected(ErrorKind::ExpiredSignature), "expired"),
+            (rejected(ErrorKind::ImmatureSignature), "not_yet_valid"),
+            (rejected(ErrorKind::InvalidSignature), "signature"),
+            (rejected(ErrorKind::InvalidIssuer), "issuer"),
+            (
+                rejected(ErrorKind::MissingRequiredClaim("exp".into())),
+                "missing_claim",
+            ),
+            (rejected(ErrorKind::InvalidToken), "invalid_token"),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
         }
     }
 }

@@ -34,12 +34,49 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response<Body> {
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    response
+    no_store(response)
 }
 
 /// An empty 204 response.
 pub fn no_content() -> Response<Body> {
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::NO_CONTENT;
+    no_store(response)
+}
+
+/// Every answer is about live account data (and errors about a caller's
+/// credentials): no cache, shared or private, may keep it.
+fn no_store(mut response: Response<Body>) -> Response<Body> {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_response_is_no_store() {
+        let responses = [
+            json(StatusCode::OK, &serde_json::json!({"customers": []})),
+            no_content(),
+            crate::error::ApiError::RouteNotFound.into_response(),
+            crate::error::ApiError::Forbidden.into_response(),
+        ];
+        for response in responses {
+            assert_eq!(
+                response
+                    .headers()
+                    .get_all(header::CACHE_CONTROL)
+                    .iter()
+                    .collect::<Vec<_>>(),
+                ["no-store"],
+                "{}",
+                response.status()
+            );
+        }
+    }
 }

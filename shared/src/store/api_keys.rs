@@ -2,7 +2,7 @@
 
 use super::table::{API_KEY_PK, API_KEY_PREFIX, ApiKeyItem, EXISTS, Item, REVOKE, api_key_key, s};
 use super::tx::TxError;
-use super::{Store, StoreError};
+use super::{Store, StoreError, observe};
 use crate::domain::{Timestamp, now, time};
 
 /// An API key as the authenticator needs it.
@@ -44,72 +44,84 @@ pub struct ApiKeySummary {
 impl Store {
     /// Stores a new API key.
     pub async fn put_api_key(&self, key_id: &str, record: &ApiKeyRecord) -> Result<(), StoreError> {
-        let item = ApiKeyItem::new(
-            key_id,
-            record.secret_hash.clone(),
-            record.user_id.clone(),
-            record.roles.clone(),
-            &record.created_at,
-            record.expires_at.as_ref(),
-        );
-        let write = self.put(serde_dynamo::to_item(item)?, super::table::NOT_EXISTS, &[])?;
-        self.transact(vec![write]).await.map_err(|e| match e {
-            TxError::Cancelled(_) => StoreError::Corrupt("API key id collision".to_owned()),
-            TxError::Store(e) => e,
+        observe(store_span!("put_api_key", key_id), async {
+            let item = ApiKeyItem::new(
+                key_id,
+                record.secret_hash.clone(),
+                record.user_id.clone(),
+                record.roles.clone(),
+                &record.created_at,
+                record.expires_at.as_ref(),
+            );
+            let write = self.put(serde_dynamo::to_item(item)?, super::table::NOT_EXISTS, &[])?;
+            self.transact(vec![write]).await.map_err(|e| match e {
+                TxError::Cancelled(_) => StoreError::Corrupt("API key id collision".to_owned()),
+                TxError::Store(e) => e,
+            })
         })
+        .await
     }
 
     /// The API key with this id, if any; one consistent read, so revocation is immediate.
     pub async fn get_api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let Some(item) = self.get(api_key_key(key_id)).await? else {
-            return Ok(None);
-        };
-        let item: ApiKeyItem = serde_dynamo::from_item(item)?;
-        Ok(Some(ApiKeyRecord {
-            created_at: timestamp(&item.created_at)?,
-            expires_at: item.expires_at.as_deref().map(timestamp).transpose()?,
-            secret_hash: item.secret_hash,
-            user_id: item.user_id,
-            roles: item.roles,
-            revoked: item.revoked_at.is_some(),
-        }))
+        observe(store_span!("get_api_key", key_id), async {
+            let Some(item) = self.get(api_key_key(key_id)).await? else {
+                return Ok(None);
+            };
+            let item: ApiKeyItem = serde_dynamo::from_item(item)?;
+            Ok(Some(ApiKeyRecord {
+                created_at: timestamp(&item.created_at)?,
+                expires_at: item.expires_at.as_deref().map(timestamp).transpose()?,
+                secret_hash: item.secret_hash,
+                user_id: item.user_id,
+                roles: item.roles,
+                revoked: item.revoked_at.is_some(),
+            }))
+        })
+        .await
     }
 
     /// Every API key, without secrets, in key id order.
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeySummary>, StoreError> {
-        let items = self
-            .query_prefix_all(API_KEY_PK.to_owned(), API_KEY_PREFIX)
-            .await?;
-        items
-            .into_iter()
-            .map(|item: Item| {
-                let item: ApiKeyItem = serde_dynamo::from_item(item)?;
-                Ok(ApiKeySummary {
-                    api_key: item.key_id().to_owned(),
-                    user_id: item.user_id,
-                    roles: item.roles,
-                    created_at: item.created_at,
-                    expires_at: item.expires_at,
-                    revoked_at: item.revoked_at,
+        observe(store_span!("list_api_keys"), async {
+            let items = self
+                .query_prefix_all(API_KEY_PK.to_owned(), API_KEY_PREFIX)
+                .await?;
+            items
+                .into_iter()
+                .map(|item: Item| {
+                    let item: ApiKeyItem = serde_dynamo::from_item(item)?;
+                    Ok(ApiKeySummary {
+                        api_key: item.key_id().to_owned(),
+                        user_id: item.user_id,
+                        roles: item.roles,
+                        created_at: item.created_at,
+                        expires_at: item.expires_at,
+                        revoked_at: item.revoked_at,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     /// Revokes an API key; `Ok(false)` when there is no such key.
     pub async fn revoke_api_key(&self, key_id: &str) -> Result<bool, StoreError> {
-        let write = self.update(
-            api_key_key(key_id),
-            REVOKE,
-            Some(EXISTS),
-            &[(":now", s(time::to_seconds(&now())))],
-        )?;
-        match self.transact(vec![write]).await {
-            Ok(()) => Ok(true),
-            Err(TxError::Cancelled(c)) if c.failed(0) => Ok(false),
-            Err(TxError::Cancelled(_)) => Err(StoreError::Contention),
-            Err(TxError::Store(e)) => Err(e),
-        }
+        observe(store_span!("revoke_api_key", key_id), async {
+            let write = self.update(
+                api_key_key(key_id),
+                REVOKE,
+                Some(EXISTS),
+                &[(":now", s(time::to_seconds(&now())))],
+            )?;
+            match self.transact(vec![write]).await {
+                Ok(()) => Ok(true),
+                Err(TxError::Cancelled(c)) if c.failed(0) => Ok(false),
+                Err(TxError::Cancelled(_)) => Err(StoreError::Contention),
+                Err(TxError::Store(e)) => Err(e),
+            }
+        })
+        .await
     }
 }
 

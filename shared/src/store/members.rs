@@ -10,7 +10,7 @@ use super::table::{
     member_key, membership_key, n, s,
 };
 use super::tx::TxError;
-use super::{Page, Store, StoreError, Window};
+use super::{Page, Store, StoreError, Window, observe};
 
 /// Members written per transaction: two items each plus the customer's count, within
 /// DynamoDB's 100 actions.
@@ -27,37 +27,42 @@ impl Store {
         customer: &CustomerId,
         page: PageRequest,
     ) -> Result<Page<Member>, StoreError> {
-        let window = Window {
-            index: MEMBERS_INDEX,
-            partition_attr: super::table::PK,
-            partition: customer_pk(customer),
-            consistent: true,
-            skip: page.offset(),
-            take: page.limit,
-        };
-        let (header, items) = self
-            .read_window(window, |i| {
-                CustomerItem::is_one(i).then(|| {
-                    serde_dynamo::from_item::<_, CustomerItem>(i.clone())
-                        .ok()
-                        .and_then(|c| c.into_customer().ok())
-                        .map_or(0, |c| c.member_count)
+        let span =
+            store_span!("list_members", customer = %customer, page = page.page, limit = page.limit);
+        observe(span, async {
+            let window = Window {
+                index: MEMBERS_INDEX,
+                partition_attr: super::table::PK,
+                partition: customer_pk(customer),
+                consistent: true,
+                skip: page.offset(),
+                take: page.limit,
+            };
+            let (header, items) = self
+                .read_window(window, |i| {
+                    CustomerItem::is_one(i).then(|| {
+                        serde_dynamo::from_item::<_, CustomerItem>(i.clone())
+                            .ok()
+                            .and_then(|c| c.into_customer().ok())
+                            .map_or(0, |c| c.member_count)
+                    })
                 })
+                .await?;
+            let header = header.ok_or(StoreError::CustomerNotFound)?;
+            let owner = decode_customer(header)?;
+            if owner.state != CustomerState::Active {
+                return Err(StoreError::CustomerNotFound);
+            }
+            let items = items
+                .into_iter()
+                .map(|i| Ok(serde_dynamo::from_item::<_, MemberItem>(i)?.into_member()?))
+                .collect::<Result<_, StoreError>>()?;
+            Ok(Page {
+                items,
+                total: owner.member_count,
             })
-            .await?;
-        let header = header.ok_or(StoreError::CustomerNotFound)?;
-        let owner = decode_customer(header)?;
-        if owner.state != CustomerState::Active {
-            return Err(StoreError::CustomerNotFound);
-        }
-        let items = items
-            .into_iter()
-            .map(|i| Ok(serde_dynamo::from_item::<_, MemberItem>(i)?.into_member()?))
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Page {
-            items,
-            total: owner.member_count,
         })
+        .await
     }
 
     /// Adds members to an active customer, `MEMBERS_PER_TRANSACTION` per atomic
@@ -67,40 +72,44 @@ impl Store {
         customer: &CustomerId,
         members: &[Member],
     ) -> Result<(), StoreError> {
-        for chunk in members.chunks(MEMBERS_PER_TRANSACTION) {
-            let mut writes = vec![self.update(
-                customer_key(customer),
-                ADD_MEMBERS,
-                Some(CUSTOMER_ACTIVE),
-                &[(":delta", n(chunk.len() as i64)), (":active", s("active"))],
-            )?];
-            for m in chunk {
-                let membership = MembershipItem::new(customer, &m.user_id, m.role);
-                writes.push(self.put(
-                    serde_dynamo::to_item(membership)?,
-                    super::table::NOT_EXISTS,
-                    &[],
-                )?);
-                let member = MemberItem::new(customer, m);
-                writes.push(self.put(
-                    serde_dynamo::to_item(member)?,
-                    super::table::NOT_EXISTS,
-                    &[],
-                )?);
-            }
-            match self.transact(writes).await {
-                Ok(()) => {}
-                Err(TxError::Cancelled(c)) if c.failed(0) => {
-                    return Err(StoreError::CustomerNotFound);
+        let span = store_span!("add_members", customer = %customer, members = members.len());
+        observe(span, async {
+            for chunk in members.chunks(MEMBERS_PER_TRANSACTION) {
+                let mut writes = vec![self.update(
+                    customer_key(customer),
+                    ADD_MEMBERS,
+                    Some(CUSTOMER_ACTIVE),
+                    &[(":delta", n(chunk.len() as i64)), (":active", s("active"))],
+                )?];
+                for m in chunk {
+                    let membership = MembershipItem::new(customer, &m.user_id, m.role);
+                    writes.push(self.put(
+                        serde_dynamo::to_item(membership)?,
+                        super::table::NOT_EXISTS,
+                        &[],
+                    )?);
+                    let member = MemberItem::new(customer, m);
+                    writes.push(self.put(
+                        serde_dynamo::to_item(member)?,
+                        super::table::NOT_EXISTS,
+                        &[],
+                    )?);
                 }
-                Err(TxError::Cancelled(c)) if c.any_failed() => {
-                    return Err(StoreError::AlreadyMember);
+                match self.transact(writes).await {
+                    Ok(()) => {}
+                    Err(TxError::Cancelled(c)) if c.failed(0) => {
+                        return Err(StoreError::CustomerNotFound);
+                    }
+                    Err(TxError::Cancelled(c)) if c.any_failed() => {
+                        return Err(StoreError::AlreadyMember);
+                    }
+                    Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
+                    Err(TxError::Store(e)) => return Err(e),
                 }
-                Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
-                Err(TxError::Store(e)) => return Err(e),
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// Removes a non-owner member from an active customer.
@@ -109,92 +118,102 @@ impl Store {
         customer: &CustomerId,
         user: &UserId,
     ) -> Result<(), StoreError> {
-        let writes = vec![
-            self.update(
-                customer_key(customer),
-                ADD_MEMBERS,
-                Some(CUSTOMER_ACTIVE),
-                &[(":delta", n(-1)), (":active", s("active"))],
-            )?,
-            self.delete(
-                member_key(customer, user),
-                MEMBER_REMOVABLE,
-                &[(":owner", s(Role::Owner.as_str()))],
-            )?,
-            self.delete(
-                membership_key(user),
-                super::table::MEMBERSHIP_OF,
-                &[(":customer", s(customer.to_string()))],
-            )?,
-        ];
-        match self.transact(writes).await {
-            Ok(()) => Ok(()),
-            Err(TxError::Cancelled(c)) if c.failed(0) => Err(StoreError::CustomerNotFound),
-            Err(TxError::Cancelled(c)) if c.failed(1) && c.old(1).is_some() => {
-                Err(StoreError::OwnerNotRemovable)
+        let span = store_span!("remove_member", customer = %customer, user = %user);
+        observe(span, async {
+            let writes = vec![
+                self.update(
+                    customer_key(customer),
+                    ADD_MEMBERS,
+                    Some(CUSTOMER_ACTIVE),
+                    &[(":delta", n(-1)), (":active", s("active"))],
+                )?,
+                self.delete(
+                    member_key(customer, user),
+                    MEMBER_REMOVABLE,
+                    &[(":owner", s(Role::Owner.as_str()))],
+                )?,
+                self.delete(
+                    membership_key(user),
+                    super::table::MEMBERSHIP_OF,
+                    &[(":customer", s(customer.to_string()))],
+                )?,
+            ];
+            match self.transact(writes).await {
+                Ok(()) => Ok(()),
+                Err(TxError::Cancelled(c)) if c.failed(0) => Err(StoreError::CustomerNotFound),
+                Err(TxError::Cancelled(c)) if c.failed(1) && c.old(1).is_some() => {
+                    Err(StoreError::OwnerNotRemovable)
+                }
+                Err(TxError::Cancelled(c)) if c.failed(1) => Err(StoreError::MemberNotFound),
+                Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
+                Err(TxError::Store(e)) => Err(e),
             }
-            Err(TxError::Cancelled(c)) if c.failed(1) => Err(StoreError::MemberNotFound),
-            Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
-            Err(TxError::Store(e)) => Err(e),
-        }
+        })
+        .await
     }
 
     /// Deletes every member of a deleting customer, `MEMBERS_PER_TRANSACTION` per
     /// transaction, keeping `memberCount` exact; safe to run twice at once.
     /// Returns how many members this call deleted.
     pub async fn delete_all_members(&self, customer: &CustomerId) -> Result<u64, StoreError> {
-        let mut deleted = 0;
-        let mut lost_races = 0;
-        loop {
-            let batch = self
-                .query_prefix(
-                    customer_pk(customer),
-                    MEMBER_PREFIX,
-                    MEMBERS_PER_TRANSACTION as i32,
-                )
-                .await?;
-            if batch.is_empty() {
-                return Ok(deleted);
-            }
-            let users = batch
-                .into_iter()
-                .map(|i| Ok(serde_dynamo::from_item::<_, MemberItem>(i)?.user_id()))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut writes = vec![self.update(
-                customer_key(customer),
-                ADD_MEMBERS,
-                Some(CUSTOMER_DELETING),
-                &[
-                    (":delta", n(-(users.len() as i64))),
-                    (":deleting", s("deleting")),
-                ],
-            )?];
-            for user in &users {
-                writes.push(self.delete(member_key(customer, user), EXISTS, &[])?);
-                writes.push(self.delete(
-                    membership_key(user),
-                    MEMBERSHIP_GONE_OR_OF,
-                    &[(":customer", s(customer.to_string()))],
-                )?);
-            }
-            match self.transact(writes).await {
-                Ok(()) => {
-                    deleted += users.len() as u64;
-                    // A consistent read short of its limit saw every member, and a
-                    // deleting customer gains none: no need to query again.
-                    if users.len() < MEMBERS_PER_TRANSACTION {
-                        return Ok(deleted);
+        let span = store_span!("delete_all_members", customer = %customer);
+        observe(span, async {
+            let mut deleted = 0;
+            let mut lost_races = 0;
+            loop {
+                let batch = self
+                    .query_prefix(
+                        customer_pk(customer),
+                        MEMBER_PREFIX,
+                        MEMBERS_PER_TRANSACTION as i32,
+                    )
+                    .await?;
+                if batch.is_empty() {
+                    return Ok(deleted);
+                }
+                let users = batch
+                    .into_iter()
+                    .map(|i| Ok(serde_dynamo::from_item::<_, MemberItem>(i)?.user_id()))
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let mut writes = vec![self.update(
+                    customer_key(customer),
+                    ADD_MEMBERS,
+                    Some(CUSTOMER_DELETING),
+                    &[
+                        (":delta", n(-(users.len() as i64))),
+                        (":deleting", s("deleting")),
+                    ],
+                )?];
+                for user in &users {
+                    writes.push(self.delete(member_key(customer, user), EXISTS, &[])?);
+                    writes.push(self.delete(
+                        membership_key(user),
+                        MEMBERSHIP_GONE_OR_OF,
+                        &[(":customer", s(customer.to_string()))],
+                    )?);
+                }
+                match self.transact(writes).await {
+                    Ok(()) => {
+                        deleted += users.len() as u64;
+                        // A consistent read short of its limit saw every member, and a
+                        // deleting customer gains none: no need to query again.
+                        if users.len() < MEMBERS_PER_TRANSACTION {
+                            return Ok(deleted);
+                        }
                     }
+                    // A concurrent cascade deleted some of them first: read again.
+                    Err(TxError::Cancelled(c)) if !c.failed(0) && lost_races < 20 => {
+                        lost_races += 1
+                    }
+                    Err(TxError::Cancelled(c)) if c.failed(0) => {
+                        return Err(StoreError::CustomerNotFound);
+                    }
+                    Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
+                    Err(TxError::Store(e)) => return Err(e),
                 }
-                // A concurrent cascade deleted some of them first: read again.
-                Err(TxError::Cancelled(c)) if !c.failed(0) && lost_races < 20 => lost_races += 1,
-                Err(TxError::Cancelled(c)) if c.failed(0) => {
-                    return Err(StoreError::CustomerNotFound);
-                }
-                Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
-                Err(TxError::Store(e)) => return Err(e),
             }
-        }
+        })
+        .await
     }
 
     /// The customer a user belongs to and their role there, if any.
@@ -202,12 +221,15 @@ impl Store {
         &self,
         user: &UserId,
     ) -> Result<Option<(CustomerId, Role)>, StoreError> {
-        match self.get(membership_key(user)).await? {
-            Some(item) => {
-                let m: MembershipItem = serde_dynamo::from_item(item)?;
-                Ok(Some((m.customer_id, m.role)))
+        observe(store_span!("membership_of", user = %user), async {
+            match self.get(membership_key(user)).await? {
+                Some(item) => {
+                    let m: MembershipItem = serde_dynamo::from_item(item)?;
+                    Ok(Some((m.customer_id, m.role)))
+                }
+                None => Ok(None),
             }
-            None => Ok(None),
-        }
+        })
+        .await
     }
 }

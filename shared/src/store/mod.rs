@@ -1,4 +1,21 @@
 //! The single-table DynamoDB store: every read and write the service makes.
+//!
+//! Every public operation runs in a debug-level `store` span (`operation`, the
+//! ids it acts on, `outcome`) and logs its outcome and duration at debug; no
+//! span or log carries an item's contents, a secret or a secret's hash.
+
+/// The span of a store operation: `operation`, `outcome` (recorded by [`observe`])
+/// and the given fields (ids only).
+macro_rules! store_span {
+    ($operation:literal $(, $($fields:tt)+)?) => {
+        tracing::debug_span!(
+            "store",
+            operation = $operation,
+            outcome = tracing::field::Empty
+            $(, $($fields)+)?
+        )
+    };
+}
 
 mod api_keys;
 mod customers;
@@ -7,14 +24,57 @@ mod members;
 pub mod table;
 mod tx;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
 use aws_sdk_dynamodb::Client;
+use tracing::Instrument;
 
 pub use api_keys::{ApiKeyRecord, ApiKeySummary};
+pub use customers::DeletingCustomers;
 pub use error::StoreError;
 pub use members::MEMBERS_PER_TRANSACTION;
 pub use table::Listing;
 
 use table::{IN_PARTITION, IN_PARTITION_WITH_PREFIX, Item, PK, SK, names, s};
+
+/// Runs a store operation in `span`, then records and logs (debug) how it ended.
+///
+/// Boxed: the callers' futures (handlers, the cascade, the stream consumer) then
+/// hold a pointer rather than every nested operation's state, which keeps their
+/// types shallow enough for the compiler's default recursion limit.
+fn observe<'a, T: Send + 'a>(
+    span: tracing::Span,
+    work: impl Future<Output = Result<T, StoreError>> + Send + 'a,
+) -> Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>> {
+    Box::pin(async move {
+        let started = Instant::now();
+        let result = work.instrument(span.clone()).await;
+        let outcome = outcome(&result);
+        span.record("outcome", outcome);
+        span.in_scope(|| {
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "store operation {outcome}"
+            );
+        });
+        result
+    })
+}
+
+/// How an operation ended, in one word.
+fn outcome<T>(result: &Result<T, StoreError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(StoreError::CustomerNotFound | StoreError::MemberNotFound) => "not_found",
+        Err(
+            StoreError::AlreadyMember | StoreError::OwnerNotRemovable | StoreError::CustomerExists,
+        ) => "conflict",
+        Err(StoreError::Contention) => "contention",
+        Err(StoreError::Corrupt(_) | StoreError::Dynamo(_)) => "error",
+    }
+}
 
 /// One page of results and the total they were drawn from.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,6 +5,7 @@
 //! | item        | PK                | SK            | LSI1SK                          | GSI keys                          |
 //! |-------------|-------------------|---------------|---------------------------------|-----------------------------------|
 //! | customer    | `CUSTOMER#<id>`   | `CUSTOMER`    | `#`                             | GSI1PK..GSI4PK + GSI1SK while active |
+//! | customer, deleting | `CUSTOMER#<id>` | `CUSTOMER` | `#`                        | GSI1PK `DELETING`, GSI1SK `<deletingSince>#<id>` |
 //! | member      | `CUSTOMER#<id>`   | `MEMBER#<uid>`| `MEMBER#<rank>#<joinedAt>#<uid>`| -                                 |
 //! | membership  | `USER#<uid>`      | `MEMBERSHIP`  | -                               | -                                 |
 //! | counter     | `COUNTER`         | listing key   | -                               | one GSInPK + GSI1SK `#COUNT`      |
@@ -88,9 +89,23 @@ pub const ADD_MEMBERS: &str = "ADD #members :delta";
 pub fn counter_update(index_pk: &str) -> String {
     format!("ADD #count :delta SET {index_pk} = :listing, {GSI1SK} = :countsort, #type = :ctype")
 }
-/// Update: mark a customer deleting and drop it from every listing index.
-pub const MARK_DELETING: &str =
-    "SET #state = :deleting, deletingSince = :now REMOVE GSI1PK, GSI2PK, GSI3PK, GSI4PK, GSI1SK";
+/// Update: mark a customer deleting, drop it from every listing index and put it
+/// into GSI1's `DELETING` partition, sorted by when the deletion began
+/// (`:deletingpk` = [`DELETING_PARTITION`], `:deletingsk` = [`deleting_sort`]).
+pub const MARK_DELETING: &str = "SET #state = :deleting, deletingSince = :now, \
+     GSI1PK = :deletingpk, GSI1SK = :deletingsk REMOVE GSI2PK, GSI3PK, GSI4PK";
+/// GSI1 partition of the customers being deleted: no listing reads it, and it
+/// has no counter; the record's final delete takes the customer out of it.
+pub const DELETING_PARTITION: &str = "DELETING";
+/// Index holding [`DELETING_PARTITION`].
+pub const DELETING_INDEX: (&str, &str) = LISTING_INDEXES[0];
+/// `GSI1SK` of a deleting customer: its `deletingSince` (RFC 3339 with
+/// milliseconds, fixed width) then its id, so the oldest deletion sorts first.
+pub fn deleting_sort(since: &str, id: &CustomerId) -> String {
+    format!("{since}#{id}")
+}
+/// Projection of a deletion backlog query: when each deletion began.
+pub const DELETING_SINCE: &str = "deletingSince";
 /// Update: revoke an API key.
 pub const REVOKE: &str = "SET #revoked = :now";
 /// Key condition: one partition.

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+use tracing::field::Empty;
+
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -143,8 +146,47 @@ impl Store {
     }
 
     /// Runs a transaction, retrying (bounded, with backoff) while it only conflicts.
+    /// Logs (debug) how many actions and attempts it took and how it ended, and
+    /// counts its conflicts and retries (`TransactionConflicts`,
+    /// `TransactionRetries`) for the current function.
     pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
+        let span = tracing::debug_span!(
+            "store",
+            operation = "transact",
+            actions = items.len(),
+            attempts = Empty,
+            conflicts = Empty,
+            outcome = Empty,
+        );
+        let mut tally = Tally::default();
+        let result = self
+            .attempts(items, &mut tally)
+            .instrument(span.clone())
+            .await;
+        crate::telemetry::metrics::transaction_conflicts(tally.conflicts, tally.retries);
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(TxError::Cancelled(_)) => "cancelled",
+            Err(TxError::Store(StoreError::Contention)) => "contention",
+            Err(TxError::Store(_)) => "error",
+        };
+        span.record("attempts", tally.attempts);
+        span.record("conflicts", tally.conflicts);
+        span.record("outcome", outcome);
+        span.in_scope(|| tracing::debug!("transaction done"));
+        result
+    }
+
+    async fn attempts(
+        &self,
+        items: Vec<TransactWriteItem>,
+        tally: &mut Tally,
+    ) -> Result<(), TxError> {
         for attempt in 0..ATTEMPTS {
+            tally.attempts += 1;
+            if attempt > 0 {
+                tally.retries += 1;
+            }
             let sent = self
                 .client
                 .transact_write_items()
@@ -171,10 +213,21 @@ impl Store {
             if !cancelled.conflicted() {
                 return Err(TxError::Cancelled(cancelled));
             }
-            tokio::time::sleep(backoff(attempt)).await;
+            tally.conflicts += 1;
+            if attempt + 1 < ATTEMPTS {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
         }
         Err(StoreError::Contention.into())
     }
+}
+
+/// What a transaction's attempts came to.
+#[derive(Debug, Default)]
+struct Tally {
+    attempts: u32,
+    conflicts: u32,
+    retries: u32,
 }
 
 /// Exponential backoff with full jitter: up to 10 ms, 20 ms, ... capped at 320 ms.

@@ -1,0 +1,7 @@
+//! Scheduled Lambda: how many customers are being deleted and how long the oldest
+//! has been, as the `DeletingCustomers` and `OldestDeletionAgeSeconds` metrics.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    billing::monitor::run_deletion_monitor_lambda().await
+}
