@@ -26,6 +26,9 @@ pub enum CleanupError {
     /// The event could not be published.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// An incoming event is not what it claims; nothing was done.
+    #[error("malformed event: {0}")]
+    Malformed(String),
 }
 
 /// What a `user.deleted` event led to.
@@ -174,6 +177,27 @@ impl Cleanup {
         }
     }
 
+    /// Handles a `user.deleted` event as EventBridge delivers it: an event that
+    /// does not parse, or is not `user.deleted`, is refused (the function fails it
+    /// into its dead-letter queue) and nothing is done.
+    pub async fn on_user_deleted_event(
+        &self,
+        event: &serde_json::Value,
+    ) -> Result<UserCleanup, CleanupError> {
+        use aws_lambda_events::eventbridge::EventBridgeEvent;
+        let event: EventBridgeEvent<crate::events::UserDeleted> =
+            serde_json::from_value(event.clone())
+                .map_err(|e| CleanupError::Malformed(format!("not a user.deleted event: {e}")))?;
+        if event.detail_type != crate::events::USER_DELETED {
+            return Err(CleanupError::Malformed(format!(
+                "detail-type {:?} is not {}",
+                event.detail_type,
+                crate::events::USER_DELETED
+            )));
+        }
+        self.on_user_deleted(&event.detail.user_id).await
+    }
+
     /// The platform deleted a user: an owner's customer is deleted through the
     /// cascade, a member's membership is removed. Unknown users and replays are no-ops.
     pub async fn on_user_deleted(&self, user: &UserId) -> Result<UserCleanup, CleanupError> {
@@ -218,17 +242,18 @@ pub async fn run_stream_lambda() -> Result<(), lambda_runtime::Error> {
 
 /// Runs the `user.deleted` hook Lambda (an EventBridge rule's target).
 pub async fn run_user_deleted_lambda() -> Result<(), lambda_runtime::Error> {
-    use aws_lambda_events::eventbridge::EventBridgeEvent;
     crate::telemetry::init();
     crate::telemetry::metrics::set_function("user-deleted");
     let cleanup = Cleanup::from(Dependencies::from_env().await?);
     lambda_runtime::run(lambda_runtime::service_fn(
-        |event: lambda_runtime::LambdaEvent<EventBridgeEvent<crate::events::UserDeleted>>| {
+        |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let cleanup = &cleanup;
             async move {
-                let user = event.payload.detail.user_id;
-                let outcome = cleanup.on_user_deleted(&user).await.map_err(failed)?;
-                tracing::info!(%user, ?outcome, "user.deleted handled");
+                let outcome = cleanup
+                    .on_user_deleted_event(&event.payload)
+                    .await
+                    .map_err(failed)?;
+                tracing::info!(?outcome, "user.deleted handled");
                 Ok::<(), lambda_runtime::Error>(())
             }
         },

@@ -6,6 +6,8 @@ use crate::domain::{CustomerId, Timestamp, UserId};
 
 /// `source` of every event this service publishes.
 pub const SOURCE: &str = "billing.admin";
+/// `detail-type` of the platform's event for a deleted user.
+pub const USER_DELETED: &str = "user.deleted";
 /// `detail-type` of the event published when a customer record is removed.
 pub const CUSTOMER_DELETED: &str = "customer.deleted";
 

@@ -747,9 +747,9 @@ async fn run_user_deleted_event(env: &Env, name: &str, raw: &str, json: &Value) 
     let app = TestApp::new(env).await;
     app.seed(fixtures()).await;
     let cleanup = Cleanup::new(app.store.clone(), Some(env.payments()), Publisher::Log);
-    // WHEN the event's user reaches the hook's handler
+    // WHEN the event reaches the hook's handler as the runtime delivers it
     let outcome = cleanup
-        .on_user_deleted(&event.detail.user_id)
+        .on_user_deleted_event(json)
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     // THEN the membership is removed and counted, the others untouched
@@ -780,11 +780,37 @@ async fn run_user_deleted_event(env: &Env, name: &str, raw: &str, json: &Value) 
     assert_eq!(count().await, 2, "{name}: memberCount");
     // and a redelivery changes nothing
     assert_eq!(
-        cleanup.on_user_deleted(&event.detail.user_id).await.ok(),
+        cleanup.on_user_deleted_event(json).await.ok(),
         Some(UserCleanup::Nothing),
         "{name}: redelivered"
     );
     assert_eq!(count().await, 2, "{name}: memberCount after redelivery");
+    // and the owner in a malformed event (no detail, a bad id, another
+    // detail-type) is never acted on: the handler refuses it, for the DLQ
+    let mut malformed = Vec::new();
+    for (field, value) in [
+        ("detail", serde_json::json!(null)),
+        ("detail", serde_json::json!({"userID": "not-a-uuid"})),
+        ("detail", serde_json::json!({"user": OWNER})),
+        ("detail-type", serde_json::json!("user.created")),
+    ] {
+        let mut event = json.clone();
+        event["detail"] = serde_json::json!({"userID": OWNER});
+        event[field] = value;
+        malformed.push(event);
+    }
+    for event in &malformed {
+        let refused = cleanup.on_user_deleted_event(event).await;
+        assert!(
+            matches!(refused, Err(billing::cleanup::CleanupError::Malformed(_))),
+            "{name}: {event} refused, got {refused:?}"
+        );
+    }
+    assert_eq!(
+        app.store.membership_of(&user(OWNER)).await.ok(),
+        Some(Some((customer_id(), Role::Owner))),
+        "{name}: the owner's customer is untouched"
+    );
 }
 
 /// The event is what the deletion monitor's schedule delivers: EventBridge's
