@@ -63,13 +63,24 @@ wait_for_port "$stripe_port" "localstripe"
 "$cli" seed --demo
 
 admin_user="5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e"
+list_url="http://127.0.0.1:$port/api/billing/v1/admin/customers?page=1&limit=10&status=active"
 if [[ -n ${JWT_JWKS_URL:-} ]]; then
-  # Tokens come from that identity provider; the dev key is not trusted.
-  token="<a token from the identity provider at $JWT_JWKS_URL>"
+  # Tokens come from that identity provider; the dev key is not trusted. A
+  # 12-hour admin API key stands in for a demo token.
   key="$("$cli" api-key --user "$admin_user" --role billing_admin --expires-in 43200)"
-  log "JWT_JWKS_URL is set: Bearer tokens are verified against it; a 12-hour API key: $key"
+  api_key="$(sed -E 's/.*"apiKey":"([^"]+)".*/\1/' <<<"$key")"
+  api_secret="$(sed -E 's/.*"apiSecret":"([^"]+)".*/\1/' <<<"$key")"
+  credentials="Bearer tokens: from the identity provider at $JWT_JWKS_URL.
+Demo admin API key (12 h):
+  export API_KEY=$api_key API_SECRET=$api_secret
+Try:
+  curl -s '$list_url' -H \"api-key: \$API_KEY\" -H \"api-secret: \$API_SECRET\""
 else
   token="$("$cli" token --sub "$admin_user" --role billing_admin --expires-in 43200)"
+  credentials="Demo admin token (12 h):
+  export TOKEN=$token
+Try:
+  curl -s '$list_url' -H \"Authorization: Bearer \$TOKEN\""
 fi
 
 "$cli" consume-stream &
@@ -81,10 +92,7 @@ wait_for_port "$port" "billing-dev serve"
 cat <<MSG
 
 Ready: http://127.0.0.1:$port/api/billing/v1/admin  (Ctrl-C stops everything)
-Demo admin token (12 h):
-  export TOKEN=$token
-Try:
-  curl -s 'http://127.0.0.1:$port/api/billing/v1/admin/customers?page=1&limit=10&status=active' -H "Authorization: Bearer \$TOKEN"
+$credentials
 Stripe (localstripe): $STRIPE_API_BASE/v1/customers (key sk_test_local); deleting a customer
 deletes its Stripe customer, which cancels its subscription; the stream consumer then
 logs customer.deleted. Metrics (CloudWatch EMF) are the lines with "_aws" in this log.
