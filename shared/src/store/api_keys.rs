@@ -53,8 +53,13 @@ impl Store {
                 &record.created_at,
                 record.expires_at.as_ref(),
             );
-            let write = self.put(serde_dynamo::to_item(item)?, super::table::NOT_EXISTS, &[])?;
-            self.transact(vec![write]).await.map_err(|e| match e {
+            let tx = self.tx().put(
+                "key",
+                serde_dynamo::to_item(item)?,
+                super::table::NOT_EXISTS,
+                &[],
+            )?;
+            tx.commit().await.map_err(|e| match e {
                 TxError::Cancelled(_) => StoreError::Corrupt("API key id collision".to_owned()),
                 TxError::Store(e) => e,
             })
@@ -108,15 +113,16 @@ impl Store {
     /// Revokes an API key; `Ok(false)` when there is no such key.
     pub async fn revoke_api_key(&self, key_id: &str) -> Result<bool, StoreError> {
         observe(store_span!("revoke_api_key", key_id), async {
-            let write = self.update(
+            let tx = self.tx().update(
+                "key",
                 api_key_key(key_id),
                 REVOKE,
                 Some(EXISTS),
                 &[(":now", s(time::to_seconds(&now())))],
             )?;
-            match self.transact(vec![write]).await {
+            match tx.commit().await {
                 Ok(()) => Ok(true),
-                Err(TxError::Cancelled(c)) if c.failed(0) => Ok(false),
+                Err(TxError::Cancelled(c)) if c.failed("key") => Ok(false),
                 Err(TxError::Cancelled(_)) => Err(StoreError::Contention),
                 Err(TxError::Store(e)) => Err(e),
             }

@@ -9,7 +9,7 @@ use super::table::{
     DELETING_SINCE, IN_PARTITION, Item, Listing, MARK_DELETING, NOT_EXISTS, counter_update,
     counter_value, counter_values, customer_key, deleting_sort, is_counter, n, s,
 };
-use super::tx::TxError;
+use super::tx::{Tx, TxError};
 use super::{Page, Store, StoreError, Window, observe};
 
 /// The customers in the deleting state: how many, and since when the oldest.
@@ -86,13 +86,15 @@ impl Store {
         let span = store_span!("create_customer", customer = %customer.id);
         observe(span, async {
             let item = serde_dynamo::to_item(CustomerItem::new(customer))?;
-            let mut writes = vec![self.put(item, NOT_EXISTS, &[])?];
+            let mut tx = self.tx().put("customer", item, NOT_EXISTS, &[])?;
             for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
-                writes.push(self.count(&listing, 1)?);
+                tx = count(tx, &listing, 1)?;
             }
-            match self.transact(writes).await {
+            match tx.commit().await {
                 Ok(()) => Ok(()),
-                Err(TxError::Cancelled(c)) if c.failed(0) => Err(StoreError::CustomerExists),
+                Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                    Err(StoreError::CustomerExists)
+                }
                 Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
                 Err(TxError::Store(e)) => Err(e),
             }
@@ -118,7 +120,8 @@ impl Store {
                 }
                 let since = now();
                 let stamp = time::to_millis(&since);
-                let mut writes = vec![self.update(
+                let mut tx = self.tx().update(
+                    "customer",
                     customer_key(id),
                     MARK_DELETING,
                     Some(CUSTOMER_ACTIVE),
@@ -129,11 +132,11 @@ impl Store {
                         (":deletingsk", s(deleting_sort(&stamp, id))),
                         (":now", s(stamp)),
                     ],
-                )?];
+                )?;
                 for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
-                    writes.push(self.count(&listing, -1)?);
+                    tx = count(tx, &listing, -1)?;
                 }
-                match self.transact(writes).await {
+                match tx.commit().await {
                     Ok(()) => {
                         return Ok(Customer {
                             state: CustomerState::Deleting,
@@ -142,7 +145,7 @@ impl Store {
                         });
                     }
                     // Changed under us (deleted, or marked by a concurrent call): look again.
-                    Err(TxError::Cancelled(c)) if c.failed(0) => continue,
+                    Err(TxError::Cancelled(c)) if c.failed("customer") => continue,
                     Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
                     Err(TxError::Store(e)) => return Err(e),
                 }
@@ -158,14 +161,19 @@ impl Store {
         let span = store_span!("delete_customer_record", customer = %id);
         observe(span, async {
             let condition = format!("{CUSTOMER_DELETING} AND #members = :zero");
-            let write = self.delete(
+            let tx = self.tx().delete(
+                "customer",
                 customer_key(id),
                 &condition,
                 &[(":deleting", s("deleting")), (":zero", n(0))],
             )?;
-            match self.transact(vec![write]).await {
+            match tx.commit().await {
                 Ok(()) => Ok(true),
-                Err(TxError::Cancelled(c)) if c.failed(0) && c.old(0).is_none() => Ok(false),
+                Err(TxError::Cancelled(c))
+                    if c.failed("customer") && c.old("customer").is_none() =>
+                {
+                    Ok(false)
+                }
                 Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
                 Err(TxError::Store(e)) => Err(e),
             }
@@ -212,19 +220,17 @@ impl Store {
         })
         .await
     }
+}
 
-    fn count(
-        &self,
-        listing: &Listing,
-        delta: i64,
-    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
-        self.update(
-            listing.counter_key(),
-            &counter_update(listing.index_pk()),
-            None,
-            &counter_values(listing, delta),
-        )
-    }
+/// Adds `delta` to a listing's counter in `tx`.
+fn count<'s>(tx: Tx<'s>, listing: &Listing, delta: i64) -> Result<Tx<'s>, StoreError> {
+    tx.update(
+        "counter",
+        listing.counter_key(),
+        &counter_update(listing.index_pk()),
+        None,
+        &counter_values(listing, delta),
+    )
 }
 
 /// The `deletingSince` of an entry of the `DELETING` partition.

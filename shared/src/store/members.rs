@@ -75,32 +75,35 @@ impl Store {
         let span = store_span!("add_members", customer = %customer, members = members.len());
         observe(span, async {
             for chunk in members.chunks(MEMBERS_PER_TRANSACTION) {
-                let mut writes = vec![self.update(
+                let mut tx = self.tx().update(
+                    "customer",
                     customer_key(customer),
                     ADD_MEMBERS,
                     Some(CUSTOMER_ACTIVE),
                     &[(":delta", n(chunk.len() as i64)), (":active", s("active"))],
-                )?];
+                )?;
                 for m in chunk {
                     let membership = MembershipItem::new(customer, &m.user_id, m.role);
-                    writes.push(self.put(
+                    tx = tx.put(
+                        "membership",
                         serde_dynamo::to_item(membership)?,
                         super::table::NOT_EXISTS,
                         &[],
-                    )?);
+                    )?;
                     let member = MemberItem::new(customer, m);
-                    writes.push(self.put(
+                    tx = tx.put(
+                        "member",
                         serde_dynamo::to_item(member)?,
                         super::table::NOT_EXISTS,
                         &[],
-                    )?);
+                    )?;
                 }
-                match self.transact(writes).await {
+                match tx.commit().await {
                     Ok(()) => {}
-                    Err(TxError::Cancelled(c)) if c.failed(0) => {
+                    Err(TxError::Cancelled(c)) if c.failed("customer") => {
                         return Err(StoreError::CustomerNotFound);
                     }
-                    Err(TxError::Cancelled(c)) if c.any_failed() => {
+                    Err(TxError::Cancelled(c)) if c.failed("membership") || c.failed("member") => {
                         return Err(StoreError::AlreadyMember);
                     }
                     Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
@@ -120,31 +123,37 @@ impl Store {
     ) -> Result<(), StoreError> {
         let span = store_span!("remove_member", customer = %customer, user = %user);
         observe(span, async {
-            let writes = vec![
-                self.update(
+            let tx = self
+                .tx()
+                .update(
+                    "customer",
                     customer_key(customer),
                     ADD_MEMBERS,
                     Some(CUSTOMER_ACTIVE),
                     &[(":delta", n(-1)), (":active", s("active"))],
-                )?,
-                self.delete(
+                )?
+                .delete(
+                    "member",
                     member_key(customer, user),
                     MEMBER_REMOVABLE,
                     &[(":owner", s(Role::Owner.as_str()))],
-                )?,
-                self.delete(
+                )?
+                .delete(
+                    "membership",
                     membership_key(user),
                     super::table::MEMBERSHIP_OF,
                     &[(":customer", s(customer.to_string()))],
-                )?,
-            ];
-            match self.transact(writes).await {
+                )?;
+            match tx.commit().await {
                 Ok(()) => Ok(()),
-                Err(TxError::Cancelled(c)) if c.failed(0) => Err(StoreError::CustomerNotFound),
-                Err(TxError::Cancelled(c)) if c.failed(1) && c.old(1).is_some() => {
+                Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                    Err(StoreError::CustomerNotFound)
+                }
+                // The member is there, so its condition failed on the owner's role.
+                Err(TxError::Cancelled(c)) if c.old("member").is_some() => {
                     Err(StoreError::OwnerNotRemovable)
                 }
-                Err(TxError::Cancelled(c)) if c.failed(1) => Err(StoreError::MemberNotFound),
+                Err(TxError::Cancelled(c)) if c.failed("member") => Err(StoreError::MemberNotFound),
                 Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
                 Err(TxError::Store(e)) => Err(e),
             }
@@ -175,7 +184,8 @@ impl Store {
                     .into_iter()
                     .map(|i| Ok(serde_dynamo::from_item::<_, MemberItem>(i)?.user_id()))
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                let mut writes = vec![self.update(
+                let mut tx = self.tx().update(
+                    "customer",
                     customer_key(customer),
                     ADD_MEMBERS,
                     Some(CUSTOMER_DELETING),
@@ -183,16 +193,18 @@ impl Store {
                         (":delta", n(-(users.len() as i64))),
                         (":deleting", s("deleting")),
                     ],
-                )?];
+                )?;
                 for user in &users {
-                    writes.push(self.delete(member_key(customer, user), EXISTS, &[])?);
-                    writes.push(self.delete(
-                        membership_key(user),
-                        MEMBERSHIP_GONE_OR_OF,
-                        &[(":customer", s(customer.to_string()))],
-                    )?);
+                    tx = tx
+                        .delete("member", member_key(customer, user), EXISTS, &[])?
+                        .delete(
+                            "membership",
+                            membership_key(user),
+                            MEMBERSHIP_GONE_OR_OF,
+                            &[(":customer", s(customer.to_string()))],
+                        )?;
                 }
-                match self.transact(writes).await {
+                match tx.commit().await {
                     Ok(()) => {
                         deleted += users.len() as u64;
                         // A consistent read short of its limit saw every member, and a
@@ -202,10 +214,10 @@ impl Store {
                         }
                     }
                     // A concurrent cascade deleted some of them first: read again.
-                    Err(TxError::Cancelled(c)) if !c.failed(0) && lost_races < 20 => {
+                    Err(TxError::Cancelled(c)) if !c.failed("customer") && lost_races < 20 => {
                         lost_races += 1
                     }
-                    Err(TxError::Cancelled(c)) if c.failed(0) => {
+                    Err(TxError::Cancelled(c)) if c.failed("customer") => {
                         return Err(StoreError::CustomerNotFound);
                     }
                     Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),

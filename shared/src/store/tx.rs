@@ -15,30 +15,99 @@ use super::{Store, StoreError};
 /// Attempts before a transaction that keeps conflicting gives up.
 const ATTEMPTS: u32 = 8;
 
-/// Why a transaction was cancelled, one entry per action in order.
+/// Why a transaction was cancelled: for each write, in order, its name, the
+/// reason code and the item its condition found. Read by name:
+/// `c.failed("member")`, never by position.
 #[derive(Debug)]
-pub struct Cancelled(Vec<(String, Option<Item>)>);
+pub struct Cancelled(Vec<Reason>);
+
+/// One write's cancellation reason.
+#[derive(Debug)]
+struct Reason {
+    write: &'static str,
+    code: String,
+    item: Option<Item>,
+}
 
 impl Cancelled {
-    /// Whether action `i` failed its condition.
-    pub fn failed(&self, i: usize) -> bool {
-        self.0
-            .get(i)
-            .is_some_and(|(code, _)| code == "ConditionalCheckFailed")
+    /// Whether a write named `write` failed its condition.
+    pub fn failed(&self, write: &str) -> bool {
+        self.failures().any(|r| r.write == write)
     }
 
-    /// The item action `i` found when its condition failed, if it existed.
-    pub fn old(&self, i: usize) -> Option<&Item> {
-        self.0.get(i).and_then(|(_, item)| item.as_ref())
+    /// The item the failed write named `write` found, if it existed.
+    pub fn old(&self, write: &str) -> Option<&Item> {
+        self.failures()
+            .find(|r| r.write == write)
+            .and_then(|r| r.item.as_ref())
     }
 
-    /// Whether any action failed its condition.
+    /// Whether any write failed its condition.
     pub fn any_failed(&self) -> bool {
-        (0..self.0.len()).any(|i| self.failed(i))
+        self.failures().next().is_some()
+    }
+
+    fn failures(&self) -> impl Iterator<Item = &Reason> {
+        self.0.iter().filter(|r| r.code == "ConditionalCheckFailed")
     }
 
     fn conflicted(&self) -> bool {
-        !self.any_failed() && self.0.iter().any(|(code, _)| code == "TransactionConflict")
+        !self.any_failed() && self.0.iter().any(|r| r.code == "TransactionConflict")
+    }
+}
+
+/// A transaction being put together: every write has a name that its
+/// cancellation reason is read by ([`Cancelled::failed`]).
+#[must_use]
+pub struct Tx<'s> {
+    store: &'s Store,
+    writes: Vec<(&'static str, TransactWriteItem)>,
+}
+
+impl Tx<'_> {
+    /// Adds a conditional put named `write`.
+    pub(super) fn put(
+        mut self,
+        write: &'static str,
+        item: Item,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<Self, StoreError> {
+        let action = self.store.put(item, condition, values)?;
+        self.writes.push((write, action));
+        Ok(self)
+    }
+
+    /// Adds an update named `write`, optionally conditional.
+    pub(super) fn update(
+        mut self,
+        write: &'static str,
+        key: Item,
+        expression: &str,
+        condition: Option<&str>,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<Self, StoreError> {
+        let action = self.store.update(key, expression, condition, values)?;
+        self.writes.push((write, action));
+        Ok(self)
+    }
+
+    /// Adds a conditional delete named `write`.
+    pub(super) fn delete(
+        mut self,
+        write: &'static str,
+        key: Item,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<Self, StoreError> {
+        let action = self.store.delete(key, condition, values)?;
+        self.writes.push((write, action));
+        Ok(self)
+    }
+
+    /// Runs the transaction (see [`Store::transact`]).
+    pub(super) async fn commit(self) -> Result<(), TxError> {
+        self.store.transact(self.writes).await
     }
 }
 
@@ -86,8 +155,16 @@ fn none_if_empty<K, V>(
 }
 
 impl Store {
+    /// A new, empty transaction.
+    pub(super) fn tx(&self) -> Tx<'_> {
+        Tx {
+            store: self,
+            writes: Vec::new(),
+        }
+    }
+
     /// A conditional put.
-    pub(super) fn put(
+    fn put(
         &self,
         item: Item,
         condition: &str,
@@ -106,7 +183,7 @@ impl Store {
     }
 
     /// An update, optionally conditional.
-    pub(super) fn update(
+    fn update(
         &self,
         key: Item,
         expression: &str,
@@ -127,7 +204,7 @@ impl Store {
     }
 
     /// A conditional delete.
-    pub(super) fn delete(
+    fn delete(
         &self,
         key: Item,
         condition: &str,
@@ -149,7 +226,12 @@ impl Store {
     /// Logs (debug) how many actions and attempts it took and how it ended, and
     /// counts its conflicts and retries (`TransactionConflicts`,
     /// `TransactionRetries`) for the current function.
-    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
+    async fn transact(
+        &self,
+        writes: Vec<(&'static str, TransactWriteItem)>,
+    ) -> Result<(), TxError> {
+        let (names, items): (Vec<&'static str>, Vec<TransactWriteItem>) =
+            writes.into_iter().unzip();
         let span = tracing::debug_span!(
             "store",
             operation = "transact",
@@ -160,7 +242,7 @@ impl Store {
         );
         let mut tally = Tally::default();
         let result = self
-            .attempts(items, &mut tally)
+            .attempts(&names, items, &mut tally)
             .instrument(span.clone())
             .await;
         crate::telemetry::metrics::transaction_conflicts(tally.conflicts, tally.retries);
@@ -179,6 +261,7 @@ impl Store {
 
     async fn attempts(
         &self,
+        names: &[&'static str],
         items: Vec<TransactWriteItem>,
         tally: &mut Tally,
     ) -> Result<(), TxError> {
@@ -202,11 +285,20 @@ impl Store {
                     e.cancellation_reasons
                         .unwrap_or_default()
                         .into_iter()
-                        .map(|r| (r.code.unwrap_or_default(), r.item))
+                        .zip(names.iter().copied().chain(std::iter::repeat("?")))
+                        .map(|(r, write)| Reason {
+                            write,
+                            code: r.code.unwrap_or_default(),
+                            item: r.item,
+                        })
                         .collect(),
                 ),
                 aws_sdk_dynamodb::Error::TransactionInProgressException(_) => {
-                    Cancelled(vec![("TransactionConflict".to_owned(), None)])
+                    Cancelled(vec![Reason {
+                        write: "?",
+                        code: "TransactionConflict".to_owned(),
+                        item: None,
+                    }])
                 }
                 other => return Err(StoreError::Dynamo(Box::new(other)).into()),
             };
