@@ -1,0 +1,326 @@
+//! `template.yaml`'s alarms: each watches what it claims, notifying AlarmTopicArn if given.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use billing_tests::Env;
+use serde_norway::Value as Yaml;
+
+use super::{
+    Deployment, STREAM_CONSUMER, USER_DELETED_HOOK, USER_DELETED_QUEUE, conditional, entries,
+    functions, one_or_many, render, resources_of, str_of, template_events, yaml,
+};
+
+const SAMPLE_ALARM_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:billing-alarms";
+
+/// The template condition that alarms notify under (AlarmTopicArn given).
+const ALARM_TOPIC: &str = "HasAlarmTopic";
+
+/// A map of scalars (`Dimensions` as `{Name: Value}`, a condition block's keys)
+/// rendered.
+fn dimensions(v: &Yaml) -> BTreeMap<String, String> {
+    v.as_sequence()
+        .map(|dims| {
+            dims.iter()
+                .map(|d| (render(&d["Name"]), render(&d["Value"])))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every alarm, by what it claims to watch: its namespace, metric, dimensions
+/// (the template's own resources), statistic and threshold; each notifies
+/// AlarmTopicArn when one is given.
+pub(super) async fn template_alarms_watch_what_they_claim(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    let params = &template["Parameters"];
+    let alarms = resources_of(&template, "AWS::CloudWatch::Alarm");
+    let functions = functions(&template);
+    let function_id = |binary: &str| {
+        functions
+            .iter()
+            .find(|f| f.binary == binary)
+            .map(|f| f.logical_id.clone())
+            .unwrap_or_else(|| panic!("template.yaml: no {binary} function"))
+    };
+
+    // Notifications: to AlarmTopicArn (ALARM and OK), only when one is given.
+    let topic = &params["AlarmTopicArn"];
+    assert_eq!(
+        topic["Default"].as_str(),
+        Some(""),
+        "AlarmTopicArn: optional"
+    );
+    let pattern = str_of(&topic["AllowedPattern"], "AlarmTopicArn");
+    assert!(
+        pattern.starts_with("^$|") && pattern.contains(":sns:"),
+        "AlarmTopicArn: empty or an SNS topic ARN"
+    );
+    for (given, notifies) in [("", false), (SAMPLE_ALARM_TOPIC, true)] {
+        let deployment = Deployment::new(&template, &[("AlarmTopicArn", given)]);
+        assert_eq!(
+            deployment.conditions.get(ALARM_TOPIC),
+            Some(&notifies),
+            "{ALARM_TOPIC} with AlarmTopicArn={given:?}"
+        );
+        for (id, alarm) in &alarms {
+            for key in ["AlarmActions", "OKActions"] {
+                let v = &alarm["Properties"][key];
+                let (condition, _, _) =
+                    conditional(v).unwrap_or_else(|| panic!("{id}.{key}: !If [{ALARM_TOPIC}, ..]"));
+                assert_eq!(condition, ALARM_TOPIC, "{id}.{key}");
+                assert_eq!(
+                    deployment.resolve(v).map(one_or_many),
+                    notifies.then(|| vec!["Ref:AlarmTopicArn".to_owned()]),
+                    "{id}.{key} with AlarmTopicArn={given:?}"
+                );
+            }
+        }
+    }
+
+    // Every alarm is claimed below, exactly once.
+    let mut claimed: Vec<String> = Vec::new();
+    let single = |namespace: &str, metric: &str| -> Vec<(String, &Yaml)> {
+        alarms
+            .iter()
+            .filter(|(_, a)| {
+                let p = &a["Properties"];
+                p["Namespace"].as_str() == Some(namespace)
+                    && p["MetricName"].as_str() == Some(metric)
+            })
+            .map(|(id, a)| (id.clone(), &a["Properties"]))
+            .collect()
+    };
+    let threshold = |p: &Yaml, id: &str, op: &str, value: &str| {
+        assert_eq!(render(&p["ComparisonOperator"]), op, "{id}");
+        assert_eq!(render(&p["Threshold"]), value, "{id}: Threshold");
+        assert!(
+            p["EvaluationPeriods"].as_u64().is_some_and(|n| n >= 1),
+            "{id}: EvaluationPeriods"
+        );
+    };
+    let quiet_is_fine = |p: &Yaml, id: &str| {
+        assert_eq!(
+            p["TreatMissingData"].as_str(),
+            Some("notBreaching"),
+            "{id}: no data is nothing happening"
+        );
+    };
+    let default_of = |name: &str| render(&params[name]["Default"]);
+
+    // Dead letters: the stream's batches given up on (its on-failure destination)
+    // and the unhandled user.deleted events (the rule's and the function's dead
+    // letters), each queue watched for any visible message.
+    let queue = |arn: &Yaml, what: &str| -> String {
+        let arn = render(arn);
+        let id = arn
+            .strip_prefix("GetAtt:")
+            .and_then(|a| a.strip_suffix(".Arn"))
+            .unwrap_or_else(|| panic!("{what}: !GetAtt <queue>.Arn, found {arn}"))
+            .to_owned();
+        assert_eq!(
+            template["Resources"][id.as_str()]["Type"].as_str(),
+            Some("AWS::SQS::Queue"),
+            "{what}: {id}"
+        );
+        id
+    };
+    let stream_events = template_events(STREAM_CONSUMER);
+    let hook_events = template_events(USER_DELETED_HOOK);
+    let hook = &template["Resources"][function_id(USER_DELETED_HOOK).as_str()]["Properties"];
+    let mut dead_letters = BTreeSet::new();
+    for (name, e) in entries(&stream_events) {
+        let on_failure = &e["Properties"]["DestinationConfig"]["OnFailure"]["Destination"];
+        dead_letters.insert(queue(on_failure, &format!("{STREAM_CONSUMER}.{name}")));
+    }
+    for (name, e) in entries(&hook_events) {
+        let dlq = &e["Properties"]["DeadLetterConfig"]["Arn"];
+        dead_letters.insert(queue(dlq, &format!("{USER_DELETED_HOOK}.{name}")));
+    }
+    dead_letters.insert(queue(
+        &hook["DeadLetterQueue"]["TargetArn"],
+        USER_DELETED_HOOK,
+    ));
+    assert_eq!(
+        dead_letters,
+        BTreeSet::from([
+            "CleanupStreamFailureQueue".to_owned(),
+            USER_DELETED_QUEUE.to_owned()
+        ]),
+        "the dead-letter queues"
+    );
+    let mut watched = BTreeSet::new();
+    for (id, p) in single("AWS/SQS", "ApproximateNumberOfMessagesVisible") {
+        let dims = dimensions(&p["Dimensions"]);
+        assert_eq!(dims.len(), 1, "{id}: Dimensions");
+        let queue_name = &dims["QueueName"];
+        let q = queue_name
+            .strip_prefix("GetAtt:")
+            .and_then(|q| q.strip_suffix(".QueueName"))
+            .unwrap_or_else(|| panic!("{id}: QueueName !GetAtt <queue>.QueueName"));
+        assert!(watched.insert(q.to_owned()), "{id}: {q} watched twice");
+        assert_eq!(render(&p["Statistic"]), "Maximum", "{id}");
+        threshold(p, &id, "GreaterThanThreshold", "0");
+        quiet_is_fine(p, &id);
+        claimed.push(id);
+    }
+    assert_eq!(
+        watched, dead_letters,
+        "a non-empty alarm per dead-letter queue"
+    );
+
+    // The table stream's consumer falls behind.
+    let age = single("AWS/Lambda", "IteratorAge");
+    assert_eq!(age.len(), 1, "one iterator age alarm");
+    for (id, p) in age {
+        assert_eq!(
+            dimensions(&p["Dimensions"]),
+            BTreeMap::from([(
+                "FunctionName".to_owned(),
+                format!("Ref:{}", function_id(STREAM_CONSUMER))
+            )]),
+            "{id}: the stream consumer"
+        );
+        assert_eq!(render(&p["Statistic"]), "Maximum", "{id}");
+        threshold(
+            p,
+            &id,
+            "GreaterThanThreshold",
+            "Ref:StreamIteratorAgeAlarmMs",
+        );
+        quiet_is_fine(p, &id);
+        claimed.push(id);
+    }
+    assert_eq!(default_of("StreamIteratorAgeAlarmMs"), "300000");
+
+    // Errors and throttles of every function, one alarm each.
+    let every_function: BTreeSet<String> = functions
+        .iter()
+        .map(|f| format!("Ref:{}", f.logical_id))
+        .collect();
+    for metric in ["Errors", "Throttles"] {
+        let mut covered = BTreeSet::new();
+        for (id, p) in single("AWS/Lambda", metric) {
+            let dims = dimensions(&p["Dimensions"]);
+            assert_eq!(dims.len(), 1, "{id}: Dimensions");
+            assert!(
+                covered.insert(dims["FunctionName"].clone()),
+                "{id}: a second {metric} alarm of {}",
+                dims["FunctionName"]
+            );
+            assert_eq!(render(&p["Statistic"]), "Sum", "{id}");
+            assert!(
+                p["Period"].as_u64().is_some_and(|s| s <= 300),
+                "{id}: Period"
+            );
+            threshold(p, &id, "GreaterThanThreshold", "0");
+            quiet_is_fine(p, &id);
+            claimed.push(id);
+        }
+        assert_eq!(covered, every_function, "a {metric} alarm per function");
+    }
+
+    // The API's 5xx rate: 5xx / Count * 100 of the HTTP API's $default stage.
+    let math: Vec<&(String, &Yaml)> = alarms
+        .iter()
+        .filter(|(_, a)| a["Properties"].get("Metrics").is_some())
+        .collect();
+    assert_eq!(math.len(), 1, "one metric math alarm (the 5xx rate)");
+    for (id, alarm) in math {
+        let p = &alarm["Properties"];
+        let metrics = p["Metrics"].as_sequence().expect("Metrics");
+        let stat_id = |name: &str| -> String {
+            let found: Vec<&Yaml> = metrics
+                .iter()
+                .filter(|m| m["MetricStat"]["Metric"]["MetricName"].as_str() == Some(name))
+                .collect();
+            assert_eq!(found.len(), 1, "{id}: one {name}");
+            let m = found[0];
+            let metric = &m["MetricStat"]["Metric"];
+            assert_eq!(
+                render(&metric["Namespace"]),
+                "AWS/ApiGateway",
+                "{id}: {name}"
+            );
+            assert_eq!(
+                dimensions(&metric["Dimensions"]),
+                BTreeMap::from([
+                    ("ApiId".to_owned(), "Ref:HttpApi".to_owned()),
+                    ("Stage".to_owned(), "$default".to_owned()),
+                ]),
+                "{id}: {name} of the HTTP API's $default stage"
+            );
+            assert_eq!(render(&m["MetricStat"]["Stat"]), "Sum", "{id}: {name}");
+            assert_eq!(m["ReturnData"].as_bool(), Some(false), "{id}: {name}");
+            render(&m["Id"])
+        };
+        let (errors, requests) = (stat_id("5xx"), stat_id("Count"));
+        let returned: Vec<&Yaml> = metrics
+            .iter()
+            .filter(|m| m["ReturnData"].as_bool() != Some(false))
+            .collect();
+        assert_eq!(returned.len(), 1, "{id}: one expression returns data");
+        let expression: String = str_of(&returned[0]["Expression"], "Expression")
+            .split_whitespace()
+            .collect();
+        assert!(
+            [
+                format!("{errors}/{requests}*100"),
+                format!("100*{errors}/{requests}"),
+                format!("({errors}/{requests})*100"),
+            ]
+            .contains(&expression),
+            "{id}: the percentage of 5xx, found {expression}"
+        );
+        assert_eq!(
+            template["Resources"]["HttpApi"]["Type"].as_str(),
+            Some("AWS::Serverless::HttpApi")
+        );
+        threshold(p, id, "GreaterThanThreshold", "Ref:Api5xxRateAlarmPercent");
+        quiet_is_fine(p, id);
+        claimed.push(id.clone());
+    }
+    assert_eq!(default_of("Api5xxRateAlarmPercent"), "5");
+
+    // A deletion stuck in the deleting state, from the deletion monitor's metric.
+    let stuck = single("BillingAdmin", "OldestDeletionAgeSeconds");
+    assert_eq!(stuck.len(), 1, "one stuck deletion alarm");
+    for (id, p) in stuck {
+        assert!(p.get("Dimensions").is_none(), "{id}: no dimensions");
+        assert_eq!(render(&p["Unit"]), "Seconds", "{id}");
+        assert_eq!(render(&p["Statistic"]), "Maximum", "{id}");
+        threshold(
+            p,
+            &id,
+            "GreaterThanThreshold",
+            "Ref:StuckDeletionThresholdSeconds",
+        );
+        quiet_is_fine(p, &id);
+        claimed.push(id);
+    }
+    assert_eq!(default_of("StuckDeletionThresholdSeconds"), "900");
+
+    // And the monitor itself: no DeletingCustomers sample (it emits one every
+    // run) is an alarm, so a silent monitor cannot hide a stuck deletion.
+    let silent = single("BillingAdmin", "DeletingCustomers");
+    assert_eq!(silent.len(), 1, "one deletion monitor heartbeat alarm");
+    for (id, p) in silent {
+        assert!(p.get("Dimensions").is_none(), "{id}: no dimensions");
+        assert_eq!(render(&p["Statistic"]), "SampleCount", "{id}");
+        threshold(p, &id, "LessThanThreshold", "1");
+        assert_eq!(
+            p["TreatMissingData"].as_str(),
+            Some("breaching"),
+            "{id}: no data is the alarm"
+        );
+        // At least two runs of the monitor's schedule fit in what it looks at.
+        let looked_at = p["Period"].as_u64().unwrap_or_default()
+            * p["EvaluationPeriods"].as_u64().unwrap_or_default();
+        assert!(looked_at >= 600, "{id}: covers more than one run");
+        claimed.push(id);
+    }
+
+    let all: BTreeSet<String> = alarms.iter().map(|(id, _)| id.clone()).collect();
+    let distinct: BTreeSet<String> = claimed.iter().cloned().collect();
+    assert_eq!(distinct.len(), claimed.len(), "each alarm claimed once");
+    assert_eq!(distinct, all, "every alarm watches one of the above");
+}

@@ -1,0 +1,840 @@
+//! The samples under `events/`: as the template delivers them, through the real handlers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
+use billing::cleanup::{Cleanup, UserCleanup};
+use billing::domain::{CustomerId, Role, Timestamp, UserId, time};
+use billing::events::{CustomerDeleted, Publisher, UserDeleted};
+use billing::http::{Endpoint, PREFIX};
+use billing::store::table::{StreamCustomer, TableDefinition, customer_key, stream_customer};
+use billing_tests::Env;
+use billing_tests::app::{Reply, TestApp, token};
+use billing_tests::servers::repo_root;
+use billing_tests::sinks::{EventSink, settle};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{
+    DEFAULT_ROUTE, DELETION_MONITOR, Deployment, ROUTE_NOT_FOUND, STREAM_CONSUMER,
+    USER_DELETED_HOOK, entries, functions, one_or_many, render, str_of, template_events, yaml,
+};
+
+/// What the events name; seeded before each event runs.
+const CUSTOMER: &str = "a1b2c3d4-5633-4b16-bbf0-5ca22ef8ea2e";
+const OWNER: &str = "5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e";
+const ADMIN: &str = "706a116f-0236-460e-8f08-9a65a2da89c2";
+/// The member `remove-member.json` removes.
+const MEMBER: &str = "9de7068a-2422-46c1-b718-4a95a91cd559";
+/// The user `add-member.json` adds.
+const NEWCOMER: &str = "ea04845b-d127-4bd6-ae1b-b5ef40a3a7a7";
+/// Another customer, filtered out by `list-customers.json` (`status=active`).
+const PAST_DUE: &str = "c0ffee00-5633-4b16-bbf0-5ca22ef8ea2e";
+const TIER_ID: &str = "e1f2a3b4-5633-4b16-bbf0-5ca22ef8ea2e";
+const CREATED_AT: &str = "2026-02-03T09:14:22Z";
+/// The token placeholder in every event; a test substitutes a fresh token.
+const PLACEHOLDER: &str = "REPLACED_BY_TEST";
+
+/// The deletion monitor's schedule, as the template declares it.
+const DELETION_MONITOR_SCHEDULE: &str = "rate(5 minutes)";
+
+fn fixtures() -> Value {
+    json!({"customers": [
+        {
+            "id": CUSTOMER, "name": "Acme Corp", "tierName": "pro", "tierID": TIER_ID,
+            "subscriptionStatus": "active", "createdAt": CREATED_AT, "ownerUserID": OWNER,
+            "members": [
+                {"userID": OWNER, "role": "owner"},
+                {"userID": ADMIN, "role": "admin"},
+                {"userID": MEMBER, "role": "user"},
+            ],
+        },
+        {
+            "id": PAST_DUE, "name": "Globex", "tierName": "pro", "tierID": TIER_ID,
+            "subscriptionStatus": "past_due", "createdAt": "2026-01-05T00:00:00Z",
+            "ownerUserID": "00000000-0000-0000-0000-000000000000", "members": [],
+        },
+    ]})
+}
+
+/// The function an `events/` file invokes, by the file's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Invokes {
+    /// An endpoint's function: an API Gateway payload 2.0 event.
+    Endpoint(Endpoint),
+    /// `route-not-found`: the payload 2.0 event of the `$default` route.
+    RouteNotFound,
+    /// `cleanup-stream`: a batch of the table's DynamoDB Streams records.
+    StreamConsumer,
+    /// `user-deleted`: the platform's `user.deleted` EventBridge event.
+    UserDeletedHook,
+    /// `deletion-monitor`: the scheduled event of its `rate(5 minutes)` rule.
+    DeletionMonitor,
+}
+
+impl Invokes {
+    fn all() -> impl Iterator<Item = Self> {
+        Endpoint::ALL.into_iter().map(Self::Endpoint).chain([
+            Self::RouteNotFound,
+            Self::StreamConsumer,
+            Self::UserDeletedHook,
+            Self::DeletionMonitor,
+        ])
+    }
+
+    fn function(self) -> &'static str {
+        match self {
+            Self::Endpoint(e) => e.function(),
+            Self::RouteNotFound => ROUTE_NOT_FOUND,
+            Self::StreamConsumer => STREAM_CONSUMER,
+            Self::UserDeletedHook => USER_DELETED_HOOK,
+            Self::DeletionMonitor => DELETION_MONITOR,
+        }
+    }
+}
+
+/// Every file in `events/`, with the function its name names; every function of
+/// the template has exactly one (`sam local invoke` runs template functions; that
+/// they are the packages under functions/ is
+/// `template_functions_are_the_workspace_packages`).
+fn event_files() -> Vec<(Invokes, PathBuf)> {
+    let dir = repo_root().join("events");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read events/")
+        .map(|entry| entry.expect("events/ entry").path())
+        .collect();
+    files.sort();
+    let found: Vec<(Invokes, PathBuf)> = files
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+            let stem = name.strip_suffix(".json").unwrap_or_else(|| {
+                panic!("events/{name}: every file in events/ is a Lambda event (*.json)")
+            });
+            let invokes = Invokes::all()
+                .find(|i| i.function() == stem)
+                .unwrap_or_else(|| panic!("events/{name} names no function"));
+            (invokes, path)
+        })
+        .collect();
+    let named: BTreeSet<String> = found.iter().map(|(i, _)| i.function().to_owned()).collect();
+    let template: BTreeSet<String> = functions(&yaml("template.yaml"))
+        .into_iter()
+        .map(|f| f.binary)
+        .collect();
+    assert_eq!(named, template, "one event per template function");
+    found
+}
+
+/// The API Gateway events of `events/`, one per endpoint.
+fn http_event_files() -> Vec<(Endpoint, PathBuf)> {
+    event_files()
+        .into_iter()
+        .filter_map(|(invokes, path)| match invokes {
+            Invokes::Endpoint(endpoint) => Some((endpoint, path)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The event is the payload 2.0 API Gateway sends for this endpoint's route.
+fn check_event(endpoint: Endpoint, name: &str, event: &Value) {
+    let route_key = format!("{} {PREFIX}{}", endpoint.method(), endpoint.path());
+    let ctx = &event["requestContext"];
+    assert_eq!(event["version"], "2.0", "{name}");
+    assert_eq!(event["routeKey"], route_key.as_str(), "{name}");
+    assert_eq!(ctx["routeKey"], route_key.as_str(), "{name}");
+    assert_eq!(ctx["stage"], "$default", "{name}");
+    assert_eq!(ctx["http"]["method"], endpoint.method().as_str(), "{name}");
+    let raw_path = event["rawPath"].as_str().expect("rawPath");
+    assert_eq!(ctx["http"]["path"], raw_path, "{name}");
+    assert_eq!(
+        event["headers"]["authorization"],
+        format!("Bearer {PLACEHOLDER}").as_str(),
+        "{name}: the token is a placeholder the test replaces"
+    );
+    // The path parameters are what the router extracts from rawPath.
+    let (routed, params) = billing::http::route(&endpoint.method(), raw_path)
+        .unwrap_or_else(|e| panic!("{name}: rawPath does not route: {e}"));
+    assert_eq!(routed, endpoint, "{name}");
+    let params: BTreeMap<String, Value> = params.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    let given: BTreeMap<String, Value> = event["pathParameters"]
+        .as_object()
+        .map(|m| m.clone().into_iter().collect())
+        .unwrap_or_default();
+    assert_eq!(given, params, "{name}: pathParameters");
+    // queryStringParameters is what rawQueryString holds.
+    let raw_query = event["rawQueryString"].as_str().expect("rawQueryString");
+    let query: BTreeMap<String, Value> = raw_query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_owned(), json!(v))
+        })
+        .collect();
+    let given: BTreeMap<String, Value> = event["queryStringParameters"]
+        .as_object()
+        .map(|m| m.clone().into_iter().collect())
+        .unwrap_or_default();
+    assert_eq!(given, query, "{name}: queryStringParameters");
+}
+
+fn customer_id() -> CustomerId {
+    CustomerId::parse(CUSTOMER).expect("test UUID")
+}
+
+fn user(id: &str) -> UserId {
+    UserId::parse(id).expect("test UUID")
+}
+
+/// The response the handler gave the event, and the table after it.
+async fn check_outcome(endpoint: Endpoint, app: &TestApp, reply: &Reply) {
+    let json_type = || {
+        assert_eq!(reply.headers["content-type"], "application/json");
+    };
+    match endpoint {
+        Endpoint::ListCustomers => {
+            assert_eq!(reply.status, StatusCode::OK);
+            json_type();
+            assert_eq!(
+                reply.json,
+                json!({
+                    "customers": [{
+                        "id": CUSTOMER, "name": "Acme Corp", "tierName": "pro",
+                        "subscriptionStatus": "active", "memberCount": 3,
+                        "createdAt": CREATED_AT, "ownerUserID": OWNER,
+                    }],
+                    "items": 1,
+                    "pages": 1,
+                })
+            );
+        }
+        Endpoint::GetCustomer => {
+            assert_eq!(reply.status, StatusCode::OK);
+            json_type();
+            assert_eq!(
+                reply.json,
+                json!({
+                    "id": CUSTOMER, "name": "Acme Corp", "createdAt": CREATED_AT,
+                    "tierName": "pro", "tierID": TIER_ID, "subscriptionStatus": "active",
+                    "memberCount": 3, "ownerUserID": OWNER,
+                })
+            );
+        }
+        Endpoint::DeleteCustomer => {
+            assert_eq!(reply.status, StatusCode::NO_CONTENT);
+            assert_eq!(reply.json, Value::Null);
+            assert_eq!(
+                app.store.find_customer(&customer_id()).await.ok(),
+                Some(None)
+            );
+            for u in [OWNER, ADMIN, MEMBER] {
+                assert_eq!(app.store.membership_of(&user(u)).await.ok(), Some(None));
+            }
+        }
+        Endpoint::ListMembers => {
+            assert_eq!(reply.status, StatusCode::OK);
+            json_type();
+            assert_eq!(
+                (&reply.json["items"], &reply.json["pages"]),
+                (&json!(3), &json!(1))
+            );
+            let members = reply.json["members"].as_array().expect("members");
+            let got: Vec<Value> = members
+                .iter()
+                .map(|m| json!([m["userID"], m["role"], m["joinedAt"]]))
+                .collect();
+            // Owner, admins, users; seeding joins them one second apart, in fixture order.
+            let want = vec![
+                json!([OWNER, "owner", "2026-02-03T09:14:22Z"]),
+                json!([ADMIN, "admin", "2026-02-03T09:14:23Z"]),
+                json!([MEMBER, "user", "2026-02-03T09:14:24Z"]),
+            ];
+            assert_eq!(got, want);
+            for m in members {
+                let keys: BTreeSet<&str> = m
+                    .as_object()
+                    .expect("member")
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                assert_eq!(
+                    keys,
+                    BTreeSet::from(["roleID", "userID", "role", "joinedAt"])
+                );
+                assert!(uuid::Uuid::parse_str(m["roleID"].as_str().expect("roleID")).is_ok());
+            }
+        }
+        Endpoint::AddMember => {
+            assert_eq!(reply.status, StatusCode::CREATED);
+            json_type();
+            assert_eq!(reply.json, json!({"message": "acknowledged"}));
+            assert_eq!(
+                app.store.membership_of(&user(NEWCOMER)).await.ok(),
+                Some(Some((customer_id(), Role::User)))
+            );
+            let customer = app
+                .store
+                .get_customer(&customer_id())
+                .await
+                .expect("customer");
+            assert_eq!(customer.member_count, 4);
+        }
+        Endpoint::RemoveMember => {
+            assert_eq!(reply.status, StatusCode::NO_CONTENT);
+            assert_eq!(reply.json, Value::Null);
+            assert_eq!(
+                app.store.membership_of(&user(MEMBER)).await.ok(),
+                Some(None)
+            );
+            let customer = app
+                .store
+                .get_customer(&customer_id())
+                .await
+                .expect("customer");
+            assert_eq!(customer.member_count, 2);
+        }
+    }
+}
+
+pub(super) async fn events_run_through_the_real_handlers(env: &'static Env) {
+    for (invokes, path) in event_files() {
+        let name = path.display().to_string();
+        let raw = std::fs::read_to_string(&path).expect("read event");
+        let event: Value = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{name}: {e}"));
+        match invokes {
+            Invokes::Endpoint(endpoint) => run_http_event(env, endpoint, &name, &raw, &event).await,
+            Invokes::RouteNotFound => run_route_not_found_event(&name, &raw, &event),
+            Invokes::StreamConsumer => run_stream_event(env, &name, &raw, &event).await,
+            Invokes::UserDeletedHook => run_user_deleted_event(env, &name, &raw, &event).await,
+            Invokes::DeletionMonitor => check_deletion_monitor_event(&name, &raw, &event),
+        }
+    }
+}
+
+async fn run_http_event(env: &Env, endpoint: Endpoint, name: &str, raw: &str, event: &Value) {
+    check_event(endpoint, name, event);
+    // GIVEN a fresh table holding what the event names, and a fresh token
+    let app = TestApp::new(env).await;
+    app.seed(fixtures()).await;
+    let fresh = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 300);
+    // WHEN the event, parsed as the Lambda runtime does, reaches the function's handler
+    let req = lambda_http::request::from_str(&raw.replace(PLACEHOLDER, &fresh))
+        .unwrap_or_else(|e| panic!("{name}: not an API Gateway payload 2.0 event: {e}"));
+    assert_eq!(req.method(), endpoint.method(), "{name}");
+    let reply = Reply::from(billing::api::handle(&app.state, endpoint, req).await);
+    // THEN the function answers with its success status and shape
+    check_outcome(endpoint, &app, &reply).await;
+}
+
+/// The event is the payload 2.0 API Gateway sends to the `$default` route: a
+/// request no route matches, without credentials (the function reads none).
+fn check_route_not_found_event(name: &str, event: &Value) {
+    let ctx = &event["requestContext"];
+    assert_eq!(event["version"], "2.0", "{name}");
+    assert_eq!(event["routeKey"], DEFAULT_ROUTE.1, "{name}");
+    assert_eq!(ctx["routeKey"], DEFAULT_ROUTE.1, "{name}");
+    assert_eq!(ctx["stage"], "$default", "{name}");
+    let raw_path = event["rawPath"].as_str().expect("rawPath");
+    assert_eq!(ctx["http"]["path"], raw_path, "{name}");
+    let method: Method = ctx["http"]["method"]
+        .as_str()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: requestContext.http.method"));
+    assert!(
+        billing::http::route(&method, raw_path).is_err(),
+        "{name}: {method} {raw_path} matches a route, so API Gateway would not send it to $default"
+    );
+    assert!(
+        event.get("pathParameters").is_none(),
+        "{name}: the $default route has no path parameters"
+    );
+    assert!(
+        event["headers"].get("authorization").is_none(),
+        "{name}: the $default route needs no credentials"
+    );
+}
+
+/// The `$default` route's answer to `event` with another method and path.
+fn route_not_found_with(event: &Value, method: &str, path: &str) -> Reply {
+    let mut event = event.clone();
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["requestContext"]["http"]["method"] = json!(method);
+    let raw = serde_json::to_string(&event).expect("event JSON");
+    let req = lambda_http::request::from_str(&raw).expect("event parses");
+    assert_eq!(req.method().as_str(), method);
+    assert_eq!(req.uri().path(), path);
+    Reply::from(billing::api::route_not_found(&req))
+}
+
+fn run_route_not_found_event(name: &str, raw: &str, event: &Value) {
+    check_route_not_found_event(name, event);
+    // GIVEN the event, parsed as the Lambda runtime does: PUT on the customers list
+    let req = lambda_http::request::from_str(raw)
+        .unwrap_or_else(|e| panic!("{name}: not an API Gateway payload 2.0 event: {e}"));
+    assert_eq!(req.method(), Method::PUT, "{name}");
+    assert_eq!(req.uri().path(), format!("{PREFIX}/customers"), "{name}");
+    // WHEN it reaches the function's handler
+    let reply = Reply::from(billing::api::route_not_found(&req));
+    // THEN it is 405 with the path's methods in `Allow`, in the error convention
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{name}");
+    assert_eq!(reply.headers["allow"], "GET", "{name}");
+    assert_eq!(reply.error_code(), "method_not_allowed", "{name}");
+    // and a path no endpoint has is 404, with no `Allow`, whatever the method
+    for (method, path) in [
+        ("GET", format!("{PREFIX}/invoices")),
+        (
+            "GET",
+            format!("{PREFIX}/customer/{CUSTOMER}/members/{MEMBER}"),
+        ),
+        ("POST", "/".to_owned()),
+    ] {
+        let reply = route_not_found_with(event, method, &path);
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{name}: {method} {path}"
+        );
+        assert!(
+            reply.headers.get("allow").is_none(),
+            "{name}: {method} {path}"
+        );
+        assert_eq!(
+            reply.error_code(),
+            "route_not_found",
+            "{name}: {method} {path}"
+        );
+    }
+    // and a known path with several routes allows each of their methods
+    let reply = route_not_found_with(event, "PATCH", &format!("{PREFIX}/customer/{CUSTOMER}"));
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{name}");
+    let allowed: BTreeSet<&str> = reply.headers["allow"]
+        .to_str()
+        .expect("Allow")
+        .split(", ")
+        .collect();
+    assert_eq!(allowed, BTreeSet::from(["GET", "DELETE"]), "{name}");
+    assert_eq!(reply.error_code(), "method_not_allowed", "{name}");
+}
+
+/// Whether `event` matches an EventBridge-style pattern, in the subset the template
+/// uses: nested objects, and lists of exact values.
+fn matches_pattern(pattern: &Value, event: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields.iter().all(|(k, p)| matches_pattern(p, &event[k])),
+        Value::Array(values) => values.iter().any(|v| {
+            assert!(
+                !v.is_object() && !v.is_array(),
+                "unsupported pattern value {v}"
+            );
+            v == event
+        }),
+        other => panic!("unsupported pattern {other}"),
+    }
+}
+
+/// A stream image (`{"S": ..}`, `{"N": ..}`) of an item as the SDK returns it.
+fn image(item: &HashMap<String, AttributeValue>) -> Value {
+    item.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                AttributeValue::S(s) => json!({"S": s}),
+                AttributeValue::N(n) => json!({"N": n}),
+                other => panic!("{k}: customer records hold strings and numbers, not {other:?}"),
+            };
+            (k.clone(), v)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The customer record as the table holds it, as a stream image.
+async fn stored_image(app: &TestApp, id: &CustomerId) -> Value {
+    let out = app
+        .store
+        .client()
+        .get_item()
+        .table_name(app.store.table_name())
+        .set_key(Some(customer_key(id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get the customer record");
+    image(&out.item.expect("customer record"))
+}
+
+fn without(v: &Value, key: &str) -> Value {
+    let mut v = v.clone();
+    if let Some(fields) = v.as_object_mut() {
+        fields.remove(key);
+    }
+    v
+}
+
+/// A customer record's image but for when its deletion began: without
+/// `deletingSince`, and with that time as `<deletingSince>` where a key holds it
+/// (the `GSI1SK` of a deleting customer starts with it).
+fn timeless(image: &Value) -> Value {
+    let mut v = without(image, "deletingSince");
+    if let Some(since) = image["deletingSince"]["S"].as_str()
+        && let Some(fields) = v.as_object_mut()
+    {
+        for value in fields.values_mut() {
+            if let Some(s) = value["S"].as_str()
+                && s.contains(since)
+            {
+                *value = json!({"S": s.replace(since, "<deletingSince>")});
+            }
+        }
+    }
+    v
+}
+
+/// The batch is what Lambda delivers from the table's stream, through the template's
+/// filters.
+fn check_stream_event(name: &str, event: &Value) {
+    let events = template_events(STREAM_CONSUMER);
+    let filters: Vec<Value> = entries(&events)
+        .into_iter()
+        .flat_map(|(_, e)| {
+            e["Properties"]["FilterCriteria"]["Filters"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|f| {
+            serde_json::from_str(str_of(&f["Pattern"], "Pattern")).expect("filter pattern JSON")
+        })
+        .collect();
+    assert!(!filters.is_empty(), "template.yaml: the stream has filters");
+    let view_type = TableDefinition::stream()
+        .stream_view_type()
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default();
+    let keys = image(&customer_key(&customer_id()));
+    let records = event["Records"].as_array().expect("Records");
+    assert_eq!(records.len(), 2, "{name}: a MODIFY and a REMOVE");
+    for (i, record) in records.iter().enumerate() {
+        let what = format!("{name}: Records[{i}]");
+        assert_eq!(record["eventSource"], "aws:dynamodb", "{what}");
+        assert!(record["awsRegion"].is_string(), "{what}");
+        assert!(
+            record["eventSourceARN"]
+                .as_str()
+                .is_some_and(|arn| arn.starts_with("arn:aws:dynamodb:") && arn.contains("/stream/")),
+            "{what}: eventSourceARN is a table stream"
+        );
+        let change = &record["dynamodb"];
+        assert_eq!(change["StreamViewType"], view_type.as_str(), "{what}");
+        assert_eq!(change["Keys"], keys, "{what}: the customer record's key");
+        assert!(change["ApproximateCreationDateTime"].is_number(), "{what}");
+        assert!(
+            change["SizeBytes"].as_u64().is_some_and(|n| n > 0),
+            "{what}"
+        );
+        assert!(
+            change["SequenceNumber"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())),
+            "{what}: SequenceNumber"
+        );
+        assert!(
+            filters.iter().any(|f| matches_pattern(f, record)),
+            "{what}: passes one of the template's FilterCriteria"
+        );
+    }
+}
+
+async fn run_stream_event(env: &Env, name: &str, raw: &str, json: &Value) {
+    check_stream_event(name, json);
+    // The batch, parsed as the Lambda runtime does: the customer's record entering
+    // the deleting state, then removed.
+    let event: aws_lambda_events::dynamodb::Event = serde_json::from_str(raw)
+        .unwrap_or_else(|e| panic!("{name}: not a DynamoDB Streams event: {e}"));
+    let id = customer_id();
+    let seen: Vec<Option<StreamCustomer>> = event.records.iter().map(stream_customer).collect();
+    assert_eq!(
+        seen,
+        [
+            Some(StreamCustomer::Deleting(id)),
+            Some(StreamCustomer::Removed(id))
+        ],
+        "{name}"
+    );
+
+    // GIVEN the customer with its members, put into the deleting state as a DELETE
+    // request does before it dies
+    let app = TestApp::new(env).await;
+    app.seed(fixtures()).await;
+    let active = stored_image(&app, &id).await;
+    app.store.begin_deletion(&id).await.expect("begin deletion");
+    let deleting = stored_image(&app, &id).await;
+    // and the records' images are that record as the table holds it (but for when
+    // the deletion began), the last one after the members are gone
+    let (modify, remove) = (
+        &json["Records"][0]["dynamodb"],
+        &json["Records"][1]["dynamodb"],
+    );
+    assert_eq!(modify["OldImage"], active, "{name}: MODIFY OldImage");
+    assert_eq!(
+        timeless(&modify["NewImage"]),
+        timeless(&deleting),
+        "{name}: MODIFY NewImage"
+    );
+    let mut last = timeless(&deleting);
+    last["memberCount"] = json!({"N": "0"});
+    assert_eq!(
+        timeless(&remove["OldImage"]),
+        last,
+        "{name}: REMOVE OldImage"
+    );
+    assert!(
+        remove.get("NewImage").is_none(),
+        "{name}: REMOVE has no NewImage"
+    );
+    let since = &modify["NewImage"]["deletingSince"]["S"];
+    let parsed: Option<Timestamp> = serde_json::from_value(since.clone()).ok();
+    assert_eq!(
+        parsed.map(|t| time::to_millis(&t)).as_ref(),
+        since.as_str().map(str::to_owned).as_ref(),
+        "{name}: deletingSince as the table writes it"
+    );
+    assert!(
+        deleting["deletingSince"]["S"].is_string(),
+        "the table writes deletingSince"
+    );
+    assert_eq!(remove["OldImage"]["deletingSince"]["S"], *since, "{name}");
+
+    // WHEN the batch reaches the stream consumer, the request's grace over
+    let sink = EventSink::new(env).await;
+    let cleanup = Cleanup::new(app.store.clone(), Some(env.payments()), sink.publisher())
+        .with_grace(Duration::ZERO);
+    cleanup
+        .on_stream(&event)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+
+    // THEN the MODIFY finished the cascade: nothing of the customer is left
+    assert_eq!(
+        app.store.find_customer(&id).await.ok(),
+        Some(None),
+        "{name}"
+    );
+    for u in [OWNER, ADMIN, MEMBER] {
+        assert_eq!(
+            app.store.membership_of(&user(u)).await.ok(),
+            Some(None),
+            "{name}"
+        );
+    }
+    assert_eq!(crate::members::items_of(&app, CUSTOMER).await, 0, "{name}");
+    // and the REMOVE published customer.deleted once, keyed by the record
+    settle().await;
+    let removed = &event.records[1];
+    assert_eq!(
+        sink.drain().await,
+        [CustomerDeleted {
+            event_id: removed.event_id.clone(),
+            customer_id: id,
+            deleted_at: time::to_seconds(&removed.change.approximate_creation_date_time),
+        }],
+        "{name}"
+    );
+}
+
+/// The event is what the platform's bus delivers to the template's rule.
+fn check_user_deleted_event(name: &str, event: &Value) {
+    let events = template_events(USER_DELETED_HOOK);
+    let rules = entries(&events);
+    assert_eq!(
+        rules.len(),
+        1,
+        "template.yaml: one rule invokes {USER_DELETED_HOOK}"
+    );
+    let pattern = &rules[0].1["Properties"]["Pattern"];
+    assert_eq!(
+        one_or_many(&pattern["detail-type"]),
+        [event["detail-type"].as_str().expect("detail-type")],
+        "{name}: the rule's detail-type"
+    );
+    assert_eq!(
+        one_or_many(&pattern["source"]),
+        ["Ref:PlatformUserEventSource"],
+        "template.yaml: the rule's source"
+    );
+    assert_eq!(
+        one_or_many(&pattern["account"]),
+        ["Ref:PlatformAccountId"],
+        "template.yaml: the rule's account"
+    );
+    assert!(
+        event["source"].as_str().is_some_and(|s| !s.is_empty()),
+        "{name}: source"
+    );
+    // As deployed (the sample parameters: the event's source and account), the
+    // rule matches the event, and an event from another account it does not.
+    let deployment = Deployment::new(&yaml("template.yaml"), &[]);
+    let deployed = deployment.pattern(pattern);
+    assert!(
+        matches_pattern(&deployed, event),
+        "{name}: matches the deployed rule {deployed}"
+    );
+    let mut elsewhere = event.clone();
+    elsewhere["account"] = json!("210987654321");
+    assert!(
+        !matches_pattern(&deployed, &elsewhere),
+        "{name}: from another account, the rule does not match"
+    );
+    for field in ["version", "id", "account", "time", "region"] {
+        assert!(event[field].is_string(), "{name}: {field}");
+    }
+    assert!(event["resources"].is_array(), "{name}: resources");
+    let detail: BTreeSet<&str> = event["detail"]
+        .as_object()
+        .expect("detail")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(detail, BTreeSet::from(["userID"]), "{name}: detail");
+}
+
+async fn run_user_deleted_event(env: &Env, name: &str, raw: &str, json: &Value) {
+    check_user_deleted_event(name, json);
+    // The event, parsed as the Lambda runtime does: a plain member was deleted.
+    let event: EventBridgeEvent<UserDeleted> = serde_json::from_str(raw)
+        .unwrap_or_else(|e| panic!("{name}: not a user.deleted EventBridge event: {e}"));
+    assert_eq!(event.detail_type, "user.deleted", "{name}");
+    assert_eq!(event.detail.user_id, user(MEMBER), "{name}");
+
+    // GIVEN the customer the user is a member of
+    let app = TestApp::new(env).await;
+    app.seed(fixtures()).await;
+    let cleanup = Cleanup::new(app.store.clone(), Some(env.payments()), Publisher::Log);
+    // WHEN the event reaches the hook's handler as the runtime delivers it
+    let outcome = cleanup
+        .on_user_deleted_event(json)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    // THEN the membership is removed and counted, the others untouched
+    assert_eq!(
+        outcome,
+        UserCleanup::MembershipRemoved(customer_id()),
+        "{name}"
+    );
+    assert_eq!(
+        app.store.membership_of(&user(MEMBER)).await.ok(),
+        Some(None),
+        "{name}"
+    );
+    for (u, role) in [(OWNER, Role::Owner), (ADMIN, Role::Admin)] {
+        assert_eq!(
+            app.store.membership_of(&user(u)).await.ok(),
+            Some(Some((customer_id(), role))),
+            "{name}"
+        );
+    }
+    let count = || async {
+        app.store
+            .get_customer(&customer_id())
+            .await
+            .expect("customer")
+            .member_count
+    };
+    assert_eq!(count().await, 2, "{name}: memberCount");
+    // and a redelivery changes nothing
+    assert_eq!(
+        cleanup.on_user_deleted_event(json).await.ok(),
+        Some(UserCleanup::Nothing),
+        "{name}: redelivered"
+    );
+    assert_eq!(count().await, 2, "{name}: memberCount after redelivery");
+    // and the owner in a malformed event (no detail, a bad id, another
+    // detail-type) is never acted on: the handler refuses it, for the DLQ
+    let mut malformed = Vec::new();
+    for (field, value) in [
+        ("detail", serde_json::json!(null)),
+        ("detail", serde_json::json!({"userID": "not-a-uuid"})),
+        ("detail", serde_json::json!({"user": OWNER})),
+        ("detail-type", serde_json::json!("user.created")),
+    ] {
+        let mut event = json.clone();
+        event["detail"] = serde_json::json!({"userID": OWNER});
+        event[field] = value;
+        malformed.push(event);
+    }
+    for event in &malformed {
+        let refused = cleanup.on_user_deleted_event(event).await;
+        assert!(
+            matches!(refused, Err(billing::cleanup::CleanupError::Malformed(_))),
+            "{name}: {event} refused, got {refused:?}"
+        );
+    }
+    assert_eq!(
+        app.store.membership_of(&user(OWNER)).await.ok(),
+        Some(Some((customer_id(), Role::Owner))),
+        "{name}: the owner's customer is untouched"
+    );
+}
+
+/// The event is what the deletion monitor's schedule delivers: EventBridge's
+/// `Scheduled Event` of the template's `rate(5 minutes)` rule. (The monitor's
+/// handler is its own crate's; this checks the sample, not the handler.)
+fn check_deletion_monitor_event(name: &str, raw: &str, event: &Value) {
+    let events = template_events(DELETION_MONITOR);
+    let schedules = entries(&events);
+    assert_eq!(
+        schedules.len(),
+        1,
+        "template.yaml: one schedule invokes {DELETION_MONITOR}"
+    );
+    let (_, schedule) = &schedules[0];
+    assert_eq!(render(&schedule["Type"]), "Schedule", "{DELETION_MONITOR}");
+    assert_eq!(
+        render(&schedule["Properties"]["Schedule"]),
+        DELETION_MONITOR_SCHEDULE,
+        "{DELETION_MONITOR}"
+    );
+    // Parsed as the Lambda runtime does.
+    let parsed: EventBridgeEvent<Value> = serde_json::from_str(raw)
+        .unwrap_or_else(|e| panic!("{name}: not an EventBridge event: {e}"));
+    assert_eq!(parsed.detail_type, "Scheduled Event", "{name}");
+    assert_eq!(parsed.source, "aws.events", "{name}");
+    assert_eq!(parsed.detail, json!({}), "{name}: detail");
+    assert!(parsed.time.is_some(), "{name}: time");
+    for field in ["version", "id", "account", "region"] {
+        assert!(
+            event[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{name}: {field}"
+        );
+    }
+    let resources = parsed.resources.unwrap_or_default();
+    assert_eq!(resources.len(), 1, "{name}: the rule that fired");
+    assert!(
+        resources[0].starts_with("arn:aws:events:") && resources[0].contains(":rule/"),
+        "{name}: resources[0] is a rule ARN"
+    );
+}
+
+pub(super) async fn events_without_a_fresh_token_are_unauthorized(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    app.seed(fixtures()).await;
+    for (endpoint, path) in http_event_files() {
+        let raw = std::fs::read_to_string(&path).expect("read event");
+        let req = lambda_http::request::from_str(&raw).expect("event parses");
+        let reply = Reply::from(billing::api::handle(&app.state, endpoint, req).await);
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", path.display());
+        assert_eq!(reply.error_code(), "unauthorized");
+    }
+    // and nothing changed
+    let customer = app
+        .store
+        .get_customer(&customer_id())
+        .await
+        .expect("customer");
+    assert_eq!(customer.member_count, 3);
+}

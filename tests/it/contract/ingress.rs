@@ -1,0 +1,286 @@
+//! `template.yaml`'s ingress of `user.deleted`: the bus, its policy, the rule, dead letters.
+
+use std::collections::BTreeMap;
+
+use billing_tests::Env;
+use serde_norway::Value as Yaml;
+
+use super::{
+    Deployment, SAMPLE_PLATFORM_ACCOUNT, SAMPLE_PLATFORM_ROLE, SAMPLE_PLATFORM_ROOT,
+    USER_DELETED_HOOK, USER_DELETED_QUEUE, entries, functions, one_or_many, render, resources_of,
+    str_of, yaml,
+};
+
+/// The stack's bus for the platform's `user.deleted`.
+const PLATFORM_BUS_ARN: &str = "Sub:arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${AWS::StackName}-platform";
+
+/// Who may put an event on the platform bus: `arn` of `account`.
+struct Caller {
+    arn: &'static str,
+    account: &'static str,
+}
+
+/// Whether a policy statement's `Condition` holds for `caller` (the operators
+/// the template uses, single values).
+fn condition_holds(condition: &Yaml, deployment: &Deployment, caller: &Caller) -> bool {
+    entries(condition).into_iter().all(|(op, block)| {
+        entries(block).into_iter().all(|(key, v)| {
+            let expected: Vec<String> =
+                one_or_many(v).iter().map(|v| deployment.value(v)).collect();
+            let actual = match key.as_str() {
+                "aws:PrincipalAccount" => caller.account,
+                "aws:PrincipalArn" => caller.arn,
+                other => panic!("unexpected condition key {other}"),
+            };
+            let equal = expected.iter().any(|e| e == actual);
+            match op.as_str() {
+                "StringEquals" | "ArnEquals" => equal,
+                "StringNotEquals" | "ArnNotEquals" => !equal,
+                other => panic!("unexpected condition operator {other}"),
+            }
+        })
+    })
+}
+
+/// The platform's `user.deleted` comes only from the platform: a bus of the
+/// stack's own, on which only PlatformPrincipalArn may put events, and a rule
+/// matching its source, detail-type and account; what fails ends in a dead-letter
+/// queue.
+pub(super) async fn template_locks_the_user_deleted_ingress(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    let params = &template["Parameters"];
+    assert!(
+        params.get("PlatformEventBusName").is_none(),
+        "no bus by name: the stack's own"
+    );
+    for name in [
+        "PlatformPrincipalArn",
+        "PlatformAccountId",
+        "PlatformUserEventSource",
+    ] {
+        assert!(params[name].get("Default").is_none(), "{name}: required");
+    }
+    assert_eq!(
+        params["PlatformAccountId"]["AllowedPattern"].as_str(),
+        Some("^[0-9]{12}$")
+    );
+    let principal = str_of(
+        &params["PlatformPrincipalArn"]["AllowedPattern"],
+        "PlatformPrincipalArn",
+    );
+    assert!(
+        principal.starts_with("^arn:aws")
+            && principal.ends_with('$')
+            && principal.contains(":iam::[0-9]{12}:")
+            && principal.contains("root")
+            && principal.contains("role/"),
+        "PlatformPrincipalArn: an IAM role or account root ARN"
+    );
+
+    // The rule: on the stack's bus, source, detail-type and account.
+    let hook = functions(&template)
+        .into_iter()
+        .find(|f| f.binary == USER_DELETED_HOOK)
+        .expect("the user.deleted hook");
+    let rules = entries(&hook.properties["Events"]);
+    assert_eq!(rules.len(), 1, "{}: one rule", hook.logical_id);
+    let (event_name, rule) = &rules[0];
+    assert_eq!(render(&rule["Type"]), "EventBridgeRule");
+    let rule = &rule["Properties"];
+    let bus_ref = render(&rule["EventBusName"]);
+    let bus_id = bus_ref
+        .strip_prefix("GetAtt:")
+        .and_then(|b| b.strip_suffix(".Name"))
+        .or_else(|| bus_ref.strip_prefix("Ref:"))
+        .unwrap_or_else(|| panic!("the rule's bus is the stack's, found {bus_ref}"));
+    let bus = &template["Resources"][bus_id];
+    assert_eq!(
+        bus["Type"].as_str(),
+        Some("AWS::Events::EventBus"),
+        "{bus_id}"
+    );
+    assert_eq!(
+        render(&bus["Properties"]["Name"]),
+        "Sub:${AWS::StackName}-platform",
+        "{bus_id}: Name"
+    );
+    let pattern = &rule["Pattern"];
+    assert_eq!(
+        entries(pattern)
+            .into_iter()
+            .map(|(k, v)| (k, one_or_many(v)))
+            .collect::<BTreeMap<_, _>>(),
+        BTreeMap::from([
+            (
+                "source".to_owned(),
+                vec!["Ref:PlatformUserEventSource".to_owned()]
+            ),
+            ("detail-type".to_owned(), vec!["user.deleted".to_owned()]),
+            (
+                "account".to_owned(),
+                vec!["Ref:PlatformAccountId".to_owned()]
+            ),
+        ]),
+        "the rule's pattern"
+    );
+
+    // The bus's policy, whole: PutEvents on this bus, Allow for the platform's
+    // principal (from its account), Deny for everyone else.
+    assert!(
+        resources_of(&template, "AWS::Events::EventBusPolicy").is_empty(),
+        "no policy statements beyond the bus's own Policy"
+    );
+    let statements = bus["Properties"]["Policy"]["Statement"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{bus_id}: Policy.Statement"));
+    for s in statements {
+        assert_eq!(one_or_many(&s["Action"]), ["events:PutEvents"], "{bus_id}");
+        assert_eq!(one_or_many(&s["Resource"]), [PLATFORM_BUS_ARN], "{bus_id}");
+    }
+    let effect = |e: &str| -> Vec<&Yaml> {
+        statements
+            .iter()
+            .filter(|s| render(&s["Effect"]) == e)
+            .collect()
+    };
+    let (allows, denies) = (effect("Allow"), effect("Deny"));
+    assert_eq!(
+        (allows.len(), denies.len()),
+        (1, 1),
+        "{bus_id}: one Allow, one Deny"
+    );
+    assert_eq!(
+        render(&allows[0]["Principal"]["AWS"]),
+        "Ref:PlatformPrincipalArn"
+    );
+    assert_eq!(render(&denies[0]["Principal"]), "*");
+    const OTHER_ACCOUNT: &str = "210987654321";
+    let callers = [
+        Caller {
+            arn: SAMPLE_PLATFORM_ROLE,
+            account: SAMPLE_PLATFORM_ACCOUNT,
+        },
+        Caller {
+            arn: "arn:aws:iam::123456789012:role/someone-else",
+            account: SAMPLE_PLATFORM_ACCOUNT,
+        },
+        Caller {
+            arn: "arn:aws:iam::210987654321:role/platform-user-events",
+            account: OTHER_ACCOUNT,
+        },
+        Caller {
+            arn: "arn:aws:iam::210987654321:user/admin",
+            account: OTHER_ACCOUNT,
+        },
+    ];
+    for (principal_arn, whole_account) in
+        [(SAMPLE_PLATFORM_ROLE, false), (SAMPLE_PLATFORM_ROOT, true)]
+    {
+        let deployment = Deployment::new(&template, &[("PlatformPrincipalArn", principal_arn)]);
+        let principal = deployment.value("Ref:PlatformPrincipalArn");
+        for caller in &callers {
+            let named = principal == caller.arn
+                || principal == format!("arn:aws:iam::{}:root", caller.account);
+            let allowed = named
+                && allows[0]
+                    .get("Condition")
+                    .and_then(|c| deployment.resolve(c))
+                    .is_none_or(|c| condition_holds(c, &deployment, caller));
+            let denied = denies[0]
+                .get("Condition")
+                .and_then(|c| deployment.resolve(c))
+                .is_none_or(|c| condition_holds(c, &deployment, caller));
+            // Principals of the bus's own account may hold an IAM Allow: only
+            // the Deny stops them, so the Deny alone must exclude them.
+            let expected = if whole_account {
+                caller.account == SAMPLE_PLATFORM_ACCOUNT
+            } else {
+                caller.arn == SAMPLE_PLATFORM_ROLE
+            };
+            assert_eq!(
+                !denied, expected,
+                "{bus_id} with PlatformPrincipalArn={principal_arn}: Deny of {}",
+                caller.arn
+            );
+            assert_eq!(
+                allowed && !denied,
+                expected,
+                "{bus_id} with PlatformPrincipalArn={principal_arn}: {} may put events",
+                caller.arn
+            );
+        }
+    }
+    assert_eq!(
+        render(&template["Outputs"]["PlatformEventBusName"]["Value"]),
+        format!("GetAtt:{bus_id}.Name")
+    );
+    assert_eq!(
+        render(&template["Outputs"]["PlatformEventBusArn"]["Value"]),
+        format!("GetAtt:{bus_id}.Arn")
+    );
+
+    // What fails ends in one queue: the events the rule cannot deliver, and
+    // (after a bounded number of retries) those the function fails on, an
+    // event it cannot parse included.
+    let dlq = format!("GetAtt:{USER_DELETED_QUEUE}.Arn");
+    assert_eq!(
+        render(&rule["DeadLetterConfig"]["Arn"]),
+        dlq,
+        "the rule's dead letters"
+    );
+    assert!(
+        rule["RetryPolicy"]["MaximumRetryAttempts"]
+            .as_u64()
+            .is_some(),
+        "the rule's RetryPolicy"
+    );
+    let hook_props = &hook.properties;
+    assert_eq!(render(&hook_props["DeadLetterQueue"]["Type"]), "SQS");
+    assert_eq!(
+        render(&hook_props["DeadLetterQueue"]["TargetArn"]),
+        dlq,
+        "{}: the function's dead letters",
+        hook.logical_id
+    );
+    assert!(
+        hook_props["EventInvokeConfig"]["MaximumRetryAttempts"]
+            .as_u64()
+            .is_some_and(|n| n <= 2),
+        "{}: EventInvokeConfig.MaximumRetryAttempts",
+        hook.logical_id
+    );
+    let queue = &template["Resources"][USER_DELETED_QUEUE];
+    assert_eq!(queue["Type"].as_str(), Some("AWS::SQS::Queue"));
+    assert_eq!(
+        queue["Properties"]["SqsManagedSseEnabled"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        queue["Properties"]["MessageRetentionPeriod"].as_u64(),
+        Some(1_209_600),
+        "{USER_DELETED_QUEUE}: 14 days to look"
+    );
+    // Only the rule (as SAM names it: function id + event name) may send to it as
+    // EventBridge; the function sends with its role (SAM's grant).
+    let policies: Vec<(String, &Yaml)> = resources_of(&template, "AWS::SQS::QueuePolicy")
+        .into_iter()
+        .filter(|(_, p)| {
+            one_or_many(&p["Properties"]["Queues"]).contains(&format!("Ref:{USER_DELETED_QUEUE}"))
+        })
+        .collect();
+    assert_eq!(policies.len(), 1, "{USER_DELETED_QUEUE}: one queue policy");
+    let statements = policies[0].1["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .expect("Statement");
+    assert_eq!(statements.len(), 1, "{USER_DELETED_QUEUE}: one statement");
+    let s = &statements[0];
+    assert_eq!(render(&s["Effect"]), "Allow");
+    assert_eq!(render(&s["Principal"]["Service"]), "events.amazonaws.com");
+    assert_eq!(one_or_many(&s["Action"]), ["sqs:SendMessage"]);
+    assert_eq!(one_or_many(&s["Resource"]), std::slice::from_ref(&dlq));
+    assert_eq!(
+        one_or_many(&s["Condition"]["ArnEquals"]["aws:SourceArn"]),
+        [format!("GetAtt:{}{event_name}.Arn", hook.logical_id)],
+        "{USER_DELETED_QUEUE}: only the user.deleted rule"
+    );
+}
