@@ -222,6 +222,16 @@ impl Default for Spec {
     }
 }
 
+impl Spec {
+    /// The default customer with `members` members besides its owner.
+    pub fn with_members(members: usize) -> Self {
+        Self {
+            members,
+            ..Self::default()
+        }
+    }
+}
+
 impl TestApp {
     /// Seeds one customer with an owner and `spec.members` more members.
     pub async fn customer(&self, spec: Spec) -> Seeded {

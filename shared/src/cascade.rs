@@ -35,13 +35,12 @@ use crate::telemetry::metrics::{self, StepOutcome};
 /// count against the timeout; authentication is a local signature check or one
 /// API-key `GetItem`, bounded by the DynamoDB operation timeout of 6 s, see
 /// `aws::dynamodb`) and for writing the answer. Inside it:
-/// - one Stripe call gets up to 3 attempts of 5 s with 1 s + 2 s of backoff
-///   (18 s worst case; `payments::ATTEMPT_TIMEOUT`), and later calls only the
-///   attempts that still fit;
+/// - the one Stripe call gets up to 3 attempts of 5 s with 1 s + 2 s of backoff
+///   (18 s worst case; `payments::ATTEMPT_TIMEOUT`), only as many as still fit;
 /// - one DynamoDB operation takes at most 6 s (3 s per attempt), so a stuck call
 ///   fails while the budget still has room.
 ///
-/// A healthy cascade takes well under a second (three Stripe calls, a few
+/// A healthy cascade takes well under a second (one Stripe call, a few
 /// transactions). The stream consumer leaves a cascade younger than its grace
 /// (30 s) alone, so it never races a DELETE that is still within this budget.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(20);

@@ -3,7 +3,6 @@
 //! says they are safe, an already-missing object counts as done. Stripe is reached
 //! over HTTPS only (plain HTTP is accepted for a fake Stripe on loopback).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use stripe_core::customer::{CreateCustomer, CreateCustomerInvoiceSettings, Delet
 use crate::config::SecretSource;
 use crate::deadline::Deadline;
 use crate::domain::{CustomerId, TierName};
+use crate::http::{InsecureUrl, secure_url};
 use crate::secrets::{Refreshing, SecretError};
 
 /// Timeout of one attempt of a Stripe call.
@@ -58,16 +58,8 @@ pub enum PaymentsError {
         operation: &'static str,
     },
     /// The base URL is not HTTPS (plain HTTP is only for a fake Stripe on loopback).
-    #[error(
-        "the Stripe base URL (STRIPE_API_BASE) must be an https:// URL; plain http is \
-         accepted only on loopback (127.0.0.1, ::1, localhost), got scheme {scheme:?} and host {host:?}"
-    )]
-    InsecureBaseUrl {
-        /// The URL's scheme (empty when it has none).
-        scheme: String,
-        /// The URL's host (empty when it has none).
-        host: String,
-    },
+    #[error("the Stripe base URL (STRIPE_API_BASE) {0}")]
+    InsecureBaseUrl(#[from] InsecureUrl),
 }
 
 impl PaymentsError {
@@ -130,34 +122,9 @@ fn backoff_before(attempts: u32) -> Duration {
         .sum()
 }
 
-/// Accepts `https://` anywhere and `http://` on loopback only.
-fn check_base_url(base_url: &str) -> Result<(), PaymentsError> {
-    let uri: Option<http::Uri> = base_url.parse().ok();
-    let scheme = uri
-        .as_ref()
-        .and_then(http::Uri::scheme_str)
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let host = uri
-        .as_ref()
-        .and_then(http::Uri::host)
-        .unwrap_or_default()
-        .to_owned();
-    let secure = match scheme.as_str() {
-        "https" => !host.is_empty(),
-        "http" => is_loopback(&host),
-        _ => false,
-    };
-    if secure {
-        Ok(())
-    } else {
-        Err(PaymentsError::InsecureBaseUrl { scheme, host })
-    }
-}
-
 /// A Stripe client for `base_url` (which must be HTTPS unless on loopback).
 fn client(base_url: &str, secret_key: &SecretString) -> Result<Client, PaymentsError> {
-    check_base_url(base_url)?;
+    secure_url(base_url)?;
     ClientBuilder::new(secret_key.expose_secret())
         .url(base_url)
         .timeout(ATTEMPT_TIMEOUT)
@@ -167,16 +134,6 @@ fn client(base_url: &str, secret_key: &SecretString) -> Result<Client, PaymentsE
             operation: "client setup",
             source,
         })
-}
-
-/// `localhost`, or a loopback address (`127.0.0.0/8`, `::1`, bracketed or not).
-fn is_loopback(host: &str) -> bool {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The Stripe objects created for a seeded customer.
@@ -226,10 +183,6 @@ impl Payments {
         secrets: aws_sdk_secretsmanager::Client,
         ttl: Duration,
     ) -> Result<Self, SecretError> {
-        check_base_url(base_url).map_err(|e| SecretError::Unusable {
-            id: source.name(),
-            reason: e.to_string(),
-        })?;
         let base_url = base_url.to_owned();
         let clients = Refreshing::load(
             source,
@@ -447,7 +400,7 @@ mod tests {
             "http://localhost:8420",
             "http://LocalHost:8420/",
         ] {
-            assert!(check_base_url(ok).is_ok(), "{ok} is accepted");
+            assert!(secure_url(ok).is_ok(), "{ok} is accepted");
         }
         for bad in [
             "http://api.stripe.com",
@@ -463,11 +416,7 @@ mod tests {
             "",
             "not a url",
         ] {
-            let err = check_base_url(bad).unwrap_err();
-            assert!(
-                matches!(err, PaymentsError::InsecureBaseUrl { .. }),
-                "{bad} is refused"
-            );
+            let err = PaymentsError::from(secure_url(bad).unwrap_err());
             assert!(err.to_string().contains("https://"), "{err}");
         }
         let key = SecretString::from("sk_test_x");

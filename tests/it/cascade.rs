@@ -168,12 +168,7 @@ async fn delete_closes_stripe_and_removes_everything(env: &'static Env) {
 async fn stripe_retries_only_where_stripe_says_it_is_safe(env: &'static Env) {
     let app = TestApp::new(env).await;
     for (should_retry, attempts) in [(Some(false), 1), (Some(true), 3), (None, 3)] {
-        let c = app
-            .customer_with_stripe(Spec {
-                members: 2,
-                ..Spec::default()
-            })
-            .await;
+        let c = app.customer_with_stripe(Spec::with_members(2)).await;
         let stripe = FailingStripe::start(should_retry).await;
         let cascade = Cascade::new(app.store.clone(), Some(env.payments_at(&stripe.url)));
         let err = cascade
@@ -344,12 +339,7 @@ async fn faults_are_recovered_by_a_retried_delete(env: &'static Env) {
     let app = TestApp::new(env).await;
     let mut customers = Vec::new();
     for fault in FAULTS {
-        let c = app
-            .customer_with_stripe(Spec {
-                members: 10,
-                ..Spec::default()
-            })
-            .await;
+        let c = app.customer_with_stripe(Spec::with_members(10)).await;
         if inject(env, &app, &c, fault).await {
             assert_consistent_while_stopped(&app, &c).await;
         } else {
@@ -390,12 +380,7 @@ async fn faults_are_recovered_by_the_stream_consumer(env: &'static Env) {
     let mut deleted = Vec::new();
     let mut untouched = Vec::new();
     for fault in FAULTS {
-        let c = app
-            .customer_with_stripe(Spec {
-                members: 10,
-                ..Spec::default()
-            })
-            .await;
+        let c = app.customer_with_stripe(Spec::with_members(10)).await;
         if inject(env, &app, &c, fault).await {
             assert_consistent_while_stopped(&app, &c).await;
             deleted.push(c);
@@ -424,12 +409,7 @@ async fn faults_are_recovered_by_the_stream_consumer(env: &'static Env) {
 
 async fn concurrent_deletes_of_a_stripe_customer(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let c = app
-        .customer_with_stripe(Spec {
-            members: 60,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer_with_stripe(Spec::with_members(60)).await;
     let path = format!("/customer/{}", c.id);
     let users: Vec<String> = (0..10).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let member_path = format!("/customer/{}/member", c.id);
@@ -470,18 +450,8 @@ async fn user_deleted_hook(env: &'static Env) {
         Some(env.payments()),
         billing::events::Publisher::Log,
     );
-    let owned = app
-        .customer_with_stripe(Spec {
-            members: 3,
-            ..Spec::default()
-        })
-        .await;
-    let other = app
-        .customer_with_stripe(Spec {
-            members: 2,
-            ..Spec::default()
-        })
-        .await;
+    let owned = app.customer_with_stripe(Spec::with_members(3)).await;
+    let other = app.customer_with_stripe(Spec::with_members(2)).await;
     let user = |s: &str| UserId::parse(s).unwrap();
 
     // A member: only the membership goes, memberCount stays exact; a replay is harmless.
@@ -524,12 +494,7 @@ async fn a_delete_overtaken_by_another_cascade_still_succeeds(env: &'static Env)
     // GIVEN a DELETE whose Stripe step is slow, and a second cascade (the stream
     // consumer, another DELETE) that finishes the whole job meanwhile
     let app = TestApp::new(env).await;
-    let c = app
-        .customer_with_stripe(Spec {
-            members: 5,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer_with_stripe(Spec::with_members(5)).await;
     let id = CustomerId::parse(&c.id).unwrap();
     let slow = SlowStripe::start(
         env.stripe_url.clone(),
@@ -554,12 +519,7 @@ async fn a_delete_overtaken_by_another_cascade_still_succeeds(env: &'static Env)
 async fn the_stream_consumer_leaves_a_live_delete_alone(env: &'static Env) {
     // GIVEN a consumer with a grace period, fed the record of a deletion in progress
     let app = TestApp::new(env).await;
-    let c = app
-        .customer_with_stripe(Spec {
-            members: 5,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer_with_stripe(Spec::with_members(5)).await;
     let id = CustomerId::parse(&c.id).unwrap();
     let stripe = FailingStripe::start(Some(false)).await;
     let consumer = Cleanup::new(
@@ -647,12 +607,7 @@ async fn delete_out_of_time(env: &Env, app: &TestApp, c: &Seeded) {
 async fn a_delete_out_of_time_answers_503_and_a_retry_finishes_it(env: &'static Env) {
     // GIVEN a customer with Stripe objects and members, and a Stripe that hangs
     let app = TestApp::new(env).await;
-    let c = app
-        .customer_with_stripe(Spec {
-            members: 3,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer_with_stripe(Spec::with_members(3)).await;
     // WHEN it is deleted with a 2 s budget: 503, still deleting (asserted inside)
     delete_out_of_time(env, &app, &c).await;
     // THEN a later DELETE, Stripe answering again, finishes the cascade
@@ -666,12 +621,7 @@ async fn a_delete_out_of_time_answers_503_and_a_retry_finishes_it(env: &'static 
 
 async fn a_delete_out_of_time_is_finished_by_the_stream_consumer(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let c = app
-        .customer_with_stripe(Spec {
-            members: 3,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer_with_stripe(Spec::with_members(3)).await;
     delete_out_of_time(env, &app, &c).await;
     // The stream consumer (its grace over, Stripe answering) finishes it.
     let mut consumer = StreamConsumer::new(env, &app, billing::events::Publisher::Log).await;
@@ -709,30 +659,10 @@ async fn a_stream_batch_reports_its_failed_record(env: &'static Env) {
     // GIVEN four customers whose DELETE requests died after marking them deleting;
     // only `b` has Stripe objects, and the consumer's Stripe hangs
     let app = TestApp::new(env).await;
-    let a = app
-        .customer(Spec {
-            members: 2,
-            ..Spec::default()
-        })
-        .await;
-    let b = app
-        .customer_with_stripe(Spec {
-            members: 2,
-            ..Spec::default()
-        })
-        .await;
-    let c = app
-        .customer(Spec {
-            members: 2,
-            ..Spec::default()
-        })
-        .await;
-    let d = app
-        .customer(Spec {
-            members: 2,
-            ..Spec::default()
-        })
-        .await;
+    let a = app.customer(Spec::with_members(2)).await;
+    let b = app.customer_with_stripe(Spec::with_members(2)).await;
+    let c = app.customer(Spec::with_members(2)).await;
+    let d = app.customer(Spec::with_members(2)).await;
     for x in [&a, &b, &c, &d] {
         app.store
             .begin_deletion(&CustomerId::parse(&x.id).unwrap())

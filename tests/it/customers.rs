@@ -26,12 +26,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
 
 async fn get_customer_returns_the_full_record(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let c = app
-        .customer(Spec {
-            members: 2,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer(Spec::with_members(2)).await;
     let reply = app.get(&format!("/customer/{}", c.id.to_uppercase())).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.headers["content-type"], "application/json");
@@ -231,12 +226,7 @@ async fn list_customers_rejects_bad_query_parameters(env: &'static Env) {
 
 async fn delete_customer_removes_it_and_every_membership(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let c = app
-        .customer(Spec {
-            members: 3,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer(Spec::with_members(3)).await;
     let other = app.customer(Spec::default()).await;
     let reply = app
         .admin(Method::DELETE, &format!("/customer/{}", c.id), None)
@@ -284,12 +274,7 @@ async fn delete_customer_removes_it_and_every_membership(env: &'static Env) {
 
 async fn delete_customer_with_250_members(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let c = app
-        .customer(Spec {
-            members: 249,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer(Spec::with_members(249)).await;
     assert_eq!(
         app.get(&format!("/customer/{}", c.id)).await.json["memberCount"],
         250
@@ -307,12 +292,7 @@ async fn delete_customer_with_250_members(env: &'static Env) {
 
 async fn delete_customer_resumes_a_stopped_cascade(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let c = app
-        .customer(Spec {
-            members: 60,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer(Spec::with_members(60)).await;
     let id = billing::domain::CustomerId::parse(&c.id).unwrap();
     // GIVEN a cascade that stopped right after persisting the deleting state
     app.store.begin_deletion(&id).await.unwrap();

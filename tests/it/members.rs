@@ -77,12 +77,7 @@ async fn member_count(app: &TestApp, customer: &str) -> u64 {
 
 async fn list_members_orders_owner_admins_users_and_pages(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let c = app
-        .customer(Spec {
-            members: 4,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer(Spec::with_members(4)).await;
     // Join later through the API: a user, then an admin (legacy integer role).
     let late_user = uuid::Uuid::new_v4().to_string();
     let late_admin = uuid::Uuid::new_v4().to_string();
@@ -282,12 +277,7 @@ async fn add_member_rejects_bad_bodies(env: &'static Env) {
 
 async fn add_member_conflicts_and_not_found(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let a = app
-        .customer(Spec {
-            members: 1,
-            ..Spec::default()
-        })
-        .await;
+    let a = app.customer(Spec::with_members(1)).await;
     let b = app.customer(Spec::default()).await;
     for (customer, user) in [
         (&a.id, &a.members[0]),
@@ -333,18 +323,8 @@ async fn add_member_conflicts_and_not_found(env: &'static Env) {
 
 async fn remove_member_statuses(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let a = app
-        .customer(Spec {
-            members: 2,
-            ..Spec::default()
-        })
-        .await;
-    let b = app
-        .customer(Spec {
-            members: 1,
-            ..Spec::default()
-        })
-        .await;
+    let a = app.customer(Spec::with_members(2)).await;
+    let b = app.customer(Spec::with_members(1)).await;
     let remove = |customer: String, user: String| {
         let app = &app;
         async move {
@@ -479,12 +459,7 @@ async fn race_many_users_added_to_one_customer(env: &'static Env) {
 
 async fn race_adds_and_removes_keep_member_count_exact(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let c = app
-        .customer(Spec {
-            members: 20,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer(Spec::with_members(20)).await;
     let newcomers: Vec<String> = (0..20).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let adds = newcomers
         .iter()
@@ -513,12 +488,7 @@ async fn race_adds_and_removes_keep_member_count_exact(env: &'static Env) {
 
 async fn race_delete_against_adds_leaves_no_orphans(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let c = app
-        .customer(Spec {
-            members: 30,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer(Spec::with_members(30)).await;
     let users: Vec<String> = (0..20).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let adds = join_all(users.iter().map(|u| add(&app, &c.id, u, json!("user"))));
     let path = format!("/customer/{}", c.id);
@@ -544,12 +514,7 @@ async fn race_delete_against_adds_leaves_no_orphans(env: &'static Env) {
 
 async fn race_two_deletes_of_one_customer(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let c = app
-        .customer(Spec {
-            members: 120,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer(Spec::with_members(120)).await;
     let path = format!("/customer/{}", c.id);
     let (a, b) = futures_util::join!(
         app.admin(Method::DELETE, &path, None),

@@ -201,12 +201,7 @@ async fn emf_for_auth_failures_names_the_reason(env: &'static Env) {
 
 async fn emf_for_a_deletion_and_concurrent_writes(env: &'static Env) {
     let app = TestApp::new(env).await;
-    let c = app
-        .customer_with_stripe(Spec {
-            members: 2,
-            ..Spec::default()
-        })
-        .await;
+    let c = app.customer_with_stripe(Spec::with_members(2)).await;
     let (reply, docs) =
         emitted(app.admin(Method::DELETE, &format!("/customer/{}", c.id), None)).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
@@ -448,12 +443,7 @@ async fn deletion_monitor_counts_deleting_customers_and_their_age(env: &'static 
     // WHEN two of three customers are marked deleting, one after the other
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let c = app
-            .customer(Spec {
-                members: 2,
-                ..Spec::default()
-            })
-            .await;
+        let c = app.customer(Spec::with_members(2)).await;
         ids.push(CustomerId::parse(&c.id).unwrap());
     }
     let first = app.store.begin_deletion(&ids[0]).await.unwrap();

@@ -377,30 +377,8 @@ pub fn ttl(cache_control: Option<&str>, options: &JwksOptions) -> Duration {
 impl Jwks {
     /// `https://`, or `http://` on a loopback host.
     pub fn check_url(url: &str) -> Result<http::Uri, JwksError> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|_| JwksError::Url("not a URL".to_owned()))?;
-        let host = uri
-            .host()
-            .ok_or_else(|| JwksError::Url("the URL has no host".to_owned()))?;
-        match uri.scheme_str() {
-            Some("https") => Ok(uri),
-            Some("http") if is_loopback(host) => Ok(uri),
-            Some("http") => Err(JwksError::Url(
-                "must be https:// (plain http only on a loopback host)".to_owned(),
-            )),
-            _ => Err(JwksError::Url("must be an https:// URL".to_owned())),
-        }
+        crate::http::secure_url(url).map_err(|e| JwksError::Url(e.to_string()))
     }
-}
-
-/// Whether `host` is this machine.
-pub fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

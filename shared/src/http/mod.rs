@@ -3,6 +3,7 @@
 
 mod request;
 mod routes;
+mod url;
 
 use http::{StatusCode, header};
 use lambda_http::{Body, Response};
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 pub use request::{JsonObject, Query, json_object, path_param};
 pub use routes::{Endpoint, PREFIX, route};
+pub use url::{InsecureUrl, secure_url};
 
 /// A Lambda request from a plain HTTP request, with its query string parsed as
 /// API Gateway does (the local server and the tests use it).

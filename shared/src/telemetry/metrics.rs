@@ -539,8 +539,8 @@ pub fn cascade_step(step: Step, outcome: StepOutcome, duration: Duration) {
 }
 
 /// One Stripe call (its attempts included): `StripeCalls` (1) and `StripeErrors`
-/// (1 when it failed, else 0), by operation (`list subscriptions` is written
-/// `list_subscriptions`). An object Stripe answers is gone counts as a success.
+/// (1 when it failed, else 0), by operation (`delete customer` is written
+/// `delete_customer`). An object Stripe answers is gone counts as a success.
 pub fn stripe_call(operation: &str, ok: bool) {
     let operation = operation.trim().replace([' ', '-'], "_");
     Document::new()
