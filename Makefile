@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: dev test lint fmt install bench build fuzz clean
+.PHONY: dev test lint fmt install bench bench-scale build fuzz clean
 
 ## Run the service locally with demo data on http://127.0.0.1:$${PORT:-3000}.
 dev:
@@ -32,6 +32,10 @@ install:
 ## Latency, DynamoDB round trips and list cost by table size.
 bench: install
 	$(CARGO) run --release -p billing-tests --bin bench
+
+## Listings at 100,000 customers and 16 concurrent writers (minutes; not in `make test`).
+bench-scale: install
+	$(CARGO) run --release -p billing-tests --bin bench -- --scale 100000
 
 ## schemathesis against the local server (billing-dev serve, DynamoDB Local,
 ## localstripe, demo data): every check, >= 1,000 cases, fixed seed (infra/fuzz.sh).

@@ -22,9 +22,19 @@ use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::domain::{Customer, CustomerId};
-use crate::payments::{Closed, Payments, PaymentsError};
+#[cfg(feature = "stripe")]
+pub use crate::payments::{Payments, PaymentsError};
 use crate::store::{Store, StoreError};
 use crate::telemetry::metrics::{self, StepOutcome};
+
+/// The Stripe client of a build without the `stripe` feature: it has no value,
+/// so a cascade's `Option<Payments>` is always `None` and a customer with a
+/// Stripe customer stops at [`Step::CloseBilling`] with
+/// [`Failure::StripeNotConfigured`]. The functions that delete customers are
+/// built with the feature.
+#[cfg(not(feature = "stripe"))]
+#[derive(Debug, Clone)]
+pub enum Payments {}
 
 /// The time budget of one cascade run, DELETE request or stream consumer.
 ///
@@ -62,6 +72,15 @@ pub enum Step {
     DeleteRecord,
 }
 
+/// What closing a customer's billing did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// Whether this call deleted the Stripe customer (false: it was already gone).
+    pub customer_deleted: bool,
+    /// Stripe requests made (one per call, however many attempts it took).
+    pub calls: usize,
+}
+
 /// What a finished cascade did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deleted {
@@ -80,6 +99,7 @@ pub enum Failure {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Stripe.
+    #[cfg(feature = "stripe")]
     #[error(transparent)]
     Payments(#[from] PaymentsError),
     /// The customer has Stripe objects but no Stripe client is configured.
@@ -218,25 +238,12 @@ impl Cascade {
             step: Step::CloseBilling,
             failure: Failure::StripeNotConfigured,
         })?;
-        // Boxed: the Stripe client's futures nest deep, and every binary that runs
-        // the cascade would otherwise need a higher `recursion_limit` to lay out
-        // its future.
-        let closing: Pin<Box<dyn Future<Output = Result<Closed, Failure>> + Send + '_>> =
-            Box::pin(async move {
-                payments
-                    .close_customer(stripe_id, deadline)
-                    .await
-                    .map_err(|e| {
-                        // Stripe timing out on every attempt that fitted is the
-                        // budget running out, not an answer from Stripe.
-                        if e.timed_out() {
-                            Failure::OutOfTime
-                        } else {
-                            Failure::Payments(e)
-                        }
-                    })
-            });
-        let closed = bounded(Step::CloseBilling, deadline, closing).await?;
+        let closed = bounded(
+            Step::CloseBilling,
+            deadline,
+            close_customer(payments, stripe_id, deadline),
+        )
+        .await?;
         Ok(Some(closed))
     }
 
@@ -265,6 +272,42 @@ impl Cascade {
         )
         .await
     }
+}
+
+/// Deletes the Stripe customer (which cancels its subscriptions) within `deadline`.
+///
+/// Boxed: the Stripe client's futures nest deep, and every binary that runs the
+/// cascade would otherwise need a higher `recursion_limit` to lay out its future.
+#[cfg(feature = "stripe")]
+fn close_customer<'a>(
+    payments: &'a Payments,
+    stripe_id: &'a str,
+    deadline: Deadline,
+) -> Pin<Box<dyn Future<Output = Result<Closed, Failure>> + Send + 'a>> {
+    Box::pin(async move {
+        payments
+            .close_customer(stripe_id, deadline)
+            .await
+            .map_err(|e| {
+                // Stripe timing out on every attempt that fitted is the budget
+                // running out, not an answer from Stripe.
+                if e.timed_out() {
+                    Failure::OutOfTime
+                } else {
+                    Failure::Payments(e)
+                }
+            })
+    })
+}
+
+/// Without the `stripe` feature there is no [`Payments`] value to call.
+#[cfg(not(feature = "stripe"))]
+fn close_customer<'a>(
+    payments: &'a Payments,
+    _stripe_id: &'a str,
+    _deadline: Deadline,
+) -> Pin<Box<dyn Future<Output = Result<Closed, Failure>> + Send + 'a>> {
+    match *payments {}
 }
 
 /// Runs one step until it finishes or `deadline` passes (a step is not started

@@ -66,7 +66,7 @@ impl Cleanup {
     /// Handlers over a store, Stripe (for cascades) and an event publisher.
     pub fn new(
         store: Store,
-        payments: Option<crate::payments::Payments>,
+        payments: Option<crate::cascade::Payments>,
         publisher: Publisher,
     ) -> Self {
         Self {
@@ -132,14 +132,30 @@ impl Cleanup {
     /// Handles the records in order up to the first failure, which it returns with
     /// its record.
     async fn process<'e>(&self, event: &'e Event) -> Result<(), (&'e EventRecord, CleanupError)> {
+        let mut folded = std::collections::HashSet::new();
         for record in &event.records {
-            self.on_record(record).await.map_err(|err| (record, err))?;
+            self.on_record(record, &mut folded)
+                .await
+                .map_err(|err| (record, err))?;
         }
         Ok(())
     }
 
-    async fn on_record(&self, record: &EventRecord) -> Result<(), CleanupError> {
+    /// Handles one record; `folded` holds the directories this batch folded
+    /// already (a fold takes every pending delta, so once per batch is enough).
+    async fn on_record(
+        &self,
+        record: &EventRecord,
+        folded: &mut std::collections::HashSet<String>,
+    ) -> Result<(), CleanupError> {
         match stream_customer(record) {
+            Some(StreamCustomer::Counted(pk)) => {
+                if !folded.contains(&pk) {
+                    self.store.fold_index(&pk).await?;
+                    folded.insert(pk);
+                }
+                Ok(())
+            }
             Some(StreamCustomer::Deleting(id)) => self.finish_cascade(&id).await,
             Some(StreamCustomer::Removed(id)) => {
                 let at = if record.change.approximate_creation_date_time.timestamp() > 0 {

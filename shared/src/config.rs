@@ -100,6 +100,14 @@ impl ConfigError {
     pub fn missing(name: &str) -> Self {
         Self(format!("{name} is required"))
     }
+
+    /// `name` is set, but this function was built without the cargo feature
+    /// `feature` that uses it (see `billing-shared`'s features).
+    pub fn not_built_in(name: &str, feature: &str) -> Self {
+        Self(format!(
+            "{name} is set but this function is built without the `{feature}` feature"
+        ))
+    }
 }
 
 impl Config {

@@ -44,7 +44,8 @@ pub enum PublishError {
 /// Where events go.
 #[derive(Debug, Clone)]
 pub enum Publisher {
-    /// An EventBridge bus.
+    /// An EventBridge bus (with the `events` feature: cleanup-stream, billing-dev).
+    #[cfg(feature = "events")]
     EventBridge {
         /// The client.
         client: aws_sdk_eventbridge::Client,
@@ -64,21 +65,44 @@ impl Publisher {
     ) -> Result<(), PublishError> {
         let detail =
             serde_json::to_string(event).map_err(|e| PublishError::EventBridge(Box::new(e)))?;
-        let (client, bus) = match self {
+        match self {
             Self::Log => {
-                tracing::info!(detail_type = CUSTOMER_DELETED, %detail, "event");
-                return Ok(());
+                tracing::info!(detail_type = CUSTOMER_DELETED, time = at.timestamp(), %detail, "event");
             }
-            Self::EventBridge { client, bus } => (client, bus),
-        };
-        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            #[cfg(feature = "events")]
+            Self::EventBridge { client, bus } => {
+                eventbridge::put(client, bus, detail, at).await?;
+                tracing::info!(customer = %event.customer_id, event_id = %event.event_id, "published {CUSTOMER_DELETED}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Publishing to EventBridge (the `events` feature).
+#[cfg(feature = "events")]
+mod eventbridge {
+    use aws_sdk_eventbridge::Client;
+    use aws_sdk_eventbridge::primitives::DateTime;
+    use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+    use super::{CUSTOMER_DELETED, PublishError, SOURCE};
+    use crate::domain::Timestamp;
+
+    /// Puts one `customer.deleted` entry with `detail` on `bus`; an entry
+    /// EventBridge did not accept is an error.
+    pub(super) async fn put(
+        client: &Client,
+        bus: &str,
+        detail: String,
+        at: &Timestamp,
+    ) -> Result<(), PublishError> {
+        let entry = PutEventsRequestEntry::builder()
             .event_bus_name(bus)
             .source(SOURCE)
             .detail_type(CUSTOMER_DELETED)
             .detail(detail)
-            .time(aws_sdk_eventbridge::primitives::DateTime::from_secs(
-                at.timestamp(),
-            ))
+            .time(DateTime::from_secs(at.timestamp()))
             .build();
         let out = client
             .put_events()
@@ -98,7 +122,6 @@ impl Publisher {
                 .join("; ");
             return Err(PublishError::EventBridge(reason.into()));
         }
-        tracing::info!(customer = %event.customer_id, event_id = %event.event_id, "published {CUSTOMER_DELETED}");
         Ok(())
     }
 }

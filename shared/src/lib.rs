@@ -1,5 +1,11 @@
 //! The library every billing admin function links: configuration, telemetry,
 //! authentication, domain types, the single-table store and the HTTP handlers.
+//!
+//! Features, so that each function links only what it calls: `stripe` (the
+//! Stripe side of the deletion cascade, `payments`, and the demo data, `seed`)
+//! and `events` (publishing `customer.deleted` to EventBridge, see
+//! [`events::Publisher`]). Without them the same API compiles: the cascade has
+//! no Stripe client ([`cascade::Payments`] has no value) and events go to the log.
 
 pub mod api;
 pub mod auth;
@@ -13,8 +19,10 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod monitor;
+#[cfg(feature = "stripe")]
 pub mod payments;
 pub mod secrets;
+#[cfg(feature = "stripe")]
 pub mod seed;
 pub mod startup;
 pub mod store;

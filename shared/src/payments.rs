@@ -12,6 +12,7 @@ use stripe_billing::plan::{CreatePlan, CreatePlanInlineProductParams, CreatePlan
 use stripe_client_core::{RequestBuilder, StripeMethod};
 use stripe_core::customer::{CreateCustomer, CreateCustomerInvoiceSettings, DeleteCustomer};
 
+pub use crate::cascade::Closed;
 use crate::config::SecretSource;
 use crate::deadline::Deadline;
 use crate::domain::{CustomerId, TierName};
@@ -75,15 +76,6 @@ impl PaymentsError {
                 }
         )
     }
-}
-
-/// What closing a customer's billing did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Closed {
-    /// Whether this call deleted the Stripe customer (false: it was already gone).
-    pub customer_deleted: bool,
-    /// Stripe requests made (one per call, however many attempts it took).
-    pub calls: usize,
 }
 
 /// How one Stripe call is attempted with the time left before a deadline.

@@ -1,17 +1,21 @@
 //! Cold start: clients built once, secrets fetched once and concurrently.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aws_config::SdkConfig;
 use secrecy::ExposeSecret;
 
 use crate::auth::{Jwks, JwksError, JwksOptions, JwtVerifier, pem_key};
 use crate::aws;
-use crate::config::{Config, ConfigError, KeySource};
+use crate::cascade::Payments;
+use crate::config::{Config, ConfigError, KeySource, SecretSource, StripeConfig};
 use crate::events::Publisher;
-use crate::payments::{Payments, PaymentsError};
+#[cfg(feature = "stripe")]
+use crate::payments::PaymentsError;
 use crate::secrets::{self, Refreshing, SecretError};
 use crate::store::Store;
+
+type SecretsManager = aws_sdk_secretsmanager::Client;
 
 /// Why a function could not start.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,7 @@ pub enum InitError {
     #[error(transparent)]
     Jwks(#[from] JwksError),
     /// The Stripe client could not be built.
+    #[cfg(feature = "stripe")]
     #[error(transparent)]
     Payments(#[from] PaymentsError),
 }
@@ -36,9 +41,9 @@ pub struct Dependencies {
     pub store: Store,
     /// Token verification, when configured (HTTP functions).
     pub jwt: Option<JwtVerifier>,
-    /// Stripe, when configured.
+    /// Stripe, when configured (never without the `stripe` feature).
     pub payments: Option<Payments>,
-    /// Where events go.
+    /// Where events go (the log only without the `events` feature).
     pub publisher: Publisher,
     /// Grace the stream consumer gives a cascade in progress.
     pub cascade_grace: std::time::Duration,
@@ -46,32 +51,39 @@ pub struct Dependencies {
 
 impl Dependencies {
     /// Builds every client and fetches the JWT key and the Stripe key at once;
-    /// both are read again every [`secrets::REFRESH_AFTER`].
+    /// those kept in Secrets Manager are read again every
+    /// [`secrets::REFRESH_AFTER`]. The Secrets Manager client is built only
+    /// when one of them is kept there.
     pub async fn build(config: &Config, sdk: &SdkConfig) -> Result<Self, InitError> {
-        let secrets = aws::secrets_manager(sdk, config.secrets_endpoint.as_deref());
+        let secrets_client = OnceLock::new();
+        let secrets = || {
+            secrets_client
+                .get_or_init(|| aws::secrets_manager(sdk, config.secrets_endpoint.as_deref()))
+                .clone()
+        };
         let payments = async {
             let Some(stripe) = &config.stripe else {
                 return Ok(None);
             };
-            Payments::from_secret(
-                &stripe.base_url,
-                stripe.secret_key.clone(),
-                secrets.clone(),
-                secrets::REFRESH_AFTER,
-            )
-            .await
-            .map(Some)
-            .map_err(InitError::from)
+            payments(stripe, &secrets).await.map(Some)
         };
         let jwt = async {
             let Some(auth) = &config.auth else {
                 return Ok(None);
             };
             Ok::<_, InitError>(Some(match &auth.keys {
+                KeySource::Pem(SecretSource::Value(pem)) => {
+                    JwtVerifier::new(pem.expose_secret().as_bytes(), &auth.jwt).map_err(|e| {
+                        SecretError::Unusable {
+                            id: "JWT_PUBLIC_KEY".to_owned(),
+                            reason: e.to_string(),
+                        }
+                    })?
+                }
                 KeySource::Pem(source) => {
                     let key = Refreshing::load(
                         source.clone(),
-                        secrets.clone(),
+                        secrets(),
                         Box::new(|pem| {
                             pem_key(pem.expose_secret().as_bytes()).map_err(|e| e.to_string())
                         }),
@@ -89,10 +101,7 @@ impl Dependencies {
         };
         let (jwt, payments) = tokio::try_join!(jwt, payments)?;
         let publisher = match &config.event_bus {
-            Some(bus) => Publisher::EventBridge {
-                client: aws::eventbridge(sdk, config.eventbridge_endpoint.as_deref()),
-                bus: bus.clone(),
-            },
+            Some(bus) => event_bridge(config, sdk, bus)?,
             None => Publisher::Log,
         };
         let store = Store::new(
@@ -114,4 +123,45 @@ impl Dependencies {
         let sdk = aws::sdk_config(config.region.as_deref()).await;
         Self::build(&config, &sdk).await
     }
+}
+
+/// Stripe with the key given, or with the key read from Secrets Manager now
+/// and again every [`secrets::REFRESH_AFTER`].
+#[cfg(feature = "stripe")]
+async fn payments(
+    stripe: &StripeConfig,
+    secrets: &impl Fn() -> SecretsManager,
+) -> Result<Payments, InitError> {
+    Ok(match &stripe.secret_key {
+        SecretSource::Value(key) => Payments::new(&stripe.base_url, key)?,
+        source => {
+            let (url, ttl) = (&stripe.base_url, secrets::REFRESH_AFTER);
+            Payments::from_secret(url, source.clone(), secrets(), ttl).await?
+        }
+    })
+}
+
+/// Without the `stripe` feature there is no Stripe client: Stripe settings are
+/// a mistake (a function that deletes customers built without it).
+#[cfg(not(feature = "stripe"))]
+async fn payments(
+    _: &StripeConfig,
+    _: &impl Fn() -> SecretsManager,
+) -> Result<Payments, InitError> {
+    Err(ConfigError::not_built_in("STRIPE_SECRET_KEY(_SECRET_ID)", "stripe").into())
+}
+
+/// Events to the EventBridge bus `bus`.
+#[cfg(feature = "events")]
+fn event_bridge(config: &Config, sdk: &SdkConfig, bus: &str) -> Result<Publisher, InitError> {
+    Ok(Publisher::EventBridge {
+        client: aws::eventbridge(sdk, config.eventbridge_endpoint.as_deref()),
+        bus: bus.to_owned(),
+    })
+}
+
+/// Without the `events` feature events go to the log only: a bus is a mistake.
+#[cfg(not(feature = "events"))]
+fn event_bridge(_: &Config, _: &SdkConfig, _: &str) -> Result<Publisher, InitError> {
+    Err(ConfigError::not_built_in("EVENT_BUS_NAME", "events").into())
 }

@@ -1,9 +1,10 @@
 //! The benchmark (`make bench`): the warm-path cost of token verification per
 //! algorithm, DynamoDB round trips per request, latency of each endpoint next to
-//! its raw DynamoDB call, list cost vs table size, and the cold start of a
-//! function binary. Starts DynamoDB Local itself and stops it by PID.
+//! its raw DynamoDB call, list cost vs table size, and the cold start of the
+//! function binaries next to two baselines. Starts DynamoDB Local itself and
+//! stops it by PID.
 //!
-//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start] [--tokens-only]`
+//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start] [--cold-start-only] [--tokens-only]`
 
 // The handlers' futures (deadlines, spans) nest deeper than the default limit allows.
 #![recursion_limit = "256"]
@@ -14,6 +15,7 @@ mod endpoints;
 mod harness;
 mod listing;
 mod report;
+mod scale;
 mod tokens;
 
 use std::path::Path;
@@ -27,9 +29,13 @@ use billing_tests::servers::{Server, repo_root};
 use crate::counter::Counter;
 use crate::harness::{App, Result};
 
-const USAGE: &str = "usage: bench [--large] [--no-cold-start] [--tokens-only]
+const USAGE: &str =
+    "usage: bench [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--scale N]
   --large          also list at 100,000 customers (seeding takes minutes)
-  --no-cold-start  skip the cold start of the list-customers binary
+  --scale N        only the listings at N customers and the concurrent writers
+                   (`make bench-scale`: 100,000)
+  --no-cold-start  skip the cold start of the function binaries and baselines
+  --cold-start-only  only the cold start (its own DynamoDB Local and table)
   --tokens-only    only the token verification section (no DynamoDB)";
 
 /// Command-line options.
@@ -37,7 +43,9 @@ const USAGE: &str = "usage: bench [--large] [--no-cold-start] [--tokens-only]
 struct Args {
     large: bool,
     cold_start: bool,
+    cold_start_only: bool,
     tokens_only: bool,
+    scale: Option<usize>,
 }
 
 impl Args {
@@ -45,12 +53,20 @@ impl Args {
         let mut parsed = Self {
             large: false,
             cold_start: true,
+            cold_start_only: false,
             tokens_only: false,
+            scale: None,
         };
-        for arg in args {
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
             match arg.as_str() {
+                "--scale" => {
+                    let n = args.next().and_then(|n| n.parse().ok());
+                    parsed.scale = Some(n.ok_or("--scale takes a number of customers")?);
+                }
                 "--large" => parsed.large = true,
                 "--no-cold-start" => parsed.cold_start = false,
+                "--cold-start-only" => parsed.cold_start_only = true,
                 "--tokens-only" => parsed.tokens_only = true,
                 "-h" | "--help" => return Ok(None),
                 other => return Err(format!("unknown argument {other:?}")),
@@ -106,6 +122,45 @@ fn main() -> ExitCode {
     // Sections 1-2 and 3-4 each get a fresh DynamoDB Local: every write into one gets
     // slower after large transactions (member batches, cascades): seeding 1k customers
     // fell from about 50/s to 6/s after sections 1-2 on the same server.
+    if args.cold_start_only {
+        let outcome = with_dynamodb(
+            &runtime,
+            &log_dir,
+            "dynamodb-local-cold-start",
+            async |url| {
+                let (client, counter) = client(url).await;
+                cold_start::run(&client, &counter, url, &log_dir)
+                    .await?
+                    .print();
+                Ok(())
+            },
+        );
+        runtime.shutdown_timeout(Duration::from_secs(2));
+        return match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("bench: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(n) = args.scale {
+        let outcome = with_dynamodb(&runtime, &log_dir, "dynamodb-local-scale", async |url| {
+            let (client, counter) = client(url).await;
+            for table in scale::run(&client, &counter, n).await? {
+                table.print();
+            }
+            Ok(())
+        });
+        runtime.shutdown_timeout(Duration::from_secs(2));
+        return match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("bench: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let outcome = runtime
         .block_on(tokens::run())
         .map(|table| table.print())
@@ -134,10 +189,12 @@ fn main() -> ExitCode {
             }
             with_dynamodb(&runtime, &log_dir, "dynamodb-local-listing", async |url| {
                 let (client, counter) = client(url).await;
-                let (report, table) = listing::run(&client, &counter, args.large).await?;
+                let (report, _) = listing::run(&client, &counter, args.large).await?;
                 report.print();
                 if args.cold_start {
-                    cold_start::run(url, &table, &log_dir).await?.print();
+                    cold_start::run(&client, &counter, url, &log_dir)
+                        .await?
+                        .print();
                 }
                 Ok(())
             })

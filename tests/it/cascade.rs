@@ -19,7 +19,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::TestFn;
-use crate::members::items_of;
+use crate::members::{items_of, records_of};
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     crate::trials![
@@ -182,7 +182,7 @@ async fn stripe_retries_only_where_stripe_says_it_is_safe(env: &'static Env) {
             "Stripe-Should-Retry: {should_retry:?}"
         );
         assert_eq!(
-            items_of(&app, &c.id).await,
+            records_of(&app, &c.id).await,
             1 + 3,
             "a Stripe failure changes nothing else"
         );
@@ -309,7 +309,7 @@ async fn assert_consistent_while_stopped(app: &TestApp, c: &Seeded) {
         .unwrap()
         .expect("record kept until last");
     assert_eq!(
-        items_of(app, &c.id).await as u64,
+        records_of(app, &c.id).await as u64,
         1 + stored.member_count,
         "memberCount matches member items"
     );
@@ -596,7 +596,7 @@ async fn delete_out_of_time(env: &Env, app: &TestApp, c: &Seeded) {
     // and the customer stays deleting: hidden, closed, nothing else changed
     assert_consistent_while_stopped(app, c).await;
     assert_eq!(
-        items_of(app, &c.id).await,
+        records_of(app, &c.id).await,
         1 + 1 + c.members.len(),
         "no member removed"
     );
@@ -694,7 +694,7 @@ async fn a_stream_batch_reports_its_failed_record(env: &'static Env) {
     assert_eq!(items_of(&app, &a.id).await, 0, "a finished");
     for x in [&b, &c, &d] {
         assert_consistent_while_stopped(&app, x).await;
-        assert_eq!(items_of(&app, &x.id).await, 4, "{} untouched", x.id);
+        assert_eq!(records_of(&app, &x.id).await, 4, "{} untouched", x.id);
     }
     // A batch whose records all succeed reports nothing.
     let e = app.customer(Spec::default()).await;

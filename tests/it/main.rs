@@ -7,6 +7,7 @@ mod cli;
 mod contract;
 mod customers;
 mod jwks;
+mod listings;
 mod members;
 mod telemetry;
 
@@ -51,6 +52,7 @@ fn main() {
         contract::trials(),
         customers::trials(),
         jwks::trials(),
+        listings::trials(),
         members::trials(),
         telemetry::trials(),
     ]

@@ -44,6 +44,57 @@ pub async fn items_of(app: &TestApp, customer: &str) -> usize {
     out.items.unwrap_or_default().len()
 }
 
+/// How many of a customer's items are its record or a member item.
+pub async fn records_of(app: &TestApp, customer: &str) -> usize {
+    let id = billing::domain::CustomerId::parse(customer).unwrap();
+    let out = app
+        .store
+        .client()
+        .query()
+        .table_name(app.store.table_name())
+        .key_condition_expression("PK = :pk")
+        .filter_expression("#type IN (:customer, :member)")
+        .expression_attribute_names("#type", "type")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(billing::store::table::customer_pk(&id)),
+        )
+        .expression_attribute_values(
+            ":customer",
+            aws_sdk_dynamodb::types::AttributeValue::S("customer".into()),
+        )
+        .expression_attribute_values(
+            ":member",
+            aws_sdk_dynamodb::types::AttributeValue::S("member".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    out.items.unwrap_or_default().len()
+}
+
+/// Every member, through numbered pages of `limit`: user ids in listing order.
+pub async fn member_pages(app: &TestApp, customer: &str, limit: u32) -> Vec<String> {
+    let first = app
+        .get(&format!("/customer/{customer}/members?limit={limit}"))
+        .await;
+    let pages = first.json["pages"].as_u64().unwrap();
+    let mut ids = Vec::new();
+    for page in 1..=pages {
+        let reply = app
+            .get(&format!(
+                "/customer/{customer}/members?page={page}&limit={limit}"
+            ))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        for m in reply.json["members"].as_array().unwrap() {
+            ids.push(m["userID"].as_str().unwrap().to_owned());
+        }
+    }
+    ids
+}
+
 /// Two concurrent DELETEs of one customer: 204 and 204, or 204 and 404.
 pub fn assert_deleted_by_one_or_both(a: &billing_tests::Reply, b: &billing_tests::Reply) {
     let mut statuses = [a.status, b.status];
@@ -480,10 +531,23 @@ async fn race_adds_and_removes_keep_member_count_exact(env: &'static Env) {
     assert_eq!((added, removed), (20, 20));
     assert_eq!(member_count(&app, &c.id).await, 21);
     assert_eq!(
-        items_of(&app, &c.id).await,
+        records_of(&app, &c.id).await,
         1 + 21,
         "record + one member item per counted member"
     );
+    // The members' directory agrees: numbered pages of 4 hold each member once.
+    let paged = member_pages(&app, &c.id, 4).await;
+    let all = app
+        .get(&format!("/customer/{}/members?limit=100", c.id))
+        .await;
+    let listed: Vec<String> = all.json["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["userID"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(paged, listed);
+    assert_eq!(paged.len(), 21);
 }
 
 async fn race_delete_against_adds_leaves_no_orphans(env: &'static Env) {

@@ -1,5 +1,6 @@
 //! `billing-dev`: run and feed the local stack.
 
+mod reindex;
 mod remote;
 mod server;
 
@@ -27,7 +28,7 @@ use clap::{Parser, Subcommand};
 struct Cli {
     /// Act on this table of a deployed stack in AWS instead of the local
     /// stack, with the standard AWS credential chain (environment, profiles,
-    /// SSO). Only the API key commands run this way.
+    /// SSO). Only the API key commands and reindex run this way.
     #[arg(long, global = true, value_name = "TABLE")]
     aws_table: Option<String>,
     /// AWS region for --aws-table (else the credential chain's region).
@@ -98,6 +99,16 @@ enum Command {
         /// The key id (`apiKey`).
         key: String,
     },
+    /// Re-project the table into the listings: give every active customer its
+    /// entry and count in each listing it belongs to (once), fold the counts,
+    /// and drop the counters of the listing indexes the listings replaced.
+    /// Safe while the table serves requests; rerun it to resume.
+    Reindex {
+        /// Save the scan's position here after every page, and resume from it
+        /// when the file exists (deleted when the scan completes).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -131,13 +142,19 @@ async fn main() -> ExitCode {
 
 /// The API key commands against a deployed stack's table.
 async fn remote_keys(target: &remote::Target, command: Command) -> Result<(), Error> {
-    if !matches!(
-        command,
-        Command::ApiKey { .. } | Command::ListApiKeys | Command::RevokeApiKey { .. }
-    ) {
-        return Err("--aws-table runs only api-key, list-api-keys and revoke-api-key".into());
-    }
-    let store = target.store().await?;
+    let store = match command {
+        Command::ApiKey { .. } | Command::ListApiKeys | Command::RevokeApiKey { .. } => {
+            target.store().await?
+        }
+        Command::Reindex { checkpoint } => {
+            return reindex::run(&target.store().await?, checkpoint.as_deref()).await;
+        }
+        _ => {
+            return Err(
+                "--aws-table runs only api-key, list-api-keys, revoke-api-key and reindex".into(),
+            );
+        }
+    };
     keys(&store, command).await
 }
 
@@ -235,6 +252,7 @@ async fn run(command: Command) -> Result<(), Error> {
         @ (Command::ApiKey { .. } | Command::ListApiKeys | Command::RevokeApiKey { .. }) => {
             keys(&store, command).await?
         }
+        Command::Reindex { checkpoint } => reindex::run(&store, checkpoint.as_deref()).await?,
         Command::Token { .. } => {}
     }
     Ok(())

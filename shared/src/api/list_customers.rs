@@ -3,28 +3,30 @@ use lambda_http::{Body, Request, Response};
 
 use super::State;
 use super::views::{CustomerList, CustomerSummary};
-use crate::domain::{PageRequest, SubscriptionStatus, TierName, pages};
+use crate::domain::{SubscriptionStatus, TierName, pages};
 use crate::error::ApiError;
 use crate::http::{Query, json};
 use crate::store::Listing;
 
-/// `GET /customers?page&limit&tierName&status`
+/// `GET /customers?page&limit&tierName&status&cursor`
 pub async fn run(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
     let query = Query::of(req);
-    let page = PageRequest::parse(query.single("page")?, query.single("limit")?)?;
     let tier = query.single("tierName")?.map(TierName::parse).transpose()?;
     let status = query
         .single("status")?
         .map(SubscriptionStatus::parse)
         .transpose()?;
-    let found = state
-        .store
-        .list_customers(&Listing::for_filters(tier, status), page)
-        .await?;
+    let listing = Listing::for_filters(tier, status);
+    let scope = listing.key();
+    let (at, limit) = state.cursors.page_at(&query, &scope)?;
+    let found = state.store.list_customers(&listing, at).await?;
     let body = CustomerList {
         customers: found.items.iter().map(CustomerSummary::from).collect(),
         items: found.total,
-        pages: pages(found.total, page.limit),
+        pages: pages(found.total, limit),
+        next: found
+            .more_after
+            .map(|after| state.cursors.seal(&scope, &after)),
     };
     Ok(json(StatusCode::OK, &body))
 }

@@ -2,6 +2,7 @@
 //! map the result to HTTP.
 
 mod add_member;
+mod cursor;
 mod delete_customer;
 mod get_customer;
 mod list_customers;
@@ -17,11 +18,11 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::auth::{Authenticator, BILLING_ADMIN, JwtVerifier};
-use crate::cascade::Cascade;
+use crate::cascade::{Cascade, Payments};
 use crate::config::ConfigError;
+pub use cursor::Cursors;
 use crate::error::ApiError;
 use crate::http::Endpoint;
-use crate::payments::Payments;
 use crate::startup::{Dependencies, InitError};
 use crate::store::Store;
 use crate::telemetry::metrics::{self, RequestIds};
@@ -35,6 +36,8 @@ pub struct State {
     pub auth: Authenticator,
     /// The deletion cascade.
     pub cascade: Cascade,
+    /// Listing cursors.
+    pub cursors: Cursors,
 }
 
 impl State {
@@ -43,9 +46,27 @@ impl State {
         Self {
             auth: Authenticator::new(jwt, store.clone()),
             cascade: Cascade::new(store.clone(), payments),
+            cursors: Cursors::new(random_key()),
             store,
         }
     }
+
+    /// This state, sealing and opening listing cursors under `key`.
+    pub fn with_cursor_key(self, key: &str) -> Self {
+        Self {
+            cursors: Cursors::new(key),
+            ..self
+        }
+    }
+}
+
+/// A key for cursors that only this process opens (tests, one local server).
+fn random_key() -> Vec<u8> {
+    let mut key = vec![0; 32];
+    // Without randomness the key is fixed: cursors stay tamper-evident
+    // against clients, only not secret.
+    let _ = getrandom::fill(&mut key);
+    key
 }
 
 impl TryFrom<Dependencies> for State {

@@ -98,6 +98,9 @@ pub struct CustomerList<'a> {
     pub items: u64,
     /// Total pages.
     pub pages: u64,
+    /// Cursor of the page after this one, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// A page of members.
@@ -109,4 +112,7 @@ pub struct MemberList {
     pub items: u64,
     /// Total pages.
     pub pages: u64,
+    /// Cursor of the page after this one, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }

@@ -1,16 +1,16 @@
 //! Customer records, their listing counters and the deleting state.
 
-use crate::domain::{
-    Customer, CustomerId, CustomerState, NewCustomer, PageRequest, Timestamp, now, time,
-};
+use crate::domain::{Customer, CustomerId, CustomerState, NewCustomer, Timestamp, now, time};
 
+use super::rank::{Directory, slot};
+use super::ranked::{Ranked, Window};
 use super::table::{
     CUSTOMER_ACTIVE, CUSTOMER_DELETING, CustomerItem, DELETING_INDEX, DELETING_PARTITION,
-    DELETING_SINCE, IN_PARTITION, Item, Listing, MARK_DELETING, NOT_EXISTS, counter_update,
-    counter_value, counter_values, customer_key, deleting_sort, is_counter, n, s,
+    DELETING_SINCE, EXISTS, EntryItem, IN_PARTITION, Item, Listing, MARK_DELETING, NOT_EXISTS, SK,
+    customer_key, deleting_sort, dir_delta_item, entry_key, n, s,
 };
 use super::tx::{Tx, TxError};
-use super::{Page, Store, StoreError, Window, observe};
+use super::{Page, PageAt, Store, StoreError, observe};
 
 /// The customers in the deleting state: how many, and since when the oldest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,38 +44,48 @@ impl Store {
         .await
     }
 
-    /// One page of active customers in a listing, by `createdAt` then `id`, with the
-    /// listing's total: a single query for page 1 (the total sorts first).
+    /// One page of active customers in a listing, by `createdAt` then `id`, with
+    /// the listing's total. Page 1 and the page after a cursor: the listing's
+    /// directory and its entries, read at once. Page *n*: the directory, then
+    /// (deep in a day) that day's slots, then the entries from the page's slot.
     pub async fn list_customers(
         &self,
         listing: &Listing,
-        page: PageRequest,
+        at: PageAt,
     ) -> Result<Page<Customer>, StoreError> {
-        let span = store_span!(
-            "list_customers",
-            index = listing.index(),
-            page = page.page,
-            limit = page.limit
-        );
+        let span = store_span!("list_customers", listing = %listing.key(), at = ?at);
         observe(span, async {
-            let window = Window {
-                index: listing.index(),
-                partition_attr: listing.index_pk(),
-                partition: listing.partition(),
+            let r = Ranked {
+                dir_pk: listing.index_pk(),
+                index: None,
+                entries_pk: listing.entries_pk(),
+                sort_attr: SK,
+                sort_prefix: "",
                 consistent: false,
-                skip: page.offset(),
-                take: page.limit,
             };
-            let (header, items) = self
-                .read_window(window, |i| is_counter(i).then(|| counter_value(i)))
-                .await?;
-            let items = items
+            let (dir, entries) = match at.window() {
+                w @ (Window::After { .. } | Window::Offset { offset: 0, .. }) => {
+                    let (dir, entries) = tokio::join!(
+                        self.read_directory(&r.dir_pk),
+                        self.read_entries(&r, None, w)
+                    );
+                    (Directory::from_items(&dir?)?, entries?)
+                }
+                w => {
+                    let dir = Directory::from_items(&self.read_directory(&r.dir_pk).await?)?;
+                    let entries = self.read_entries(&r, Some(&dir), w).await?;
+                    (dir, entries)
+                }
+            };
+            let items = entries
+                .items
                 .into_iter()
-                .map(decode_customer)
-                .collect::<Result<_, _>>()?;
+                .map(|i| Ok(serde_dynamo::from_item::<_, EntryItem>(i)?.into_customer()?))
+                .collect::<Result<_, StoreError>>()?;
             Ok(Page {
                 items,
-                total: header.as_ref().map_or(0, counter_value),
+                total: dir.total(),
+                more_after: entries.more_after,
             })
         })
         .await
@@ -85,14 +95,19 @@ impl Store {
     pub async fn create_customer(&self, customer: &NewCustomer) -> Result<(), StoreError> {
         let span = store_span!("create_customer", customer = %customer.id);
         observe(span, async {
-            let item = serde_dynamo::to_item(CustomerItem::new(customer))?;
-            let mut tx = self.tx().put("customer", item, NOT_EXISTS, &[])?;
+            let record = CustomerItem::new(customer);
+            let listed = decode_customer(serde_dynamo::to_item(&record)?)?;
+            let mut tx =
+                self.tx()
+                    .put("customer", serde_dynamo::to_item(record)?, NOT_EXISTS, &[])?;
             for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
-                tx = count(tx, &listing, 1)?;
+                let entry = serde_dynamo::to_item(EntryItem::new(&listing, &listed))?;
+                tx = tx.put("entry", entry, NOT_EXISTS, &[])?;
+                tx = count(tx, &listing, &listed, 1)?;
             }
             match tx.commit().await {
                 Ok(()) => Ok(()),
-                Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                Err(TxError::Cancelled(c)) if c.failed("customer") || c.failed("entry") => {
                     Err(StoreError::CustomerExists)
                 }
                 Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
@@ -106,8 +121,9 @@ impl Store {
     /// read and closes it to new members; returns it. Resumes (returns it as is)
     /// when it is already deleting.
     ///
-    /// The record leaves every listing index and enters GSI1's `DELETING`
-    /// partition, sorted by `deletingSince` (see [`Store::deleting_customers`]).
+    /// The customer's entries leave every listing, and its record enters GSI1's
+    /// `DELETING` partition, sorted by `deletingSince` (see
+    /// [`Store::deleting_customers`]).
     pub async fn begin_deletion(&self, id: &CustomerId) -> Result<Customer, StoreError> {
         observe(store_span!("begin_deletion", customer = %id), async {
             for _ in 0..3 {
@@ -134,7 +150,9 @@ impl Store {
                     ],
                 )?;
                 for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
-                    tx = count(tx, &listing, -1)?;
+                    let entry = entry_key(&listing, &customer.created_at, id);
+                    tx = tx.delete("entry", entry, EXISTS, &[])?;
+                    tx = count(tx, &listing, &customer, -1)?;
                 }
                 match tx.commit().await {
                     Ok(()) => {
@@ -222,15 +240,17 @@ impl Store {
     }
 }
 
-/// Adds `delta` to a listing's counter in `tx`.
-fn count<'s>(tx: Tx<'s>, listing: &Listing, delta: i64) -> Result<Tx<'s>, StoreError> {
-    tx.update(
-        "counter",
-        listing.counter_key(),
-        &counter_update(listing.index_pk()),
-        None,
-        &counter_values(listing, delta),
-    )
+/// Counts `delta` more (or fewer) entries for `customer` in a listing, in `tx`:
+/// a new delta item, so concurrent writers never share an item.
+fn count<'s>(
+    tx: Tx<'s>,
+    listing: &Listing,
+    customer: &Customer,
+    delta: i64,
+) -> Result<Tx<'s>, StoreError> {
+    let at = slot("", &time::to_seconds(&customer.created_at));
+    let item = dir_delta_item(&listing.index_pk(), &at, delta);
+    tx.put("delta", item, NOT_EXISTS, &[])
 }
 
 /// The `deletingSince` of an entry of the `DELETING` partition.

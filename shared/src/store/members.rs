@@ -1,72 +1,97 @@
 //! Memberships: a member item in the customer's partition (listing, by rank) and a
-//! membership item keyed by the user (one customer per user), always written together.
+//! membership item keyed by the user (one customer per user), always written
+//! together with the customer's count, its listing entries' counts and its
+//! members' directory.
 
-use crate::domain::{CustomerId, CustomerState, Member, PageRequest, Role, UserId};
+use crate::domain::{Customer, CustomerId, CustomerState, Member, Role, UserId, time};
 
 use super::customers::{decode_customer, unexpected};
+use super::rank::{Additions, slot};
+use super::ranked::{Ranked, Window, add_to_directory};
 use super::table::{
-    ADD_MEMBERS, CUSTOMER_ACTIVE, CUSTOMER_DELETING, CustomerItem, EXISTS, MEMBER_PREFIX,
-    MEMBER_REMOVABLE, MEMBERS_INDEX, MemberItem, MembershipItem, customer_key, customer_pk,
-    member_key, membership_key, n, s,
+    ADD_ENTRY_MEMBERS, ADD_MEMBERS, CUSTOMER_ACTIVE, CUSTOMER_DELETING, CustomerItem, EXISTS,
+    LSI1SK, Listing, MEMBER_IS, MEMBER_PREFIX, MEMBERS_INDEX, MemberItem, MembershipItem,
+    NOT_EXISTS, customer_key, customer_pk, dir, entry_key, member_group, member_key,
+    membership_key, n, s,
 };
-use super::tx::TxError;
-use super::{Page, Store, StoreError, Window, observe};
+use super::tx::{Tx, TxError};
+use super::{Page, PageAt, Store, StoreError, observe};
 
-/// Members written per transaction: two items each plus the customer's count, within
-/// DynamoDB's 100 actions.
-pub const MEMBERS_PER_TRANSACTION: usize = 49;
+/// Writes per transaction: DynamoDB's limit.
+const MAX_WRITES: usize = 100;
+
+/// Members deleted per transaction by the cascade: two items each plus the
+/// customer's count, within DynamoDB's 100 actions.
+const DELETES_PER_TRANSACTION: usize = 49;
+
+/// Attempts at a membership change whose customer changes listings meanwhile.
+const ATTEMPTS: usize = 3;
 
 /// Condition on a membership item being removed with its member item.
 const MEMBERSHIP_GONE_OR_OF: &str = "attribute_not_exists(#pk) OR #customer = :customer";
 
 impl Store {
-    /// One page of an active customer's members (owner, admins, users, then by join
-    /// time) and their total: one strongly consistent query for page 1.
+    /// One page of an active customer's members (owner, admins, users, then by
+    /// join time) and their total (`memberCount`), strongly consistent: the
+    /// customer record with the members' directory, and the members from the
+    /// page's slot (at once for page 1 and after a cursor).
     pub async fn list_members(
         &self,
         customer: &CustomerId,
-        page: PageRequest,
+        at: PageAt,
     ) -> Result<Page<Member>, StoreError> {
-        let span =
-            store_span!("list_members", customer = %customer, page = page.page, limit = page.limit);
+        let span = store_span!("list_members", customer = %customer, at = ?at);
         observe(span, async {
-            let window = Window {
-                index: MEMBERS_INDEX,
-                partition_attr: super::table::PK,
-                partition: customer_pk(customer),
+            let r = Ranked {
+                dir_pk: customer_pk(customer),
+                index: Some(MEMBERS_INDEX),
+                entries_pk: customer_pk(customer),
+                sort_attr: LSI1SK,
+                sort_prefix: MEMBER_PREFIX,
                 consistent: true,
-                skip: page.offset(),
-                take: page.limit,
             };
-            let (header, items) = self
-                .read_window(window, |i| {
-                    CustomerItem::is_one(i).then(|| {
-                        serde_dynamo::from_item::<_, CustomerItem>(i.clone())
-                            .ok()
-                            .and_then(|c| c.into_customer().ok())
-                            .map_or(0, |c| c.member_count)
-                    })
-                })
-                .await?;
-            let header = header.ok_or(StoreError::CustomerNotFound)?;
-            let owner = decode_customer(header)?;
+            let (dir, entries) = match at.window() {
+                w @ (Window::After { .. } | Window::Offset { offset: 0, .. }) => {
+                    let (dir, entries) = tokio::join!(
+                        self.read_directory(&r.dir_pk),
+                        self.read_entries(&r, None, w)
+                    );
+                    (dir?, Some(entries?))
+                }
+                _ => (self.read_directory(&r.dir_pk).await?, None),
+            };
+            let record = dir
+                .iter()
+                .find(|i| CustomerItem::is_one(i))
+                .cloned()
+                .ok_or(StoreError::CustomerNotFound)?;
+            let owner = decode_customer(record)?;
             if owner.state != CustomerState::Active {
                 return Err(StoreError::CustomerNotFound);
             }
-            let items = items
+            let entries = match entries {
+                Some(e) => e,
+                None => {
+                    let directory = super::rank::Directory::from_items(&dir)?;
+                    self.read_entries(&r, Some(&directory), at.window()).await?
+                }
+            };
+            let items = entries
+                .items
                 .into_iter()
                 .map(|i| Ok(serde_dynamo::from_item::<_, MemberItem>(i)?.into_member()?))
                 .collect::<Result<_, StoreError>>()?;
             Ok(Page {
                 items,
                 total: owner.member_count,
+                more_after: entries.more_after,
             })
         })
         .await
     }
 
-    /// Adds members to an active customer, `MEMBERS_PER_TRANSACTION` per atomic
-    /// transaction; each user must not belong to any customer yet.
+    /// Adds members to an active customer, as many per atomic transaction as
+    /// fit; each user must not belong to any customer yet.
     pub async fn add_members(
         &self,
         customer: &CustomerId,
@@ -74,41 +99,42 @@ impl Store {
     ) -> Result<(), StoreError> {
         let span = store_span!("add_members", customer = %customer, members = members.len());
         observe(span, async {
-            for chunk in members.chunks(MEMBERS_PER_TRANSACTION) {
-                let mut tx = self.tx().update(
-                    "customer",
-                    customer_key(customer),
-                    ADD_MEMBERS,
-                    Some(CUSTOMER_ACTIVE),
-                    &[(":delta", n(chunk.len() as i64)), (":active", s("active"))],
-                )?;
-                for m in chunk {
-                    let membership = MembershipItem::new(customer, &m.user_id, m.role);
-                    tx = tx.put(
-                        "membership",
-                        serde_dynamo::to_item(membership)?,
-                        super::table::NOT_EXISTS,
-                        &[],
-                    )?;
-                    let member = MemberItem::new(customer, m);
-                    tx = tx.put(
-                        "member",
-                        serde_dynamo::to_item(member)?,
-                        super::table::NOT_EXISTS,
-                        &[],
-                    )?;
-                }
-                match tx.commit().await {
-                    Ok(()) => {}
-                    Err(TxError::Cancelled(c)) if c.failed("customer") => {
-                        return Err(StoreError::CustomerNotFound);
+            let mut rest = members;
+            while !rest.is_empty() {
+                let mut outcome = Err(StoreError::Contention);
+                for _ in 0..ATTEMPTS {
+                    let record = self.get_customer(customer).await?;
+                    let (chunk, add) = fitting(&record, rest)?;
+                    let mut tx = self.change_members(&record, chunk.len() as i64, &add)?;
+                    for m in chunk {
+                        let membership = MembershipItem::new(customer, &m.user_id, m.role);
+                        tx = tx.put(
+                            "membership",
+                            serde_dynamo::to_item(membership)?,
+                            NOT_EXISTS,
+                            &[],
+                        )?;
+                        let member = MemberItem::new(customer, m);
+                        tx = tx.put("member", serde_dynamo::to_item(member)?, NOT_EXISTS, &[])?;
                     }
-                    Err(TxError::Cancelled(c)) if c.failed("membership") || c.failed("member") => {
-                        return Err(StoreError::AlreadyMember);
-                    }
-                    Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
-                    Err(TxError::Store(e)) => return Err(e),
+                    outcome = match tx.commit().await {
+                        Ok(()) => Ok(chunk.len()),
+                        Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                            Err(StoreError::CustomerNotFound)
+                        }
+                        Err(TxError::Cancelled(c))
+                            if c.failed("membership") || c.failed("member") =>
+                        {
+                            Err(StoreError::AlreadyMember)
+                        }
+                        // The customer moved between listings: read it again.
+                        Err(TxError::Cancelled(c)) if c.failed("entry") => continue,
+                        Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
+                        Err(TxError::Store(e)) => Err(e),
+                    };
+                    break;
                 }
+                rest = &rest[outcome?..];
             }
             Ok(())
         })
@@ -123,109 +149,204 @@ impl Store {
     ) -> Result<(), StoreError> {
         let span = store_span!("remove_member", customer = %customer, user = %user);
         observe(span, async {
-            let tx = self
-                .tx()
-                .update(
-                    "customer",
-                    customer_key(customer),
-                    ADD_MEMBERS,
-                    Some(CUSTOMER_ACTIVE),
-                    &[(":delta", n(-1)), (":active", s("active"))],
-                )?
-                .delete(
-                    "member",
-                    member_key(customer, user),
-                    MEMBER_REMOVABLE,
-                    &[(":owner", s(Role::Owner.as_str()))],
-                )?
-                .delete(
-                    "membership",
-                    membership_key(user),
-                    super::table::MEMBERSHIP_OF,
-                    &[(":customer", s(customer.to_string()))],
-                )?;
-            match tx.commit().await {
-                Ok(()) => Ok(()),
-                Err(TxError::Cancelled(c)) if c.failed("customer") => {
-                    Err(StoreError::CustomerNotFound)
+            for _ in 0..ATTEMPTS {
+                let (record, member) = tokio::join!(
+                    self.get_customer(customer),
+                    self.find_member(customer, user)
+                );
+                let (record, member) = (record?, member?.ok_or(StoreError::MemberNotFound)?);
+                if member.role == Role::Owner {
+                    return Err(StoreError::OwnerNotRemovable);
                 }
-                // The member is there, so its condition failed on the owner's role.
-                Err(TxError::Cancelled(c)) if c.old("member").is_some() => {
-                    Err(StoreError::OwnerNotRemovable)
-                }
-                Err(TxError::Cancelled(c)) if c.failed("member") => Err(StoreError::MemberNotFound),
-                Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
-                Err(TxError::Store(e)) => Err(e),
+                let add = Additions::of([(member_slot(&member).as_str(), -1)])?;
+                let tx = self
+                    .change_members(&record, -1, &add)?
+                    .delete(
+                        "member",
+                        member_key(customer, user),
+                        MEMBER_IS,
+                        &[(":role", s(member.role.as_str()))],
+                    )?
+                    .delete(
+                        "membership",
+                        membership_key(user),
+                        super::table::MEMBERSHIP_OF,
+                        &[(":customer", s(customer.to_string()))],
+                    )?;
+                return match tx.commit().await {
+                    Ok(()) => Ok(()),
+                    Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                        Err(StoreError::CustomerNotFound)
+                    }
+                    // Removed (or changed) since it was read: look again.
+                    Err(TxError::Cancelled(c)) if c.failed("member") || c.failed("entry") => {
+                        continue;
+                    }
+                    Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
+                    Err(TxError::Store(e)) => Err(e),
+                };
             }
+            Err(StoreError::Contention)
         })
         .await
     }
 
-    /// Deletes every member of a deleting customer, `MEMBERS_PER_TRANSACTION` per
-    /// transaction, keeping `memberCount` exact; safe to run twice at once.
-    /// Returns how many members this call deleted.
+    /// A member of a customer, read strongly consistent.
+    async fn find_member(
+        &self,
+        customer: &CustomerId,
+        user: &UserId,
+    ) -> Result<Option<Member>, StoreError> {
+        match self.get(member_key(customer, user)).await? {
+            Some(item) => Ok(Some(
+                serde_dynamo::from_item::<_, MemberItem>(item)?.into_member()?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// A transaction changing an active customer's member count by `delta`: its
+    /// record, its listing entries and its members' directory (`add`).
+    fn change_members(
+        &self,
+        record: &Customer,
+        delta: i64,
+        add: &Additions,
+    ) -> Result<Tx<'_>, StoreError> {
+        let mut tx = self.tx().update(
+            "customer",
+            customer_key(&record.id),
+            ADD_MEMBERS,
+            Some(CUSTOMER_ACTIVE),
+            &[(":delta", n(delta)), (":active", s("active"))],
+        )?;
+        for listing in Listing::of(&record.tier_name, record.subscription_status) {
+            tx = tx.update(
+                "entry",
+                entry_key(&listing, &record.created_at, &record.id),
+                ADD_ENTRY_MEMBERS,
+                Some(EXISTS),
+                &[(":delta", n(delta))],
+            )?;
+        }
+        add_to_directory(tx, &customer_pk(&record.id), add)
+    }
+
+    /// Deletes every member of a deleting customer, `DELETES_PER_TRANSACTION`
+    /// per transaction, keeping `memberCount` exact, then the members'
+    /// directory; safe to run twice at once. Returns how many members this
+    /// call deleted.
     pub async fn delete_all_members(&self, customer: &CustomerId) -> Result<u64, StoreError> {
         let span = store_span!("delete_all_members", customer = %customer);
         observe(span, async {
-            let mut deleted = 0;
-            let mut lost_races = 0;
-            loop {
-                let batch = self
-                    .query_prefix(
-                        customer_pk(customer),
-                        MEMBER_PREFIX,
-                        MEMBERS_PER_TRANSACTION as i32,
-                    )
-                    .await?;
-                if batch.is_empty() {
-                    return Ok(deleted);
+            let deleted = self.delete_members(customer).await?;
+            self.delete_directory(customer).await?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn delete_members(&self, customer: &CustomerId) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        let mut lost_races = 0;
+        loop {
+            let batch = self
+                .query_prefix(
+                    customer_pk(customer),
+                    MEMBER_PREFIX,
+                    DELETES_PER_TRANSACTION as i32,
+                )
+                .await?;
+            if batch.is_empty() {
+                return Ok(deleted);
+            }
+            let users = batch
+                .into_iter()
+                .map(|i| Ok(serde_dynamo::from_item::<_, MemberItem>(i)?.user_id()))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut tx = self.tx().update(
+                "customer",
+                customer_key(customer),
+                ADD_MEMBERS,
+                Some(CUSTOMER_DELETING),
+                &[
+                    (":delta", n(-(users.len() as i64))),
+                    (":deleting", s("deleting")),
+                ],
+            )?;
+            for user in &users {
+                tx = tx
+                    .delete("member", member_key(customer, user), EXISTS, &[])?
+                    .delete(
+                        "membership",
+                        membership_key(user),
+                        MEMBERSHIP_GONE_OR_OF,
+                        &[(":customer", s(customer.to_string()))],
+                    )?;
+            }
+            match tx.commit().await {
+                Ok(()) => {
+                    deleted += users.len() as u64;
+                    // A consistent read short of its limit saw every member, and a
+                    // deleting customer gains none: no need to query again.
+                    if users.len() < DELETES_PER_TRANSACTION {
+                        return Ok(deleted);
+                    }
                 }
-                let users = batch
-                    .into_iter()
-                    .map(|i| Ok(serde_dynamo::from_item::<_, MemberItem>(i)?.user_id()))
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                let mut tx = self.tx().update(
-                    "customer",
-                    customer_key(customer),
-                    ADD_MEMBERS,
-                    Some(CUSTOMER_DELETING),
-                    &[
-                        (":delta", n(-(users.len() as i64))),
-                        (":deleting", s("deleting")),
-                    ],
-                )?;
-                for user in &users {
-                    tx = tx
-                        .delete("member", member_key(customer, user), EXISTS, &[])?
-                        .delete(
-                            "membership",
-                            membership_key(user),
-                            MEMBERSHIP_GONE_OR_OF,
-                            &[(":customer", s(customer.to_string()))],
-                        )?;
+                // A concurrent cascade deleted some of them first: read again.
+                Err(TxError::Cancelled(c)) if !c.failed("customer") && lost_races < 20 => {
+                    lost_races += 1
+                }
+                Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                    return Err(StoreError::CustomerNotFound);
+                }
+                Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
+                Err(TxError::Store(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Deletes the members' directory of a deleting customer (nothing writes it
+    /// once the customer is deleting), a transaction per hundred items; safe
+    /// to run twice at once.
+    async fn delete_directory(&self, customer: &CustomerId) -> Result<(), StoreError> {
+        for _ in 0..ATTEMPTS {
+            let mut items = self
+                .query_prefix_all(customer_pk(customer), dir::PREFIX)
+                .await?;
+            items.extend(
+                self.query_prefix_all(customer_pk(customer), dir::DAY_PREFIX)
+                    .await?,
+            );
+            if items.is_empty() {
+                return Ok(());
+            }
+            let mut raced = false;
+            for chunk in items.chunks(MAX_WRITES) {
+                let mut tx = self.tx();
+                for item in chunk {
+                    let sk = item.get(super::table::SK).and_then(|v| v.as_s().ok());
+                    let sk = sk.ok_or_else(|| StoreError::Corrupt("item without key".into()))?;
+                    tx = tx.delete(
+                        "directory",
+                        super::table::key(customer_pk(customer), sk),
+                        EXISTS,
+                        &[],
+                    )?;
                 }
                 match tx.commit().await {
-                    Ok(()) => {
-                        deleted += users.len() as u64;
-                        // A consistent read short of its limit saw every member, and a
-                        // deleting customer gains none: no need to query again.
-                        if users.len() < MEMBERS_PER_TRANSACTION {
-                            return Ok(deleted);
-                        }
-                    }
-                    // A concurrent cascade deleted some of them first: read again.
-                    Err(TxError::Cancelled(c)) if !c.failed("customer") && lost_races < 20 => {
-                        lost_races += 1
-                    }
-                    Err(TxError::Cancelled(c)) if c.failed("customer") => {
-                        return Err(StoreError::CustomerNotFound);
-                    }
+                    Ok(()) => {}
+                    // A concurrent cascade deleted some first: read again.
+                    Err(TxError::Cancelled(c)) if c.failed("directory") => raced = true,
                     Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
                     Err(TxError::Store(e)) => return Err(e),
                 }
             }
-        })
-        .await
+            if !raced {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Contention)
     }
 
     /// The customer a user belongs to and their role there, if any.
@@ -244,4 +365,35 @@ impl Store {
         })
         .await
     }
+}
+
+/// The slot of a member in its customer's members directory.
+fn member_slot(m: &Member) -> String {
+    slot(&member_group(m.role), &time::to_millis(&m.joined_at))
+}
+
+/// The longest run of `members` (at least one) that fits one transaction with
+/// the customer's writes, and its directory additions.
+fn fitting<'m>(
+    record: &Customer,
+    members: &'m [Member],
+) -> Result<(&'m [Member], Additions), StoreError> {
+    let fixed = 1 + Listing::of(&record.tier_name, record.subscription_status).len();
+    let mut take = 0;
+    let mut add = Additions::default();
+    while take < members.len() {
+        let slots: Vec<String> = members[..=take].iter().map(member_slot).collect();
+        let next = Additions::of(slots.iter().map(|s| (s.as_str(), 1)))?;
+        if fixed + 2 * (take + 1) + next.writes() > MAX_WRITES {
+            break;
+        }
+        add = next;
+        take += 1;
+    }
+    if take == 0 {
+        return Err(StoreError::Corrupt(
+            "a member does not fit a transaction".into(),
+        ));
+    }
+    Ok((&members[..take], add))
 }

@@ -21,6 +21,10 @@ mod api_keys;
 mod customers;
 mod error;
 mod members;
+mod load;
+mod rank;
+mod ranked;
+mod reindex;
 pub mod table;
 mod tx;
 
@@ -31,13 +35,15 @@ use std::time::Instant;
 use aws_sdk_dynamodb::Client;
 use tracing::Instrument;
 
+use crate::domain::PageRequest;
+
 pub use api_keys::{ApiKeyRecord, ApiKeySummary};
 pub use customers::DeletingCustomers;
 pub use error::StoreError;
-pub use members::MEMBERS_PER_TRANSACTION;
+pub use reindex::Reindexed;
 pub use table::Listing;
 
-use table::{IN_PARTITION, IN_PARTITION_WITH_PREFIX, Item, PK, SK, names, s};
+use table::{IN_PARTITION_WITH_PREFIX, Item, PK, SK, names, s};
 
 /// Runs a store operation in `span`, then records and logs (debug) how it ended.
 ///
@@ -83,6 +89,38 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Total matching items across all pages.
     pub total: u64,
+    /// When more items follow: the sort key of this page's last one, which
+    /// [`PageAt::After`] continues from.
+    pub more_after: Option<String>,
+}
+
+/// Which page of a listing to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageAt {
+    /// A numbered page.
+    Number(PageRequest),
+    /// The `limit` items after the one with sort key `after` (from a cursor).
+    After {
+        /// Sort key of the last item already seen.
+        after: String,
+        /// Items per page.
+        limit: u32,
+    },
+}
+
+impl PageAt {
+    fn window(&self) -> ranked::Window {
+        match self {
+            Self::Number(p) => ranked::Window::Offset {
+                offset: p.offset(),
+                take: p.limit,
+            },
+            Self::After { after, limit } => ranked::Window::After {
+                after: after.clone(),
+                take: *limit,
+            },
+        }
+    }
 }
 
 /// Handle on the table; cheap to clone.
@@ -90,17 +128,6 @@ pub struct Page<T> {
 pub struct Store {
     client: Client,
     table: String,
-}
-
-/// Which items a paged query reads.
-struct Window<'a> {
-    index: &'a str,
-    partition_attr: &'a str,
-    partition: String,
-    consistent: bool,
-    /// Items before the page, after the leading header item.
-    skip: u64,
-    take: u32,
 }
 
 impl Store {
@@ -158,70 +185,20 @@ impl Store {
     }
 
     async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        self.get_with(key, true).await
+    }
+
+    async fn get_with(&self, key: Item, consistent: bool) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(StoreError::dynamo)?;
         Ok(out.item)
-    }
-
-    /// Reads a partition's header item (its first, when `header_total` gives its
-    /// total) and then one page of the items after it, skipping `w.skip`: one round
-    /// trip for page 1, more only as deep pages need, none past the last page.
-    async fn read_window(
-        &self,
-        w: Window<'_>,
-        header_total: impl Fn(&Item) -> Option<u64>,
-    ) -> Result<(Option<Item>, Vec<Item>), StoreError> {
-        let take = w.take as usize;
-        let mut header = None;
-        let mut to_skip = w.skip;
-        let mut page = Vec::with_capacity(take);
-        let mut start: Option<Item> = None;
-        let mut first = true;
-        loop {
-            let wanted = u64::from(first) + to_skip + (take - page.len()) as u64;
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(w.index)
-                .key_condition_expression(IN_PARTITION)
-                .expression_attribute_names("#pk", w.partition_attr)
-                .expression_attribute_values(":pk", s(w.partition.clone()))
-                .consistent_read(w.consistent)
-                .limit(i32::try_from(wanted).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StoreError::dynamo)?;
-            let mut items = out.items.unwrap_or_default().into_iter().peekable();
-            if first {
-                first = false;
-                if let Some(total) = items.peek().and_then(&header_total) {
-                    header = items.next();
-                    if total <= w.skip {
-                        return Ok((header, page));
-                    }
-                }
-            }
-            for item in items {
-                if to_skip > 0 {
-                    to_skip -= 1;
-                } else if page.len() < take {
-                    page.push(item);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(key) if page.len() < take => start = Some(key),
-                _ => return Ok((header, page)),
-            }
-        }
     }
 
     /// Every item of one partition whose sort key starts with `prefix`, all
@@ -243,6 +220,31 @@ impl Store {
                 .expression_attribute_names("#sk", SK)
                 .expression_attribute_values(":pk", s(partition.clone()))
                 .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::dynamo)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Every item of one partition, all pages, strongly consistent.
+    async fn query_partition_all(&self, partition: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(partition))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()

@@ -4,12 +4,18 @@
 //!
 //! | item        | PK                | SK            | LSI1SK                          | GSI keys                          |
 //! |-------------|-------------------|---------------|---------------------------------|-----------------------------------|
-//! | customer    | `CUSTOMER#<id>`   | `CUSTOMER`    | `#`                             | GSI1PK..GSI4PK + GSI1SK while active |
+//! | customer    | `CUSTOMER#<id>`   | `CUSTOMER`    | `#`                             | -                                 |
 //! | customer, deleting | `CUSTOMER#<id>` | `CUSTOMER` | `#`                        | GSI1PK `DELETING`, GSI1SK `<deletingSince>#<id>` |
 //! | member      | `CUSTOMER#<id>`   | `MEMBER#<uid>`| `MEMBER#<rank>#<joinedAt>#<uid>`| -                                 |
+//! | members directory | `CUSTOMER#<id>` | `DIR#...`, `DIRL2#...` ([`dir`]) | -          | -                                 |
 //! | membership  | `USER#<uid>`      | `MEMBERSHIP`  | -                               | -                                 |
-//! | counter     | `COUNTER`         | listing key   | -                               | one GSInPK + GSI1SK `#COUNT`      |
+//! | listing entry | `LIST#<listing>` | `<createdAt>#<id>` | -                          | -                                 |
+//! | listing directory | `INDEX#<listing>` | `DIR#...`, `DIRL2#...` ([`dir`]) | -      | -                                 |
 //! | api key     | `APIKEY`          | `APIKEY#<keyId>` | -                            | -                                 |
+//!
+//! A customer listing is a partition of entries, one per active customer,
+//! written in the same transaction as the customer ([`Listing`]); there is no
+//! index per filter. The only global index holds the customers being deleted.
 
 use std::collections::HashMap;
 
@@ -35,21 +41,15 @@ pub const PK: &str = "PK";
 pub const SK: &str = "SK";
 /// Sort key of the members-by-rank local index.
 pub const LSI1SK: &str = "LSI1SK";
-/// Sort key shared by the four customer listing indexes.
+/// Partition key of the deletions index.
+pub const GSI1PK: &str = "GSI1PK";
+/// Sort key of the deletions index.
 pub const GSI1SK: &str = "GSI1SK";
 
 /// Local index listing a customer's record first, then its members by rank and join time.
 pub const MEMBERS_INDEX: &str = "LSI1";
-/// The customer listing indexes (name, partition key attribute), all sorted by `GSI1SK`:
-/// every customer, by status, by tier, by tier and status.
-pub const LISTING_INDEXES: [(&str, &str); 4] = [
-    ("GSI1", "GSI1PK"),
-    ("GSI2", "GSI2PK"),
-    ("GSI3", "GSI3PK"),
-    ("GSI4", "GSI4PK"),
-];
-/// `GSI1SK` of a counter: sorts before every `createdAt#id`.
-const COUNTER_SORT: &str = "#COUNT";
+/// Global index of the customers being deleted (name, partition key attribute).
+pub const DELETING_INDEX: (&str, &str) = ("GSI1", GSI1PK);
 /// `LSI1SK` of a customer record: sorts before every member.
 const CUSTOMER_RANK_SORT: &str = "#";
 
@@ -77,28 +77,22 @@ pub const NOT_EXISTS: &str = "attribute_not_exists(#pk)";
 pub const CUSTOMER_ACTIVE: &str = "attribute_exists(#pk) AND #state = :active";
 /// Condition: the customer exists and is being deleted.
 pub const CUSTOMER_DELETING: &str = "attribute_exists(#pk) AND #state = :deleting";
-/// Condition: the member exists and is not the owner.
-pub const MEMBER_REMOVABLE: &str = "attribute_exists(#pk) AND #role <> :owner";
+/// Condition: the member exists with role `:role`.
+pub const MEMBER_IS: &str = "attribute_exists(#pk) AND #role = :role";
 /// Condition: the membership item exists.
 pub const EXISTS: &str = "attribute_exists(#pk)";
 /// Condition: the user's membership points at `:customer`.
 pub const MEMBERSHIP_OF: &str = "#customer = :customer";
 /// Update: change `memberCount` by `:delta`.
 pub const ADD_MEMBERS: &str = "ADD #members :delta";
-/// Update: change a counter by `:delta`, (re)writing its index keys.
-pub fn counter_update(index_pk: &str) -> String {
-    format!("ADD #count :delta SET {index_pk} = :listing, {GSI1SK} = :countsort, #type = :ctype")
-}
-/// Update: mark a customer deleting, drop it from every listing index and put it
-/// into GSI1's `DELETING` partition, sorted by when the deletion began
-/// (`:deletingpk` = [`DELETING_PARTITION`], `:deletingsk` = [`deleting_sort`]).
+/// Update: mark a customer deleting and put it into GSI1's `DELETING`
+/// partition, sorted by when the deletion began (`:deletingpk` =
+/// [`DELETING_PARTITION`], `:deletingsk` = [`deleting_sort`]).
 pub const MARK_DELETING: &str = "SET #state = :deleting, deletingSince = :now, \
-     GSI1PK = :deletingpk, GSI1SK = :deletingsk REMOVE GSI2PK, GSI3PK, GSI4PK";
+     GSI1PK = :deletingpk, GSI1SK = :deletingsk";
 /// GSI1 partition of the customers being deleted: no listing reads it, and it
 /// has no counter; the record's final delete takes the customer out of it.
 pub const DELETING_PARTITION: &str = "DELETING";
-/// Index holding [`DELETING_PARTITION`].
-pub const DELETING_INDEX: (&str, &str) = LISTING_INDEXES[0];
 /// `GSI1SK` of a deleting customer: its `deletingSince` (RFC 3339 with
 /// milliseconds, fixed width) then its id, so the oldest deletion sorts first.
 pub fn deleting_sort(since: &str, id: &CustomerId) -> String {
@@ -106,6 +100,12 @@ pub fn deleting_sort(since: &str, id: &CustomerId) -> String {
 }
 /// Projection of a deletion backlog query: when each deletion began.
 pub const DELETING_SINCE: &str = "deletingSince";
+/// Update (with [`CUSTOMER_ACTIVE`]): what re-projecting an active customer
+/// does to its record: drops the keys of the listing indexes the listings
+/// replaced.
+pub const REPROJECT: &str = "SET #state = :active REMOVE GSI1PK, GSI2PK, GSI3PK, GSI4PK, GSI1SK";
+/// Partition of the counters of the listing indexes the listings replaced.
+pub const LEGACY_COUNTERS: &str = "COUNTER";
 /// Update: revoke an API key.
 pub const REVOKE: &str = "SET #revoked = :now";
 /// Key condition: one partition.
@@ -145,6 +145,11 @@ pub fn member_key(customer: &CustomerId, user: &UserId) -> Item {
     key(customer_pk(customer), &format!("{MEMBER_PREFIX}{user}"))
 }
 
+/// The group of a member in its customer's members directory: its rank.
+pub fn member_group(role: Role) -> String {
+    format!("{}#", role.rank())
+}
+
 /// Key of a user's membership item: the table key that makes a user belong to one customer.
 pub fn membership_key(user: &UserId) -> Item {
     key(user_pk(user), MEMBERSHIP_SK)
@@ -167,73 +172,217 @@ pub const API_KEY_PK: &str = "APIKEY";
 /// `SK` prefix of API key items.
 pub const API_KEY_PREFIX: &str = "APIKEY#";
 
-/// A customer listing: which index, and which partition of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listing {
-    /// Every active customer.
-    All,
-    /// Active customers in one subscription status.
-    Status(SubscriptionStatus),
-    /// Active customers on one tier.
-    Tier(TierName),
-    /// Active customers on one tier in one status.
-    TierStatus(TierName, SubscriptionStatus),
+/// A customer listing: the filters it applies, each `None` for "any".
+///
+/// Everything a listing needs is derived from this value in one place: the
+/// partition of its entries ([`Listing::entries_pk`]), the partition of its
+/// order-statistics directory ([`Listing::index_pk`]) and the listings a
+/// customer appears in ([`Listing::of`]). Adding a filter is one field here,
+/// its line in [`Listing::fields`] and [`Listing::keep`], and its parsing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listing {
+    /// Only customers on this tier.
+    pub tier: Option<TierName>,
+    /// Only customers in this subscription status.
+    pub status: Option<SubscriptionStatus>,
 }
 
 impl Listing {
+    /// Number of filters: a customer appears in `2^FILTERS` listings.
+    const FILTERS: u32 = 2;
+
+    /// Every active customer.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
     /// The listing for optional filters.
     pub fn for_filters(tier: Option<TierName>, status: Option<SubscriptionStatus>) -> Self {
-        match (tier, status) {
-            (None, None) => Self::All,
-            (None, Some(s)) => Self::Status(s),
-            (Some(t), None) => Self::Tier(t),
-            (Some(t), Some(s)) => Self::TierStatus(t, s),
+        Self { tier, status }
+    }
+
+    /// Every listing a customer with these values appears in: each filter either
+    /// set to the customer's value or left open.
+    pub fn of(tier: &TierName, status: SubscriptionStatus) -> Vec<Self> {
+        let full = Self::for_filters(Some(tier.clone()), Some(status));
+        (0..1u32 << Self::FILTERS)
+            .map(|mask| full.keep(mask))
+            .collect()
+    }
+
+    /// This listing with only the filters whose bit is set in `mask`.
+    fn keep(&self, mask: u32) -> Self {
+        Self {
+            tier: self.tier.clone().filter(|_| mask & 1 != 0),
+            status: self.status.filter(|_| mask & 2 != 0),
         }
     }
 
-    /// The four listings a customer appears in.
-    pub fn of(tier: &TierName, status: SubscriptionStatus) -> [Self; 4] {
+    /// The filters as query parameter names and values, in a fixed order.
+    fn fields(&self) -> [(&'static str, Option<&str>); Self::FILTERS as usize] {
         [
-            Self::All,
-            Self::Status(status),
-            Self::Tier(tier.clone()),
-            Self::TierStatus(tier.clone(), status),
+            ("tierName", self.tier.as_ref().map(TierName::as_str)),
+            ("status", self.status.map(SubscriptionStatus::as_str)),
         ]
     }
 
-    fn slot(&self) -> usize {
-        match self {
-            Self::All => 0,
-            Self::Status(_) => 1,
-            Self::Tier(_) => 2,
-            Self::TierStatus(..) => 3,
+    /// The listing's name: `CUSTOMERS`, then `#name=value` per set filter.
+    /// Tier names cannot hold `#` or `=`, so the name is unambiguous.
+    pub fn key(&self) -> String {
+        let mut key = "CUSTOMERS".to_owned();
+        for (name, value) in self.fields() {
+            if let Some(value) = value {
+                key.push_str(&format!("#{name}={value}"));
+            }
+        }
+        key
+    }
+
+    /// Partition of the listing's entries (one per customer, by `createdAt#id`).
+    pub fn entries_pk(&self) -> String {
+        format!("LIST#{}", self.key())
+    }
+
+    /// Partition of the listing's order-statistics directory.
+    pub fn index_pk(&self) -> String {
+        format!("INDEX#{}", self.key())
+    }
+}
+
+/// Sort key of a customer's entries: `createdAt` (seconds) then its id.
+pub fn entry_sort(created_at: &Timestamp, id: &CustomerId) -> String {
+    format!("{}#{id}", time::to_seconds(created_at))
+}
+
+/// Key of a customer's entry in a listing.
+pub fn entry_key(listing: &Listing, created_at: &Timestamp, id: &CustomerId) -> Item {
+    key(listing.entries_pk(), &entry_sort(created_at, id))
+}
+
+/// Stored shape of a listing entry: what a listing page shows of a customer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryItem {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    #[serde(rename = "type")]
+    kind: String,
+    id: CustomerId,
+    name: String,
+    tier_name: TierName,
+    #[serde(rename = "tierID")]
+    tier_id: Uuid,
+    subscription_status: SubscriptionStatus,
+    member_count: u64,
+    created_at: String,
+    #[serde(rename = "ownerUserID")]
+    owner_user_id: UserId,
+}
+
+impl EntryItem {
+    /// The entry of `customer` in `listing`.
+    pub fn new(listing: &Listing, c: &Customer) -> Self {
+        Self {
+            pk: listing.entries_pk(),
+            sk: entry_sort(&c.created_at, &c.id),
+            kind: "entry".to_owned(),
+            id: c.id,
+            name: c.name.clone(),
+            tier_name: c.tier_name.clone(),
+            tier_id: c.tier_id,
+            subscription_status: c.subscription_status,
+            member_count: c.member_count,
+            created_at: time::to_seconds(&c.created_at),
+            owner_user_id: c.owner_user_id,
         }
     }
 
-    /// Index that serves this listing.
-    pub fn index(&self) -> &'static str {
-        LISTING_INDEXES[self.slot()].0
+    /// The customer as the listing shows it (active, no billing ids).
+    pub fn into_customer(self) -> Result<Customer, chrono::ParseError> {
+        Ok(Customer {
+            id: self.id,
+            name: self.name,
+            tier_name: self.tier_name,
+            tier_id: self.tier_id,
+            subscription_status: self.subscription_status,
+            member_count: self.member_count,
+            created_at: parse_time(&self.created_at)?,
+            owner_user_id: self.owner_user_id,
+            state: CustomerState::Active,
+            deleting_since: None,
+            stripe_customer_id: None,
+            stripe_subscription_id: None,
+        })
     }
+}
 
-    /// Partition key attribute of that index.
-    pub fn index_pk(&self) -> &'static str {
-        LISTING_INDEXES[self.slot()].1
-    }
+/// Update: change a listing entry's `memberCount` by `:delta`.
+pub const ADD_ENTRY_MEMBERS: &str = "ADD #members :delta";
 
-    /// Partition key value in that index.
-    pub fn partition(&self) -> String {
-        match self {
-            Self::All => "CUSTOMERS".to_owned(),
-            Self::Status(s) => format!("STATUS#{}", s.as_str()),
-            Self::Tier(t) => format!("TIER#{t}"),
-            Self::TierStatus(t, s) => format!("TIER#{t}#STATUS#{}", s.as_str()),
-        }
-    }
+/// The order-statistics directory of a listing (see `store::rank`): counts of
+/// its entries per month and per day of their time, so that any page's first
+/// entry is found without reading the entries before it.
+///
+/// | item  | SK                            | attributes                           |
+/// |-------|-------------------------------|--------------------------------------|
+/// | month | `DIR#M#<group><YYYY-MM>`       | `count`, `d01`..`d31` (per day)      |
+/// | delta | `DIR#X#<uuid>`                | `at` = `<group><YYYY-MM-DDTHH:MM>`, `count` |
+/// | day   | `DIRL2#<group><YYYY-MM-DD>`    | `count`, `s0000`..`s2359` (per minute) |
+///
+/// `<group>` orders entries before their time: empty for customers, the rank
+/// and `#` for members. Months and deltas sort together (one Query reads them,
+/// with a member listing's customer record); days sort after them.
+pub mod dir {
+    /// First sort key of the items one directory read returns (a customer
+    /// record sorts before it, in its own partition).
+    pub const READ_FROM: &str = "CUSTOMER";
+    /// Last sort key of the items one directory read returns.
+    pub const READ_TO: &str = "DIR#~";
+    /// Sort key prefix of every directory item but the days.
+    pub const PREFIX: &str = "DIR#";
+    /// Sort key prefix of the days.
+    pub const DAY_PREFIX: &str = "DIRL2#";
+    /// Sort key prefix of a month.
+    pub const MONTH: &str = "DIR#M#";
+    /// Sort key prefix of a delta.
+    pub const DELTA: &str = "DIR#X#";
+    /// Attribute of a delta: the slot it counts in.
+    pub const AT: &str = "at";
+    /// Attribute of the total of a month, a day or a delta.
+    pub const COUNT: &str = "count";
+}
 
-    /// Key of the counter holding this listing's total.
-    pub fn counter_key(&self) -> Item {
-        key("COUNTER".to_owned(), &self.partition())
-    }
+/// Key of a directory month (`bucket` = `<group><YYYY-MM>`).
+pub fn dir_month_key(pk: &str, bucket: &str) -> Item {
+    key(pk.to_owned(), &format!("{}{bucket}", dir::MONTH))
+}
+
+/// Key of a directory day (`bucket` = `<group><YYYY-MM-DD>`).
+pub fn dir_day_key(pk: &str, bucket: &str) -> Item {
+    key(pk.to_owned(), &format!("{}{bucket}", dir::DAY_PREFIX))
+}
+
+/// A pending delta of a listing's directory: `count` entries more (or fewer)
+/// in `slot`, folded into the months and days later (`Store::fold_index`).
+pub fn dir_delta_item(pk: &str, slot: &str, count: i64) -> Item {
+    let mut item = key(pk.to_owned(), &format!("{}{}", dir::DELTA, Uuid::new_v4()));
+    item.insert("type".to_owned(), s("delta"));
+    item.insert(dir::AT.to_owned(), s(slot));
+    item.insert(dir::COUNT.to_owned(), n(count));
+    item
+}
+
+/// Update: add counts to a month or a day: `ADD count :c0, <attr1> :c1, ...`.
+pub fn dir_add(attrs: &[String]) -> String {
+    let parts = std::iter::once("#count :c0".to_owned()).chain(
+        attrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{a} :c{}", i + 1)),
+    );
+    format!("ADD {}", parts.collect::<Vec<_>>().join(", "))
 }
 
 /// Stored shape of a customer record.
@@ -250,12 +399,6 @@ pub struct CustomerItem {
     lsi1sk: String,
     #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
     gsi1pk: Option<String>,
-    #[serde(rename = "GSI2PK", default, skip_serializing_if = "Option::is_none")]
-    gsi2pk: Option<String>,
-    #[serde(rename = "GSI3PK", default, skip_serializing_if = "Option::is_none")]
-    gsi3pk: Option<String>,
-    #[serde(rename = "GSI4PK", default, skip_serializing_if = "Option::is_none")]
-    gsi4pk: Option<String>,
     #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
     gsi1sk: Option<String>,
     id: CustomerId,
@@ -288,17 +431,13 @@ pub struct CustomerItem {
 impl CustomerItem {
     /// The record of a new, active customer with no members yet.
     pub fn new(c: &NewCustomer) -> Self {
-        let [all, status, tier, tier_status] = Listing::of(&c.tier_name, c.subscription_status);
         Self {
             pk: customer_pk(&c.id),
             sk: "CUSTOMER".to_owned(),
             kind: "customer".to_owned(),
             lsi1sk: CUSTOMER_RANK_SORT.to_owned(),
-            gsi1pk: Some(all.partition()),
-            gsi2pk: Some(status.partition()),
-            gsi3pk: Some(tier.partition()),
-            gsi4pk: Some(tier_status.partition()),
-            gsi1sk: Some(format!("{}#{}", time::to_seconds(&c.created_at), c.id)),
+            gsi1pk: None,
+            gsi1sk: None,
             id: c.id,
             name: c.name.clone(),
             tier_name: c.tier_name.clone(),
@@ -482,42 +621,18 @@ impl ApiKeyItem {
     }
 }
 
-/// The total held by a counter item, 0 when the item does not exist.
-pub fn counter_value(item: &Item) -> u64 {
-    match item.get("count") {
-        Some(AttributeValue::N(raw)) => raw.parse::<i64>().map_or(0, |n| n.max(0) as u64),
-        _ => 0,
-    }
-}
-
-/// Whether an index entry is a counter rather than a customer.
-pub fn is_counter(item: &Item) -> bool {
-    matches!(item.get("type"), Some(AttributeValue::S(t)) if t == "counter")
-}
-
-/// Expression values of a counter update.
-pub fn counter_values(listing: &Listing, delta: i64) -> [(&'static str, AttributeValue); 4] {
-    [
-        (":delta", n(delta)),
-        (":listing", s(listing.partition())),
-        (":countsort", s(COUNTER_SORT)),
-        (":ctype", s("counter")),
-    ]
-}
-
 fn parse_time(raw: &str) -> Result<Timestamp, chrono::ParseError> {
     chrono::DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&chrono::Utc))
 }
 
-/// The table definition: keys, the members index, the four listing indexes and the stream.
+/// The table definition: keys, the members index, the deletions index and the stream.
 pub struct TableDefinition;
 
 impl TableDefinition {
     /// Key attributes, all strings.
     pub fn attributes() -> Vec<AttributeDefinition> {
-        [PK, SK, LSI1SK, GSI1SK]
+        [PK, SK, LSI1SK, GSI1PK, GSI1SK]
             .into_iter()
-            .chain(LISTING_INDEXES.map(|(_, pk)| pk))
             .filter_map(|name| {
                 AttributeDefinition::builder()
                     .attribute_name(name)
@@ -544,18 +659,20 @@ impl TableDefinition {
             .collect()
     }
 
-    /// The four customer listing indexes.
+    /// The deletions index: only customers being deleted have its keys, and
+    /// the monitor reads only `deletingSince` from it.
     pub fn global_indexes() -> Vec<GlobalSecondaryIndex> {
-        LISTING_INDEXES
+        GlobalSecondaryIndex::builder()
+            .index_name(DELETING_INDEX.0)
+            .set_key_schema(Some(key_schema(DELETING_INDEX.1, GSI1SK)))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .non_key_attributes(DELETING_SINCE)
+                    .build(),
+            )
+            .build()
             .into_iter()
-            .filter_map(|(index, pk)| {
-                GlobalSecondaryIndex::builder()
-                    .index_name(index)
-                    .set_key_schema(Some(key_schema(pk, GSI1SK)))
-                    .projection(all_attributes())
-                    .build()
-                    .ok()
-            })
             .collect()
     }
 
@@ -574,7 +691,7 @@ impl TableDefinition {
     }
 }
 
-/// Indexes project every attribute: a listing page is served by the index alone.
+/// The members index projects every attribute: a page is served by it alone.
 fn all_attributes() -> Projection {
     Projection::builder()
         .projection_type(ProjectionType::All)
@@ -601,6 +718,8 @@ pub enum StreamCustomer {
     Deleting(CustomerId),
     /// The record was removed.
     Removed(CustomerId),
+    /// A listing's directory (in this partition) got a delta to fold.
+    Counted(String),
 }
 
 /// The customer-record fields a stream image is read for.
@@ -624,9 +743,17 @@ pub fn stream_customer(
     };
     match record.event_name.as_str() {
         "REMOVE" => image(&record.change.old_image).map(|c| StreamCustomer::Removed(c.id)),
+        "INSERT" if is_delta(&record.change.new_image) => match record.change.keys.get(PK) {
+            Some(serde_dynamo::AttributeValue::S(pk)) => Some(StreamCustomer::Counted(pk.clone())),
+            _ => None,
+        },
         "INSERT" | "MODIFY" => image(&record.change.new_image)
             .filter(|c| c.state == CustomerState::Deleting)
             .map(|c| StreamCustomer::Deleting(c.id)),
         _ => None,
     }
+}
+
+fn is_delta(image: &serde_dynamo::Item) -> bool {
+    matches!(image.get("type"), Some(serde_dynamo::AttributeValue::S(t)) if t == "delta")
 }

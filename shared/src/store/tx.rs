@@ -13,7 +13,7 @@ use super::table::{Item, names};
 use super::{Store, StoreError};
 
 /// Attempts before a transaction that keeps conflicting gives up.
-const ATTEMPTS: u32 = 8;
+const ATTEMPTS: u32 = 10;
 
 /// Why a transaction was cancelled: for each write, in order, its name, the
 /// reason code and the item its condition found. Read by name:
@@ -322,9 +322,9 @@ struct Tally {
     retries: u32,
 }
 
-/// Exponential backoff with full jitter: up to 10 ms, 20 ms, ... capped at 320 ms.
+/// Exponential backoff with full jitter: up to 10 ms, 20 ms, ... capped at 640 ms.
 fn backoff(attempt: u32) -> Duration {
-    let cap = 10u64 << attempt.min(5);
+    let cap = 10u64 << attempt.min(6);
     let jitter = getrandom::u64().unwrap_or(cap) % (cap + 1);
     Duration::from_millis(jitter.max(1))
 }
@@ -352,7 +352,7 @@ mod tests {
     #[test]
     fn backoff_stays_within_its_cap() {
         for attempt in 0..20 {
-            assert!(backoff(attempt) <= Duration::from_millis(320));
+            assert!(backoff(attempt) <= Duration::from_millis(640));
         }
     }
 }

@@ -143,10 +143,10 @@ pub(super) async fn openapi_parameters_and_statuses_match_the_code(_env: &'stati
             .collect();
         assert_eq!(named("path"), in_path, "{what}: path parameters");
         let query: BTreeSet<String> = match endpoint {
-            Endpoint::ListCustomers => ["page", "limit", "tierName", "status"]
+            Endpoint::ListCustomers => ["page", "limit", "tierName", "status", "cursor"]
                 .map(String::from)
                 .into(),
-            Endpoint::ListMembers => ["page", "limit"].map(String::from).into(),
+            Endpoint::ListMembers => ["page", "limit", "cursor"].map(String::from).into(),
             _ => BTreeSet::new(),
         };
         assert_eq!(named("query"), query, "{what}: query parameters");

@@ -510,7 +510,7 @@ pub(super) async fn template_table_is_the_table_definition(_env: &'static Env) {
             )
         })
         .collect();
-    assert_eq!(code_gsis.len(), 4);
+    assert_eq!(code_gsis.len(), 1);
     assert_eq!(
         indexes_of(&p["GlobalSecondaryIndexes"]),
         code_gsis,

@@ -1,0 +1,134 @@
+//! Re-projecting a table into the listings: an entry and a count in every
+//! listing for each active customer that has none, safe while the table serves
+//! requests and resumable from any page of its scan.
+
+use crate::domain::{Customer, CustomerState, time};
+
+use super::customers::{decode_customer, unexpected};
+use super::rank::slot;
+use super::table::{
+    CUSTOMER_ACTIVE, EntryItem, Item, LEGACY_COUNTERS, Listing, NOT_EXISTS, REPROJECT,
+    customer_key, dir_delta_item, n, s,
+};
+use super::tx::TxError;
+use super::{Store, StoreError, observe};
+
+/// Customer records read per page of the scan.
+const PAGE: i32 = 100;
+
+/// What one page of a reindex did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reindexed {
+    /// Items the scan read.
+    pub scanned: u64,
+    /// Customers given their entries.
+    pub added: u64,
+    /// Active customers already in their listings.
+    pub present: u64,
+}
+
+impl Store {
+    /// Reindexes one page of the table's scan from `start` (`None`: the
+    /// beginning); returns what it did and where the next page starts (`None`
+    /// when the scan is done). Pages may be repeated: a customer already in
+    /// its listings is left as it is.
+    pub async fn reindex_page(
+        &self,
+        start: Option<Item>,
+    ) -> Result<(Reindexed, Option<Item>), StoreError> {
+        observe(store_span!("reindex_page"), async {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#type = :customer")
+                .expression_attribute_names("#type", "type")
+                .expression_attribute_values(":customer", s("customer"))
+                .limit(PAGE)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::dynamo)?;
+            let mut done = Reindexed {
+                scanned: out.scanned_count.max(0) as u64,
+                ..Reindexed::default()
+            };
+            for item in out.items.unwrap_or_default() {
+                let customer = decode_customer(item)?;
+                if customer.state != CustomerState::Active {
+                    continue;
+                }
+                if self.reproject(customer).await? {
+                    done.added += 1;
+                } else {
+                    done.present += 1;
+                }
+            }
+            let next = out.last_evaluated_key.filter(|k| !k.is_empty());
+            Ok((done, next))
+        })
+        .await
+    }
+
+    /// Gives an active customer its entry and count in every listing, unless
+    /// it has them: `Ok(false)` then, or when it is no longer active.
+    async fn reproject(&self, mut customer: Customer) -> Result<bool, StoreError> {
+        for _ in 0..3 {
+            let mut tx = self.tx().update(
+                "customer",
+                customer_key(&customer.id),
+                REPROJECT,
+                Some(&format!("{CUSTOMER_ACTIVE} AND #members = :count")),
+                &[
+                    (":active", s("active")),
+                    (":count", n(customer.member_count as i64)),
+                ],
+            )?;
+            let at = slot("", &time::to_seconds(&customer.created_at));
+            for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
+                let entry = serde_dynamo::to_item(EntryItem::new(&listing, &customer))?;
+                tx = tx.put("entry", entry, NOT_EXISTS, &[])?.put(
+                    "delta",
+                    dir_delta_item(&listing.index_pk(), &at, 1),
+                    NOT_EXISTS,
+                    &[],
+                )?;
+            }
+            match tx.commit().await {
+                Ok(()) => return Ok(true),
+                Err(TxError::Cancelled(c)) if c.failed("entry") => return Ok(false),
+                // Changed since it was read (members, or deletion began): read again.
+                Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                    match self.find_customer(&customer.id).await? {
+                        Some(c) if c.state == CustomerState::Active => customer = c,
+                        _ => return Ok(false),
+                    }
+                }
+                Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
+                Err(TxError::Store(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    /// Deletes the counters of the listing indexes the listings replaced;
+    /// returns how many there were.
+    pub async fn drop_legacy_counters(&self) -> Result<u64, StoreError> {
+        let counters = self.query_partition_all(LEGACY_COUNTERS).await?;
+        for item in &counters {
+            let key = [super::table::PK, super::table::SK]
+                .into_iter()
+                .filter_map(|k| item.get(k).map(|v| (k.to_owned(), v.clone())))
+                .collect();
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .send()
+                .await
+                .map_err(StoreError::dynamo)?;
+        }
+        Ok(counters.len() as u64)
+    }
+}

@@ -1,0 +1,387 @@
+//! `--scale N` (`make bench-scale`): every listing at N customers, page 1, a
+//! middle page, the last page and a cursor page, beside the offset scan that
+//! deep pages cost before the order-statistics directory; and 16 concurrent
+//! writers creating and deleting customers, beside the same writes through one
+//! shared counter per listing.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use futures_util::{StreamExt, stream};
+use http::{Method, StatusCode};
+
+use billing::domain::{CustomerId, Member, Role, UserId};
+use billing::store::Listing;
+use billing::store::table::{LSI1SK, MEMBERS_INDEX, PK, customer_pk};
+
+use crate::counter::Counter;
+use crate::harness::{
+    App, Result, Sample, customer_with_members, measure_raw, new_customer,
+};
+use crate::report::{Table, per};
+
+/// Timed requests per case (after one untimed).
+const RUNS: usize = 10;
+/// Items per page in every case.
+const LIMIT: u64 = 100;
+/// Customers per `load_customers` call, and calls at once.
+const LOAD_CHUNK: usize = 2_000;
+const LOAD_CONCURRENCY: usize = 4;
+/// Members of the customer whose members are listed.
+const MEMBERS: usize = 10_000;
+/// Concurrent writers, and customers each creates (deleting every other one).
+const WRITERS: usize = 16;
+const PER_WRITER: usize = 40;
+
+/// Seeds `n` customers and a customer with 10,000 members into a fresh table,
+/// then measures; returns the listing and the writers tables.
+pub async fn run(client: &Client, counter: &Counter, n: usize) -> Result<Vec<Table>> {
+    let name = format!("bench-scale-{}", uuid::Uuid::new_v4().simple());
+    let app = App::new(client, counter, &name).await?;
+    let seeding = seed(&app, n).await?;
+    let mut listing = Table::new(
+        &format!("5. Listings at {n} customers (limit {LIMIT})"),
+        &[
+            "listing",
+            "page",
+            "calls",
+            "items read",
+            "capacity",
+            "p50 ms",
+            "p95 ms",
+            "offset scan: calls",
+            "items read",
+            "capacity",
+            "p50 ms",
+        ],
+    );
+    let filters = [
+        ("every customer", "", Listing::all()),
+        ("status=active", "&status=active", listing_of(None, Some("active"))?),
+        ("tierName=pro", "&tierName=pro", listing_of(Some("pro"), None)?),
+        (
+            "tierName=pro&status=active",
+            "&tierName=pro&status=active",
+            listing_of(Some("pro"), Some("active"))?,
+        ),
+    ];
+    for (label, query, l) in &filters {
+        let raw = Scan {
+            client,
+            table: &name,
+            partition: l.entries_pk(),
+            index: None,
+            sort_from: None,
+        };
+        rows(&app, &mut listing, label, &format!("/customers?limit={LIMIT}{query}"), &raw).await?;
+    }
+    let members_of = customer_with_spread_members(&app, n + 1).await?;
+    let raw = Scan {
+        client,
+        table: &name,
+        partition: customer_pk(&members_of),
+        index: Some(MEMBERS_INDEX),
+        sort_from: Some("MEMBER#"),
+    };
+    let path = format!("/customer/{members_of}/members?limit={LIMIT}");
+    let label = format!("members ({MEMBERS}, one joining per second)");
+    rows(&app, &mut listing, &label, &path, &raw).await?;
+    // The directory's limit: members added in bulk, all stamped within seconds.
+    let (bulk, _) = customer_with_members(&app, n + 2, MEMBERS).await?;
+    let raw = Scan {
+        partition: customer_pk(&bulk),
+        ..raw
+    };
+    let path = format!("/customer/{bulk}/members?limit={LIMIT}");
+    let label = format!("members ({MEMBERS}, added at once)");
+    rows(&app, &mut listing, &label, &path, &raw).await?;
+    listing.note(format!(
+        "Per request, {RUNS} runs each, release build, DynamoDB Local: calls = DynamoDB calls \
+         (page 1 and cursor pages send their two at once); items read = ScannedCount summed; \
+         capacity = read units DynamoDB Local reported. Offset scan = what a deep page cost \
+         before the directory: one Query from the listing's start reading every entry before \
+         the page (paged by DynamoDB's 1 MB), on the same items. The directory places a page's \
+         first entry to the minute: members added at once share a few minutes, and a page \
+         there still reads the entries of its minute before it (last rows)."
+    ));
+    listing.note(seeding);
+    let writers = writers(&app, client, &name).await?;
+    Ok(vec![listing, writers])
+}
+
+/// A customer whose `MEMBERS` members joined one per second (through the
+/// store's transactions).
+async fn customer_with_spread_members(app: &App, i: usize) -> Result<CustomerId> {
+    let customer = new_customer(i)?;
+    app.store.create_customer(&customer).await?;
+    let members: Vec<Member> = (0..MEMBERS)
+        .map(|k| Member {
+            role_id: uuid::Uuid::new_v4(),
+            user_id: if k == 0 { customer.owner_user_id } else { UserId::random() },
+            role: if k == 0 { Role::Owner } else { Role::User },
+            joined_at: customer.created_at + chrono::Duration::seconds(k as i64),
+        })
+        .collect();
+    app.store.add_members(&customer.id, &members).await?;
+    Ok(customer.id)
+}
+
+fn listing_of(tier: Option<&str>, status: Option<&str>) -> Result<Listing> {
+    Ok(Listing::for_filters(
+        tier.map(billing::domain::TierName::parse).transpose()?,
+        status.map(billing::domain::SubscriptionStatus::parse).transpose()?,
+    ))
+}
+
+/// Loads `n` customers (one per second from 2025-01-01, 3 tiers x 4 statuses),
+/// then folds the listing counts; returns a note on what that took.
+async fn seed(app: &App, n: usize) -> Result<String> {
+    let started = Instant::now();
+    let chunks: Vec<Vec<_>> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(LOAD_CHUNK)
+        .map(|c| c.iter().map(|&i| new_customer(i)).collect::<Result<Vec<_>>>())
+        .collect::<Result<_>>()?;
+    let mut loads = stream::iter(chunks)
+        .map(|chunk| async move { app.store.load_customers(&chunk).await })
+        .buffer_unordered(LOAD_CONCURRENCY);
+    let mut items = 0;
+    while let Some(loaded) = loads.next().await {
+        items += loaded?;
+        eprintln!("bench: scale: {items} items loaded in {:.0} s", started.elapsed().as_secs_f64());
+    }
+    let loaded = started.elapsed();
+    let folding = Instant::now();
+    let mut folded = 0;
+    for pk in app.store.pending_indexes().await? {
+        folded += app.store.fold_index(&pk).await?;
+    }
+    Ok(format!(
+        "Seeding: {n} customers ({items} items: records, entries, counts) by BatchWriteItem in \
+         {:.0} s; {folded} count deltas folded in {:.1} s.",
+        loaded.as_secs_f64(),
+        folding.elapsed().as_secs_f64()
+    ))
+}
+
+/// The offset scan of one listing's entries: the cost of a page before.
+struct Scan<'a> {
+    client: &'a Client,
+    table: &'a str,
+    partition: String,
+    index: Option<&'static str>,
+    sort_from: Option<&'static str>,
+}
+
+impl Scan<'_> {
+    /// Reads from the listing's start until `offset + LIMIT` entries are read.
+    async fn page(&self, offset: u64) -> Result<()> {
+        let mut left = offset + LIMIT;
+        let mut start = None;
+        while left > 0 {
+            let mut q = self
+                .client
+                .query()
+                .table_name(self.table)
+                .set_index_name(self.index.map(str::to_owned))
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", AttributeValue::S(self.partition.clone()))
+                .limit(i32::try_from(left)?)
+                .set_exclusive_start_key(start.take());
+            q = match self.sort_from {
+                Some(from) => q
+                    .key_condition_expression("#pk = :pk AND #sk >= :from")
+                    .expression_attribute_names("#sk", LSI1SK)
+                    .expression_attribute_values(":from", AttributeValue::S(from.to_owned())),
+                None => q.key_condition_expression("#pk = :pk"),
+            };
+            let out = q.send().await?;
+            left = left.saturating_sub(out.count.max(0) as u64);
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Page 1, the middle page, the last page and the page after page 1's cursor
+/// of one listing, each beside its offset scan.
+async fn rows(app: &App, table: &mut Table, label: &str, base: &str, raw: &Scan<'_>) -> Result<()> {
+    let (status, body) = app.send(&app.req(Method::GET, base)).await?;
+    if status != StatusCode::OK {
+        return Err(format!("{base}: {status} {body}").into());
+    }
+    let body: serde_json::Value = serde_json::from_str(&body)?;
+    let pages = body["pages"].as_u64().unwrap_or(0);
+    let next = body["next"].as_str().unwrap_or_default().to_owned();
+    let cases = [
+        ("1".to_owned(), format!("{base}&page=1"), Some(0)),
+        (
+            format!("{} (middle)", pages.div_ceil(2)),
+            format!("{base}&page={}", pages.div_ceil(2)),
+            Some((pages.div_ceil(2) - 1) * LIMIT),
+        ),
+        (
+            format!("{pages} (last)"),
+            format!("{base}&page={pages}"),
+            Some(pages.saturating_sub(1) * LIMIT),
+        ),
+        ("2 by cursor".to_owned(), format!("{base}&cursor={next}"), None),
+    ];
+    for (page, path, offset) in cases {
+        let sample = app
+            .measure(RUNS, 1, StatusCode::OK, |_| app.req(Method::GET, &path))
+            .await?;
+        let before = match offset {
+            Some(offset) => Some(measure_raw(&app.counter, RUNS, async |_| raw.page(offset).await).await?),
+            None => None,
+        };
+        eprintln!("bench: scale: {label}, page {page}: p50 {} ms", sample.latencies.ms(50.0));
+        let mut cells = vec![label.to_owned(), page];
+        cells.extend(cost(&sample));
+        match before {
+            Some(b) => {
+                cells.extend(cost(&b).into_iter().take(3));
+                cells.push(b.latencies.ms(50.0));
+            }
+            None => cells.extend(["-".into(), "-".into(), "-".into(), "-".into()]),
+        }
+        table.row(cells);
+    }
+    Ok(())
+}
+
+fn cost(sample: &Sample) -> Vec<String> {
+    let n = sample.n().max(1);
+    vec![
+        sample.calls_per_run(),
+        per(sample.total.items_read as f64, n),
+        format!("{:.1}", sample.total.capacity / n as f64),
+        sample.latencies.ms(50.0),
+        sample.latencies.ms(95.0),
+    ]
+}
+
+/// 16 writers each create 40 customers and delete every other one through the
+/// handlers, all at once; then the same number of writes as the listing
+/// counters made them before: one shared counter item per listing.
+async fn writers(app: &App, client: &Client, table: &str) -> Result<Table> {
+    let mut report = Table::new(
+        &format!("6. {WRITERS} concurrent writers, {PER_WRITER} customers each"),
+        &["design", "writes", "per second", "failed (503 contention)", "conflicts retried"],
+    );
+    let before = app.counter.snapshot();
+    let started = Instant::now();
+    let runs = (0..WRITERS).map(|w| async move {
+        let (mut done, mut failed) = (0u64, 0u64);
+        for i in 0..PER_WRITER {
+            let customer = new_customer(1_000_000 + w * PER_WRITER + i)?;
+            match app.store.create_customer(&customer).await {
+                Ok(()) => done += 1,
+                Err(billing::store::StoreError::Contention) => failed += 1,
+                Err(e) => return Err(e.into()),
+            }
+            if i % 2 == 1 {
+                let path = format!("/customer/{}", customer.id);
+                match app.send(&app.req(Method::DELETE, &path)).await?.0 {
+                    StatusCode::NO_CONTENT => done += 1,
+                    StatusCode::SERVICE_UNAVAILABLE => failed += 1,
+                    other => return Err(format!("DELETE answered {other}").into()),
+                }
+            }
+        }
+        Result::<_>::Ok((done, failed))
+    });
+    let outcomes = futures_util::future::join_all(runs).await;
+    let took = started.elapsed();
+    let calls = app.counter.snapshot().since(&before);
+    let (mut done, mut failed) = (0, 0);
+    for o in outcomes {
+        let (d, f) = o?;
+        done += d;
+        failed += f;
+    }
+    report.row(vec![
+        "listing entries + count deltas (create; DELETE runs the cascade)".into(),
+        done.to_string(),
+        format!("{:.0}", done as f64 / took.as_secs_f64()),
+        failed.to_string(),
+        calls.errors.to_string(),
+    ]);
+    let (done, failed, retried, took) = shared_counters(client, table).await?;
+    report.row(vec![
+        "before: the same creates through one counter item per listing".into(),
+        done.to_string(),
+        format!("{:.0}", done as f64 / took.as_secs_f64()),
+        failed.to_string(),
+        retried.to_string(),
+    ]);
+    report.note(
+        "Creates and deletes of the first row are the real store transactions and handlers; \
+         failed = gave up after the store's bounded retries (the API's 503 contention). The \
+         second row sends the transactions the listing counters needed before (a new item and \
+         ADD to the 4 counters of its listings), with the same retry budget (10 attempts, \
+         10-640 ms backoff with jitter).",
+    );
+    Ok(report)
+}
+
+/// The `WRITERS * PER_WRITER` creates as before: a put and four shared counter
+/// updates per transaction, retried like the store retries conflicts.
+async fn shared_counters(client: &Client, table: &str) -> Result<(u64, u64, u64, Duration)> {
+    let started = Instant::now();
+    let runs = (0..WRITERS).map(|w| async move {
+        let (mut done, mut failed, mut retried) = (0u64, 0u64, 0u64);
+        for i in 0..PER_WRITER {
+            let mut items = Vec::new();
+            let put = Put::builder()
+                .table_name(table)
+                .item(PK, AttributeValue::S(format!("BENCH#before#{w}#{i}")))
+                .item("SK", AttributeValue::S("X".into()))
+                .build()?;
+            items.push(TransactWriteItem::builder().put(put).build());
+            for c in ["ALL", "STATUS", "TIER", "TIER_STATUS"] {
+                let update = Update::builder()
+                    .table_name(table)
+                    .key(PK, AttributeValue::S("BENCH#COUNTER".into()))
+                    .key("SK", AttributeValue::S(c.into()))
+                    .update_expression("ADD n :one")
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .build()?;
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
+            let mut ok = false;
+            for attempt in 0..10u32 {
+                match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+                    Ok(_) => {
+                        ok = true;
+                        break;
+                    }
+                    Err(_) => {
+                        retried += 1;
+                        let cap = 10u64 << attempt.min(6);
+                        let jitter = rand_below(cap + 1);
+                        tokio::time::sleep(Duration::from_millis(jitter.max(1))).await;
+                    }
+                }
+            }
+            if ok { done += 1 } else { failed += 1 }
+        }
+        Result::<_>::Ok((done, failed, retried))
+    });
+    let (mut done, mut failed, mut retried) = (0, 0, 0);
+    for o in futures_util::future::join_all(runs).await {
+        let (d, f, r) = o?;
+        done += d;
+        failed += f;
+        retried += r;
+    }
+    Ok((done, failed, retried, started.elapsed()))
+}
+
+fn rand_below(n: u64) -> u64 {
+    (uuid::Uuid::new_v4().as_u128() % u128::from(n.max(1))) as u64
+}
