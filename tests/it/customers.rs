@@ -60,7 +60,8 @@ async fn get_customer_rejects_bad_ids_and_unknown_customers(env: &'static Env) {
     assert_eq!(reply.error_code(), "customer_not_found");
 }
 
-fn ids(reply: &Value) -> Vec<String> {
+/// The customer ids of a listing page, in order.
+pub fn ids(reply: &Value) -> Vec<String> {
     reply["customers"]
         .as_array()
         .unwrap()

@@ -24,53 +24,36 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
     ]
 }
 
-/// Every item left in a customer's partition (record and member items).
+/// Every item left in a customer's partition.
 pub async fn items_of(app: &TestApp, customer: &str) -> usize {
-    let id = billing::domain::CustomerId::parse(customer).unwrap();
-    let out = app
-        .store
-        .client()
-        .query()
-        .table_name(app.store.table_name())
-        .key_condition_expression("PK = :pk")
-        .expression_attribute_values(
-            ":pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(billing::store::table::customer_pk(&id)),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    out.items.unwrap_or_default().len()
+    partition_items(app, customer, None).await
 }
 
 /// How many of a customer's items are its record or a member item.
 pub async fn records_of(app: &TestApp, customer: &str) -> usize {
+    partition_items(app, customer, Some(["customer", "member"])).await
+}
+
+/// How many items a customer's partition holds, only of `types` when given.
+async fn partition_items(app: &TestApp, customer: &str, types: Option<[&str; 2]>) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
     let id = billing::domain::CustomerId::parse(customer).unwrap();
-    let out = app
+    let mut query = app
         .store
         .client()
         .query()
         .table_name(app.store.table_name())
         .key_condition_expression("PK = :pk")
-        .filter_expression("#type IN (:customer, :member)")
-        .expression_attribute_names("#type", "type")
-        .expression_attribute_values(
-            ":pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(billing::store::table::customer_pk(&id)),
-        )
-        .expression_attribute_values(
-            ":customer",
-            aws_sdk_dynamodb::types::AttributeValue::S("customer".into()),
-        )
-        .expression_attribute_values(
-            ":member",
-            aws_sdk_dynamodb::types::AttributeValue::S("member".into()),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
+        .expression_attribute_values(":pk", S(billing::store::table::customer_pk(&id)))
+        .consistent_read(true);
+    if let Some([a, b]) = types {
+        query = query
+            .filter_expression("#type IN (:a, :b)")
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_values(":a", S(a.into()))
+            .expression_attribute_values(":b", S(b.into()));
+    }
+    let out = query.send().await.unwrap();
     out.items.unwrap_or_default().len()
 }
 

@@ -126,6 +126,7 @@ impl Store {
     /// [`Store::deleting_customers`]).
     pub async fn begin_deletion(&self, id: &CustomerId) -> Result<Customer, StoreError> {
         observe(store_span!("begin_deletion", customer = %id), async {
+            let mut listed = true;
             for _ in 0..3 {
                 let customer = self
                     .find_customer(id)
@@ -149,7 +150,11 @@ impl Store {
                         (":now", s(stamp)),
                     ],
                 )?;
-                for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
+                let listings = match listed {
+                    true => Listing::of(&customer.tier_name, customer.subscription_status),
+                    false => Vec::new(),
+                };
+                for listing in listings {
                     let entry = entry_key(&listing, &customer.created_at, id);
                     tx = tx.delete("entry", entry, EXISTS, &[])?;
                     tx = count(tx, &listing, &customer, -1)?;
@@ -164,6 +169,10 @@ impl Store {
                     }
                     // Changed under us (deleted, or marked by a concurrent call): look again.
                     Err(TxError::Cancelled(c)) if c.failed("customer") => continue,
+                    // Not in its listings (a table not reindexed yet): without them.
+                    Err(TxError::Cancelled(c)) if c.failed("entry") => {
+                        listed = self.is_listed(&customer).await?;
+                    }
                     Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
                     Err(TxError::Store(e)) => return Err(e),
                 }
@@ -171,6 +180,13 @@ impl Store {
             Err(StoreError::Contention)
         })
         .await
+    }
+
+    /// Whether an active customer has its entries (every customer does once the
+    /// table is reindexed): reads its entry in the listing of every customer.
+    pub(super) async fn is_listed(&self, customer: &Customer) -> Result<bool, StoreError> {
+        let entry = entry_key(&Listing::all(), &customer.created_at, &customer.id);
+        Ok(self.get(entry).await?.is_some())
     }
 
     /// Deletes the record of a deleting customer whose members are all gone.

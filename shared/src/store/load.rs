@@ -25,30 +25,33 @@ impl Store {
     /// checked: only for customers that do not exist yet, in a table no request
     /// writes meanwhile. Returns the items written.
     pub async fn load_customers(&self, customers: &[NewCustomer]) -> Result<u64, StoreError> {
-        observe(store_span!("load_customers", customers = customers.len()), async {
-            let mut items = Vec::with_capacity(customers.len() * 5);
-            let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
-            for new in customers {
-                let record: Item = serde_dynamo::to_item(CustomerItem::new(new))?;
-                let customer = decode_customer(record.clone())?;
-                items.push(record);
-                let at = slot("", &time::to_seconds(&customer.created_at));
-                for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
-                    items.push(serde_dynamo::to_item(EntryItem::new(&listing, &customer))?);
-                    *counts.entry((listing.index_pk(), at.clone())).or_default() += 1;
+        observe(
+            store_span!("load_customers", customers = customers.len()),
+            async {
+                let mut items = Vec::with_capacity(customers.len() * 5);
+                let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+                for new in customers {
+                    let record: Item = serde_dynamo::to_item(CustomerItem::new(new))?;
+                    let customer = decode_customer(record.clone())?;
+                    items.push(record);
+                    let at = slot("", &time::to_seconds(&customer.created_at));
+                    for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
+                        items.push(serde_dynamo::to_item(EntryItem::new(&listing, &customer))?);
+                        *counts.entry((listing.index_pk(), at.clone())).or_default() += 1;
+                    }
                 }
-            }
-            items.extend(
-                counts
-                    .into_iter()
-                    .map(|((pk, at), count)| dir_delta_item(&pk, &at, count)),
-            );
-            let written = items.len() as u64;
-            for batch in items.chunks(BATCH) {
-                self.write_batch(batch.to_vec()).await?;
-            }
-            Ok(written)
-        })
+                items.extend(
+                    counts
+                        .into_iter()
+                        .map(|((pk, at), count)| dir_delta_item(&pk, &at, count)),
+                );
+                let written = items.len() as u64;
+                for batch in items.chunks(BATCH) {
+                    self.write_batch(batch.to_vec()).await?;
+                }
+                Ok(written)
+            },
+        )
         .await
     }
 

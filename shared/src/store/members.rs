@@ -100,12 +100,13 @@ impl Store {
         let span = store_span!("add_members", customer = %customer, members = members.len());
         observe(span, async {
             let mut rest = members;
+            let mut listed = true;
             while !rest.is_empty() {
                 let mut outcome = Err(StoreError::Contention);
                 for _ in 0..ATTEMPTS {
                     let record = self.get_customer(customer).await?;
                     let (chunk, add) = fitting(&record, rest)?;
-                    let mut tx = self.change_members(&record, chunk.len() as i64, &add)?;
+                    let mut tx = self.change_members(&record, listed, chunk.len() as i64, &add)?;
                     for m in chunk {
                         let membership = MembershipItem::new(customer, &m.user_id, m.role);
                         tx = tx.put(
@@ -127,8 +128,12 @@ impl Store {
                         {
                             Err(StoreError::AlreadyMember)
                         }
-                        // The customer moved between listings: read it again.
-                        Err(TxError::Cancelled(c)) if c.failed("entry") => continue,
+                        // The customer moved between listings, or is not in them
+                        // yet (a table not reindexed): read it again.
+                        Err(TxError::Cancelled(c)) if c.failed("entry") => {
+                            listed = self.is_listed(&record).await?;
+                            continue;
+                        }
                         Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
                         Err(TxError::Store(e)) => Err(e),
                     };
@@ -149,6 +154,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let span = store_span!("remove_member", customer = %customer, user = %user);
         observe(span, async {
+            let mut listed = true;
             for _ in 0..ATTEMPTS {
                 let (record, member) = tokio::join!(
                     self.get_customer(customer),
@@ -160,7 +166,7 @@ impl Store {
                 }
                 let add = Additions::of([(member_slot(&member).as_str(), -1)])?;
                 let tx = self
-                    .change_members(&record, -1, &add)?
+                    .change_members(&record, listed, -1, &add)?
                     .delete(
                         "member",
                         member_key(customer, user),
@@ -179,7 +185,9 @@ impl Store {
                         Err(StoreError::CustomerNotFound)
                     }
                     // Removed (or changed) since it was read: look again.
-                    Err(TxError::Cancelled(c)) if c.failed("member") || c.failed("entry") => {
+                    Err(TxError::Cancelled(c)) if c.failed("member") => continue,
+                    Err(TxError::Cancelled(c)) if c.failed("entry") => {
+                        listed = self.is_listed(&record).await?;
                         continue;
                     }
                     Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
@@ -206,10 +214,12 @@ impl Store {
     }
 
     /// A transaction changing an active customer's member count by `delta`: its
-    /// record, its listing entries and its members' directory (`add`).
+    /// record, its listing entries (when it is `listed`) and its members'
+    /// directory (`add`).
     fn change_members(
         &self,
         record: &Customer,
+        listed: bool,
         delta: i64,
         add: &Additions,
     ) -> Result<Tx<'_>, StoreError> {
@@ -220,7 +230,11 @@ impl Store {
             Some(CUSTOMER_ACTIVE),
             &[(":delta", n(delta)), (":active", s("active"))],
         )?;
-        for listing in Listing::of(&record.tier_name, record.subscription_status) {
+        let listings = match listed {
+            true => Listing::of(&record.tier_name, record.subscription_status),
+            false => Vec::new(),
+        };
+        for listing in listings {
             tx = tx.update(
                 "entry",
                 entry_key(&listing, &record.created_at, &record.id),

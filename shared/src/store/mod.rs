@@ -20,8 +20,8 @@ macro_rules! store_span {
 mod api_keys;
 mod customers;
 mod error;
-mod members;
 mod load;
+mod members;
 mod rank;
 mod ranked;
 mod reindex;
@@ -43,7 +43,8 @@ pub use error::StoreError;
 pub use reindex::Reindexed;
 pub use table::Listing;
 
-use table::{IN_PARTITION_WITH_PREFIX, Item, PK, SK, names, s};
+use aws_sdk_dynamodb::types::AttributeValue;
+use table::{IN_PARTITION, IN_PARTITION_WITH_PREFIX, Item, PK, SK, names, s};
 
 /// Runs a store operation in `span`, then records and logs (debug) how it ended.
 ///
@@ -208,48 +209,40 @@ impl Store {
         partition: String,
         prefix: &str,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(IN_PARTITION_WITH_PREFIX)
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(partition.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StoreError::dynamo)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+        let values = [(":pk", s(partition)), (":prefix", s(prefix))];
+        self.query_all(IN_PARTITION_WITH_PREFIX, &values).await
     }
 
     /// Every item of one partition, all pages, strongly consistent.
     async fn query_partition_all(&self, partition: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_all(IN_PARTITION, &[(":pk", s(partition))]).await
+    }
+
+    /// Every item a key condition on `#pk` (and `#sk`) selects in the table,
+    /// all pages, strongly consistent.
+    async fn query_all(
+        &self,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
+                .key_condition_expression(condition)
                 .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(partition))
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StoreError::dynamo)?;
+                .set_exclusive_start_key(start.take());
+            if condition.contains("#sk") {
+                query = query.expression_attribute_names("#sk", SK);
+            }
+            for (name, value) in values {
+                query = query.expression_attribute_values(*name, value.clone());
+            }
+            let out = query.send().await.map_err(StoreError::dynamo)?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),

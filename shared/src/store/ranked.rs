@@ -58,30 +58,13 @@ impl Store {
     /// partition holds before them: a member listing's customer record), all
     /// pages, strongly consistent.
     pub(super) async fn read_directory(&self, dir_pk: &str) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(dir_pk))
-                .expression_attribute_values(":from", s(dir::READ_FROM))
-                .expression_attribute_values(":to", s(dir::READ_TO))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StoreError::dynamo)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(items),
-            }
-        }
+        let values = [
+            (":pk", s(dir_pk)),
+            (":from", s(dir::READ_FROM)),
+            (":to", s(dir::READ_TO)),
+        ];
+        self.query_all("#pk = :pk AND #sk BETWEEN :from AND :to", &values)
+            .await
     }
 
     /// The entries of a page: from the start (page 1), after a cursor, or from

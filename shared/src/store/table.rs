@@ -757,3 +757,30 @@ pub fn stream_customer(
 fn is_delta(image: &serde_dynamo::Item) -> bool {
     matches!(image.get("type"), Some(serde_dynamo::AttributeValue::S(t)) if t == "delta")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_customer_is_in_every_listing_its_values_open_or_match() {
+        let pro = TierName::parse("pro").unwrap();
+        let keys: Vec<String> = Listing::of(&pro, SubscriptionStatus::PastDue)
+            .iter()
+            .map(Listing::key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "CUSTOMERS",
+                "CUSTOMERS#tierName=pro",
+                "CUSTOMERS#status=past_due",
+                "CUSTOMERS#tierName=pro#status=past_due",
+            ]
+        );
+        let filtered = Listing::for_filters(Some(pro), Some(SubscriptionStatus::PastDue));
+        assert_eq!(filtered.entries_pk(), format!("LIST#{}", keys[3]));
+        assert_eq!(filtered.index_pk(), format!("INDEX#{}", keys[3]));
+        assert_eq!(Listing::all().key(), "CUSTOMERS");
+    }
+}
