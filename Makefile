@@ -35,7 +35,7 @@ bench: install
 
 ## Listings at 100,000 customers and 16 concurrent writers (minutes; not in `make test`).
 bench-scale: install
-	$(CARGO) run --release -p billing-tests --bin bench -- --scale 100000
+	DYNAMODB_LOCAL_HEAP=6g $(CARGO) run --release -p billing-tests --bin bench -- --scale 100000
 
 ## schemathesis against the local server (billing-dev serve, DynamoDB Local,
 ## localstripe, demo data): every check, >= 1,000 cases, fixed seed (infra/fuzz.sh).

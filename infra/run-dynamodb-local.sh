@@ -31,8 +31,14 @@ esac
 # TieredStopAtLevel=1: C1 only; starts faster and is quicker over a short test run.
 # -XX:-UsePerfData: no /tmp/hsperfdata_* file (it would outlive a kill -9).
 # preferIPv4Stack: a plain IPv4 socket on 127.0.0.1 (not a v4-mapped IPv6 one).
+# DYNAMODB_LOCAL_HEAP: the Java heap (default 512m; `make bench-scale` needs more).
+heap="${DYNAMODB_LOCAL_HEAP:-512m}"
+if [[ ! $heap =~ ^[0-9]{1,6}[mg]$ ]]; then
+  echo "$0: DYNAMODB_LOCAL_HEAP must look like 512m or 4g" >&2
+  exit 2
+fi
 export DDB_LOCAL_TELEMETRY=0
-exec java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData \
+exec java -Xmx"$heap" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData \
   -Djava.net.preferIPv4Stack=true \
   -Dorg.sqlite.lib.path="$ddb/home/DynamoDBLocal_lib" -Dorg.sqlite.lib.name="$sqlite_lib" \
   -Djava.library.path="$ddb/home/DynamoDBLocal_lib" \

@@ -48,6 +48,9 @@ pub struct Config {
     /// How long the stream consumer leaves a cascade to its request
     /// (`CASCADE_GRACE_SECONDS`, default 30).
     pub cascade_grace: std::time::Duration,
+    /// The key that signs listing cursors (`CURSOR_KEY`): required by the
+    /// listing functions, whose instances must open each other's cursors.
+    pub cursor_key: Option<secrecy::SecretString>,
 }
 
 /// Token verification settings.
@@ -144,6 +147,7 @@ impl Config {
             },
             event_bus: optional("EVENT_BUS_NAME"),
             eventbridge_endpoint: optional("AWS_ENDPOINT_URL_EVENTBRIDGE"),
+            cursor_key: optional("CURSOR_KEY").map(secrecy::SecretString::from),
             cascade_grace: match optional("CASCADE_GRACE_SECONDS") {
                 None => std::time::Duration::from_secs(30),
                 Some(raw) => raw

@@ -47,6 +47,8 @@ pub struct Dependencies {
     pub publisher: Publisher,
     /// Grace the stream consumer gives a cascade in progress.
     pub cascade_grace: std::time::Duration,
+    /// The key that signs listing cursors, when configured.
+    pub cursor_key: Option<secrecy::SecretString>,
 }
 
 impl Dependencies {
@@ -114,6 +116,7 @@ impl Dependencies {
             payments,
             publisher,
             cascade_grace: config.cascade_grace,
+            cursor_key: config.cursor_key.clone(),
         })
     }
 

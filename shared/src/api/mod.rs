@@ -75,7 +75,11 @@ impl TryFrom<Dependencies> for State {
     /// Fails when token verification is not configured.
     fn try_from(deps: Dependencies) -> Result<Self, InitError> {
         let jwt = deps.jwt.ok_or_else(|| ConfigError::missing("JWT_ISSUER"))?;
-        Ok(Self::new(deps.store, jwt, deps.payments))
+        let state = Self::new(deps.store, jwt, deps.payments);
+        Ok(match &deps.cursor_key {
+            Some(key) => state.with_cursor_key(secrecy::ExposeSecret::expose_secret(key)),
+            None => state,
+        })
     }
 }
 
@@ -83,7 +87,14 @@ impl TryFrom<Dependencies> for State {
 pub async fn run_lambda(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     metrics::set_function(endpoint.function());
-    let state = State::try_from(Dependencies::from_env().await?)?;
+    let deps = Dependencies::from_env().await?;
+    // Another instance must open the cursors this one seals.
+    if matches!(endpoint, Endpoint::ListCustomers | Endpoint::ListMembers)
+        && deps.cursor_key.is_none()
+    {
+        return Err(ConfigError::missing("CURSOR_KEY").into());
+    }
+    let state = State::try_from(deps)?;
     lambda_http::run(lambda_http::service_fn(|req: Request| {
         let state = &state;
         async move { Ok::<_, std::convert::Infallible>(handle(state, endpoint, req).await) }

@@ -309,6 +309,19 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
             }
         }
         let (_, config) = config_in(&pem, TokenMode::Pem);
+        // The cursor key exactly where listings are served, resolved from the
+        // generated secret at deploy time.
+        let lists = [Endpoint::ListCustomers, Endpoint::ListMembers]
+            .iter()
+            .any(|e| e.function() == f.binary);
+        assert_eq!(config.cursor_key.is_some(), lists, "{id}: CURSOR_KEY");
+        if lists {
+            assert_eq!(
+                render(raw["CURSOR_KEY"]),
+                "Sub:{{resolve:secretsmanager:${CursorKeySecret}:SecretString}}",
+                "{id}: CURSOR_KEY"
+            );
+        }
         // Only the stream consumer waits for a cascade in progress.
         assert_eq!(
             vars.contains_key("CASCADE_GRACE_SECONDS"),
