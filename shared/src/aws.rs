@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 pub use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::http::{
@@ -22,10 +23,19 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// The shared SDK configuration from the default provider chain (region,
 /// credentials) over [`http_client`].
+///
+/// Lambda gives a function its credentials in the environment
+/// (`AWS_ACCESS_KEY_ID`, ...), where the default chain looks first: when they
+/// are there, they are read directly, without building the chain's other
+/// providers (profile files, web identity, ECS, IMDS), most of this call's cost
+/// at cold start.
 pub async fn sdk_config(region: Option<&str>) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
     if let Some(region) = region {
         loader = loader.region(Region::new(region.to_owned()));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
     }
     loader.load().await
 }

@@ -17,7 +17,7 @@ use billing::store::table::{LSI1SK, MEMBERS_INDEX, PK, customer_pk};
 
 use crate::counter::Counter;
 use crate::harness::{
-    App, Result, Sample, customer_with_members, measure_raw, new_customer,
+    App, Result, STATUSES, Sample, TIERS, customer_with_members, measure_raw, new_customer,
 };
 use crate::report::{Table, per};
 
@@ -41,7 +41,7 @@ pub async fn run(client: &Client, counter: &Counter, n: usize) -> Result<Vec<Tab
     let app = App::new(client, counter, &name).await?;
     let seeding = seed(&app, n).await?;
     let mut listing = Table::new(
-        &format!("5. Listings at {n} customers (limit {LIMIT})"),
+        format!("5. Listings at {n} customers (limit {LIMIT})"),
         &[
             "listing",
             "page",
@@ -58,8 +58,16 @@ pub async fn run(client: &Client, counter: &Counter, n: usize) -> Result<Vec<Tab
     );
     let filters = [
         ("every customer", "", Listing::all()),
-        ("status=active", "&status=active", listing_of(None, Some("active"))?),
-        ("tierName=pro", "&tierName=pro", listing_of(Some("pro"), None)?),
+        (
+            "status=active",
+            "&status=active",
+            listing_of(None, Some("active"))?,
+        ),
+        (
+            "tierName=pro",
+            "&tierName=pro",
+            listing_of(Some("pro"), None)?,
+        ),
         (
             "tierName=pro&status=active",
             "&tierName=pro&status=active",
@@ -74,7 +82,14 @@ pub async fn run(client: &Client, counter: &Counter, n: usize) -> Result<Vec<Tab
             index: None,
             sort_from: None,
         };
-        rows(&app, &mut listing, label, &format!("/customers?limit={LIMIT}{query}"), &raw).await?;
+        rows(
+            &app,
+            &mut listing,
+            label,
+            &format!("/customers?limit={LIMIT}{query}"),
+            &raw,
+        )
+        .await?;
     }
     let members_of = customer_with_spread_members(&app, n + 1).await?;
     let raw = Scan {
@@ -118,7 +133,11 @@ async fn customer_with_spread_members(app: &App, i: usize) -> Result<CustomerId>
     let members: Vec<Member> = (0..MEMBERS)
         .map(|k| Member {
             role_id: uuid::Uuid::new_v4(),
-            user_id: if k == 0 { customer.owner_user_id } else { UserId::random() },
+            user_id: if k == 0 {
+                customer.owner_user_id
+            } else {
+                UserId::random()
+            },
             role: if k == 0 { Role::Owner } else { Role::User },
             joined_at: customer.created_at + chrono::Duration::seconds(k as i64),
         })
@@ -130,7 +149,9 @@ async fn customer_with_spread_members(app: &App, i: usize) -> Result<CustomerId>
 fn listing_of(tier: Option<&str>, status: Option<&str>) -> Result<Listing> {
     Ok(Listing::for_filters(
         tier.map(billing::domain::TierName::parse).transpose()?,
-        status.map(billing::domain::SubscriptionStatus::parse).transpose()?,
+        status
+            .map(billing::domain::SubscriptionStatus::parse)
+            .transpose()?,
     ))
 }
 
@@ -141,7 +162,11 @@ async fn seed(app: &App, n: usize) -> Result<String> {
     let chunks: Vec<Vec<_>> = (0..n)
         .collect::<Vec<_>>()
         .chunks(LOAD_CHUNK)
-        .map(|c| c.iter().map(|&i| new_customer(i)).collect::<Result<Vec<_>>>())
+        .map(|c| {
+            c.iter()
+                .map(|&i| new_customer(i))
+                .collect::<Result<Vec<_>>>()
+        })
         .collect::<Result<_>>()?;
     let mut loads = stream::iter(chunks)
         .map(|chunk| async move { app.store.load_customers(&chunk).await })
@@ -149,13 +174,28 @@ async fn seed(app: &App, n: usize) -> Result<String> {
     let mut items = 0;
     while let Some(loaded) = loads.next().await {
         items += loaded?;
-        eprintln!("bench: scale: {items} items loaded in {:.0} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "bench: scale: {items} items loaded in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     let loaded = started.elapsed();
     let folding = Instant::now();
+    // Every listing the generated customers are in (a scan for the pending
+    // deltas would read the whole table).
+    let mut listings = std::collections::BTreeSet::new();
+    for i in 0..TIERS.len() * STATUSES.len() {
+        let c = new_customer(i)?;
+        for l in Listing::of(&c.tier_name, c.subscription_status) {
+            listings.insert(l.index_pk());
+        }
+    }
+    let mut folds = stream::iter(listings)
+        .map(|pk| async move { app.store.fold_index(&pk).await })
+        .buffer_unordered(LOAD_CONCURRENCY);
     let mut folded = 0;
-    for pk in app.store.pending_indexes().await? {
-        folded += app.store.fold_index(&pk).await?;
+    while let Some(n) = folds.next().await {
+        folded += n?;
     }
     Ok(format!(
         "Seeding: {n} customers ({items} items: records, entries, counts) by BatchWriteItem in \
@@ -229,17 +269,26 @@ async fn rows(app: &App, table: &mut Table, label: &str, base: &str, raw: &Scan<
             format!("{base}&page={pages}"),
             Some(pages.saturating_sub(1) * LIMIT),
         ),
-        ("2 by cursor".to_owned(), format!("{base}&cursor={next}"), None),
+        (
+            "2 by cursor".to_owned(),
+            format!("{base}&cursor={next}"),
+            None,
+        ),
     ];
     for (page, path, offset) in cases {
         let sample = app
             .measure(RUNS, 1, StatusCode::OK, |_| app.req(Method::GET, &path))
             .await?;
         let before = match offset {
-            Some(offset) => Some(measure_raw(&app.counter, RUNS, async |_| raw.page(offset).await).await?),
+            Some(offset) => {
+                Some(measure_raw(&app.counter, RUNS, async |_| raw.page(offset).await).await?)
+            }
             None => None,
         };
-        eprintln!("bench: scale: {label}, page {page}: p50 {} ms", sample.latencies.ms(50.0));
+        eprintln!(
+            "bench: scale: {label}, page {page}: p50 {} ms",
+            sample.latencies.ms(50.0)
+        );
         let mut cells = vec![label.to_owned(), page];
         cells.extend(cost(&sample));
         match before {
@@ -270,8 +319,14 @@ fn cost(sample: &Sample) -> Vec<String> {
 /// counters made them before: one shared counter item per listing.
 async fn writers(app: &App, client: &Client, table: &str) -> Result<Table> {
     let mut report = Table::new(
-        &format!("6. {WRITERS} concurrent writers, {PER_WRITER} customers each"),
-        &["design", "writes", "per second", "failed (503 contention)", "conflicts retried"],
+        format!("6. {WRITERS} concurrent writers, {PER_WRITER} customers each"),
+        &[
+            "design",
+            "writes",
+            "per second",
+            "failed (503 contention)",
+            "conflicts retried",
+        ],
     );
     let before = app.counter.snapshot();
     let started = Instant::now();
@@ -355,7 +410,12 @@ async fn shared_counters(client: &Client, table: &str) -> Result<(u64, u64, u64,
             }
             let mut ok = false;
             for attempt in 0..10u32 {
-                match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+                match client
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    .send()
+                    .await
+                {
                     Ok(_) => {
                         ok = true;
                         break;

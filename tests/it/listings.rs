@@ -266,7 +266,7 @@ async fn bad_cursors_are_400(env: &'static Env) {
     for bad in [
         format!("/customers?limit=5&status=active&cursor={flipped}.{mac}"),
         format!("/customers?limit=5&status=active&cursor={payload}"),
-        format!("/customers?limit=5&status=active&cursor=%20"),
+        "/customers?limit=5&status=active&cursor=%20".to_owned(),
         // Another listing's cursor.
         format!("/customers?limit=5&cursor={next}"),
         format!("/customers?limit=5&status=past_due&cursor={next}"),

@@ -20,12 +20,12 @@ use tracing::field::Empty;
 use crate::auth::{Authenticator, BILLING_ADMIN, JwtVerifier};
 use crate::cascade::{Cascade, Payments};
 use crate::config::ConfigError;
-pub use cursor::Cursors;
 use crate::error::ApiError;
 use crate::http::Endpoint;
 use crate::startup::{Dependencies, InitError};
 use crate::store::Store;
 use crate::telemetry::metrics::{self, RequestIds};
+pub use cursor::Cursors;
 
 /// What the handlers share: built once per process.
 #[derive(Clone)]
