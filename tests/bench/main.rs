@@ -122,8 +122,9 @@ fn main() -> ExitCode {
     // Sections 1-2 and 3-4 each get a fresh DynamoDB Local: every write into one gets
     // slower after large transactions (member batches, cascades): seeding 1k customers
     // fell from about 50/s to 6/s after sections 1-2 on the same server.
-    if args.cold_start_only {
-        let outcome = with_dynamodb(
+    // The sections that run alone, each on its own DynamoDB Local.
+    let alone = if args.cold_start_only {
+        Some(with_dynamodb(
             &runtime,
             &log_dir,
             "dynamodb-local-cold-start",
@@ -134,32 +135,20 @@ fn main() -> ExitCode {
                     .print();
                 Ok(())
             },
-        );
-        runtime.shutdown_timeout(Duration::from_secs(2));
-        return match outcome {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("bench: {err}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Some(n) = args.scale {
-        let outcome = with_dynamodb(&runtime, &log_dir, "dynamodb-local-scale", async |url| {
-            let (client, counter) = client(url).await;
-            for table in scale::run(&client, &counter, n).await? {
-                table.print();
-            }
-            Ok(())
-        });
-        runtime.shutdown_timeout(Duration::from_secs(2));
-        return match outcome {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("bench: {err}");
-                ExitCode::FAILURE
-            }
-        };
+        ))
+    } else {
+        args.scale.map(|n| {
+            with_dynamodb(&runtime, &log_dir, "dynamodb-local-scale", async |url| {
+                let (client, counter) = client(url).await;
+                for table in scale::run(&client, &counter, n).await? {
+                    table.print();
+                }
+                Ok(())
+            })
+        })
+    };
+    if let Some(outcome) = alone {
+        return finish(runtime, outcome);
     }
     let outcome = runtime
         .block_on(tokens::run())
@@ -199,6 +188,11 @@ fn main() -> ExitCode {
                 Ok(())
             })
         });
+    finish(runtime, outcome)
+}
+
+/// Stops the runtime and turns the outcome into the exit code.
+fn finish(runtime: tokio::runtime::Runtime, outcome: Result<()>) -> ExitCode {
     runtime.shutdown_timeout(Duration::from_secs(2));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
