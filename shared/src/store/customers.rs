@@ -96,10 +96,9 @@ impl Store {
         let span = store_span!("create_customer", customer = %customer.id);
         observe(span, async {
             let record = CustomerItem::new(customer);
-            let listed = decode_customer(serde_dynamo::to_item(&record)?)?;
-            let mut tx =
-                self.tx()
-                    .put("customer", serde_dynamo::to_item(record)?, NOT_EXISTS, &[])?;
+            let item = serde_dynamo::to_item(&record)?;
+            let listed = record.into_customer()?;
+            let mut tx = self.tx().put("customer", item, NOT_EXISTS, &[])?;
             for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
                 let entry = serde_dynamo::to_item(EntryItem::new(&listing, &listed))?;
                 tx = tx.put("entry", entry, NOT_EXISTS, &[])?;

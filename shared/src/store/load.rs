@@ -8,7 +8,6 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 use crate::domain::{NewCustomer, time};
 
-use super::customers::decode_customer;
 use super::rank::slot;
 use super::table::{CustomerItem, EntryItem, Item, Listing, dir_delta_item};
 use super::{Store, StoreError, observe};
@@ -31,9 +30,9 @@ impl Store {
                 let mut items = Vec::with_capacity(customers.len() * 5);
                 let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
                 for new in customers {
-                    let record: Item = serde_dynamo::to_item(CustomerItem::new(new))?;
-                    let customer = decode_customer(record.clone())?;
-                    items.push(record);
+                    let record = CustomerItem::new(new);
+                    items.push(serde_dynamo::to_item(&record)?);
+                    let customer = record.into_customer()?;
                     let at = slot("", &time::to_seconds(&customer.created_at));
                     for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
                         items.push(serde_dynamo::to_item(EntryItem::new(&listing, &customer))?);

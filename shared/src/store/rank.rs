@@ -221,7 +221,8 @@ fn counts(item: &Item, wanted: impl Fn(&str) -> bool) -> BTreeMap<String, i64> {
         .collect()
 }
 
-fn number(v: Option<&AttributeValue>) -> i64 {
+/// A number attribute's value, 0 when absent or not a number.
+pub(super) fn number(v: Option<&AttributeValue>) -> i64 {
     match v {
         Some(AttributeValue::N(raw)) => raw.parse().unwrap_or(0),
         _ => 0,

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::rank::{Additions, Directory, Start};
+use super::rank::{Additions, Directory, Start, number};
 use super::table::{EXISTS, Item, PK, SK, dir, dir_add, dir_day_key, dir_month_key, key, n, s};
 use super::tx::{Tx, TxError};
 use super::{Store, StoreError};
@@ -269,11 +269,4 @@ pub(super) fn add_to_directory<'s>(
         tx = tx.update(write, key, &dir_add(&attrs), None, &values)?;
     }
     Ok(tx)
-}
-
-fn number(v: Option<&AttributeValue>) -> i64 {
-    match v {
-        Some(AttributeValue::N(raw)) => raw.parse().unwrap_or(0),
-        _ => 0,
-    }
 }
