@@ -14,6 +14,8 @@ ddb_port="${DYNAMODB_PORT:-8000}"
 stripe_port="${STRIPE_PORT:-8420}"
 export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:$ddb_port}"
 export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:$stripe_port}"
+# The Stripe webhook endpoint's secret: the environment's, else the dev default.
+export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_billing_dev}"
 
 log() { printf 'make dev: %s\n' "$*" >&2; }
 
@@ -89,13 +91,25 @@ pids+=("$!")
 pids+=("$!")
 wait_for_port "$port" "billing-dev serve"
 
+# localstripe signs and posts its subscription and customer events to the
+# webhook, as Stripe would (its /_config/webhooks/{id} endpoint).
+webhook_url="http://127.0.0.1:$port/api/billing/v1/webhooks/stripe"
+curl -sSf -m 5 -X POST "$STRIPE_API_BASE/_config/webhooks/billing-dev" \
+  -d "url=$webhook_url" -d "secret=${STRIPE_WEBHOOK_SECRET%%,*}" \
+  -d "events[]=customer.subscription.created" -d "events[]=customer.subscription.updated" \
+  -d "events[]=customer.subscription.deleted" -d "events[]=customer.subscription.paused" \
+  -d "events[]=customer.subscription.resumed" -d "events[]=customer.deleted" >/dev/null
+log "localstripe posts its Stripe events to $webhook_url"
+
 cat <<MSG
 
 Ready: http://127.0.0.1:$port/api/billing/v1/admin  (Ctrl-C stops everything)
 $credentials
 Stripe (localstripe): $STRIPE_API_BASE/v1/customers (key sk_test_local); deleting a customer
 deletes its Stripe customer, which cancels its subscription; the stream consumer then
-logs customer.deleted. Metrics (CloudWatch EMF) are the lines with "_aws" in this log.
+logs customer.deleted. Changing a subscription in localstripe (e.g. curl -X DELETE
+-u sk_test_local: $STRIPE_API_BASE/v1/subscriptions/SUB_ID) reaches the listings through
+the webhook within seconds. Platform events: $cli send-event customer.created --detail '{...}'. Metrics (CloudWatch EMF) are the lines with "_aws" in this log.
 
 MSG
 

@@ -13,6 +13,10 @@ parallel instances never share or leave a file, and each starts empty.
 Deleting a customer also cancels its subscriptions, as Stripe documents ("Delete a
 customer: ... Also immediately cancels any active subscriptions on the
 customer"); localstripe leaves them active, so that is added here.
+
+Updating a subscription sends `customer.subscription.updated`, as Stripe does;
+localstripe sends only `.created` and `.deleted`, so that is added here too (the
+webhook tests and `make dev` change tiers through it).
 """
 
 import logging
@@ -42,6 +46,19 @@ def cancel_subscriptions_on_customer_delete() -> None:
     resources.Customer._api_delete = classmethod(_api_delete)
 
 
+def send_subscription_updated() -> None:
+    """Makes POST /v1/subscriptions/{id} send customer.subscription.updated."""
+    update = resources.Subscription._api_update.__func__
+
+    def _api_update(cls, id, **data):
+        obj = update(cls, id, **data)
+        resources.schedule_webhook(
+            resources.Event('customer.subscription.updated', obj))
+        return obj
+
+    resources.Subscription._api_update = classmethod(_api_update)
+
+
 def main() -> None:
     if len(sys.argv) != 2 or not sys.argv[1].isdigit() \
             or not 1 <= int(sys.argv[1]) <= 65535:
@@ -57,6 +74,7 @@ def main() -> None:
     resources.Store.try_load_from_disk = lambda self: None
     resources.store.clear()
     cancel_subscriptions_on_customer_delete()
+    send_subscription_updated()
 
     # Same access log as localstripe's CLI (one line per request, stderr).
     access_log = logging.getLogger('aiohttp.access')

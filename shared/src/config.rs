@@ -51,6 +51,10 @@ pub struct Config {
     /// The key that signs listing cursors (`CURSOR_KEY`): required by the
     /// listing functions, whose instances must open each other's cursors.
     pub cursor_key: Option<secrecy::SecretString>,
+    /// The Stripe webhook endpoint's secret (`STRIPE_WEBHOOK_SECRET`, or
+    /// `STRIPE_WEBHOOK_SECRET_SECRET_ID`): one `whsec_...`, or two separated
+    /// by a comma while the secret is rolled.
+    pub stripe_webhook_secret: Option<SecretSource>,
 }
 
 /// Token verification settings.
@@ -148,6 +152,13 @@ impl Config {
             event_bus: optional("EVENT_BUS_NAME"),
             eventbridge_endpoint: optional("AWS_ENDPOINT_URL_EVENTBRIDGE"),
             cursor_key: optional("CURSOR_KEY").map(secrecy::SecretString::from),
+            stripe_webhook_secret: match (
+                optional("STRIPE_WEBHOOK_SECRET"),
+                optional("STRIPE_WEBHOOK_SECRET_SECRET_ID"),
+            ) {
+                (None, None) => None,
+                _ => Some(secret(&optional, "STRIPE_WEBHOOK_SECRET")?),
+            },
             cascade_grace: match optional("CASCADE_GRACE_SECONDS") {
                 None => std::time::Duration::from_secs(30),
                 Some(raw) => raw

@@ -86,7 +86,8 @@ impl ApiError {
                 StoreError::CustomerNotFound | StoreError::MemberNotFound => StatusCode::NOT_FOUND,
                 StoreError::AlreadyMember
                 | StoreError::OwnerNotRemovable
-                | StoreError::CustomerExists => StatusCode::CONFLICT,
+                | StoreError::CustomerExists
+                | StoreError::StripeCustomerClaimed => StatusCode::CONFLICT,
                 StoreError::Contention => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -111,6 +112,7 @@ impl ApiError {
                 StoreError::AlreadyMember => "already_member",
                 StoreError::OwnerNotRemovable => "owner_not_removable",
                 StoreError::CustomerExists => "customer_exists",
+                StoreError::StripeCustomerClaimed => "stripe_customer_claimed",
                 StoreError::Contention => "contention",
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => "database_error",
             },

@@ -26,4 +26,5 @@ pub mod secrets;
 pub mod seed;
 pub mod startup;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

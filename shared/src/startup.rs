@@ -14,6 +14,8 @@ use crate::events::Publisher;
 use crate::payments::PaymentsError;
 use crate::secrets::{self, Refreshing, SecretError};
 use crate::store::Store;
+use crate::sync::signature::Secrets;
+use crate::sync::webhook::WebhookSecrets;
 
 type SecretsManager = aws_sdk_secretsmanager::Client;
 
@@ -49,6 +51,8 @@ pub struct Dependencies {
     pub cascade_grace: std::time::Duration,
     /// The key that signs listing cursors, when configured.
     pub cursor_key: Option<secrecy::SecretString>,
+    /// The Stripe webhook endpoint's secrets, when configured.
+    pub webhook_secrets: Option<WebhookSecrets>,
 }
 
 impl Dependencies {
@@ -101,7 +105,25 @@ impl Dependencies {
                 }
             }))
         };
-        let (jwt, payments) = tokio::try_join!(jwt, payments)?;
+        let webhook_secrets = async {
+            Ok::<_, InitError>(match &config.stripe_webhook_secret {
+                None => None,
+                Some(SecretSource::Value(raw)) => Some(WebhookSecrets::Fixed(
+                    Secrets::parse(raw)
+                        .ok_or_else(|| ConfigError::missing("STRIPE_WEBHOOK_SECRET"))?,
+                )),
+                Some(source) => Some(WebhookSecrets::Refreshing(Arc::new(
+                    Refreshing::load(
+                        source.clone(),
+                        secrets(),
+                        Box::new(|raw| Secrets::parse(raw).ok_or_else(|| "empty".to_owned())),
+                        secrets::REFRESH_AFTER,
+                    )
+                    .await?,
+                ))),
+            })
+        };
+        let (jwt, payments, webhook_secrets) = tokio::try_join!(jwt, payments, webhook_secrets)?;
         let publisher = match &config.event_bus {
             Some(bus) => event_bridge(config, sdk, bus)?,
             None => Publisher::Log,
@@ -117,6 +139,7 @@ impl Dependencies {
             publisher,
             cascade_grace: config.cascade_grace,
             cursor_key: config.cursor_key.clone(),
+            webhook_secrets,
         })
     }
 

@@ -9,6 +9,8 @@ mod customers;
 mod jwks;
 mod listings;
 mod members;
+mod reconcile;
+mod sync;
 mod telemetry;
 
 use std::future::Future;
@@ -54,6 +56,8 @@ fn main() {
         jwks::trials(),
         listings::trials(),
         members::trials(),
+        reconcile::trials(),
+        sync::trials(),
         telemetry::trials(),
     ]
     .concat();

@@ -9,6 +9,8 @@ pub const DEV_PUBLIC_KEY: &str = include_str!("../../dev-keys/jwt-ed25519.pub.pe
 const DEV_PRIVATE_KEY: &str = include_str!("../../dev-keys/jwt-ed25519.pem");
 /// Any `sk_test_` key works with localstripe.
 const LOCAL_STRIPE_KEY: &str = "sk_test_local";
+/// The Stripe webhook endpoint secret `make dev` registers with localstripe.
+pub const DEV_WEBHOOK_SECRET: &str = "whsec_billing_dev";
 
 /// Defaults for settings the environment does not give.
 const DEFAULTS: [(&str, &str); 7] = [
@@ -34,6 +36,9 @@ pub fn setting(name: &str) -> Option<String> {
     }
     if name == "STRIPE_SECRET_KEY" && setting("STRIPE_SECRET_KEY_SECRET_ID").is_none() {
         return Some(LOCAL_STRIPE_KEY.to_owned());
+    }
+    if name == "STRIPE_WEBHOOK_SECRET" && setting("STRIPE_WEBHOOK_SECRET_SECRET_ID").is_none() {
+        return Some(DEV_WEBHOOK_SECRET.to_owned());
     }
     DEFAULTS
         .iter()

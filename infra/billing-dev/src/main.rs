@@ -224,7 +224,12 @@ async fn run(command: Command) -> Result<(), Error> {
     let deps = Dependencies::build(&config, &sdk).await?;
     let store = deps.store.clone();
     match command {
-        Command::Serve { port } => server::serve(State::try_from(deps)?, port).await?,
+        Command::Serve { port } => {
+            let hooks = deps.webhook_secrets.clone().map(|secrets| {
+                billing::sync::webhook::Webhooks::new(deps.store.clone(), secrets)
+            });
+            server::serve(State::try_from(deps)?, hooks, port).await?
+        }
         Command::ConsumeStream { interval } => {
             consume_stream(deps, &sdk, &config, interval).await?
         }

@@ -1,21 +1,29 @@
-//! The local HTTP server: routes every request into the Lambdas' own handlers.
+//! The local HTTP server: routes every request into the Lambdas' own handlers
+//! (the admin endpoints and, when its secret is set, the Stripe webhook).
 
 use std::sync::Arc;
 
 use axum::extract::State as AxumState;
 use billing::api::{State, dispatch};
 use billing::error::ApiError;
+use billing::sync::webhook::{self, Webhooks};
 use lambda_http::Body;
 
 /// Largest body read from a socket; the handlers apply their own, smaller limit.
 const READ_LIMIT: usize = 1024 * 1024;
 
+/// What the server routes to.
+struct Handlers {
+    admin: State,
+    hooks: Option<Webhooks>,
+}
+
 /// Serves on `127.0.0.1:port` until Ctrl-C or SIGTERM.
-pub async fn serve(state: State, port: u16) -> std::io::Result<()> {
+pub async fn serve(admin: State, hooks: Option<Webhooks>, port: u16) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let app = axum::Router::new()
         .fallback(handle)
-        .with_state(Arc::new(state));
+        .with_state(Arc::new(Handlers { admin, hooks }));
     tracing::info!(address = %listener.local_addr()?, "listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
@@ -23,12 +31,18 @@ pub async fn serve(state: State, port: u16) -> std::io::Result<()> {
 }
 
 async fn handle(
-    AxumState(state): AxumState<Arc<State>>,
+    AxumState(handlers): AxumState<Arc<Handlers>>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
     let (parts, body) = req.into_parts();
     let response = match axum::body::to_bytes(body, READ_LIMIT).await {
-        Ok(bytes) => dispatch(&state, billing::http::lambda_request(parts, bytes.to_vec())).await,
+        Ok(bytes) => {
+            let req = billing::http::lambda_request(parts, bytes.to_vec());
+            match &handlers.hooks {
+                Some(hooks) if req.uri().path() == webhook::PATH => hooks.handle(&req).await,
+                _ => dispatch(&handlers.admin, req).await,
+            }
+        }
         Err(_) => ApiError::Body {
             code: "body_too_large",
             message: "the body exceeds 16 KiB",

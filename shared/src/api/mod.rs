@@ -173,7 +173,7 @@ pub async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response
 }
 
 /// The span every log line of a request is written in.
-fn request_span(function: &'static str, ids: &RequestIds) -> tracing::Span {
+pub(crate) fn request_span(function: &'static str, ids: &RequestIds) -> tracing::Span {
     tracing::info_span!(
         "request",
         endpoint = function,
@@ -186,7 +186,7 @@ fn request_span(function: &'static str, ids: &RequestIds) -> tracing::Span {
 }
 
 /// Logs the answer and emits the request's metrics.
-fn finish(function: &str, response: &Response<Body>, started: Instant, ids: &RequestIds) {
+pub(crate) fn finish(function: &str, response: &Response<Body>, started: Instant, ids: &RequestIds) {
     let status = response.status().as_u16();
     let latency = started.elapsed();
     tracing::info!(

@@ -39,6 +39,11 @@ pub struct Customer {
     pub stripe_customer_id: Option<String>,
     /// The Stripe subscription (`sub_...`), when one exists.
     pub stripe_subscription_id: Option<String>,
+    /// The ordering key of the last billing event applied (`store::Version`).
+    pub billing_version: Option<String>,
+    /// When Stripe reported the customer's billing deleted (someone deleted the
+    /// Stripe customer): the record stays, without Stripe ids.
+    pub billing_gone_at: Option<Timestamp>,
 }
 
 /// What it takes to create a customer (seeding and fixtures).

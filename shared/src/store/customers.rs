@@ -7,7 +7,8 @@ use super::ranked::{Ranked, Window};
 use super::table::{
     CUSTOMER_ACTIVE, CUSTOMER_DELETING, CustomerItem, DELETING_INDEX, DELETING_PARTITION,
     DELETING_SINCE, EXISTS, EntryItem, IN_PARTITION, Item, Listing, MARK_DELETING, NOT_EXISTS, SK,
-    customer_key, deleting_sort, dir_delta_item, entry_key, n, s,
+    STRIPE_FREE_OR_OF, customer_key, deleting_sort, dir_delta_item, entry_key, n, s,
+    stripe_customer_key,
 };
 use super::tx::{Tx, TxError};
 use super::{Page, PageAt, Store, StoreError, observe};
@@ -91,29 +92,12 @@ impl Store {
         .await
     }
 
-    /// Creates an active customer with no members and counts it in its listings.
+    /// Creates an active customer with no members and counts it in its listings
+    /// (see [`Store::create_customer_with_owner`]).
     pub async fn create_customer(&self, customer: &NewCustomer) -> Result<(), StoreError> {
-        let span = store_span!("create_customer", customer = %customer.id);
-        observe(span, async {
-            let record = CustomerItem::new(customer);
-            let item = serde_dynamo::to_item(&record)?;
-            let listed = record.into_customer()?;
-            let mut tx = self.tx().put("customer", item, NOT_EXISTS, &[])?;
-            for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
-                let entry = serde_dynamo::to_item(EntryItem::new(&listing, &listed))?;
-                tx = tx.put("entry", entry, NOT_EXISTS, &[])?;
-                tx = count(tx, &listing, &listed, 1)?;
-            }
-            match tx.commit().await {
-                Ok(()) => Ok(()),
-                Err(TxError::Cancelled(c)) if c.failed("customer") || c.failed("entry") => {
-                    Err(StoreError::CustomerExists)
-                }
-                Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
-                Err(TxError::Store(e)) => Err(e),
-            }
-        })
-        .await
+        self.create_customer_with_owner(customer, None, None)
+            .await
+            .map(drop)
     }
 
     /// Puts an active customer into the deleting state, which hides it from every
@@ -188,18 +172,30 @@ impl Store {
         Ok(self.get(entry).await?.is_some())
     }
 
-    /// Deletes the record of a deleting customer whose members are all gone.
-    /// `Ok(false)` when the record was already gone.
+    /// Deletes the record of a deleting customer whose members are all gone,
+    /// with the lookup of its Stripe customer. `Ok(false)` when the record was
+    /// already gone.
     pub async fn delete_customer_record(&self, id: &CustomerId) -> Result<bool, StoreError> {
         let span = store_span!("delete_customer_record", customer = %id);
         observe(span, async {
+            let Some(record) = self.find_customer(id).await? else {
+                return Ok(false);
+            };
             let condition = format!("{CUSTOMER_DELETING} AND #members = :zero");
-            let tx = self.tx().delete(
+            let mut tx = self.tx().delete(
                 "customer",
                 customer_key(id),
                 &condition,
                 &[(":deleting", s("deleting")), (":zero", n(0))],
             )?;
+            if let Some(stripe_id) = &record.stripe_customer_id {
+                tx = tx.delete(
+                    "lookup",
+                    stripe_customer_key(stripe_id),
+                    STRIPE_FREE_OR_OF,
+                    &[(":customer", s(id.to_string()))],
+                )?;
+            }
             match tx.commit().await {
                 Ok(()) => Ok(true),
                 Err(TxError::Cancelled(c))
@@ -257,7 +253,7 @@ impl Store {
 
 /// Counts `delta` more (or fewer) entries for `customer` in a listing, in `tx`:
 /// a new delta item, so concurrent writers never share an item.
-fn count<'s>(
+pub(super) fn count<'s>(
     tx: Tx<'s>,
     listing: &Listing,
     customer: &Customer,

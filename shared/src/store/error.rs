@@ -18,6 +18,9 @@ pub enum StoreError {
     /// A customer with that ID already exists.
     #[error("a customer with that ID already exists")]
     CustomerExists,
+    /// The Stripe customer is another customer's already.
+    #[error("the Stripe customer belongs to another customer")]
+    StripeCustomerClaimed,
     /// Transactions kept conflicting with concurrent writes.
     #[error("too many concurrent writes to the same items")]
     Contention,

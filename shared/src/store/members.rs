@@ -382,7 +382,7 @@ impl Store {
 }
 
 /// The slot of a member in its customer's members directory.
-fn member_slot(m: &Member) -> String {
+pub(super) fn member_slot(m: &Member) -> String {
     slot(&member_group(m.role), &time::to_millis(&m.joined_at))
 }
 

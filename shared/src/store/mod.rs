@@ -18,6 +18,7 @@ macro_rules! store_span {
 }
 
 mod api_keys;
+mod changes;
 mod customers;
 mod error;
 mod load;
@@ -38,6 +39,7 @@ use tracing::Instrument;
 use crate::domain::PageRequest;
 
 pub use api_keys::{ApiKeyRecord, ApiKeySummary};
+pub use changes::{Applied, CustomerChange, EventStamp};
 pub use customers::DeletingCustomers;
 pub use error::StoreError;
 pub use reindex::Reindexed;
@@ -76,7 +78,10 @@ fn outcome<T>(result: &Result<T, StoreError>) -> &'static str {
         Ok(_) => "ok",
         Err(StoreError::CustomerNotFound | StoreError::MemberNotFound) => "not_found",
         Err(
-            StoreError::AlreadyMember | StoreError::OwnerNotRemovable | StoreError::CustomerExists,
+            StoreError::AlreadyMember
+            | StoreError::OwnerNotRemovable
+            | StoreError::CustomerExists
+            | StoreError::StripeCustomerClaimed,
         ) => "conflict",
         Err(StoreError::Contention) => "contention",
         Err(StoreError::Corrupt(_) | StoreError::Dynamo(_)) => "error",
@@ -150,7 +155,8 @@ impl Store {
         &self.client
     }
 
-    /// Creates the table with its indexes and stream (local stack and tests).
+    /// Creates the table with its indexes, stream and time to live (local
+    /// stack and tests).
     pub async fn create_table(&self) -> Result<(), StoreError> {
         use table::TableDefinition as T;
         self.client
@@ -162,6 +168,13 @@ impl Store {
             .set_global_secondary_indexes(Some(T::global_indexes()))
             .billing_mode(T::billing_mode())
             .stream_specification(T::stream())
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(T::time_to_live())
             .send()
             .await
             .map_err(StoreError::dynamo)?;

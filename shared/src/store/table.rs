@@ -12,6 +12,8 @@
 //! | listing entry | `LIST#<listing>` | `<createdAt>#<id>` | -                          | -                                 |
 //! | listing directory | `INDEX#<listing>` | `DIR#...`, `DIRL2#...` ([`dir`]) | -      | -                                 |
 //! | api key     | `APIKEY`          | `APIKEY#<keyId>` | -                            | -                                 |
+//! | stripe customer | `STRIPE#<cus_...>` | `CUSTOMER`  | -                               | -                                 |
+//! | applied event | `EVENT#<source>#<id>` | `EVENT`    | -                               | -                                 |
 //!
 //! A customer listing is a partition of entries, one per active customer,
 //! written in the same transaction as the customer ([`Listing`]); there is no
@@ -22,7 +24,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType,
-    StreamSpecification, StreamViewType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -65,6 +67,10 @@ pub fn names() -> HashMap<String, String> {
         ("#customer", "customerID"),
         ("#revoked", "revokedAt"),
         ("#type", "type"),
+        ("#name", "name"),
+        ("#tier", "tierName"),
+        ("#status", "subscriptionStatus"),
+        ("#version", "billingVersion"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -114,6 +120,45 @@ pub const IN_PARTITION: &str = "#pk = :pk";
 pub const IN_PARTITION_WITH_PREFIX: &str = "#pk = :pk AND begins_with(#sk, :prefix)";
 /// `SK` prefix of member items.
 pub const MEMBER_PREFIX: &str = "MEMBER#";
+
+/// Condition on a customer record about to be replaced: still active and as
+/// it was read (what its entries and counts were written from).
+pub const CUSTOMER_AS_READ: &str = "attribute_exists(#pk) AND #state = :active \
+     AND #members = :members AND #name = :name AND #tier = :tier AND #status = :status";
+/// Condition on the lookup of a Stripe customer: free, or this customer's.
+pub const STRIPE_FREE_OR_OF: &str = "attribute_not_exists(#pk) OR #customer = :customer";
+
+/// Key of the lookup from a Stripe customer (`cus_...`) to its customer.
+pub fn stripe_customer_key(stripe_id: &str) -> Item {
+    key(format!("STRIPE#{stripe_id}"), "CUSTOMER")
+}
+
+/// The lookup item of a Stripe customer.
+pub fn stripe_customer_item(stripe_id: &str, customer: &CustomerId) -> Item {
+    let mut item = stripe_customer_key(stripe_id);
+    item.insert("type".to_owned(), s("stripeCustomer"));
+    item.insert("customerID".to_owned(), s(customer.to_string()));
+    item
+}
+
+/// The customer a Stripe customer lookup item points at.
+pub fn stripe_customer_of(item: &Item) -> Option<CustomerId> {
+    let raw = item.get("customerID")?.as_s().ok()?;
+    CustomerId::parse(raw).ok()
+}
+
+/// The item recording that an event (`source`: `stripe`, `platform`) was
+/// applied, kept until `expires` (epoch seconds; the table's TTL attribute).
+pub fn applied_event_item(source: &str, event_id: &str, expires: i64) -> Item {
+    let mut item = key(format!("EVENT#{source}#{event_id}"), "EVENT");
+    item.insert("type".to_owned(), s("appliedEvent"));
+    item.insert(TTL_ATTRIBUTE.to_owned(), n(expires));
+    item
+}
+
+/// The table's time-to-live attribute (epoch seconds): items past it are
+/// removed by DynamoDB within days.
+pub const TTL_ATTRIBUTE: &str = "expiresAt";
 
 /// A string attribute value.
 pub fn s(value: impl Into<String>) -> AttributeValue {
@@ -314,6 +359,8 @@ impl EntryItem {
             deleting_since: None,
             stripe_customer_id: None,
             stripe_subscription_id: None,
+            billing_version: None,
+            billing_gone_at: None,
         })
     }
 }
@@ -426,6 +473,10 @@ pub struct CustomerItem {
         skip_serializing_if = "Option::is_none"
     )]
     stripe_subscription_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    billing_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    billing_gone_at: Option<String>,
 }
 
 impl CustomerItem {
@@ -450,6 +501,34 @@ impl CustomerItem {
             deleting_since: None,
             stripe_customer_id: c.stripe_customer_id.clone(),
             stripe_subscription_id: c.stripe_subscription_id.clone(),
+            billing_version: None,
+            billing_gone_at: None,
+        }
+    }
+
+    /// The record of an active customer as it now is (a change of its fields).
+    pub fn of(c: &Customer) -> Self {
+        Self {
+            pk: customer_pk(&c.id),
+            sk: "CUSTOMER".to_owned(),
+            kind: "customer".to_owned(),
+            lsi1sk: CUSTOMER_RANK_SORT.to_owned(),
+            gsi1pk: None,
+            gsi1sk: None,
+            id: c.id,
+            name: c.name.clone(),
+            tier_name: c.tier_name.clone(),
+            tier_id: c.tier_id,
+            subscription_status: c.subscription_status,
+            member_count: c.member_count,
+            created_at: time::to_seconds(&c.created_at),
+            owner_user_id: c.owner_user_id,
+            state: CustomerState::Active,
+            deleting_since: None,
+            stripe_customer_id: c.stripe_customer_id.clone(),
+            stripe_subscription_id: c.stripe_subscription_id.clone(),
+            billing_version: c.billing_version.clone(),
+            billing_gone_at: c.billing_gone_at.as_ref().map(time::to_seconds),
         }
     }
 
@@ -473,6 +552,8 @@ impl CustomerItem {
             deleting_since: self.deleting_since.as_deref().map(parse_time).transpose()?,
             stripe_customer_id: self.stripe_customer_id,
             stripe_subscription_id: self.stripe_subscription_id,
+            billing_version: self.billing_version,
+            billing_gone_at: self.billing_gone_at.as_deref().map(parse_time).transpose()?,
         })
     }
 }
@@ -674,6 +755,15 @@ impl TableDefinition {
             .build()
             .into_iter()
             .collect()
+    }
+
+    /// Items expire at [`TTL_ATTRIBUTE`] (the applied events' ids).
+    pub fn time_to_live() -> TimeToLiveSpecification {
+        TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(TTL_ATTRIBUTE)
+            .build()
+            .unwrap_or_else(|_| unreachable!("both fields are set"))
     }
 
     /// On-demand billing.

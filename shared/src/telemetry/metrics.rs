@@ -80,6 +80,8 @@ pub enum Dimension {
     Outcome,
     /// A Stripe operation.
     Operation,
+    /// Where an event came from: `stripe` or `platform`.
+    Source,
 }
 
 impl Dimension {
@@ -92,6 +94,7 @@ impl Dimension {
             Self::Step => "Step",
             Self::Outcome => "Outcome",
             Self::Operation => "Operation",
+            Self::Source => "Source",
         }
     }
 }
@@ -121,11 +124,19 @@ pub enum Metric {
     StripeCalls,
     /// Failed Stripe calls, by operation.
     StripeErrors,
+    /// Events received from Stripe and the platform, by source and outcome.
+    SyncEvents,
+    /// Customers a reconciliation compared with Stripe.
+    ReconcileChecked,
+    /// Customers a reconciliation found drifted from Stripe.
+    ReconcileDrifted,
+    /// Drifted customers a reconciliation repaired.
+    ReconcileRepaired,
 }
 
 impl Metric {
     /// Every metric.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 15] = [
         Self::Requests,
         Self::Latency,
         Self::AuthFailures,
@@ -137,6 +148,10 @@ impl Metric {
         Self::CascadeStepDuration,
         Self::StripeCalls,
         Self::StripeErrors,
+        Self::SyncEvents,
+        Self::ReconcileChecked,
+        Self::ReconcileDrifted,
+        Self::ReconcileRepaired,
     ];
 
     /// The metric's name in CloudWatch.
@@ -153,6 +168,10 @@ impl Metric {
             Self::CascadeStepDuration => "CascadeStepDuration",
             Self::StripeCalls => "StripeCalls",
             Self::StripeErrors => "StripeErrors",
+            Self::SyncEvents => "SyncEvents",
+            Self::ReconcileChecked => "ReconcileChecked",
+            Self::ReconcileDrifted => "ReconcileDrifted",
+            Self::ReconcileRepaired => "ReconcileRepaired",
         }
     }
 
@@ -172,7 +191,12 @@ impl Metric {
             Self::Requests => &[D::Function, D::StatusClass],
             Self::Latency | Self::TransactionConflicts | Self::TransactionRetries => &[D::Function],
             Self::AuthFailures => &[D::Function, D::Reason],
-            Self::DeletingCustomers | Self::OldestDeletionAgeSeconds => &[],
+            Self::DeletingCustomers
+            | Self::OldestDeletionAgeSeconds
+            | Self::ReconcileChecked
+            | Self::ReconcileDrifted
+            | Self::ReconcileRepaired => &[],
+            Self::SyncEvents => &[D::Source, D::Outcome],
             Self::CascadeSteps | Self::CascadeStepDuration => &[D::Step, D::Outcome],
             Self::StripeCalls | Self::StripeErrors => &[D::Operation],
         }
@@ -547,6 +571,25 @@ pub fn stripe_call(operation: &str, ok: bool) {
         .dimension(Dimension::Operation, operation)
         .value(Metric::StripeCalls, 1.0)
         .value(Metric::StripeErrors, if ok { 0.0 } else { 1.0 })
+        .emit();
+}
+
+/// One event from `source` (`stripe`, `platform`) handled with `outcome`
+/// (`applied`, `duplicate`, `stale`, `unknown_customer`, `ignored`, `rejected`, ...).
+pub fn sync_event(source: &str, outcome: &str) {
+    Document::new()
+        .dimension(Dimension::Source, source)
+        .dimension(Dimension::Outcome, outcome)
+        .value(Metric::SyncEvents, 1.0)
+        .emit();
+}
+
+/// What a reconciliation found: customers compared, drifted and repaired.
+pub fn reconciled(checked: u64, drifted: u64, repaired: u64) {
+    Document::new()
+        .value(Metric::ReconcileChecked, checked as f64)
+        .value(Metric::ReconcileDrifted, drifted as f64)
+        .value(Metric::ReconcileRepaired, repaired as f64)
         .emit();
 }
 

@@ -1,0 +1,7 @@
+//! Lambda for `POST /api/billing/v1/webhooks/stripe`: Stripe's subscription and
+//! customer events, verified by their signature and applied once, in order.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    billing::sync::webhook::run_lambda().await
+}

@@ -1,0 +1,326 @@
+//! Changes to an active customer's own fields (name, tier, billing state) from
+//! the platform's and Stripe's events, and customers created with their owner:
+//! each one transaction with the customer's listing entries and counts.
+
+use uuid::Uuid;
+
+use crate::domain::{
+    Customer, CustomerId, CustomerState, Member, NewCustomer, SubscriptionStatus, TierName,
+    Timestamp,
+};
+
+use super::customers::{count, unexpected};
+use super::members::member_slot;
+use super::rank::Additions;
+use super::ranked::add_to_directory;
+use super::table::{
+    CUSTOMER_AS_READ, CustomerItem, EXISTS, EntryItem, Listing, MemberItem, MembershipItem,
+    NOT_EXISTS, STRIPE_FREE_OR_OF, applied_event_item, customer_pk, entry_key, n, s,
+    stripe_customer_item, stripe_customer_key, stripe_customer_of,
+};
+use super::tx::{Tx, TxError};
+use super::{Store, StoreError, observe};
+
+/// Attempts at a change whose customer changes meanwhile.
+const ATTEMPTS: usize = 5;
+
+/// How long an applied event's id is kept to recognise a redelivery: longer
+/// than Stripe retries a webhook (3 days) and EventBridge an event (1 day).
+const EVENT_MEMORY_DAYS: i64 = 30;
+
+/// A change to an active customer's fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerChange {
+    /// New display name.
+    pub name: Option<String>,
+    /// New tier (name and UUID).
+    pub tier: Option<(TierName, Uuid)>,
+    /// New subscription status.
+    pub status: Option<SubscriptionStatus>,
+    /// New Stripe customer (`Some(None)` removes it).
+    pub stripe_customer_id: Option<Option<String>>,
+    /// New Stripe subscription (`Some(None)` removes it).
+    pub stripe_subscription_id: Option<Option<String>>,
+    /// Stripe reported the customer deleted at this time.
+    pub billing_gone_at: Option<Timestamp>,
+}
+
+impl CustomerChange {
+    /// The customer with this change applied.
+    pub fn applied_to(&self, c: &Customer) -> Customer {
+        let mut new = c.clone();
+        if let Some(name) = &self.name {
+            new.name = name.clone();
+        }
+        if let Some((tier, tier_id)) = &self.tier {
+            new.tier_name = tier.clone();
+            new.tier_id = *tier_id;
+        }
+        if let Some(status) = self.status {
+            new.subscription_status = status;
+        }
+        if let Some(id) = &self.stripe_customer_id {
+            new.stripe_customer_id = id.clone();
+        }
+        if let Some(id) = &self.stripe_subscription_id {
+            new.stripe_subscription_id = id.clone();
+        }
+        if let Some(at) = self.billing_gone_at {
+            new.billing_gone_at = Some(at);
+        }
+        new
+    }
+}
+
+/// The event a change comes from: applied once (by `source` and `id`), and
+/// never after a newer one about the same customer (by `version`, when given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventStamp {
+    /// Where the event comes from: `stripe` or `platform`.
+    pub source: &'static str,
+    /// The event's id at its source.
+    pub id: String,
+    /// Where the event sorts among the customer's billing events (see
+    /// `sync::stripe_events::version`); the change is stale below the
+    /// customer's `billingVersion`.
+    pub version: Option<String>,
+}
+
+/// What a change came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The record changed (with its listings and counts).
+    Changed,
+    /// The change asked for nothing new.
+    Unchanged,
+    /// The event was applied before.
+    Duplicate,
+    /// A newer event about the customer was applied before.
+    Stale,
+    /// No active customer has that id.
+    NotFound,
+}
+
+impl Applied {
+    /// The outcome in one word (logs and metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Changed => "applied",
+            Self::Unchanged => "unchanged",
+            Self::Duplicate => "duplicate",
+            Self::Stale => "stale",
+            Self::NotFound => "unknown_customer",
+        }
+    }
+}
+
+impl Store {
+    /// The customer a Stripe customer (`cus_...`) belongs to: one consistent read.
+    pub async fn customer_of_stripe(
+        &self,
+        stripe_id: &str,
+    ) -> Result<Option<CustomerId>, StoreError> {
+        observe(store_span!("customer_of_stripe"), async {
+            Ok(self
+                .get(stripe_customer_key(stripe_id))
+                .await?
+                .as_ref()
+                .and_then(stripe_customer_of))
+        })
+        .await
+    }
+
+    /// Changes an active customer as `decide` says from its current record
+    /// (`None`: nothing to change), in one transaction with its listing
+    /// entries, the counts of the listings it leaves and joins, the lookup of
+    /// its Stripe customer and, for an event, the event's id. Retried from a
+    /// fresh read when the record changes meanwhile.
+    pub async fn change_customer<F>(
+        &self,
+        id: &CustomerId,
+        event: Option<&EventStamp>,
+        decide: F,
+    ) -> Result<Applied, StoreError>
+    where
+        F: Fn(&Customer) -> Option<CustomerChange> + Send + Sync,
+    {
+        let span = store_span!("change_customer", customer = %id);
+        observe(span, async {
+            let mut listed = true;
+            for _ in 0..ATTEMPTS {
+                let Some(old) = self.find_customer(id).await? else {
+                    return Ok(Applied::NotFound);
+                };
+                if old.state != CustomerState::Active {
+                    return Ok(Applied::NotFound);
+                }
+                let version = event.and_then(|e| e.version.as_deref());
+                if let (Some(v), Some(seen)) = (version, old.billing_version.as_deref())
+                    && seen > v
+                {
+                    return Ok(Applied::Stale);
+                }
+                let Some(change) = decide(&old) else {
+                    return Ok(Applied::Unchanged);
+                };
+                let mut new = change.applied_to(&old);
+                if let Some(v) = version {
+                    new.billing_version = Some(v.to_owned());
+                }
+                if new == old && event.is_none() {
+                    return Ok(Applied::Unchanged);
+                }
+                let tx = self.replace_customer(&old, &new, listed, version)?;
+                let tx = match event {
+                    Some(e) => tx.put("event", event_item(e), NOT_EXISTS, &[])?,
+                    None => tx,
+                };
+                match tx.commit().await {
+                    Ok(()) => return Ok(Applied::Changed),
+                    Err(TxError::Cancelled(c)) if c.failed("event") => {
+                        return Ok(Applied::Duplicate);
+                    }
+                    // Changed under us (a member, another event): read it again.
+                    Err(TxError::Cancelled(c)) if c.failed("customer") => continue,
+                    Err(TxError::Cancelled(c)) if c.failed("lookup") => {
+                        return Err(StoreError::StripeCustomerClaimed);
+                    }
+                    Err(TxError::Cancelled(c)) if c.failed("entry") => {
+                        listed = self.is_listed(&old).await?;
+                    }
+                    Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
+                    Err(TxError::Store(e)) => return Err(e),
+                }
+            }
+            Err(StoreError::Contention)
+        })
+        .await
+    }
+
+    /// A transaction replacing the record `old` (as read) with `new`: the
+    /// entries of the listings it stays in are rewritten when what they show
+    /// changed, those it leaves are deleted and counted out, those it joins are
+    /// put and counted in; the Stripe lookup follows its Stripe customer.
+    fn replace_customer(
+        &self,
+        old: &Customer,
+        new: &Customer,
+        listed: bool,
+        version: Option<&str>,
+    ) -> Result<Tx<'_>, StoreError> {
+        let mut condition = CUSTOMER_AS_READ.to_owned();
+        if version.is_some() {
+            condition.push_str(" AND (attribute_not_exists(#version) OR #version <= :version)");
+        }
+        let values = [
+            (":active", s("active")),
+            (":members", n(old.member_count as i64)),
+            (":name", s(old.name.clone())),
+            (":tier", s(old.tier_name.as_str())),
+            (":status", s(old.subscription_status.as_str())),
+            (":version", s(version.unwrap_or_default())),
+        ];
+        let record = serde_dynamo::to_item(CustomerItem::of(new))?;
+        let mut tx = self.tx().put("customer", record, &condition, &values)?;
+        if listed {
+            let before = Listing::of(&old.tier_name, old.subscription_status);
+            let after = Listing::of(&new.tier_name, new.subscription_status);
+            let shown_changed = (&old.name, &old.tier_id) != (&new.name, &new.tier_id)
+                || old.subscription_status != new.subscription_status
+                || old.tier_name != new.tier_name;
+            for listing in &before {
+                if !after.contains(listing) {
+                    let entry = entry_key(listing, &old.created_at, &old.id);
+                    tx = tx.delete("entry", entry, EXISTS, &[])?;
+                    tx = count(tx, listing, old, -1)?;
+                } else if shown_changed {
+                    let entry = serde_dynamo::to_item(EntryItem::new(listing, new))?;
+                    tx = tx.put("entry", entry, EXISTS, &[])?;
+                }
+            }
+            for listing in after.iter().filter(|l| !before.contains(l)) {
+                let entry = serde_dynamo::to_item(EntryItem::new(listing, new))?;
+                tx = tx.put("entry", entry, NOT_EXISTS, &[])?;
+                tx = count(tx, listing, new, 1)?;
+            }
+        }
+        if old.stripe_customer_id != new.stripe_customer_id {
+            let ours = [(":customer", s(old.id.to_string()))];
+            if let Some(gone) = &old.stripe_customer_id {
+                let key = stripe_customer_key(gone);
+                tx = tx.delete("old lookup", key, STRIPE_FREE_OR_OF, &ours)?;
+            }
+            if let Some(stripe_id) = &new.stripe_customer_id {
+                let item = stripe_customer_item(stripe_id, &new.id);
+                tx = tx.put("lookup", item, STRIPE_FREE_OR_OF, &ours)?;
+            }
+        }
+        Ok(tx)
+    }
+
+    /// Creates an active customer, with its owner's membership when it has an
+    /// owner, in one transaction: the record, its entries and counts, the
+    /// owner's member and membership items and its members' directory, and the
+    /// lookup of its Stripe customer, and the id of the event it comes from.
+    /// `CustomerExists` when the id is taken, `AlreadyMember` when the owner
+    /// belongs to a customer already; [`Applied::Duplicate`] when the event
+    /// was applied before.
+    pub async fn create_customer_with_owner(
+        &self,
+        customer: &NewCustomer,
+        owner: Option<&Member>,
+        event: Option<&EventStamp>,
+    ) -> Result<Applied, StoreError> {
+        let span = store_span!("create_customer", customer = %customer.id);
+        observe(span, async {
+            let record = CustomerItem::new(customer);
+            let mut listed = record.into_customer()?;
+            listed.member_count = u64::from(owner.is_some());
+            let item = serde_dynamo::to_item(CustomerItem::of(&listed))?;
+            let mut tx = self.tx().put("customer", item, NOT_EXISTS, &[])?;
+            for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
+                let entry = serde_dynamo::to_item(EntryItem::new(&listing, &listed))?;
+                tx = tx.put("entry", entry, NOT_EXISTS, &[])?;
+                tx = count(tx, &listing, &listed, 1)?;
+            }
+            if let Some(m) = owner {
+                let membership = MembershipItem::new(&customer.id, &m.user_id, m.role);
+                let membership = serde_dynamo::to_item(membership)?;
+                tx = tx.put("membership", membership, NOT_EXISTS, &[])?;
+                let member = serde_dynamo::to_item(MemberItem::new(&customer.id, m))?;
+                tx = tx.put("member", member, NOT_EXISTS, &[])?;
+                let add = Additions::of([(member_slot(m).as_str(), 1)])?;
+                tx = add_to_directory(tx, &customer_pk(&customer.id), &add)?;
+            }
+            if let Some(stripe_id) = &customer.stripe_customer_id {
+                let item = stripe_customer_item(stripe_id, &customer.id);
+                tx = tx.put("lookup", item, NOT_EXISTS, &[])?;
+            }
+            if let Some(e) = event {
+                tx = tx.put("event", event_item(e), NOT_EXISTS, &[])?;
+            }
+            match tx.commit().await {
+                Ok(()) => Ok(Applied::Changed),
+                Err(TxError::Cancelled(c)) if c.failed("event") => Ok(Applied::Duplicate),
+                Err(TxError::Cancelled(c)) if c.failed("customer") || c.failed("entry") => {
+                    Err(StoreError::CustomerExists)
+                }
+                Err(TxError::Cancelled(c)) if c.failed("membership") || c.failed("member") => {
+                    Err(StoreError::AlreadyMember)
+                }
+                Err(TxError::Cancelled(c)) if c.failed("lookup") => {
+                    Err(StoreError::StripeCustomerClaimed)
+                }
+                Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
+                Err(TxError::Store(e)) => Err(e),
+            }
+        })
+        .await
+    }
+}
+
+/// The item remembering that `e` was applied, until [`EVENT_MEMORY_DAYS`] from now.
+fn event_item(e: &EventStamp) -> super::table::Item {
+    let expires = crate::domain::now().timestamp() + EVENT_MEMORY_DAYS * 86_400;
+    applied_event_item(e.source, &e.id, expires)
+}
