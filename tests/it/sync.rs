@@ -28,6 +28,8 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         concurrent_webhooks_and_deletes_never_drift,
         platform_customer_created_creates_the_customer_with_its_owner,
         platform_events_that_break_a_rule_write_nothing,
+        each_webhook_is_one_transaction_of_known_size,
+        the_event_schema_file_matches_what_the_handler_accepts,
     ]
 }
 
@@ -673,5 +675,163 @@ impl Receiver {
 
     fn stop(self) {
         self.task.abort();
+    }
+}
+
+/// The size (`actions`) of every transaction committed while `work` ran.
+async fn committed_transactions<F: std::future::Future>(work: F) -> (F::Output, Vec<u64>) {
+    let logs = billing::telemetry::LogLines::default();
+    let out = logs.scope(work).await;
+    let sizes = logs
+        .lines()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| {
+            v["fields"]["message"] == "transaction done" || v["message"] == "transaction done"
+        })
+        .filter_map(|v| {
+            let span = v["span"].clone();
+            (span["outcome"] == "ok")
+                .then(|| span["actions"].as_u64())
+                .flatten()
+        })
+        .collect();
+    (out, sizes)
+}
+
+async fn each_webhook_is_one_transaction_of_known_size(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let hooks = hooks(&app);
+    let (_, cus, sub) = stored(&app, "pro", "active").await;
+    let t = now();
+    // A status change: the record, the 2 entries it keeps (rewritten), the 2
+    // it leaves (deleted, counted out), the 2 it joins (put, counted in), the
+    // event's id: 12 writes in one transaction.
+    let event = sub_event(
+        "customer.subscription.updated",
+        t,
+        &cus,
+        &sub,
+        "past_due",
+        None,
+    );
+    let (reply, sizes) = committed_transactions(send(&hooks, &event)).await;
+    assert_eq!(reply.json["outcome"], "applied");
+    assert_eq!(sizes, vec![12]);
+    // Status and tier: 1 entry kept, 3 left, 3 joined: 15.
+    let event = sub_event(
+        "customer.subscription.updated",
+        t + 1,
+        &cus,
+        &sub,
+        "active",
+        Some("enterprise"),
+    );
+    let (_, sizes) = committed_transactions(send(&hooks, &event)).await;
+    assert_eq!(sizes, vec![15]);
+    // Nothing a listing shows: the record and the event's id.
+    let event = sub_event(
+        "customer.subscription.updated",
+        t + 2,
+        &cus,
+        &sub,
+        "active",
+        Some("enterprise"),
+    );
+    let (_, sizes) = committed_transactions(send(&hooks, &event)).await;
+    assert_eq!(sizes, vec![2]);
+    // A redelivery commits nothing.
+    let (reply, sizes) = committed_transactions(send(&hooks, &event)).await;
+    assert_eq!(
+        (reply.json["outcome"].clone(), sizes),
+        (json!("duplicate"), vec![])
+    );
+}
+
+async fn the_event_schema_file_matches_what_the_handler_accepts(env: &'static Env) {
+    // GIVEN the JSON Schema of the platform's customer events
+    let path = billing_tests::servers::repo_root().join("schemas/platform-customer-events.json");
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("schema file")).expect("JSON");
+    let app = TestApp::new(env).await;
+    let platform = Platform::new(app.store.clone());
+    let owner = UserId::random();
+    let full = |kind: &str, id: CustomerId| match kind {
+        "customer.created" => json!({
+            "customerID": id, "name": "Umbrella", "tierName": "pro", "tierID": TIER_ID,
+            "ownerUserID": UserId::random(), "subscriptionStatus": "active",
+            "createdAt": "2026-11-30T10:00:00Z",
+            "stripeCustomerID": format!("cus_{}", uuid::Uuid::new_v4().simple()),
+            "stripeSubscriptionID": "sub_1"
+        }),
+        _ => {
+            json!({"customerID": id, "name": "Umbrella 2", "tierName": "basic", "tierID": TIER_ID})
+        }
+    };
+    let base = CustomerId::random();
+    let created = json!({"customerID": base, "name": "Base", "tierName": "pro", "tierID": TIER_ID, "ownerUserID": owner});
+    platform
+        .on_event(&platform_event("customer.created", "s-0", created))
+        .await
+        .expect("base");
+    for kind in ["customer.created", "customer.updated"] {
+        let def = &schema["$defs"][kind];
+        let props: Vec<&String> = def["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .collect();
+        let required: Vec<&str> = def["required"]
+            .as_array()
+            .expect("required")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let id = |n: usize| {
+            if kind == "customer.created" {
+                CustomerId::random()
+            } else {
+                let _ = n;
+                base
+            }
+        };
+        // THEN a detail with every property is accepted, and the properties are the struct's
+        let detail = full(kind, id(0));
+        let mut keys: Vec<&String> = detail.as_object().unwrap().keys().collect();
+        keys.sort();
+        let mut want = props.clone();
+        want.sort();
+        assert_eq!(keys, want, "{kind}: schema properties");
+        let ev = platform_event(kind, &format!("s-{kind}-all"), detail.clone());
+        assert!(
+            platform.on_event(&ev).await.is_ok(),
+            "{kind}: every property"
+        );
+        // AND without an optional property it is accepted, without a required one refused
+        for (n, prop) in props.iter().enumerate() {
+            let mut detail = full(kind, id(n + 1));
+            detail.as_object_mut().unwrap().remove(prop.as_str());
+            let ev = platform_event(kind, &format!("s-{kind}-{prop}"), detail);
+            let outcome = platform.on_event(&ev).await;
+            let needed_by_another = def["dependentRequired"].as_object().is_some_and(|deps| {
+                deps.values()
+                    .any(|d| d.as_array().is_some_and(|d| d.contains(&json!(prop))))
+            });
+            let is_required = required.contains(&prop.as_str()) || needed_by_another;
+            assert_eq!(
+                outcome.is_err(),
+                is_required,
+                "{kind} without {prop}: {outcome:?}"
+            );
+        }
+        // AND an unknown property is refused (additionalProperties: false)
+        assert_eq!(def["additionalProperties"], false);
+        let mut detail = full(kind, id(99));
+        detail["extra"] = json!(1);
+        let ev = platform_event(kind, &format!("s-{kind}-extra"), detail);
+        assert!(
+            platform.on_event(&ev).await.is_err(),
+            "{kind}: extra property"
+        );
     }
 }
