@@ -276,6 +276,20 @@ async fn events_apply_once_and_never_after_a_newer_one(env: &'static Env) {
     assert_eq!(send(&hooks, &older).await.json["outcome"], "stale");
     // AND the newest is redelivered
     assert_eq!(send(&hooks, &updated).await.json["outcome"], "duplicate");
+    // AND each outcome is counted in SyncEvents by source and outcome
+    let capture = billing::telemetry::metrics::Capture::new();
+    capture.scope(send(&hooks, &updated)).await;
+    let sync: Vec<Value> = capture
+        .documents()
+        .into_iter()
+        .filter(|d| d.get("SyncEvents").is_some())
+        .collect();
+    assert_eq!(sync.len(), 1, "{sync:?}");
+    billing::telemetry::metrics::check_document(&sync[0]).expect("EMF");
+    assert_eq!(
+        (sync[0]["Source"].clone(), sync[0]["Outcome"].clone()),
+        (json!("stripe"), json!("duplicate"))
+    );
     // THEN the final state is the newest event's, counted once
     assert_eq!(status_of(&app, &id).await, "past_due");
     for (status, want) in [

@@ -74,7 +74,13 @@ pub type PathParams = Vec<(String, String)>;
 
 /// Matches a request to an endpoint and its path parameters: 404 when no route has
 /// the path, 405 (with the allowed methods) when none has it with this method.
+///
+/// The Stripe webhook's path is served by its own function (API Gateway routes
+/// `POST` there): any other method on it is 405.
 pub fn route(method: &Method, path: &str) -> Result<(Endpoint, PathParams), ApiError> {
+    if path == crate::sync::webhook::PATH && method != Method::POST {
+        return Err(ApiError::MethodNotAllowed(vec![Method::POST]));
+    }
     let rest = path.strip_prefix(PREFIX).ok_or(ApiError::RouteNotFound)?;
     let mut allowed = Vec::new();
     for endpoint in Endpoint::ALL {
@@ -212,6 +218,10 @@ mod tests {
             route(&Method::POST, &format!("{PREFIX}/customers")),
             Err(ApiError::MethodNotAllowed(_))
         ));
+        match route(&Method::GET, crate::sync::webhook::PATH) {
+            Err(ApiError::MethodNotAllowed(allowed)) => assert_eq!(allowed, vec![Method::POST]),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -772,6 +772,10 @@ mod tests {
                 "CascadeStepDuration",
                 "StripeCalls",
                 "StripeErrors",
+                "SyncEvents",
+                "ReconcileChecked",
+                "ReconcileDrifted",
+                "ReconcileRepaired",
             ]
         );
         for metric in Metric::ALL {
@@ -782,6 +786,7 @@ mod tests {
                 .dimension(Dimension::Step, "s")
                 .dimension(Dimension::Outcome, "o")
                 .dimension(Dimension::Operation, "op")
+                .dimension(Dimension::Source, "src")
                 .value(metric, 1.0)
                 .to_json(1_800_000_000_000);
             assert_eq!(check_document(&doc), Ok(vec![metric.name().to_owned()]));
