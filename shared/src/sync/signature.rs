@@ -125,7 +125,7 @@ pub fn header(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
 }
 
 fn decode_hex(raw: &str) -> Option<Vec<u8>> {
-    if raw.len() % 2 != 0 {
+    if !raw.len().is_multiple_of(2) {
         return None;
     }
     (0..raw.len())
