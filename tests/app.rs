@@ -21,6 +21,11 @@ pub fn jwt_settings() -> JwtSettings {
     JwtSettings::new("https://auth.billing.test", "billing-admin-api")
 }
 
+/// The verifier of the development key.
+fn dev_verifier() -> JwtVerifier {
+    JwtVerifier::new(PUBLIC_KEY.as_bytes(), &jwt_settings()).expect("dev public key")
+}
+
 /// One test's application: its own table, the real handlers.
 pub struct TestApp {
     /// The state the handlers run with.
@@ -29,6 +34,24 @@ pub struct TestApp {
     pub store: Store,
     payments: billing::payments::Payments,
     admin: String,
+    _table: std::sync::Arc<TableGuard>,
+}
+
+/// Deletes a test's table when the last [`TestApp`] on it is dropped: DynamoDB
+/// Local reads every table's description on each request, so a suite that kept
+/// its hundred tables would slow down as it runs.
+struct TableGuard(Store);
+
+impl Drop for TableGuard {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (client, table) = (self.0.client().clone(), self.0.table_name().to_owned());
+        runtime.spawn(async move {
+            let _ = client.delete_table().table_name(table).send().await;
+        });
+    }
 }
 
 /// A response, with its body parsed as JSON (`Null` when empty).
@@ -43,22 +66,48 @@ pub struct Reply {
 }
 
 impl TestApp {
-    /// A new table with its indexes, and an admin token.
+    /// A new table with its indexes (its stream off), and an admin token.
     pub async fn new(env: &Env) -> Self {
-        let verifier =
-            JwtVerifier::new(PUBLIC_KEY.as_bytes(), &jwt_settings()).expect("dev public key");
-        Self::with_verifier(env, verifier).await
+        Self::with_verifier(env, dev_verifier()).await
     }
 
-    /// A new table, with tokens verified by `verifier`.
+    /// A new table with its stream on, for the tests that consume it.
+    ///
+    /// Only they get one: DynamoDB Local keeps every stream's records in one
+    /// table and scans it for each request's table description, so every
+    /// record written anywhere in the suite would slow every later request.
+    pub async fn with_stream(env: &Env) -> Self {
+        Self::build(env, dev_verifier(), true).await
+    }
+
+    /// A new table (its stream off), with tokens verified by `verifier`.
     pub async fn with_verifier(env: &Env, verifier: JwtVerifier) -> Self {
+        Self::build(env, verifier, false).await
+    }
+
+    async fn build(env: &Env, verifier: JwtVerifier, stream: bool) -> Self {
         let table = format!("t-{}", uuid::Uuid::new_v4().simple());
         let store = Store::new(env.dynamodb_client(), table);
         store.create_table().await.expect("create table");
+        if !stream {
+            let off = aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(false)
+                .build()
+                .expect("stream specification");
+            store
+                .client()
+                .update_table()
+                .table_name(store.table_name())
+                .stream_specification(off)
+                .send()
+                .await
+                .expect("turn the stream off");
+        }
         let admin = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 600);
         Self {
             state: State::new(store.clone(), verifier, Some(env.payments())),
             payments: env.payments(),
+            _table: std::sync::Arc::new(TableGuard(store.clone())),
             store,
             admin,
         }
@@ -74,6 +123,7 @@ impl TestApp {
             store: self.store.clone(),
             payments: self.payments.clone(),
             admin: self.admin.clone(),
+            _table: self._table.clone(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! says they are safe, an already-missing object counts as done. Stripe is reached
 //! over HTTPS only (plain HTTP is accepted for a fake Stripe on loopback).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use crate::deadline::Deadline;
 use crate::domain::{CustomerId, TierName};
 use crate::http::{InsecureUrl, secure_url};
 use crate::secrets::{Refreshing, SecretError};
+use uuid::Uuid;
 
 /// Timeout of one attempt of a Stripe call.
 ///
@@ -248,12 +250,14 @@ impl Payments {
     }
 
     /// Creates a Stripe customer tagged `metadata[customerID]` and, when asked, a
-    /// subscription on the tier's plan (created on first use).
+    /// subscription on the tier's plan (created on first use, carrying the
+    /// tier in its metadata, so that the subscription names its tier).
     pub async fn create_customer(
         &self,
         id: &CustomerId,
         name: &str,
         tier: &TierName,
+        tier_id: Uuid,
         subscribe: bool,
     ) -> Result<Created, PaymentsError> {
         let at = |operation| move |source| PaymentsError::Stripe { operation, source };
@@ -262,7 +266,7 @@ impl Payments {
             .metadata(
                 [("customerID".to_owned(), id.to_string())]
                     .into_iter()
-                    .collect::<std::collections::HashMap<_, _>>(),
+                    .collect::<HashMap<_, _>>(),
             )
             .payment_method(TEST_PAYMENT_METHOD)
             .invoice_settings(CreateCustomerInvoiceSettings {
@@ -278,7 +282,7 @@ impl Payments {
                 subscription: None,
             });
         }
-        let plan = self.plan_for(tier).await?;
+        let plan = self.plan_for(tier, tier_id).await?;
         let subscription = CreateSubscription {
             customer: customer.id.as_str(),
             items: [SubscriptionItem { plan: &plan }],
@@ -293,14 +297,28 @@ impl Payments {
         })
     }
 
-    /// The monthly plan of a tier, `tier-<name>`, created if missing.
-    async fn plan_for(&self, tier: &TierName) -> Result<String, PaymentsError> {
-        let id: String = format!("tier-{}", tier.as_str().to_lowercase().replace(' ', "-"));
+    /// The monthly plan of a tier, `tier-<name>-<tier UUID>`, created if
+    /// missing with `metadata[tierName]` and `metadata[tierID]` (what
+    /// `sync::stripe_events` reads a subscription's tier from). The UUID is in
+    /// the id so that a plan's metadata is never another tier's.
+    async fn plan_for(&self, tier: &TierName, tier_id: Uuid) -> Result<String, PaymentsError> {
+        let id = format!(
+            "tier-{}-{}",
+            tier.as_str().to_lowercase().replace(' ', "-"),
+            tier_id.simple()
+        );
+        let metadata: HashMap<String, String> = [
+            ("tierName".to_owned(), tier.as_str().to_owned()),
+            ("tierID".to_owned(), tier_id.to_string()),
+        ]
+        .into_iter()
+        .collect();
         let created = CreatePlan::new(
             stripe_types::Currency::USD,
             stripe_shared::PlanInterval::Month,
         )
         .id(id.as_str())
+        .metadata(metadata)
         .amount(1000)
         .product(CreatePlanProduct::InlineProductParams(
             CreatePlanInlineProductParams::new(tier.as_str()),
@@ -324,6 +342,235 @@ impl Payments {
                 source,
             }),
         }
+    }
+}
+
+/// Objects per page of a Stripe list: Stripe's maximum.
+pub const LIST_PAGE: u32 = 100;
+
+/// Time one list or retrieve call may take, all attempts and backoff included
+/// ([`ATTEMPTS`] of [`ATTEMPT_TIMEOUT`] fit).
+const READ_BUDGET: Duration = Duration::from_secs(20);
+
+/// A Stripe customer as listed: only what reconciliation and imports read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripeCustomer {
+    /// `cus_...`.
+    pub id: String,
+    /// Its name, when it has one.
+    pub name: Option<String>,
+    /// Its metadata (string values only).
+    pub metadata: HashMap<String, String>,
+    /// Whether Stripe reports it deleted.
+    pub deleted: bool,
+    /// When it was created (unix seconds; 0 when not given).
+    pub created: i64,
+}
+
+impl StripeCustomer {
+    /// Reads the fields kept from a customer object; `None` without an `id`.
+    pub fn from_json(object: &serde_json::Value) -> Option<Self> {
+        let id = object.get("id")?.as_str()?.to_owned();
+        let metadata = object
+            .get("metadata")
+            .and_then(serde_json::Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Self {
+            id,
+            name: object
+                .get("name")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+            metadata,
+            deleted: object
+                .get("deleted")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            created: object
+                .get("created")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0),
+        })
+    }
+}
+
+/// One page of a Stripe list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage<T> {
+    /// The objects, in Stripe's order.
+    pub data: Vec<T>,
+    /// The id to continue after (`starting_after`) when more pages follow.
+    pub next: Option<String>,
+}
+
+impl Payments {
+    /// One page of every Stripe customer (`GET /v1/customers`), up to
+    /// [`LIST_PAGE`], after the customer `after`; bounded by [`READ_BUDGET`].
+    pub async fn customers_page(
+        &self,
+        after: Option<&str>,
+    ) -> Result<ListPage<StripeCustomer>, PaymentsError> {
+        let page = self
+            .list("/customers", None, after, "list customers")
+            .await?;
+        Ok(ListPage {
+            data: page
+                .data
+                .iter()
+                .filter_map(StripeCustomer::from_json)
+                .collect(),
+            next: page.next,
+        })
+    }
+
+    /// Every Stripe customer, all pages.
+    pub async fn all_customers(&self) -> Result<Vec<StripeCustomer>, PaymentsError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.customers_page(after.as_deref()).await?;
+            all.extend(page.data);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of every subscription in any status (`GET /v1/subscriptions?status=all`),
+    /// up to [`LIST_PAGE`], after the subscription `after`, as raw objects
+    /// (read them with `sync::stripe_events::subscription`).
+    pub async fn subscriptions_page(
+        &self,
+        after: Option<&str>,
+    ) -> Result<ListPage<serde_json::Value>, PaymentsError> {
+        self.list("/subscriptions", Some("all"), after, "list subscriptions")
+            .await
+    }
+
+    /// Every subscription in any status, all pages, as raw objects.
+    pub async fn all_subscriptions(&self) -> Result<Vec<serde_json::Value>, PaymentsError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.subscriptions_page(after.as_deref()).await?;
+            all.extend(page.data);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One Stripe customer (`GET /v1/customers/{id}`); `None` when Stripe
+    /// does not know it. A deleted customer comes back with `deleted`.
+    pub async fn stripe_customer(&self, id: &str) -> Result<Option<StripeCustomer>, PaymentsError> {
+        // Stripe ids are `[A-Za-z0-9_]`: anything else names no customer
+        // (and must not change the path).
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Ok(None);
+        }
+        let request = Retrieve {
+            path: format!("/customers/{id}"),
+        };
+        let found = self
+            .send(
+                &request,
+                Deadline::after(READ_BUDGET),
+                "retrieve customer",
+                &mut 0,
+            )
+            .await?;
+        Ok(found.map(json).as_ref().and_then(StripeCustomer::from_json))
+    }
+
+    /// One page of a list at `path`, as JSON objects.
+    async fn list(
+        &self,
+        path: &'static str,
+        status: Option<&'static str>,
+        after: Option<&str>,
+        operation: &'static str,
+    ) -> Result<ListPage<serde_json::Value>, PaymentsError> {
+        let request = List {
+            path,
+            query: ListQuery {
+                limit: LIST_PAGE,
+                starting_after: after,
+                status,
+            },
+        };
+        let page = self
+            .send(&request, Deadline::after(READ_BUDGET), operation, &mut 0)
+            .await?
+            .unwrap_or(RawList {
+                data: Vec::new(),
+                has_more: false,
+            });
+        let data: Vec<serde_json::Value> = page.data.into_iter().map(json).collect();
+        let next = match page.has_more {
+            true => data
+                .last()
+                .and_then(|o| o.get("id"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+            false => None,
+        };
+        Ok(ListPage { data, next })
+    }
+}
+
+/// A JSON value as `serde_json` reads it (async-stripe's requests decode with
+/// miniserde).
+fn json(value: miniserde::json::Value) -> serde_json::Value {
+    serde_json::from_str(&miniserde::json::to_string(&value)).unwrap_or(serde_json::Value::Null)
+}
+
+/// `GET` a list: `limit`, `starting_after` and, for subscriptions, `status`.
+struct List<'a> {
+    path: &'static str,
+    query: ListQuery<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ListQuery<'a> {
+    limit: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    starting_after: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+}
+
+/// A list page, its objects left as JSON.
+#[derive(miniserde::Deserialize)]
+struct RawList {
+    data: Vec<miniserde::json::Value>,
+    has_more: bool,
+}
+
+impl StripeRequest for List<'_> {
+    type Output = RawList;
+
+    fn build(&self) -> RequestBuilder {
+        RequestBuilder::new(StripeMethod::Get, self.path).query(&self.query)
+    }
+}
+
+/// `GET` one object, left as JSON.
+struct Retrieve {
+    path: String,
+}
+
+impl StripeRequest for Retrieve {
+    type Output = miniserde::json::Value;
+
+    fn build(&self) -> RequestBuilder {
+        RequestBuilder::new(StripeMethod::Get, self.path.clone())
     }
 }
 

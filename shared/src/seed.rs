@@ -172,7 +172,13 @@ pub async fn seed(
         if let Some(payments) = payments {
             let subscribe = customer.subscription_status.has_subscription();
             let created = payments
-                .create_customer(&id, &customer.name, &customer.tier_name, subscribe)
+                .create_customer(
+                    &id,
+                    &customer.name,
+                    &customer.tier_name,
+                    customer.tier_id,
+                    subscribe,
+                )
                 .await
                 .map_err(|source| SeedError::Stripe { id, source })?;
             customer.stripe_customer_id = Some(created.customer);

@@ -480,7 +480,9 @@ async fn a_rotated_stripe_key_is_picked_up_without_a_cold_start(env: &'static En
         let (payments, tier) = (&payments, &tier);
         async move {
             let id = billing::domain::CustomerId::parse(&uuid::Uuid::new_v4().to_string()).unwrap();
-            payments.create_customer(&id, "Rotation", tier, false).await
+            payments
+                .create_customer(&id, "Rotation", tier, uuid::Uuid::nil(), false)
+                .await
         }
     };
     assert!(create().await.is_ok());

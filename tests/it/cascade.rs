@@ -336,7 +336,7 @@ fn assert_one_event_each(events: &[billing::events::CustomerDeleted], deleted: &
 }
 
 async fn faults_are_recovered_by_a_retried_delete(env: &'static Env) {
-    let app = TestApp::new(env).await;
+    let app = TestApp::with_stream(env).await;
     let mut customers = Vec::new();
     for fault in FAULTS {
         let c = app.customer_with_stripe(Spec::with_members(10)).await;
@@ -374,7 +374,7 @@ async fn faults_are_recovered_by_a_retried_delete(env: &'static Env) {
 }
 
 async fn faults_are_recovered_by_the_stream_consumer(env: &'static Env) {
-    let app = TestApp::new(env).await;
+    let app = TestApp::with_stream(env).await;
     let sink = EventSink::new(env).await;
     let mut consumer = StreamConsumer::new(env, &app, sink.publisher()).await;
     let mut deleted = Vec::new();
@@ -620,7 +620,7 @@ async fn a_delete_out_of_time_answers_503_and_a_retry_finishes_it(env: &'static 
 }
 
 async fn a_delete_out_of_time_is_finished_by_the_stream_consumer(env: &'static Env) {
-    let app = TestApp::new(env).await;
+    let app = TestApp::with_stream(env).await;
     let c = app.customer_with_stripe(Spec::with_members(3)).await;
     delete_out_of_time(env, &app, &c).await;
     // The stream consumer (its grace over, Stripe answering) finishes it.

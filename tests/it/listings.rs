@@ -378,7 +378,7 @@ async fn pending(app: &TestApp) -> BTreeMap<String, usize> {
 }
 
 async fn the_stream_consumer_folds_deltas_and_nothing_changes(env: &'static Env) {
-    let app = TestApp::new(env).await;
+    let app = TestApp::with_stream(env).await;
     let made = populate(&app).await;
     let before = pending(&app).await;
     // Each customer counted once in each of its four listings.

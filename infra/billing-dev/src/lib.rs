@@ -1,4 +1,6 @@
-//! The local stack's pieces that tests reuse: settings and the stream poller.
+//! The local stack's pieces that tests reuse: settings, the stream poller and
+//! the import.
 
+pub mod import;
 pub mod local;
 pub mod stream;

@@ -1,5 +1,6 @@
 //! `billing-dev`: run and feed the local stack.
 
+mod reconcile;
 mod reindex;
 mod remote;
 mod server;
@@ -15,6 +16,8 @@ use billing::cleanup::Cleanup;
 use billing::seed::{Fixtures, demo, seed};
 use billing::startup::Dependencies;
 use billing::store::Store;
+use billing::sync::platform::{CUSTOMER_CREATED, CUSTOMER_UPDATED, Platform, PlatformError};
+use billing_dev::import::{self, Source};
 use billing_dev::local;
 use billing_dev::stream::StreamPoller;
 use clap::{Parser, Subcommand};
@@ -28,7 +31,9 @@ use clap::{Parser, Subcommand};
 struct Cli {
     /// Act on this table of a deployed stack in AWS instead of the local
     /// stack, with the standard AWS credential chain (environment, profiles,
-    /// SSO). Only the API key commands and reindex run this way.
+    /// SSO). Only the API key commands, reindex, import and reconcile run this
+    /// way (Stripe, for `import --stripe` and reconcile: STRIPE_SECRET_KEY and
+    /// optionally STRIPE_API_BASE from the environment).
     #[arg(long, global = true, value_name = "TABLE")]
     aws_table: Option<String>,
     /// AWS region for --aws-table (else the credential chain's region).
@@ -109,6 +114,57 @@ enum Command {
         #[arg(long)]
         checkpoint: Option<PathBuf>,
     },
+    /// Import customers with their members: each created with its owner in one
+    /// transaction, then its other members. Existing customers are skipped and
+    /// counted, invalid records reported and counted; resumable with
+    /// --checkpoint, and safe to rerun.
+    #[command(group(
+        clap::ArgGroup::new("source")
+            .required(true)
+            .args(["ndjson", "fixtures", "stripe"])
+    ))]
+    Import {
+        /// One fixtures-format customer object per line.
+        #[arg(long)]
+        ndjson: Option<PathBuf>,
+        /// A fixtures file: {"customers": [...]}.
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+        /// Stripe's customers tagged metadata[customerID] and
+        /// metadata[ownerUserID], with their current subscription's status,
+        /// tier and id.
+        #[arg(long)]
+        stripe: bool,
+        /// Save progress here and resume from it when the file exists (deleted
+        /// when the import completes).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Customers in flight.
+        #[arg(long, default_value_t = import::DEFAULT_CONCURRENCY as u16,
+              value_parser = clap::value_parser!(u16).range(1..=256))]
+        concurrency: u16,
+    },
+    /// Compare every customer with Stripe: one JSON line per drifted customer
+    /// on stdout, a summary on stderr.
+    Reconcile {
+        /// Repair the drift (as Stripe has it).
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Hand a platform customer event to its handler against the local table,
+    /// as EventBridge would deliver it; prints the outcome (exit 1 when it is
+    /// rejected, with the reason).
+    SendEvent {
+        /// The event's detail-type.
+        #[arg(value_parser = [CUSTOMER_CREATED, CUSTOMER_UPDATED])]
+        kind: String,
+        /// The event's detail, JSON.
+        #[arg(long)]
+        detail: String,
+        /// The event's id (to replay one); a fresh UUID otherwise.
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -118,8 +174,20 @@ const MAX_KEY_LIFETIME: u64 = 10 * 366 * 86_400;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    billing::telemetry::init();
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Import { .. } | Command::Reconcile { .. } | Command::SendEvent { .. }
+    ) {
+        // Their stdout is their report: logs go to stderr, metrics (EMF
+        // lines) nowhere.
+        use billing::telemetry::{env_filter, subscriber};
+        let filter = env_filter(std::env::var("RUST_LOG").ok().as_deref(), None);
+        let _ = tracing::subscriber::set_global_default(subscriber(filter, std::io::stderr));
+        billing::telemetry::metrics::set_sink(|_| {});
+    } else {
+        billing::telemetry::init();
+    }
     let outcome = match cli.aws_table {
         Some(table) => {
             let target = remote::Target {
@@ -149,9 +217,23 @@ async fn remote_keys(target: &remote::Target, command: Command) -> Result<(), Er
         Command::Reindex { checkpoint } => {
             return reindex::run(&target.store().await?, checkpoint.as_deref()).await;
         }
+        command @ Command::Import { stripe, .. } => {
+            let payments = if stripe {
+                Some(remote_payments()?)
+            } else {
+                None
+            };
+            return run_import(&target.store().await?, payments.as_ref(), command).await;
+        }
+        Command::Reconcile { repair } => {
+            let payments = remote_payments()?;
+            return reconcile::run(&target.store().await?, &payments, repair).await;
+        }
         _ => {
             return Err(
-                "--aws-table runs only api-key, list-api-keys, revoke-api-key and reindex".into(),
+                "--aws-table runs only api-key, list-api-keys, revoke-api-key, reindex, \
+                 import and reconcile"
+                    .into(),
             );
         }
     };
@@ -225,9 +307,10 @@ async fn run(command: Command) -> Result<(), Error> {
     let store = deps.store.clone();
     match command {
         Command::Serve { port } => {
-            let hooks = deps.webhook_secrets.clone().map(|secrets| {
-                billing::sync::webhook::Webhooks::new(deps.store.clone(), secrets)
-            });
+            let hooks = deps
+                .webhook_secrets
+                .clone()
+                .map(|secrets| billing::sync::webhook::Webhooks::new(deps.store.clone(), secrets));
             server::serve(State::try_from(deps)?, hooks, port).await?
         }
         Command::ConsumeStream { interval } => {
@@ -258,9 +341,135 @@ async fn run(command: Command) -> Result<(), Error> {
             keys(&store, command).await?
         }
         Command::Reindex { checkpoint } => reindex::run(&store, checkpoint.as_deref()).await?,
+        command @ Command::Import { .. } => {
+            run_import(&store, deps.payments.as_ref(), command).await?
+        }
+        Command::Reconcile { repair } => {
+            let payments = deps
+                .payments
+                .as_ref()
+                .ok_or("reconcile needs Stripe settings")?;
+            reconcile::run(&store, payments, repair).await?
+        }
+        Command::SendEvent { kind, detail, id } => {
+            send_event(&store, config.region.as_deref(), &kind, &detail, id).await?
+        }
         Command::Token { .. } => {}
     }
     Ok(())
+}
+
+/// Stripe for a deployed stack's table: `STRIPE_SECRET_KEY` (and
+/// `STRIPE_API_BASE`, default Stripe itself) from the environment.
+fn remote_payments() -> Result<billing::payments::Payments, Error> {
+    let key = std::env::var("STRIPE_SECRET_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .ok_or("STRIPE_SECRET_KEY is required to reach Stripe")?;
+    let base = std::env::var("STRIPE_API_BASE")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "https://api.stripe.com".to_owned());
+    Ok(billing::payments::Payments::new(
+        &base,
+        &secrecy::SecretString::from(key),
+    )?)
+}
+
+/// Runs `billing-dev import` with a progress bar on stderr; prints each
+/// problem and a summary.
+async fn run_import(
+    store: &Store,
+    payments: Option<&billing::payments::Payments>,
+    command: Command,
+) -> Result<(), Error> {
+    let Command::Import {
+        ndjson,
+        fixtures,
+        stripe,
+        checkpoint,
+        concurrency,
+    } = command
+    else {
+        return Err("not an import".into());
+    };
+    let source = match (ndjson, fixtures, stripe) {
+        (Some(path), _, _) => Source::Ndjson(path),
+        (None, Some(path), _) => Source::Fixtures(path),
+        _ => Source::Stripe,
+    };
+    let template = match source {
+        Source::Stripe => "{elapsed_precise} {pos} Stripe customers ({per_sec}) {msg}",
+        _ => "{elapsed_precise} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left) {msg}",
+    };
+    let progress = indicatif::ProgressBar::new(0)
+        .with_style(indicatif::ProgressStyle::with_template(template)?.progress_chars("=> "));
+    let options = import::Options {
+        checkpoint,
+        concurrency: usize::from(concurrency),
+    };
+    let outcome = import::import(store, payments, &source, &options, &progress).await;
+    progress.finish_and_clear();
+    let report = outcome?;
+    for problem in &report.problems {
+        eprintln!("import: {}: {}", problem.record, problem.reason);
+    }
+    let resumed = match report.resumed_at {
+        0 => String::new(),
+        n => format!(" (resumed after {n})"),
+    };
+    eprintln!(
+        "import: {} records{resumed} in {:.1} s ({:.0} customers/s): {} created, {} existing, \
+         {} invalid, {} skipped; {} members added, {} left out (member elsewhere)",
+        report.records,
+        report.elapsed.as_secs_f64(),
+        report.rate(),
+        report.created,
+        report.existing,
+        report.invalid,
+        report.skipped,
+        report.members,
+        report.member_conflicts,
+    );
+    Ok(())
+}
+
+/// Wraps `detail` in an EventBridge envelope from the platform and hands it
+/// to the platform events' handler.
+async fn send_event(
+    store: &Store,
+    region: Option<&str>,
+    kind: &str,
+    detail: &str,
+    id: Option<String>,
+) -> Result<(), Error> {
+    let detail: serde_json::Value =
+        serde_json::from_str(detail).map_err(|e| format!("--detail is not JSON: {e}"))?;
+    let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let event = serde_json::json!({
+        "version": "0",
+        "id": id,
+        "detail-type": kind,
+        "source": billing::sync::platform::SOURCE,
+        "account": "000000000000",
+        "time": billing::domain::time::to_seconds(&billing::domain::now()),
+        "region": region.unwrap_or("us-east-1"),
+        "resources": [],
+        "detail": detail,
+    });
+    match Platform::new(store.clone()).on_event(&event).await {
+        Ok(outcome) => {
+            println!(
+                "{}",
+                serde_json::json!({"id": id, "outcome": outcome.as_str()})
+            );
+            Ok(())
+        }
+        Err(PlatformError::Rejected(reason)) => {
+            Err(format!("event {id} rejected: {reason}").into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Polls until SIGTERM/Ctrl-C; a batch that fails is retried on the next poll.

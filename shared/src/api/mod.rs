@@ -186,7 +186,12 @@ pub(crate) fn request_span(function: &'static str, ids: &RequestIds) -> tracing:
 }
 
 /// Logs the answer and emits the request's metrics.
-pub(crate) fn finish(function: &str, response: &Response<Body>, started: Instant, ids: &RequestIds) {
+pub(crate) fn finish(
+    function: &str,
+    response: &Response<Body>,
+    started: Instant,
+    ids: &RequestIds,
+) {
     let status = response.status().as_u16();
     let latency = started.elapsed();
     tracing::info!(

@@ -26,6 +26,7 @@ mod members;
 mod rank;
 mod ranked;
 mod reindex;
+mod scan;
 pub mod table;
 mod tx;
 

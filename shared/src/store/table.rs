@@ -118,6 +118,8 @@ pub const REVOKE: &str = "SET #revoked = :now";
 pub const IN_PARTITION: &str = "#pk = :pk";
 /// Key condition: one partition, sort keys with a prefix.
 pub const IN_PARTITION_WITH_PREFIX: &str = "#pk = :pk AND begins_with(#sk, :prefix)";
+/// Key condition: one partition, sort keys after `:after`.
+pub const IN_PARTITION_AFTER: &str = "#pk = :pk AND #sk > :after";
 /// `SK` prefix of member items.
 pub const MEMBER_PREFIX: &str = "MEMBER#";
 
@@ -553,7 +555,11 @@ impl CustomerItem {
             stripe_customer_id: self.stripe_customer_id,
             stripe_subscription_id: self.stripe_subscription_id,
             billing_version: self.billing_version,
-            billing_gone_at: self.billing_gone_at.as_deref().map(parse_time).transpose()?,
+            billing_gone_at: self
+                .billing_gone_at
+                .as_deref()
+                .map(parse_time)
+                .transpose()?,
         })
     }
 }

@@ -3,6 +3,8 @@
 //! the `stripe` feature, the reconciliation with Stripe ([`reconcile`]).
 
 pub mod platform;
+#[cfg(feature = "stripe")]
+pub mod reconcile;
 pub mod signature;
 pub mod stripe_events;
 pub mod webhook;

@@ -2,12 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use billing::telemetry::metrics::{Metric, NAMESPACE};
 use billing_tests::Env;
 use serde_norway::Value as Yaml;
 
 use super::{
-    Deployment, STREAM_CONSUMER, USER_DELETED_HOOK, USER_DELETED_QUEUE, conditional, entries,
-    functions, one_or_many, render, resources_of, str_of, template_events, yaml,
+    Deployment, PLATFORM_HOOKS, STREAM_CONSUMER, conditional, entries, functions, one_or_many,
+    render, resources_of, str_of, template_events, yaml,
 };
 
 const SAMPLE_ALARM_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:billing-alarms";
@@ -108,8 +109,8 @@ pub(super) async fn template_alarms_watch_what_they_claim(_env: &'static Env) {
     let default_of = |name: &str| render(&params[name]["Default"]);
 
     // Dead letters: the stream's batches given up on (its on-failure destination)
-    // and the unhandled user.deleted events (the rule's and the function's dead
-    // letters), each queue watched for any visible message.
+    // and the platform's events not handled (each hook's rule's and function's
+    // dead letters), each queue watched for any visible message.
     let queue = |arn: &Yaml, what: &str| -> String {
         let arn = render(arn);
         let id = arn
@@ -125,29 +126,33 @@ pub(super) async fn template_alarms_watch_what_they_claim(_env: &'static Env) {
         id
     };
     let stream_events = template_events(STREAM_CONSUMER);
-    let hook_events = template_events(USER_DELETED_HOOK);
-    let hook = &template["Resources"][function_id(USER_DELETED_HOOK).as_str()]["Properties"];
     let mut dead_letters = BTreeSet::new();
     for (name, e) in entries(&stream_events) {
         let on_failure = &e["Properties"]["DestinationConfig"]["OnFailure"]["Destination"];
         dead_letters.insert(queue(on_failure, &format!("{STREAM_CONSUMER}.{name}")));
     }
-    for (name, e) in entries(&hook_events) {
-        let dlq = &e["Properties"]["DeadLetterConfig"]["Arn"];
-        dead_letters.insert(queue(dlq, &format!("{USER_DELETED_HOOK}.{name}")));
+    for h in &PLATFORM_HOOKS {
+        let hook = &template["Resources"][function_id(h.binary).as_str()]["Properties"];
+        for (name, e) in entries(&template_events(h.binary)) {
+            let dlq = &e["Properties"]["DeadLetterConfig"]["Arn"];
+            assert_eq!(
+                queue(dlq, &format!("{}.{name}", h.binary)),
+                h.queue,
+                "{}.{name}: the rule's dead letters",
+                h.binary
+            );
+            dead_letters.insert(h.queue.to_owned());
+        }
+        assert_eq!(
+            queue(&hook["DeadLetterQueue"]["TargetArn"], h.binary),
+            h.queue,
+            "{}: the function's dead letters",
+            h.binary
+        );
     }
-    dead_letters.insert(queue(
-        &hook["DeadLetterQueue"]["TargetArn"],
-        USER_DELETED_HOOK,
-    ));
-    assert_eq!(
-        dead_letters,
-        BTreeSet::from([
-            "CleanupStreamFailureQueue".to_owned(),
-            USER_DELETED_QUEUE.to_owned()
-        ]),
-        "the dead-letter queues"
-    );
+    let mut expected_queues = BTreeSet::from(["CleanupStreamFailureQueue".to_owned()]);
+    expected_queues.extend(PLATFORM_HOOKS.iter().map(|h| h.queue.to_owned()));
+    assert_eq!(dead_letters, expected_queues, "the dead-letter queues");
     let mut watched = BTreeSet::new();
     for (id, p) in single("AWS/SQS", "ApproximateNumberOfMessagesVisible") {
         let dims = dimensions(&p["Dimensions"]);
@@ -316,6 +321,26 @@ pub(super) async fn template_alarms_watch_what_they_claim(_env: &'static Env) {
         let looked_at = p["Period"].as_u64().unwrap_or_default()
             * p["EvaluationPeriods"].as_u64().unwrap_or_default();
         assert!(looked_at >= 600, "{id}: covers more than one run");
+        claimed.push(id);
+    }
+
+    // Billing that differs from Stripe's, from the reconciliation's metric (no
+    // dimensions, as the code emits it): one run a day, so the alarm looks at a
+    // day and stays in ALARM until a run finds no drift.
+    let drifted = Metric::ReconcileDrifted;
+    assert!(
+        drifted.dimensions().is_empty(),
+        "ReconcileDrifted: no dimensions"
+    );
+    let drift = single(NAMESPACE, drifted.name());
+    assert_eq!(drift.len(), 1, "one reconciliation drift alarm");
+    for (id, p) in drift {
+        assert!(p.get("Dimensions").is_none(), "{id}: no dimensions");
+        assert_eq!(render(&p["Unit"]), drifted.unit().as_str(), "{id}");
+        assert_eq!(render(&p["Statistic"]), "Maximum", "{id}");
+        assert_eq!(p["Period"].as_u64(), Some(86_400), "{id}: a day, one run");
+        threshold(p, &id, "GreaterThanThreshold", "0");
+        quiet_is_fine(p, &id);
         claimed.push(id);
     }
 

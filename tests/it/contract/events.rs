@@ -11,16 +11,25 @@ use billing::domain::{CustomerId, Role, Timestamp, UserId, time};
 use billing::events::{CustomerDeleted, Publisher, UserDeleted};
 use billing::http::{Endpoint, PREFIX};
 use billing::store::table::{StreamCustomer, TableDefinition, customer_key, stream_customer};
+use billing::sync::platform::{
+    CUSTOMER_CREATED, CUSTOMER_UPDATED, Platform, PlatformError, PlatformOutcome,
+};
+use billing::sync::reconcile::Reconciler;
+use billing::sync::signature::{Secrets, header};
+use billing::sync::stripe_events::{About, StripeEvent};
+use billing::sync::webhook::{WebhookSecrets, Webhooks};
 use billing_tests::Env;
 use billing_tests::app::{Reply, TestApp, token};
 use billing_tests::servers::repo_root;
 use billing_tests::sinks::{EventSink, settle};
 use http::{Method, StatusCode};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::{
-    DEFAULT_ROUTE, DELETION_MONITOR, Deployment, ROUTE_NOT_FOUND, STREAM_CONSUMER,
-    USER_DELETED_HOOK, entries, functions, one_or_many, render, str_of, template_events, yaml,
+    DEFAULT_ROUTE, DELETION_MONITOR, Deployment, PLATFORM_CUSTOMER_HOOK, RECONCILE,
+    ROUTE_NOT_FOUND, STREAM_CONSUMER, STRIPE_WEBHOOK, USER_DELETED_HOOK, WEBHOOK_ROUTE, entries,
+    functions, one_or_many, platform_hook, render, str_of, template_events, yaml,
 };
 
 /// What the events name; seeded before each event runs.
@@ -36,10 +45,19 @@ const PAST_DUE: &str = "c0ffee00-5633-4b16-bbf0-5ca22ef8ea2e";
 const TIER_ID: &str = "e1f2a3b4-5633-4b16-bbf0-5ca22ef8ea2e";
 const CREATED_AT: &str = "2026-02-03T09:14:22Z";
 /// The token placeholder in every event; a test substitutes a fresh token.
+/// In the webhook's event it is the `Stripe-Signature`, which a test makes
+/// fresh too (Stripe's signatures are good for 5 minutes).
 const PLACEHOLDER: &str = "REPLACED_BY_TEST";
+/// The webhook endpoint's signing secret in these tests.
+const WEBHOOK_SECRET: &str = "whsec_contract_test";
+/// The Stripe customer and subscription `stripe-webhook.json` is about.
+const STRIPE_CUSTOMER: &str = "cus_RqZ3pT8vN2mK4x";
+const STRIPE_SUBSCRIPTION: &str = "sub_1QxB2aLkdIwHu7ixR8mYtC4d";
 
 /// The deletion monitor's schedule, as the template declares it.
 const DELETION_MONITOR_SCHEDULE: &str = "rate(5 minutes)";
+/// The reconciliation's schedule, as deployed by default (ReconcileSchedule).
+const RECONCILE_SCHEDULE: &str = "rate(1 day)";
 
 fn fixtures() -> Value {
     json!({"customers": [
@@ -73,6 +91,13 @@ enum Invokes {
     UserDeletedHook,
     /// `deletion-monitor`: the scheduled event of its `rate(5 minutes)` rule.
     DeletionMonitor,
+    /// `stripe-webhook`: the payload 2.0 event of Stripe's signed delivery.
+    StripeWebhook,
+    /// `platform-customer`: the platform's event of this `detail-type`, one
+    /// file each (`platform-customer-created.json`, `-updated.json`).
+    PlatformCustomer(&'static str),
+    /// `reconcile`: the scheduled event of its daily rule.
+    Reconcile,
 }
 
 impl Invokes {
@@ -82,6 +107,10 @@ impl Invokes {
             Self::StreamConsumer,
             Self::UserDeletedHook,
             Self::DeletionMonitor,
+            Self::StripeWebhook,
+            Self::PlatformCustomer(CUSTOMER_CREATED),
+            Self::PlatformCustomer(CUSTOMER_UPDATED),
+            Self::Reconcile,
         ])
     }
 
@@ -92,13 +121,29 @@ impl Invokes {
             Self::StreamConsumer => STREAM_CONSUMER,
             Self::UserDeletedHook => USER_DELETED_HOOK,
             Self::DeletionMonitor => DELETION_MONITOR,
+            Self::StripeWebhook => STRIPE_WEBHOOK,
+            Self::PlatformCustomer(_) => PLATFORM_CUSTOMER_HOOK,
+            Self::Reconcile => RECONCILE,
+        }
+    }
+
+    /// The name of its file in `events/`, without `.json`: the function's name,
+    /// and for a function of several events the event's (`customer.created`:
+    /// `platform-customer-created`).
+    fn file_stem(self) -> String {
+        match self {
+            Self::PlatformCustomer(detail_type) => {
+                let what = detail_type.rsplit('.').next().unwrap_or(detail_type);
+                format!("{}-{what}", self.function())
+            }
+            other => other.function().to_owned(),
         }
     }
 }
 
 /// Every file in `events/`, with the function its name names; every function of
-/// the template has exactly one (`sam local invoke` runs template functions; that
-/// they are the packages under functions/ is
+/// the template has one, and one per event it takes (`sam local invoke` runs
+/// template functions; that they are the packages under functions/ is
 /// `template_functions_are_the_workspace_packages`).
 fn event_files() -> Vec<(Invokes, PathBuf)> {
     let dir = repo_root().join("events");
@@ -115,11 +160,14 @@ fn event_files() -> Vec<(Invokes, PathBuf)> {
                 panic!("events/{name}: every file in events/ is a Lambda event (*.json)")
             });
             let invokes = Invokes::all()
-                .find(|i| i.function() == stem)
-                .unwrap_or_else(|| panic!("events/{name} names no function"));
+                .find(|i| i.file_stem() == stem)
+                .unwrap_or_else(|| panic!("events/{name} names no function (or event of one)"));
             (invokes, path)
         })
         .collect();
+    let stems: BTreeSet<String> = found.iter().map(|(i, _)| i.file_stem()).collect();
+    let expected: BTreeSet<String> = Invokes::all().map(Invokes::file_stem).collect();
+    assert_eq!(stems, expected, "one file per function and event");
     let named: BTreeSet<String> = found.iter().map(|(i, _)| i.function().to_owned()).collect();
     let template: BTreeSet<String> = functions(&yaml("template.yaml"))
         .into_iter()
@@ -311,7 +359,18 @@ pub(super) async fn events_run_through_the_real_handlers(env: &'static Env) {
             Invokes::RouteNotFound => run_route_not_found_event(&name, &raw, &event),
             Invokes::StreamConsumer => run_stream_event(env, &name, &raw, &event).await,
             Invokes::UserDeletedHook => run_user_deleted_event(env, &name, &raw, &event).await,
-            Invokes::DeletionMonitor => check_deletion_monitor_event(&name, &raw, &event),
+            Invokes::DeletionMonitor => check_schedule_event(
+                DELETION_MONITOR,
+                DELETION_MONITOR_SCHEDULE,
+                &name,
+                &raw,
+                &event,
+            ),
+            Invokes::StripeWebhook => run_webhook_event(env, &name, &raw, &event).await,
+            Invokes::PlatformCustomer(detail_type) => {
+                run_platform_customer_event(env, detail_type, &name, &event).await;
+            }
+            Invokes::Reconcile => run_reconcile_event(env, &name, &raw, &event).await,
         }
     }
 }
@@ -781,23 +840,25 @@ async fn run_user_deleted_event(env: &Env, name: &str, raw: &str, json: &Value) 
     );
 }
 
-/// The event is what the deletion monitor's schedule delivers: EventBridge's
-/// `Scheduled Event` of the template's `rate(5 minutes)` rule. (The monitor's
-/// handler is its own crate's; this checks the sample, not the handler.)
-fn check_deletion_monitor_event(name: &str, raw: &str, event: &Value) {
-    let events = template_events(DELETION_MONITOR);
+/// The event is what a scheduled function's rule delivers: EventBridge's
+/// `Scheduled Event` of the template's schedule (`expected` as deployed with
+/// the defaults). (The deletion monitor's handler is its own crate's; for it
+/// this checks the sample, not the handler.)
+fn check_schedule_event(binary: &str, expected: &str, name: &str, raw: &str, event: &Value) {
+    let events = template_events(binary);
     let schedules = entries(&events);
     assert_eq!(
         schedules.len(),
         1,
-        "template.yaml: one schedule invokes {DELETION_MONITOR}"
+        "template.yaml: one schedule invokes {binary}"
     );
     let (_, schedule) = &schedules[0];
-    assert_eq!(render(&schedule["Type"]), "Schedule", "{DELETION_MONITOR}");
+    assert_eq!(render(&schedule["Type"]), "Schedule", "{binary}");
+    let deployment = Deployment::new(&yaml("template.yaml"), &[]);
     assert_eq!(
-        render(&schedule["Properties"]["Schedule"]),
-        DELETION_MONITOR_SCHEDULE,
-        "{DELETION_MONITOR}"
+        deployment.value(&render(&schedule["Properties"]["Schedule"])),
+        expected,
+        "{binary}"
     );
     // Parsed as the Lambda runtime does.
     let parsed: EventBridgeEvent<Value> = serde_json::from_str(raw)
@@ -820,7 +881,7 @@ fn check_deletion_monitor_event(name: &str, raw: &str, event: &Value) {
     );
 }
 
-pub(super) async fn events_without_a_fresh_token_are_unauthorized(env: &'static Env) {
+pub(super) async fn events_without_a_fresh_token_or_signature_are_refused(env: &'static Env) {
     let app = TestApp::new(env).await;
     app.seed(fixtures()).await;
     for (endpoint, path) in http_event_files() {
@@ -830,6 +891,39 @@ pub(super) async fn events_without_a_fresh_token_are_unauthorized(env: &'static 
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", path.display());
         assert_eq!(reply.error_code(), "unauthorized");
     }
+    // and the webhook's event is refused (400) unless signed now under the
+    // endpoint's secret: as it is (the placeholder), signed too long ago, under
+    // another secret, or with no signature at all
+    let (path, raw, event) = webhook_event_file();
+    let name = path.display();
+    let body = event["body"].as_str().expect("body").as_bytes();
+    let hooks = webhook_hooks(&app);
+    let now = billing::domain::now().timestamp();
+    let secret = SecretString::from(WEBHOOK_SECRET);
+    let other = SecretString::from("whsec_another_endpoint");
+    let mut unsigned = event.clone();
+    unsigned["headers"]
+        .as_object_mut()
+        .expect("headers")
+        .remove("stripe-signature");
+    let unsigned = serde_json::to_string(&unsigned).expect("event JSON");
+    for (raw, code) in [
+        (raw.clone(), "invalid_signature"),
+        (
+            raw.replace(PLACEHOLDER, &header(&secret, now - 600, body)),
+            "signature_expired",
+        ),
+        (
+            raw.replace(PLACEHOLDER, &header(&other, now, body)),
+            "invalid_signature",
+        ),
+        (unsigned, "missing_signature"),
+    ] {
+        let req = lambda_http::request::from_str(&raw).expect("event parses");
+        let reply = Reply::from(hooks.handle(&req).await);
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{name}: {code}");
+        assert_eq!(reply.error_code(), code, "{name}");
+    }
     // and nothing changed
     let customer = app
         .store
@@ -837,4 +931,411 @@ pub(super) async fn events_without_a_fresh_token_are_unauthorized(env: &'static 
         .await
         .expect("customer");
     assert_eq!(customer.member_count, 3);
+    assert_eq!(customer.subscription_status.as_str(), "active");
+    assert_eq!(customer.stripe_customer_id, None);
+    assert_eq!(
+        app.store.customer_of_stripe(STRIPE_CUSTOMER).await.ok(),
+        Some(None)
+    );
+}
+
+// ---- Stripe's webhook --------------------------------------------------------------
+
+/// The webhook endpoint over the app's table, with the tests' signing secret.
+fn webhook_hooks(app: &TestApp) -> Webhooks {
+    let secrets = Secrets::parse(&SecretString::from(WEBHOOK_SECRET)).expect("secret");
+    Webhooks::new(app.store.clone(), WebhookSecrets::Fixed(secrets))
+}
+
+/// `events/stripe-webhook.json`: its path, text and JSON.
+fn webhook_event_file() -> (PathBuf, String, Value) {
+    let (_, path) = event_files()
+        .into_iter()
+        .find(|(i, _)| *i == Invokes::StripeWebhook)
+        .expect("the webhook's event");
+    let raw = std::fs::read_to_string(&path).expect("read event");
+    let event = serde_json::from_str(&raw).expect("event JSON");
+    (path, raw, event)
+}
+
+/// The event is the payload 2.0 API Gateway sends to the webhook's route:
+/// Stripe's delivery, without admin credentials, its signature a placeholder,
+/// its body a subscription event about the seeded customer (named by its
+/// metadata: it has no Stripe customer yet).
+fn check_webhook_event(name: &str, event: &Value) {
+    let events = template_events(STRIPE_WEBHOOK);
+    let routes = entries(&events);
+    assert_eq!(
+        routes.len(),
+        1,
+        "template.yaml: one route invokes {STRIPE_WEBHOOK}"
+    );
+    let route = &routes[0].1["Properties"];
+    assert_eq!(
+        (render(&route["Method"]), render(&route["Path"])),
+        (WEBHOOK_ROUTE.0.to_owned(), WEBHOOK_ROUTE.1.to_owned()),
+        "template.yaml: the webhook's route"
+    );
+    let route_key = format!("{} {}", WEBHOOK_ROUTE.0, WEBHOOK_ROUTE.1);
+    let ctx = &event["requestContext"];
+    assert_eq!(event["version"], "2.0", "{name}");
+    assert_eq!(event["routeKey"], route_key.as_str(), "{name}");
+    assert_eq!(ctx["routeKey"], route_key.as_str(), "{name}");
+    assert_eq!(ctx["stage"], "$default", "{name}");
+    assert_eq!(ctx["http"]["method"], "POST", "{name}");
+    assert_eq!(event["rawPath"], WEBHOOK_ROUTE.1, "{name}");
+    assert_eq!(ctx["http"]["path"], WEBHOOK_ROUTE.1, "{name}");
+    let headers = event["headers"].as_object().expect("headers");
+    assert_eq!(
+        headers.get("stripe-signature"),
+        Some(&json!(PLACEHOLDER)),
+        "{name}: the signature is a placeholder the test replaces"
+    );
+    for credential in ["authorization", "api-key", "api-secret"] {
+        assert!(
+            !headers.contains_key(credential),
+            "{name}: Stripe sends no {credential}"
+        );
+    }
+    assert_eq!(event["isBase64Encoded"], false, "{name}");
+    let body = event["body"].as_str().expect("body");
+    let parsed = StripeEvent::parse(body.as_bytes())
+        .unwrap_or_else(|e| panic!("{name}: the body is no Stripe event: {e}"));
+    assert_eq!(parsed.kind, "customer.subscription.updated", "{name}");
+    let About::Subscription(sub) = &parsed.about else {
+        panic!("{name}: a subscription event")
+    };
+    assert_eq!(sub.id, STRIPE_SUBSCRIPTION, "{name}");
+    assert_eq!(sub.stripe_customer, STRIPE_CUSTOMER, "{name}");
+    assert_eq!(
+        sub.customer,
+        Some(customer_id()),
+        "{name}: metadata.customerID"
+    );
+    assert_eq!(sub.status.as_str(), "past_due", "{name}");
+}
+
+async fn run_webhook_event(env: &Env, name: &str, raw: &str, event: &Value) {
+    check_webhook_event(name, event);
+    // GIVEN the active customer the event names
+    let app = TestApp::new(env).await;
+    app.seed(fixtures()).await;
+    let hooks = webhook_hooks(&app);
+    // WHEN the event, signed now as Stripe signs it, reaches the function's
+    // handler as the runtime parses it
+    let body = event["body"].as_str().expect("body");
+    let now = billing::domain::now().timestamp();
+    let signature = header(&SecretString::from(WEBHOOK_SECRET), now, body.as_bytes());
+    let signed = raw.replace(PLACEHOLDER, &signature);
+    let deliver = || async {
+        let req = lambda_http::request::from_str(&signed)
+            .unwrap_or_else(|e| panic!("{name}: not an API Gateway payload 2.0 event: {e}"));
+        assert_eq!(req.method(), Method::POST, "{name}");
+        Reply::from(hooks.handle(&req).await)
+    };
+    let reply = deliver().await;
+    // THEN it is applied: the customer is past due, with the Stripe customer and
+    // subscription, found by its Stripe customer from now on
+    assert_eq!(reply.status, StatusCode::OK, "{name}: {:?}", reply.json);
+    assert_eq!(reply.headers["content-type"], "application/json", "{name}");
+    assert_eq!(
+        reply.json,
+        json!({"received": true, "outcome": "applied"}),
+        "{name}"
+    );
+    let customer = app
+        .store
+        .get_customer(&customer_id())
+        .await
+        .expect("customer");
+    assert_eq!(customer.subscription_status.as_str(), "past_due", "{name}");
+    assert_eq!(customer.tier_name.as_str(), "pro", "{name}");
+    assert_eq!(
+        customer.stripe_customer_id.as_deref(),
+        Some(STRIPE_CUSTOMER),
+        "{name}"
+    );
+    assert_eq!(
+        customer.stripe_subscription_id.as_deref(),
+        Some(STRIPE_SUBSCRIPTION),
+        "{name}"
+    );
+    assert_eq!(
+        app.store.customer_of_stripe(STRIPE_CUSTOMER).await.ok(),
+        Some(Some(customer_id())),
+        "{name}"
+    );
+    // and it moved from the active listing to the past-due one
+    assert_eq!(
+        listed(&app, "status=active").await,
+        BTreeSet::new(),
+        "{name}"
+    );
+    assert_eq!(
+        listed(&app, "status=past_due").await,
+        BTreeSet::from([CUSTOMER.to_owned(), PAST_DUE.to_owned()]),
+        "{name}"
+    );
+    // and Stripe's redelivery of it changes nothing
+    let again = deliver().await;
+    assert_eq!(again.status, StatusCode::OK, "{name}: redelivered");
+    assert_eq!(again.json["outcome"], "duplicate", "{name}: redelivered");
+    // and any other method of the path is 405 with `Allow: POST` (the route is
+    // the path's every method)
+    for method in ["GET", "PUT", "DELETE"] {
+        let mut other: Value = serde_json::from_str(&signed).expect("event JSON");
+        other["requestContext"]["http"]["method"] = json!(method);
+        let req = lambda_http::request::from_str(&other.to_string()).expect("event parses");
+        let reply = Reply::from(hooks.handle(&req).await);
+        assert_eq!(
+            reply.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{name}: {method}"
+        );
+        assert_eq!(reply.headers["allow"], "POST", "{name}: {method}");
+        assert_eq!(reply.error_code(), "method_not_allowed", "{name}");
+    }
+}
+
+// ---- The platform's customer events --------------------------------------------------
+
+/// The event is what the platform's bus delivers to the hook's rule: as deployed
+/// (the sample parameters), the rule matches it, and neither the same event
+/// from another account nor another detail-type.
+fn check_platform_rule_event(binary: &str, name: &str, event: &Value) {
+    let hook = platform_hook(binary).unwrap_or_else(|| panic!("{binary} is no platform hook"));
+    let events = template_events(binary);
+    let rules = entries(&events);
+    assert_eq!(rules.len(), 1, "template.yaml: one rule invokes {binary}");
+    let detail_type = event["detail-type"].as_str().expect("detail-type");
+    assert!(
+        hook.detail_types.contains(&detail_type),
+        "{name}: {detail_type} is one of {binary}'s"
+    );
+    let deployment = Deployment::new(&yaml("template.yaml"), &[]);
+    let deployed = deployment.pattern(&rules[0].1["Properties"]["Pattern"]);
+    assert!(
+        matches_pattern(&deployed, event),
+        "{name}: matches the deployed rule {deployed}"
+    );
+    let mut elsewhere = event.clone();
+    elsewhere["account"] = json!("210987654321");
+    assert!(
+        !matches_pattern(&deployed, &elsewhere),
+        "{name}: from another account, the rule does not match"
+    );
+    let mut other = event.clone();
+    other["detail-type"] = json!("customer.deleted");
+    assert!(
+        !matches_pattern(&deployed, &other),
+        "{name}: another detail-type does not match"
+    );
+    for field in ["version", "id", "account", "time", "region", "source"] {
+        assert!(
+            event[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{name}: {field}"
+        );
+    }
+    assert!(event["resources"].is_array(), "{name}: resources");
+    assert!(event["detail"].is_object(), "{name}: detail");
+    // Parsed as the Lambda runtime does.
+    let parsed: EventBridgeEvent<Value> = serde_json::from_value(event.clone())
+        .unwrap_or_else(|e| panic!("{name}: not an EventBridge event: {e}"));
+    assert_eq!(parsed.detail_type, detail_type, "{name}");
+}
+
+/// Lists `query` of the customers: the ids on its first page.
+async fn listed(app: &TestApp, query: &str) -> BTreeSet<String> {
+    let reply = app.get(&format!("/customers?{query}")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{query}");
+    reply.json["customers"]
+        .as_array()
+        .expect("customers")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+/// The same event with a new id (so not a replay), its detail changed by `edit`.
+fn another(event: &Value, edit: impl FnOnce(&mut Value)) -> Value {
+    let mut other = event.clone();
+    other["id"] = json!(uuid::Uuid::new_v4().to_string());
+    edit(&mut other["detail"]);
+    other
+}
+
+async fn run_platform_customer_event(env: &Env, detail_type: &str, name: &str, event: &Value) {
+    check_platform_rule_event(PLATFORM_CUSTOMER_HOOK, name, event);
+    assert_eq!(event["detail-type"], detail_type, "{name}");
+    let detail = &event["detail"];
+    let text = |field: &str| {
+        detail[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: detail.{field}"))
+    };
+    // GIVEN the seeded customers
+    let app = TestApp::new(env).await;
+    app.seed(fixtures()).await;
+    let platform = Platform::new(app.store.clone());
+    let rejected = |result: Result<PlatformOutcome, PlatformError>| {
+        matches!(result, Err(PlatformError::Rejected(_)))
+    };
+    if detail_type == CUSTOMER_CREATED {
+        let id = CustomerId::parse(text("customerID")).expect("customerID");
+        let owner = user(text("ownerUserID"));
+        assert_eq!(
+            app.store.membership_of(&owner).await.ok(),
+            Some(None),
+            "{name}: the owner belongs to no customer yet"
+        );
+        // WHEN the event reaches the hook's handler as the runtime delivers it
+        let outcome = platform
+            .on_event(event)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // THEN the customer exists with its owner, its Stripe customer, and
+        // in its listings
+        assert_eq!(outcome, PlatformOutcome::Created, "{name}");
+        let customer = app.store.get_customer(&id).await.expect("customer");
+        assert_eq!(customer.name, text("name"), "{name}");
+        assert_eq!(customer.tier_name.as_str(), text("tierName"), "{name}");
+        assert_eq!(customer.tier_id.to_string(), text("tierID"), "{name}");
+        assert_eq!(
+            customer.subscription_status.as_str(),
+            text("subscriptionStatus"),
+            "{name}"
+        );
+        assert_eq!(customer.owner_user_id, owner, "{name}");
+        assert_eq!(customer.member_count, 1, "{name}: memberCount");
+        assert_eq!(
+            customer.stripe_customer_id.as_deref(),
+            Some(text("stripeCustomerID")),
+            "{name}"
+        );
+        assert_eq!(
+            app.store.membership_of(&owner).await.ok(),
+            Some(Some((id, Role::Owner))),
+            "{name}: the owner's membership"
+        );
+        assert_eq!(
+            app.store
+                .customer_of_stripe(text("stripeCustomerID"))
+                .await
+                .ok(),
+            Some(Some(id)),
+            "{name}: found by its Stripe customer"
+        );
+        let status = format!("status={}", text("subscriptionStatus"));
+        assert_eq!(
+            listed(&app, &status).await,
+            BTreeSet::from([id.to_string()]),
+            "{name}: {status}"
+        );
+        // and a replay changes nothing
+        assert_eq!(
+            platform.on_event(event).await.ok(),
+            Some(PlatformOutcome::Unchanged),
+            "{name}: replayed"
+        );
+        let customer = app.store.get_customer(&id).await.expect("customer");
+        assert_eq!(customer.member_count, 1, "{name}: memberCount after replay");
+        // and a customer whose owner belongs to another is refused, for the
+        // dead-letter queue, and writes nothing
+        let taken_id = CustomerId::random();
+        let taken = another(event, |d| {
+            d["customerID"] = json!(taken_id.to_string());
+            d["ownerUserID"] = json!(OWNER);
+            if let Some(d) = d.as_object_mut() {
+                d.remove("stripeCustomerID");
+                d.remove("stripeSubscriptionID");
+            }
+        });
+        assert!(
+            rejected(platform.on_event(&taken).await),
+            "{name}: an owner of another customer"
+        );
+        assert_eq!(
+            app.store.find_customer(&taken_id).await.ok(),
+            Some(None),
+            "{name}: nothing written"
+        );
+    } else {
+        assert_eq!(text("customerID"), CUSTOMER, "{name}: the seeded customer");
+        // WHEN the event reaches the hook's handler as the runtime delivers it
+        let outcome = platform
+            .on_event(event)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // THEN the customer has its new name and tier, and moved listings
+        assert_eq!(outcome, PlatformOutcome::Updated, "{name}");
+        let customer = app
+            .store
+            .get_customer(&customer_id())
+            .await
+            .expect("customer");
+        assert_eq!(customer.name, text("name"), "{name}");
+        assert_eq!(customer.tier_name.as_str(), text("tierName"), "{name}");
+        assert_eq!(customer.tier_id.to_string(), text("tierID"), "{name}");
+        assert_eq!(customer.member_count, 3, "{name}: members untouched");
+        let tier = format!("tierName={}", text("tierName"));
+        assert_eq!(
+            listed(&app, &tier).await,
+            BTreeSet::from([CUSTOMER.to_owned()]),
+            "{name}: {tier}"
+        );
+        assert_eq!(
+            listed(&app, "tierName=pro").await,
+            BTreeSet::from([PAST_DUE.to_owned()]),
+            "{name}: left tierName=pro"
+        );
+        // and a replay changes nothing
+        assert_eq!(
+            platform.on_event(event).await.ok(),
+            Some(PlatformOutcome::Unchanged),
+            "{name}: replayed"
+        );
+        // and half a tier is refused, for the dead-letter queue, and writes
+        // nothing
+        let half = another(event, |d| {
+            *d = json!({"customerID": CUSTOMER, "tierName": "basic"})
+        });
+        assert!(
+            rejected(platform.on_event(&half).await),
+            "{name}: tierName without tierID"
+        );
+        let customer = app
+            .store
+            .get_customer(&customer_id())
+            .await
+            .expect("customer");
+        assert_eq!(customer.tier_name.as_str(), text("tierName"), "{name}");
+    }
+}
+
+// ---- The reconciliation --------------------------------------------------------------
+
+async fn run_reconcile_event(env: &Env, name: &str, raw: &str, event: &Value) {
+    // The scheduled function ignores the event's content: the sample is checked
+    // against the schedule, and the reconciliation runs as the function runs it
+    // with the template's default (ReconcileRepair "false": report only).
+    check_schedule_event(RECONCILE, RECONCILE_SCHEDULE, name, raw, event);
+    // GIVEN the seeded customers, without billing in Stripe
+    let app = TestApp::new(env).await;
+    app.seed(fixtures()).await;
+    // WHEN the reconciliation runs
+    let repair = billing::sync::reconcile::repair_setting(Some("false")).expect("false");
+    let report = Reconciler::new(app.store.clone(), env.payments())
+        .run(repair)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    // THEN it compared both active customers and repaired nothing
+    assert_eq!(report.checked, 2, "{name}: checked");
+    assert_eq!(report.repaired, 0, "{name}: report only");
+    let customer = app
+        .store
+        .get_customer(&customer_id())
+        .await
+        .expect("customer");
+    assert_eq!(customer.subscription_status.as_str(), "active", "{name}");
+    assert_eq!(customer.member_count, 3, "{name}");
 }

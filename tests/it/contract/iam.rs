@@ -7,9 +7,9 @@ use billing::store::table::MEMBERS_INDEX;
 use billing_tests::Env;
 
 use super::{
-    DELETION_MONITOR, Deployment, Function, PEM_MODE, ROUTE_NOT_FOUND, STREAM_CONSUMER, TokenMode,
-    USER_DELETED_HOOK, USER_DELETED_QUEUE, conditional, entries, functions, is_no_value,
-    one_or_many, render, yaml,
+    DELETION_MONITOR, Deployment, Function, PEM_MODE, PLATFORM_CUSTOMER_HOOK, RECONCILE,
+    ROUTE_NOT_FOUND, STREAM_CONSUMER, STRIPE_WEBHOOK, TokenMode, USER_DELETED_HOOK, conditional,
+    entries, functions, is_no_value, one_or_many, platform_hook, render, yaml,
 };
 
 /// The index the deletion monitor queries (partition `DELETING`).
@@ -58,7 +58,8 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
             only_if.map(str::to_owned),
         )
     };
-    // API key lookups, customer records, memberships.
+    // API key lookups, customer records, memberships, Stripe lookups, listing
+    // entries.
     let mut grants = BTreeSet::from([plain("GetItem", &table)]);
     let endpoint = Endpoint::ALL.into_iter().find(|e| e.function() == binary);
     if endpoint.is_some() {
@@ -92,6 +93,29 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
         Some(Endpoint::RemoveMember) => grants.extend([in_tx("UpdateItem"), in_tx("DeleteItem")]),
         Some(Endpoint::DeleteCustomer) => grants.extend(cascade),
         None if binary == USER_DELETED_HOOK => grants.extend(cascade),
+        // Signed by Stripe: its endpoint secret, never the JWT key or the Stripe
+        // key. An event replaces the record and its entries (Put), puts deltas,
+        // the applied event and the lookup, deletes the entries of listings it
+        // leaves and an old lookup: no Update, no Query.
+        None if binary == STRIPE_WEBHOOK => grants.extend([
+            in_tx("PutItem"),
+            in_tx("DeleteItem"),
+            secret("StripeWebhookSecretArn", None),
+        ]),
+        // As the webhook's change path, plus the owner's member and membership
+        // (Put) and the members' directory (Update, ADD); no secret at all.
+        None if binary == PLATFORM_CUSTOMER_HOOK => {
+            grants.extend([in_tx("PutItem"), in_tx("UpdateItem"), in_tx("DeleteItem")])
+        }
+        // Walks every customer (the listing's entries by Query, their records by
+        // BatchGetItem), reads Stripe, repairs through the webhook's change path.
+        None if binary == RECONCILE => grants.extend([
+            plain("Query", &table),
+            plain("BatchGetItem", &table),
+            in_tx("PutItem"),
+            in_tx("DeleteItem"),
+            secret("StripeSecretKeySecretArn", None),
+        ]),
         None if binary == STREAM_CONSUMER => {
             grants.extend(cascade);
             grants.insert((
@@ -196,19 +220,20 @@ pub(super) async fn template_grants_each_function_exactly_its_calls(_env: &'stat
         }
         assert_eq!(granted(&f), expected_grants(&f.binary), "{}", f.logical_id);
         // SAM grants sqs:SendMessage on a DeadLetterQueue's target (and nothing
-        // else for it): only the user.deleted hook has one, its dead-letter queue.
+        // else for it): only the platform's hooks have one, each its own queue.
         let dlq = f.properties.get("DeadLetterQueue");
+        let hook = platform_hook(&f.binary);
         assert_eq!(
             dlq.is_some(),
-            f.binary == USER_DELETED_HOOK,
+            hook.is_some(),
             "{}: DeadLetterQueue",
             f.logical_id
         );
-        if let Some(dlq) = dlq {
+        if let (Some(dlq), Some(hook)) = (dlq, hook) {
             assert_eq!(render(&dlq["Type"]), "SQS", "{}", f.logical_id);
             assert_eq!(
                 render(&dlq["TargetArn"]),
-                format!("GetAtt:{USER_DELETED_QUEUE}.Arn"),
+                format!("GetAtt:{}.Arn", hook.queue),
                 "{}",
                 f.logical_id
             );

@@ -1,17 +1,18 @@
-//! `template.yaml`'s ingress of `user.deleted`: the bus, its policy, the rule, dead letters.
+//! `template.yaml`'s ingress of the platform's events (`user.deleted`,
+//! `customer.created`, `customer.updated`): the bus, its policy, the rules, dead
+//! letters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use billing_tests::Env;
 use serde_norway::Value as Yaml;
 
 use super::{
-    Deployment, SAMPLE_PLATFORM_ACCOUNT, SAMPLE_PLATFORM_ROLE, SAMPLE_PLATFORM_ROOT,
-    USER_DELETED_HOOK, USER_DELETED_QUEUE, entries, functions, one_or_many, render, resources_of,
-    str_of, yaml,
+    Deployment, PLATFORM_HOOKS, SAMPLE_PLATFORM_ACCOUNT, SAMPLE_PLATFORM_ROLE,
+    SAMPLE_PLATFORM_ROOT, entries, functions, one_or_many, render, resources_of, str_of, yaml,
 };
 
-/// The stack's bus for the platform's `user.deleted`.
+/// The stack's bus for the platform's events.
 const PLATFORM_BUS_ARN: &str = "Sub:arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${AWS::StackName}-platform";
 
 /// Who may put an event on the platform bus: `arn` of `account`.
@@ -42,22 +43,21 @@ fn condition_holds(condition: &Yaml, deployment: &Deployment, caller: &Caller) -
     })
 }
 
-/// The platform's `user.deleted` comes only from the platform: a bus of the
-/// stack's own, on which only PlatformPrincipalArn may put events, and a rule
-/// matching its source, detail-type and account; what fails ends in a dead-letter
-/// queue.
-pub(super) async fn template_locks_the_user_deleted_ingress(_env: &'static Env) {
+/// The platform's events come only from the platform: a bus of the stack's
+/// own, on which only PlatformPrincipalArn may put events, and on it one rule
+/// per hook matching its source, detail-types and account; what a hook does not
+/// handle ends in its dead-letter queue.
+pub(super) async fn template_locks_the_platform_ingress(_env: &'static Env) {
     let template = yaml("template.yaml");
     let params = &template["Parameters"];
     assert!(
         params.get("PlatformEventBusName").is_none(),
         "no bus by name: the stack's own"
     );
-    for name in [
-        "PlatformPrincipalArn",
-        "PlatformAccountId",
-        "PlatformUserEventSource",
-    ] {
+    let required = ["PlatformPrincipalArn", "PlatformAccountId"]
+        .into_iter()
+        .chain(PLATFORM_HOOKS.iter().map(|h| h.source));
+    for name in required {
         assert!(params[name].get("Default").is_none(), "{name}: required");
     }
     assert_eq!(
@@ -77,22 +77,151 @@ pub(super) async fn template_locks_the_user_deleted_ingress(_env: &'static Env) 
         "PlatformPrincipalArn: an IAM role or account root ARN"
     );
 
-    // The rule: on the stack's bus, source, detail-type and account.
-    let hook = functions(&template)
-        .into_iter()
-        .find(|f| f.binary == USER_DELETED_HOOK)
-        .expect("the user.deleted hook");
-    let rules = entries(&hook.properties["Events"]);
-    assert_eq!(rules.len(), 1, "{}: one rule", hook.logical_id);
-    let (event_name, rule) = &rules[0];
-    assert_eq!(render(&rule["Type"]), "EventBridgeRule");
-    let rule = &rule["Properties"];
-    let bus_ref = render(&rule["EventBusName"]);
-    let bus_id = bus_ref
-        .strip_prefix("GetAtt:")
-        .and_then(|b| b.strip_suffix(".Name"))
-        .or_else(|| bus_ref.strip_prefix("Ref:"))
-        .unwrap_or_else(|| panic!("the rule's bus is the stack's, found {bus_ref}"));
+    // Every EventBridge rule of the template is a platform hook's.
+    let all = functions(&template);
+    let with_rules: BTreeSet<&str> = all
+        .iter()
+        .filter(|f| f.event_types.iter().any(|t| t == "EventBridgeRule"))
+        .map(|f| f.binary.as_str())
+        .collect();
+    assert_eq!(
+        with_rules,
+        PLATFORM_HOOKS.iter().map(|h| h.binary).collect(),
+        "the functions with EventBridge rules are the platform hooks"
+    );
+    let mut buses = BTreeSet::new();
+    for h in &PLATFORM_HOOKS {
+        let hook = all
+            .iter()
+            .find(|f| f.binary == h.binary)
+            .unwrap_or_else(|| panic!("template.yaml: no {} function", h.binary));
+        let id = &hook.logical_id;
+        // The rule: on the stack's bus, source, detail-types and account.
+        let rules = entries(&hook.properties["Events"]);
+        assert_eq!(rules.len(), 1, "{id}: one rule");
+        let (event_name, rule) = &rules[0];
+        assert_eq!(render(&rule["Type"]), "EventBridgeRule", "{id}");
+        let rule = &rule["Properties"];
+        let bus_ref = render(&rule["EventBusName"]);
+        let bus_id = bus_ref
+            .strip_prefix("GetAtt:")
+            .and_then(|b| b.strip_suffix(".Name"))
+            .or_else(|| bus_ref.strip_prefix("Ref:"))
+            .unwrap_or_else(|| panic!("{id}: the rule's bus is the stack's, found {bus_ref}"));
+        buses.insert(bus_id.to_owned());
+        let pattern = &rule["Pattern"];
+        assert_eq!(
+            entries(pattern)
+                .into_iter()
+                .map(|(k, v)| (k, one_or_many(v)))
+                .collect::<BTreeMap<_, _>>(),
+            BTreeMap::from([
+                ("source".to_owned(), vec![format!("Ref:{}", h.source)]),
+                (
+                    "detail-type".to_owned(),
+                    h.detail_types.iter().map(|d| (*d).to_owned()).collect()
+                ),
+                (
+                    "account".to_owned(),
+                    vec!["Ref:PlatformAccountId".to_owned()]
+                ),
+            ]),
+            "{id}: the rule's pattern"
+        );
+
+        // What fails ends in one queue: the events the rule cannot deliver, and
+        // (after a bounded number of retries) those the function fails on, an
+        // event it cannot parse or refuses included.
+        let queue_id = h.queue;
+        let dlq = format!("GetAtt:{queue_id}.Arn");
+        assert_eq!(
+            render(&rule["DeadLetterConfig"]["Arn"]),
+            dlq,
+            "{id}: the rule's dead letters"
+        );
+        assert!(
+            rule["RetryPolicy"]["MaximumRetryAttempts"]
+                .as_u64()
+                .is_some(),
+            "{id}: the rule's RetryPolicy"
+        );
+        let hook_props = &hook.properties;
+        assert_eq!(
+            render(&hook_props["DeadLetterQueue"]["Type"]),
+            "SQS",
+            "{id}"
+        );
+        assert_eq!(
+            render(&hook_props["DeadLetterQueue"]["TargetArn"]),
+            dlq,
+            "{id}: the function's dead letters"
+        );
+        assert!(
+            hook_props["EventInvokeConfig"]["MaximumRetryAttempts"]
+                .as_u64()
+                .is_some_and(|n| n <= 2),
+            "{id}: EventInvokeConfig.MaximumRetryAttempts"
+        );
+        let queue = &template["Resources"][queue_id];
+        assert_eq!(
+            queue["Type"].as_str(),
+            Some("AWS::SQS::Queue"),
+            "{queue_id}"
+        );
+        assert_eq!(
+            queue["Properties"]["SqsManagedSseEnabled"].as_bool(),
+            Some(true),
+            "{queue_id}"
+        );
+        assert_eq!(
+            queue["Properties"]["MessageRetentionPeriod"].as_u64(),
+            Some(1_209_600),
+            "{queue_id}: 14 days to look"
+        );
+        // Only the rule (as SAM names it: function id + event name) may send to it
+        // as EventBridge; the function sends with its role (SAM's grant).
+        let policies: Vec<(String, &Yaml)> = resources_of(&template, "AWS::SQS::QueuePolicy")
+            .into_iter()
+            .filter(|(_, p)| {
+                one_or_many(&p["Properties"]["Queues"]).contains(&format!("Ref:{queue_id}"))
+            })
+            .collect();
+        assert_eq!(policies.len(), 1, "{queue_id}: one queue policy");
+        let statements = policies[0].1["Properties"]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .expect("Statement");
+        assert_eq!(statements.len(), 1, "{queue_id}: one statement");
+        let s = &statements[0];
+        assert_eq!(render(&s["Effect"]), "Allow", "{queue_id}");
+        assert_eq!(
+            render(&s["Principal"]["Service"]),
+            "events.amazonaws.com",
+            "{queue_id}"
+        );
+        assert_eq!(one_or_many(&s["Action"]), ["sqs:SendMessage"], "{queue_id}");
+        assert_eq!(
+            one_or_many(&s["Resource"]),
+            std::slice::from_ref(&dlq),
+            "{queue_id}"
+        );
+        assert_eq!(
+            one_or_many(&s["Condition"]["ArnEquals"]["aws:SourceArn"]),
+            [format!("GetAtt:{id}{event_name}.Arn")],
+            "{queue_id}: only the {} rule",
+            h.binary
+        );
+    }
+    // The queues are the hooks' own.
+    let queues: BTreeSet<&str> = PLATFORM_HOOKS.iter().map(|h| h.queue).collect();
+    assert_eq!(queues.len(), PLATFORM_HOOKS.len(), "a queue per hook");
+
+    // One bus for all of them, the stack's own.
+    assert_eq!(
+        buses.len(),
+        1,
+        "every platform rule is on one bus: {buses:?}"
+    );
+    let bus_id = buses.first().expect("the platform bus").as_str();
     let bus = &template["Resources"][bus_id];
     assert_eq!(
         bus["Type"].as_str(),
@@ -103,25 +232,6 @@ pub(super) async fn template_locks_the_user_deleted_ingress(_env: &'static Env) 
         render(&bus["Properties"]["Name"]),
         "Sub:${AWS::StackName}-platform",
         "{bus_id}: Name"
-    );
-    let pattern = &rule["Pattern"];
-    assert_eq!(
-        entries(pattern)
-            .into_iter()
-            .map(|(k, v)| (k, one_or_many(v)))
-            .collect::<BTreeMap<_, _>>(),
-        BTreeMap::from([
-            (
-                "source".to_owned(),
-                vec!["Ref:PlatformUserEventSource".to_owned()]
-            ),
-            ("detail-type".to_owned(), vec!["user.deleted".to_owned()]),
-            (
-                "account".to_owned(),
-                vec!["Ref:PlatformAccountId".to_owned()]
-            ),
-        ]),
-        "the rule's pattern"
     );
 
     // The bus's policy, whole: PutEvents on this bus, Allow for the platform's
@@ -217,70 +327,5 @@ pub(super) async fn template_locks_the_user_deleted_ingress(_env: &'static Env) 
     assert_eq!(
         render(&template["Outputs"]["PlatformEventBusArn"]["Value"]),
         format!("GetAtt:{bus_id}.Arn")
-    );
-
-    // What fails ends in one queue: the events the rule cannot deliver, and
-    // (after a bounded number of retries) those the function fails on, an
-    // event it cannot parse included.
-    let dlq = format!("GetAtt:{USER_DELETED_QUEUE}.Arn");
-    assert_eq!(
-        render(&rule["DeadLetterConfig"]["Arn"]),
-        dlq,
-        "the rule's dead letters"
-    );
-    assert!(
-        rule["RetryPolicy"]["MaximumRetryAttempts"]
-            .as_u64()
-            .is_some(),
-        "the rule's RetryPolicy"
-    );
-    let hook_props = &hook.properties;
-    assert_eq!(render(&hook_props["DeadLetterQueue"]["Type"]), "SQS");
-    assert_eq!(
-        render(&hook_props["DeadLetterQueue"]["TargetArn"]),
-        dlq,
-        "{}: the function's dead letters",
-        hook.logical_id
-    );
-    assert!(
-        hook_props["EventInvokeConfig"]["MaximumRetryAttempts"]
-            .as_u64()
-            .is_some_and(|n| n <= 2),
-        "{}: EventInvokeConfig.MaximumRetryAttempts",
-        hook.logical_id
-    );
-    let queue = &template["Resources"][USER_DELETED_QUEUE];
-    assert_eq!(queue["Type"].as_str(), Some("AWS::SQS::Queue"));
-    assert_eq!(
-        queue["Properties"]["SqsManagedSseEnabled"].as_bool(),
-        Some(true)
-    );
-    assert_eq!(
-        queue["Properties"]["MessageRetentionPeriod"].as_u64(),
-        Some(1_209_600),
-        "{USER_DELETED_QUEUE}: 14 days to look"
-    );
-    // Only the rule (as SAM names it: function id + event name) may send to it as
-    // EventBridge; the function sends with its role (SAM's grant).
-    let policies: Vec<(String, &Yaml)> = resources_of(&template, "AWS::SQS::QueuePolicy")
-        .into_iter()
-        .filter(|(_, p)| {
-            one_or_many(&p["Properties"]["Queues"]).contains(&format!("Ref:{USER_DELETED_QUEUE}"))
-        })
-        .collect();
-    assert_eq!(policies.len(), 1, "{USER_DELETED_QUEUE}: one queue policy");
-    let statements = policies[0].1["Properties"]["PolicyDocument"]["Statement"]
-        .as_sequence()
-        .expect("Statement");
-    assert_eq!(statements.len(), 1, "{USER_DELETED_QUEUE}: one statement");
-    let s = &statements[0];
-    assert_eq!(render(&s["Effect"]), "Allow");
-    assert_eq!(render(&s["Principal"]["Service"]), "events.amazonaws.com");
-    assert_eq!(one_or_many(&s["Action"]), ["sqs:SendMessage"]);
-    assert_eq!(one_or_many(&s["Resource"]), std::slice::from_ref(&dlq));
-    assert_eq!(
-        one_or_many(&s["Condition"]["ArnEquals"]["aws:SourceArn"]),
-        [format!("GetAtt:{}{event_name}.Arn", hook.logical_id)],
-        "{USER_DELETED_QUEUE}: only the user.deleted rule"
     );
 }

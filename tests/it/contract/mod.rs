@@ -3,7 +3,8 @@
 //! `openapi.yaml` describe exactly the code (routes, the `$default` route,
 //! functions, table, IAM, operations), with the operational parts around it:
 //! alarms on what they claim to watch, tracing and log levels, and the locked
-//! ingress of the platform's `user.deleted`.
+//! ingress of the platform's events (`user.deleted`, `customer.created`,
+//! `customer.updated`).
 
 mod alarms;
 mod events;
@@ -20,9 +21,11 @@ use serde_norway::Value as Yaml;
 
 use crate::TestFn;
 use alarms::template_alarms_watch_what_they_claim;
-use events::{events_run_through_the_real_handlers, events_without_a_fresh_token_are_unauthorized};
+use events::{
+    events_run_through_the_real_handlers, events_without_a_fresh_token_or_signature_are_refused,
+};
 use iam::template_grants_each_function_exactly_its_calls;
-use ingress::template_locks_the_user_deleted_ingress;
+use ingress::template_locks_the_platform_ingress;
 use openapi::{
     openapi_operations_are_the_endpoints, openapi_parameters_and_statuses_match_the_code,
 };
@@ -35,7 +38,7 @@ use template::{
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     crate::trials![
         events_run_through_the_real_handlers,
-        events_without_a_fresh_token_are_unauthorized,
+        events_without_a_fresh_token_or_signature_are_refused,
         template_routes_are_the_endpoints,
         template_functions_are_the_workspace_packages,
         template_table_is_the_table_definition,
@@ -43,7 +46,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         template_parameters_choose_exactly_one_token_key_source,
         template_logs_tracing_and_settings,
         template_alarms_watch_what_they_claim,
-        template_locks_the_user_deleted_ingress,
+        template_locks_the_platform_ingress,
         openapi_operations_are_the_endpoints,
         openapi_parameters_and_statuses_match_the_code,
     ]
@@ -151,6 +154,18 @@ const USER_DELETED_HOOK: &str = "user-deleted";
 /// runs no cascade and reads only the index of deleting customers.
 const DELETION_MONITOR: &str = "deletion-monitor";
 
+/// Stripe's webhook: a route of its own outside the admin prefix, signed by
+/// Stripe (no token, no API key).
+const STRIPE_WEBHOOK: &str = billing::sync::webhook::FUNCTION;
+/// `(METHOD, path)` of the webhook's route as the template declares it: every
+/// method of its path, so that the function answers 405 (with `Allow: POST`) to
+/// the others, as the local server does, rather than the `$default` route's 404.
+const WEBHOOK_ROUTE: (&str, &str) = ("ANY", billing::sync::webhook::PATH);
+/// The platform's `customer.created` / `customer.updated` hook.
+const PLATFORM_CUSTOMER_HOOK: &str = billing::sync::platform::FUNCTION;
+/// The daily reconciliation with Stripe (scheduled).
+const RECONCILE: &str = billing::sync::reconcile::FUNCTION;
+
 /// The function behind the `$default` route: 404/405 for requests no route
 /// matches. It serves no endpoint and reads no token, table or secret.
 const ROUTE_NOT_FOUND: &str = "route-not-found";
@@ -178,6 +193,8 @@ const SAMPLE_JWKS_URL: &str = "https://idp.example.com/.well-known/jwks.json";
 const SAMPLE_PLATFORM_ACCOUNT: &str = "123456789012";
 const SAMPLE_PLATFORM_ROLE: &str = "arn:aws:iam::123456789012:role/platform-user-events";
 const SAMPLE_PLATFORM_ROOT: &str = "arn:aws:iam::123456789012:root";
+const SAMPLE_WEBHOOK_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:billing-stripe-webhook-AbCdEf";
 
 /// The template's parameters with values, as `sam deploy --parameter-overrides`
 /// gives them (the rest keep their defaults), and so the value of every condition.
@@ -196,7 +213,9 @@ impl Deployment {
                 "StripeSecretKeySecretArn",
                 "arn:aws:secretsmanager:us-east-1:123456789012:secret:billing-stripe-AbCdEf",
             ),
+            ("StripeWebhookSecretArn", SAMPLE_WEBHOOK_SECRET),
             ("PlatformUserEventSource", "platform.users"),
+            ("PlatformCustomerEventSource", "platform.customers"),
             ("PlatformPrincipalArn", SAMPLE_PLATFORM_ROLE),
             ("PlatformAccountId", SAMPLE_PLATFORM_ACCOUNT),
         ];
@@ -414,3 +433,41 @@ fn resources_of<'a>(template: &'a Yaml, kind: &str) -> Vec<(String, &'a Yaml)> {
 /// The queue that takes the `user.deleted` events not handled (the rule's and the
 /// function's dead letters).
 const USER_DELETED_QUEUE: &str = "UserDeletedDeadLetterQueue";
+/// The queue that takes the customer events not applied.
+const PLATFORM_CUSTOMER_QUEUE: &str = "PlatformCustomerDeadLetterQueue";
+
+/// A function the platform's events invoke through a rule on the platform bus.
+struct PlatformHook {
+    binary: &'static str,
+    /// The parameter holding the events' `source`.
+    source: &'static str,
+    /// The `detail-type`s its rule takes.
+    detail_types: &'static [&'static str],
+    /// Where the events it does not handle go (the rule's and the function's
+    /// dead letters).
+    queue: &'static str,
+}
+
+/// Every function on the platform bus, and so every rule on it.
+const PLATFORM_HOOKS: [PlatformHook; 2] = [
+    PlatformHook {
+        binary: USER_DELETED_HOOK,
+        source: "PlatformUserEventSource",
+        detail_types: &["user.deleted"],
+        queue: USER_DELETED_QUEUE,
+    },
+    PlatformHook {
+        binary: PLATFORM_CUSTOMER_HOOK,
+        source: "PlatformCustomerEventSource",
+        detail_types: &[
+            billing::sync::platform::CUSTOMER_CREATED,
+            billing::sync::platform::CUSTOMER_UPDATED,
+        ],
+        queue: PLATFORM_CUSTOMER_QUEUE,
+    },
+];
+
+/// The platform hook built from `binary`, if it is one.
+fn platform_hook(binary: &str) -> Option<&'static PlatformHook> {
+    PLATFORM_HOOKS.iter().find(|h| h.binary == binary)
+}

@@ -4,10 +4,17 @@ use std::collections::BTreeSet;
 
 use billing::domain::{PageRequest, Role, SubscriptionStatus};
 use billing::http::{Endpoint, PREFIX};
+use billing::store::Applied;
+use billing::sync::signature::SignatureError;
 use billing_tests::Env;
 use serde_norway::Value as Yaml;
 
 use super::{entries, one_or_many, render, str_of, yaml};
+
+/// The webhook's operation: its method, its path as served (outside the admin
+/// prefix), and its operation id.
+const WEBHOOK_METHOD: &str = "POST";
+const WEBHOOK_OPERATION: &str = "stripeWebhook";
 
 const HTTP_METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "patch", "head", "options", "trace",
@@ -42,6 +49,22 @@ fn resolve<'a>(doc: &'a Yaml, v: &'a Yaml) -> &'a Yaml {
     }
 }
 
+/// The path an operation is served at: its path item's `servers` (the webhook's,
+/// outside the prefix) or the document's (the admin prefix), then its path.
+fn served_at(doc: &Yaml, item: &Yaml, path: &str) -> String {
+    let servers = item
+        .get("servers")
+        .unwrap_or(&doc["servers"])
+        .as_sequence()
+        .expect("servers");
+    assert_eq!(servers.len(), 1, "{path}: one server");
+    format!("{}{path}", str_of(&servers[0]["url"], "servers[0].url"))
+}
+
+fn is_webhook(doc: &Yaml, item: &Yaml, path: &str) -> bool {
+    served_at(doc, item, path) == billing::sync::webhook::PATH
+}
+
 fn endpoint_of(method: &str, path: &str) -> Endpoint {
     Endpoint::ALL
         .into_iter()
@@ -55,13 +78,41 @@ pub(super) async fn openapi_operations_are_the_endpoints(_env: &'static Env) {
     let servers = doc["servers"].as_sequence().expect("servers");
     assert_eq!(servers.len(), 1);
     assert_eq!(servers[0]["url"].as_str(), Some(PREFIX));
-    let documented: BTreeSet<(String, String)> =
-        operations(&doc).into_iter().map(|(k, _, _)| k).collect();
-    let code: BTreeSet<(String, String)> = Endpoint::ALL
-        .iter()
-        .map(|e| (e.method().to_string(), e.path().to_owned()))
+    // Every operation as served (server URL and path): the endpoints under the
+    // admin prefix, and Stripe's webhook outside it.
+    let documented: BTreeSet<(String, String)> = operations(&doc)
+        .into_iter()
+        .map(|((method, path), item, _)| (method, served_at(&doc, item, &path)))
         .collect();
-    assert_eq!(documented, code, "openapi.yaml operations == Endpoint::ALL");
+    let mut code: BTreeSet<(String, String)> = Endpoint::ALL
+        .iter()
+        .map(|e| (e.method().to_string(), format!("{PREFIX}{}", e.path())))
+        .collect();
+    code.insert((
+        WEBHOOK_METHOD.to_owned(),
+        billing::sync::webhook::PATH.to_owned(),
+    ));
+    assert_eq!(
+        documented, code,
+        "openapi.yaml operations == Endpoint::ALL + the webhook"
+    );
+    // The admin credentials everywhere but on the webhook, whose credential is
+    // Stripe's signature.
+    for ((method, path), item, op) in operations(&doc) {
+        if is_webhook(&doc, item, &path) {
+            assert_eq!(render(&op["operationId"]), WEBHOOK_OPERATION);
+            assert_eq!(
+                op["security"].as_sequence().map(Vec::len),
+                Some(0),
+                "{method} {path}: security: [] (no admin credentials)"
+            );
+        } else {
+            assert!(
+                op.get("security").is_none(),
+                "{method} {path}: the document's security"
+            );
+        }
+    }
     // Either credential form, the api-key pair as one requirement.
     let security: Vec<BTreeSet<String>> = doc["security"]
         .as_sequence()
@@ -119,6 +170,10 @@ fn expected_503_codes(endpoint: Endpoint) -> &'static [&'static str] {
 pub(super) async fn openapi_parameters_and_statuses_match_the_code(_env: &'static Env) {
     let doc = yaml("openapi.yaml");
     for ((method, path), item, op) in operations(&doc) {
+        if is_webhook(&doc, item, &path) {
+            check_webhook_operation(&doc, &format!("{method} {path}"), item, op);
+            continue;
+        }
         let endpoint = endpoint_of(&method, &path);
         let what = format!("{method} {path}");
         // Parameters: path ones are the template's, query ones what the handler reads.
@@ -245,4 +300,128 @@ pub(super) async fn openapi_parameters_and_statuses_match_the_code(_env: &'stati
         .map(|r| r.as_str().to_owned())
         .collect();
     assert_eq!(roles, code_roles);
+}
+
+/// The webhook: Stripe's signature header and any JSON body in; the statuses
+/// and codes `billing::sync::webhook` answers out.
+fn check_webhook_operation(doc: &Yaml, what: &str, item: &Yaml, op: &Yaml) {
+    let params: Vec<&Yaml> = [&item["parameters"], &op["parameters"]]
+        .into_iter()
+        .filter_map(Yaml::as_sequence)
+        .flatten()
+        .map(|p| resolve(doc, p))
+        .collect();
+    let named: Vec<(String, String, bool)> = params
+        .iter()
+        .map(|p| {
+            (
+                render(&p["in"]),
+                render(&p["name"]),
+                p["required"].as_bool() == Some(true),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [("header".to_owned(), "Stripe-Signature".to_owned(), true)],
+        "{what}: parameters"
+    );
+    let body = resolve(doc, &op["requestBody"]);
+    assert_eq!(
+        body["required"].as_bool(),
+        Some(true),
+        "{what}: requestBody"
+    );
+    assert!(
+        body["content"].get("application/json").is_some(),
+        "{what}: a JSON body"
+    );
+    let responses = entries(&op["responses"]);
+    let statuses: BTreeSet<u16> = responses
+        .iter()
+        .map(|(code, _)| code.parse().expect("status"))
+        .collect();
+    assert_eq!(
+        statuses,
+        BTreeSet::from([200, 400, 405, 500, 503]),
+        "{what}: statuses"
+    );
+    for (code, response) in &responses {
+        let response = resolve(doc, response);
+        let description = str_of(&response["description"], "description");
+        let schema = &response["content"]["application/json"]["schema"];
+        if code == "200" {
+            // Every outcome the code answers, and nothing else.
+            let schema = resolve(doc, schema);
+            let documented: BTreeSet<String> =
+                one_or_many(&schema["properties"]["outcome"]["enum"])
+                    .into_iter()
+                    .collect();
+            let code_outcomes: BTreeSet<String> = [
+                Applied::Changed,
+                Applied::Unchanged,
+                Applied::Duplicate,
+                Applied::Stale,
+                Applied::NotFound,
+            ]
+            .iter()
+            .map(|a| a.as_str())
+            .chain(["ignored", "rejected"])
+            .map(str::to_owned)
+            .collect();
+            assert_eq!(documented, code_outcomes, "{what} 200: outcomes");
+            continue;
+        }
+        for header in ["x-error", "x-error-id"] {
+            assert!(
+                response["headers"].get(header).is_some(),
+                "{what} {code}: {header}"
+            );
+        }
+        assert_eq!(
+            render(&schema["$ref"]),
+            "#/components/schemas/Error",
+            "{what} {code}"
+        );
+        let codes: Vec<&str> = match code.as_str() {
+            "400" => [
+                SignatureError::Missing,
+                SignatureError::Malformed,
+                SignatureError::Expired,
+            ]
+            .iter()
+            .map(|e| e.code())
+            .chain(["invalid_event", "body_too_large"])
+            .collect(),
+            "405" => {
+                assert!(
+                    response["headers"].get("Allow").is_some(),
+                    "{what} 405: Allow"
+                );
+                vec!["method_not_allowed"]
+            }
+            "500" => vec!["database_error"],
+            "503" => {
+                assert!(
+                    response["headers"].get("Retry-After").is_some(),
+                    "{what} 503: Retry-After"
+                );
+                vec!["contention"]
+            }
+            other => panic!("{what}: status {other}"),
+        };
+        for c in codes {
+            assert!(
+                description.contains(&format!("`{c}`")),
+                "{what} {code}: the description names `{c}`"
+            );
+        }
+        // No admin answers: the webhook authenticates no operator.
+        for c in ["unauthorized", "forbidden", "auth_unavailable"] {
+            assert!(
+                !description.contains(&format!("`{c}`")),
+                "{what} {code}: cannot answer `{c}`"
+            );
+        }
+    }
 }

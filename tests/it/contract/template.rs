@@ -12,10 +12,11 @@ use billing_tests::servers::repo_root;
 use serde_norway::Value as Yaml;
 
 use super::{
-    DEFAULT_ROUTE, DELETION_MONITOR, Deployment, PEM_MODE, ROUTE_NOT_FOUND, SAMPLE_AUDIENCE,
-    SAMPLE_ISSUER, SAMPLE_JWKS_URL, SAMPLE_PEM_SECRET, STREAM_CONSUMER, TokenMode,
-    USER_DELETED_HOOK, conditional, entries, functions, intrinsic, is_no_value, one_or_many,
-    render, str_of, yaml,
+    DEFAULT_ROUTE, DELETION_MONITOR, Deployment, PEM_MODE, PLATFORM_CUSTOMER_HOOK, RECONCILE,
+    ROUTE_NOT_FOUND, SAMPLE_AUDIENCE, SAMPLE_ISSUER, SAMPLE_JWKS_URL, SAMPLE_PEM_SECRET,
+    SAMPLE_WEBHOOK_SECRET, STREAM_CONSUMER, STRIPE_WEBHOOK, TokenMode, USER_DELETED_HOOK,
+    WEBHOOK_ROUTE, conditional, entries, functions, intrinsic, is_no_value, one_or_many, render,
+    str_of, yaml,
 };
 
 /// Functions that run the deletion cascade, and so need Stripe.
@@ -23,6 +24,11 @@ fn runs_cascade(binary: &str) -> bool {
     binary == Endpoint::DeleteCustomer.function()
         || binary == STREAM_CONSUMER
         || binary == USER_DELETED_HOOK
+}
+
+/// Functions that call Stripe: the cascade's, and the reconciliation.
+fn calls_stripe(binary: &str) -> bool {
+    runs_cascade(binary) || binary == RECONCILE
 }
 
 /// The token settings of the HTTP functions, each from its parameter.
@@ -65,10 +71,16 @@ pub(super) async fn template_routes_are_the_endpoints(_env: &'static Env) {
     );
     let functions = functions(&template);
     let default_route = (DEFAULT_ROUTE.0.to_owned(), DEFAULT_ROUTE.1.to_owned());
+    let webhook_route = (WEBHOOK_ROUTE.0.to_owned(), WEBHOOK_ROUTE.1.to_owned());
+    // The webhook is outside the admin prefix (and so outside its auth).
+    assert!(
+        !WEBHOOK_ROUTE.1.starts_with(PREFIX),
+        "the webhook is not under {PREFIX}"
+    );
     let mut routes = BTreeSet::new();
     for f in &functions {
         let is_endpoint = Endpoint::ALL.iter().any(|e| e.function() == f.binary);
-        let serves_http = is_endpoint || f.binary == ROUTE_NOT_FOUND;
+        let serves_http = is_endpoint || f.binary == ROUTE_NOT_FOUND || f.binary == STRIPE_WEBHOOK;
         assert!(
             !f.event_types.is_empty(),
             "{}: no event invokes it",
@@ -77,7 +89,7 @@ pub(super) async fn template_routes_are_the_endpoints(_env: &'static Env) {
         assert_eq!(
             f.event_types.iter().all(|t| t == "HttpApi"),
             serves_http,
-            "{}: the endpoint and $default functions have HttpApi events only",
+            "{}: the endpoint, webhook and $default functions have HttpApi events only",
             f.logical_id
         );
         assert_eq!(
@@ -104,7 +116,14 @@ pub(super) async fn template_routes_are_the_endpoints(_env: &'static Env) {
                 "{}: one route per function",
                 f.logical_id
             );
-            if *route == default_route {
+            // The webhook's route is the webhook function's, and its only one.
+            assert_eq!(
+                *route == webhook_route,
+                f.binary == STRIPE_WEBHOOK,
+                "{}: {STRIPE_WEBHOOK} serves exactly {WEBHOOK_ROUTE:?} ({route:?})",
+                f.logical_id
+            );
+            if *route == default_route || *route == webhook_route {
                 continue;
             }
             // The function serving a route is the endpoint's own binary.
@@ -122,9 +141,10 @@ pub(super) async fn template_routes_are_the_endpoints(_env: &'static Env) {
     }
     let mut expected = endpoint_routes();
     expected.insert(default_route);
+    expected.insert(webhook_route);
     assert_eq!(
         routes, expected,
-        "template routes == Endpoint::ALL + the $default route"
+        "template routes == Endpoint::ALL + the $default route + the webhook"
     );
     // The $default stage: paths are served as the spec writes them, no stage prefix.
     let api = &template["Resources"]["HttpApi"];
@@ -328,10 +348,11 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
             f.binary == STREAM_CONSUMER,
             "{id}: CASCADE_GRACE_SECONDS"
         );
-        // Stripe only where the cascade runs, its key from Secrets Manager.
+        // Stripe only where the cascade or the reconciliation runs, its key from
+        // Secrets Manager.
         match &config.stripe {
             Some(stripe) => {
-                assert!(runs_cascade(&f.binary), "{id}: needs no Stripe key");
+                assert!(calls_stripe(&f.binary), "{id}: needs no Stripe key");
                 assert!(
                     matches!(stripe.secret_key, SecretSource::SecretsManager(_)),
                     "{id}"
@@ -342,9 +363,25 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 );
             }
             None => assert!(
-                !runs_cascade(&f.binary),
-                "{id}: runs the cascade without Stripe"
+                !calls_stripe(&f.binary),
+                "{id}: calls Stripe without its key"
             ),
+        }
+        // The webhook's signing secret only where webhooks are served, from
+        // Secrets Manager (the code reads it again as it is rolled).
+        match &config.stripe_webhook_secret {
+            Some(secret) => {
+                assert_eq!(f.binary, STRIPE_WEBHOOK, "{id}: needs no webhook secret");
+                assert!(
+                    matches!(secret, SecretSource::SecretsManager(arn) if arn == SAMPLE_WEBHOOK_SECRET),
+                    "{id}: the webhook secret comes from Secrets Manager"
+                );
+                assert_eq!(
+                    vars["STRIPE_WEBHOOK_SECRET_SECRET_ID"], "Ref:StripeWebhookSecretArn",
+                    "{id}"
+                );
+            }
+            None => assert_ne!(f.binary, STRIPE_WEBHOOK, "{id}: no webhook secret"),
         }
         // Only the stream consumer publishes customer.deleted.
         assert_eq!(
@@ -401,6 +438,62 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 }
             }
             USER_DELETED_HOOK => assert_eq!(f.event_types, ["EventBridgeRule"], "{id}"),
+            // Nothing but the table and its secret: no token, no Stripe, no bus.
+            STRIPE_WEBHOOK | PLATFORM_CUSTOMER_HOOK => {
+                let (invoked_by, own): (&str, &[&str]) = if f.binary == STRIPE_WEBHOOK {
+                    ("HttpApi", &["STRIPE_WEBHOOK_SECRET_SECRET_ID"])
+                } else {
+                    ("EventBridgeRule", &[])
+                };
+                assert_eq!(f.event_types, [invoked_by], "{id}");
+                assert_eq!(
+                    vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+                    own.iter().copied().chain(["TABLE_NAME"]).collect(),
+                    "{id}: its environment"
+                );
+                assert!(config.auth.is_none(), "{id}: verifies no tokens");
+                assert!(config.stripe.is_none(), "{id}: no Stripe key");
+                assert!(config.event_bus.is_none(), "{id}: publishes nothing");
+            }
+            RECONCILE => {
+                assert_eq!(f.event_types, ["Schedule"], "{id}");
+                assert_eq!(
+                    vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+                    BTreeSet::from([
+                        "TABLE_NAME",
+                        "STRIPE_SECRET_KEY_SECRET_ID",
+                        "STRIPE_API_BASE",
+                        billing::sync::reconcile::REPAIR_SETTING,
+                    ]),
+                    "{id}: its environment"
+                );
+                assert_eq!(
+                    vars[billing::sync::reconcile::REPAIR_SETTING],
+                    "Ref:ReconcileRepair",
+                    "{id}"
+                );
+                // Every value the parameter allows means what it says to the
+                // code, and by default it only reports.
+                let repair = &template["Parameters"]["ReconcileRepair"];
+                for value in one_or_many(&repair["AllowedValues"]) {
+                    assert_eq!(
+                        billing::sync::reconcile::repair_setting(Some(&value)).ok(),
+                        Some(value == "true"),
+                        "ReconcileRepair={value}"
+                    );
+                }
+                assert_eq!(render(&repair["Default"]), "false", "ReconcileRepair");
+                // Its schedule is a parameter, daily by default.
+                let schedules: Vec<String> = entries(prop("Events"))
+                    .into_iter()
+                    .map(|(_, e)| pem.value(&render(&e["Properties"]["Schedule"])))
+                    .collect();
+                assert_eq!(schedules, ["rate(1 day)"], "{id}: schedule");
+                // A walk of every customer and of Stripe's lists: Lambda's longest.
+                assert_eq!(prop("Timeout").as_u64(), Some(900), "{id}: Timeout");
+                assert!(config.auth.is_none(), "{id}: verifies no tokens");
+                assert!(config.event_bus.is_none(), "{id}: publishes nothing");
+            }
             ROUTE_NOT_FOUND | DELETION_MONITOR => {
                 let invoked_by = if f.binary == ROUTE_NOT_FOUND {
                     "HttpApi"
@@ -548,6 +641,19 @@ pub(super) async fn template_table_is_the_table_definition(_env: &'static Env) {
     );
     assert_eq!(p["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
     assert_eq!(p["DeletionProtectionEnabled"].as_bool(), Some(true));
+    // The applied-event ids expire (TableDefinition::time_to_live).
+    let ttl = TableDefinition::time_to_live();
+    assert_eq!(
+        render(&p["TimeToLiveSpecification"]["AttributeName"]),
+        ttl.attribute_name(),
+        "TimeToLiveSpecification.AttributeName"
+    );
+    assert_eq!(
+        p["TimeToLiveSpecification"]["Enabled"].as_bool(),
+        Some(ttl.enabled()),
+        "TimeToLiveSpecification.Enabled"
+    );
+    assert!(ttl.enabled(), "the code expires items");
     // The README's first-API-key commands read the table's name from this output.
     assert_eq!(
         render(&template["Outputs"]["TableName"]["Value"]),

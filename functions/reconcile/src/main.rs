@@ -1,0 +1,7 @@
+//! Scheduled Lambda: compares every customer with Stripe, reports the drift
+//! and, with `RECONCILE_REPAIR=true`, repairs it.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    billing::sync::reconcile::run_lambda().await
+}
