@@ -92,7 +92,10 @@ pids+=("$!")
 wait_for_port "$port" "billing-dev serve"
 
 # localstripe signs and posts its subscription and customer events to the
-# webhook, as Stripe would (its /_config/webhooks/{id} endpoint).
+# webhook, as Stripe would (its /_config/webhooks/{id} endpoint). It posts each
+# event a second after it happens, to the webhooks registered then: registering
+# after the seeding's events have gone keeps the demo's statuses as seeded.
+sleep 2
 webhook_url="http://127.0.0.1:$port/api/billing/v1/webhooks/stripe"
 curl -sSf -m 5 -X POST "$STRIPE_API_BASE/_config/webhooks/billing-dev" \
   -d "url=$webhook_url" -d "secret=${STRIPE_WEBHOOK_SECRET%%,*}" \
