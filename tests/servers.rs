@@ -188,6 +188,18 @@ impl Env {
         }
     }
 
+    /// One call to localstripe with the test key (blocking: from sync code or
+    /// a test's own task).
+    pub fn stripe_call(&self, method: &str, path: &str) -> (u16, serde_json::Value) {
+        crate::net::request(
+            &self.stripe_url,
+            method,
+            path,
+            &[("Authorization", "Bearer sk_test_local")],
+            None,
+        )
+    }
+
     async fn stripe_get(&self, path: &str) -> (u16, serde_json::Value) {
         let (base, path) = (self.stripe_url.clone(), path.to_owned());
         tokio::task::spawn_blocking(move || {

@@ -16,7 +16,7 @@ use billing::sync::reconcile::{DriftKind, Reconciler, Report};
 use billing_dev::import::{self, ImportReport, Options, ProgressBar, Source};
 use billing_tests::Env;
 use billing_tests::app::{Spec, TestApp};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::TestFn;
 
@@ -30,16 +30,6 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
 }
 
 const TIER_ID: &str = "e1f2a3b4-5633-4b16-bbf0-5ca22ef8ea2e";
-
-fn stripe_call(env: &Env, method: &str, path: &str) -> (u16, Value) {
-    billing_tests::net::request(
-        &env.stripe_url,
-        method,
-        path,
-        &[("Authorization", "Bearer sk_test_local")],
-        None,
-    )
-}
 
 fn id(raw: &str) -> CustomerId {
     CustomerId::parse(raw).unwrap()
@@ -87,7 +77,7 @@ async fn reconcile_reports_exactly_the_drift_and_repairs_it(env: &'static Env) {
         .unwrap()
         .unwrap();
     let sub = record.stripe_subscription_id.unwrap();
-    let (status, body) = stripe_call(env, "DELETE", &format!("/v1/subscriptions/{sub}"));
+    let (status, body) = env.stripe_call("DELETE", &format!("/v1/subscriptions/{sub}"));
     assert_eq!(status, 200, "{body}");
     let enterprise = (TierName::parse("enterprise").unwrap(), uuid::Uuid::new_v4());
     let changed = app
@@ -101,7 +91,7 @@ async fn reconcile_reports_exactly_the_drift_and_repairs_it(env: &'static Env) {
         .await
         .unwrap();
     assert_eq!(changed, billing::store::Applied::Changed);
-    let (status, body) = stripe_call(env, "DELETE", &format!("/v1/customers/{}", gone.stripe_id));
+    let (status, body) = env.stripe_call("DELETE", &format!("/v1/customers/{}", gone.stripe_id));
     assert_eq!(status, 200, "{body}");
 
     // THEN the report names exactly those three, with the right kinds

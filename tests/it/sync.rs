@@ -159,7 +159,7 @@ async fn a_subscription_cancelled_in_localstripe_reaches_the_listings(env: &'sta
     assert_eq!((active_before, canceled_before), (1, 0));
 
     // WHEN the subscription is cancelled in localstripe
-    let (status, body) = stripe_call(env, "DELETE", &format!("/v1/subscriptions/{sub}"));
+    let (status, body) = env.stripe_call("DELETE", &format!("/v1/subscriptions/{sub}"));
     assert_eq!(status, 200, "{body}");
 
     // THEN the signed event arrives and the customer moves listings, by exactly one
@@ -613,17 +613,6 @@ async fn item_count(app: &TestApp) -> i32 {
         .await
         .expect("scan");
     out.count
-}
-
-/// A call to localstripe.
-fn stripe_call(env: &Env, method: &str, path: &str) -> (u16, Value) {
-    billing_tests::net::request(
-        &env.stripe_url,
-        method,
-        path,
-        &[("Authorization", "Bearer sk_test_local")],
-        None,
-    )
 }
 
 /// Points localstripe's webhook `id` at `url` for `events` (none: off).

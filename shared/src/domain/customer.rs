@@ -81,3 +81,25 @@ pub struct Member {
     /// When the user joined.
     pub joined_at: Timestamp,
 }
+
+impl From<&NewCustomer> for Customer {
+    /// The customer a new one becomes: active, with no members yet.
+    fn from(c: &NewCustomer) -> Self {
+        Self {
+            id: c.id,
+            name: c.name.clone(),
+            tier_name: c.tier_name.clone(),
+            tier_id: c.tier_id,
+            subscription_status: c.subscription_status,
+            member_count: 0,
+            created_at: c.created_at,
+            owner_user_id: c.owner_user_id,
+            state: CustomerState::Active,
+            deleting_since: None,
+            stripe_customer_id: c.stripe_customer_id.clone(),
+            stripe_subscription_id: c.stripe_subscription_id.clone(),
+            billing_version: None,
+            billing_gone_at: None,
+        }
+    }
+}

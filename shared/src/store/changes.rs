@@ -273,8 +273,7 @@ impl Store {
     ) -> Result<Applied, StoreError> {
         let span = store_span!("create_customer", customer = %customer.id);
         observe(span, async {
-            let record = CustomerItem::new(customer);
-            let mut listed = record.into_customer()?;
+            let mut listed = Customer::from(customer);
             listed.member_count = u64::from(owner.is_some());
             let item = serde_dynamo::to_item(CustomerItem::of(&listed))?;
             let mut tx = self.tx().put("customer", item, NOT_EXISTS, &[])?;

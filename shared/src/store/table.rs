@@ -484,28 +484,7 @@ pub struct CustomerItem {
 impl CustomerItem {
     /// The record of a new, active customer with no members yet.
     pub fn new(c: &NewCustomer) -> Self {
-        Self {
-            pk: customer_pk(&c.id),
-            sk: "CUSTOMER".to_owned(),
-            kind: "customer".to_owned(),
-            lsi1sk: CUSTOMER_RANK_SORT.to_owned(),
-            gsi1pk: None,
-            gsi1sk: None,
-            id: c.id,
-            name: c.name.clone(),
-            tier_name: c.tier_name.clone(),
-            tier_id: c.tier_id,
-            subscription_status: c.subscription_status,
-            member_count: 0,
-            created_at: time::to_seconds(&c.created_at),
-            owner_user_id: c.owner_user_id,
-            state: CustomerState::Active,
-            deleting_since: None,
-            stripe_customer_id: c.stripe_customer_id.clone(),
-            stripe_subscription_id: c.stripe_subscription_id.clone(),
-            billing_version: None,
-            billing_gone_at: None,
-        }
+        Self::of(&Customer::from(c))
     }
 
     /// The record of an active customer as it now is (a change of its fields).
