@@ -430,16 +430,7 @@ impl Payments {
 
     /// Every Stripe customer, all pages.
     pub async fn all_customers(&self) -> Result<Vec<StripeCustomer>, PaymentsError> {
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.customers_page(after.as_deref()).await?;
-            all.extend(page.data);
-            match page.next {
-                Some(next) => after = Some(next),
-                None => return Ok(all),
-            }
-        }
+        every_page(|after| async move { self.customers_page(after.as_deref()).await }).await
     }
 
     /// One page of every subscription in any status (`GET /v1/subscriptions?status=all`),
@@ -455,16 +446,7 @@ impl Payments {
 
     /// Every subscription in any status, all pages, as raw objects.
     pub async fn all_subscriptions(&self) -> Result<Vec<serde_json::Value>, PaymentsError> {
-        let mut all = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.subscriptions_page(after.as_deref()).await?;
-            all.extend(page.data);
-            match page.next {
-                Some(next) => after = Some(next),
-                None => return Ok(all),
-            }
-        }
+        every_page(|after| async move { self.subscriptions_page(after.as_deref()).await }).await
     }
 
     /// One Stripe customer (`GET /v1/customers/{id}`); `None` when Stripe
@@ -522,6 +504,24 @@ impl Payments {
             false => None,
         };
         Ok(ListPage { data, next })
+    }
+}
+
+/// The objects of every page `page` reads, from the first (`None`) on.
+async fn every_page<T, F, Fut>(mut page: F) -> Result<Vec<T>, PaymentsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<ListPage<T>, PaymentsError>>,
+{
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let read = page(after.take()).await?;
+        all.extend(read.data);
+        match read.next {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
+        }
     }
 }
 

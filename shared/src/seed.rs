@@ -102,9 +102,7 @@ impl FixtureCustomer {
             id: self.id,
             reason,
         };
-        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
-            return Err(invalid("name must be 1 to 200 characters".into()));
-        }
+        crate::domain::customer_name(&self.name).map_err(|e| invalid(e.into()))?;
         let mut members = Vec::with_capacity(self.members.len());
         for (i, m) in self.members.iter().enumerate() {
             let role = Role::from_json(&m.role).map_err(|e| invalid(e.message))?;

@@ -31,8 +31,6 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// How often the checkpoint is saved at most (and always at the end of a page).
 const SAVE_EVERY: Duration = Duration::from_millis(500);
-/// Longest customer name, in characters.
-const MAX_NAME: usize = 200;
 /// Member checks in flight when completing an existing customer's members.
 const MEMBER_CHECKS: usize = 8;
 
@@ -526,12 +524,10 @@ async fn stripe_record(
             "the Stripe customer is deleted".into(),
         )));
     }
-    let name = c.name.as_deref().map(str::trim).unwrap_or_default();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Ok(Outcome::Invalid(format!(
-            "name must be 1 to {MAX_NAME} characters"
-        )));
-    }
+    let name = match billing::domain::customer_name(c.name.as_deref().unwrap_or_default()) {
+        Ok(name) => name,
+        Err(reason) => return Ok(Outcome::Invalid(reason.into())),
+    };
     let Some(sub) = view.current_subscription(&c.id) else {
         return Ok(Outcome::Skipped(Some("no subscription".into())));
     };

@@ -2,6 +2,17 @@ use uuid::Uuid;
 
 use super::{CustomerId, Role, SubscriptionStatus, TierName, Timestamp, UserId};
 
+/// A customer's display name as given: 1 to 200 characters once trimmed;
+/// returns it trimmed, or why not.
+pub fn customer_name(raw: &str) -> Result<&str, &'static str> {
+    let name = raw.trim();
+    if (1..=200).contains(&name.chars().count()) {
+        Ok(name)
+    } else {
+        Err("name must be 1 to 200 characters")
+    }
+}
+
 /// Lifecycle of a customer record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -8,7 +8,7 @@ mod status;
 mod tier;
 pub mod time;
 
-pub use customer::{Customer, CustomerState, Member, NewCustomer};
+pub use customer::{Customer, CustomerState, Member, NewCustomer, customer_name};
 pub use ids::{CustomerId, UserId};
 pub use page::{PageRequest, pages};
 pub use role::Role;

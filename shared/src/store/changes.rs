@@ -46,6 +46,18 @@ pub struct CustomerChange {
 }
 
 impl CustomerChange {
+    /// Stripe no longer has the customer (deleted at `at`): its Stripe ids go,
+    /// its status becomes `canceled`, its billing is marked gone.
+    pub fn billing_gone(at: Timestamp) -> Self {
+        Self {
+            status: Some(SubscriptionStatus::Canceled),
+            stripe_customer_id: Some(None),
+            stripe_subscription_id: Some(None),
+            billing_gone_at: Some(at),
+            ..Self::default()
+        }
+    }
+
     /// The customer with this change applied.
     pub fn applied_to(&self, c: &Customer) -> Customer {
         let mut new = c.clone();

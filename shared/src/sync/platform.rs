@@ -14,7 +14,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::domain::{
-    CustomerId, Member, NewCustomer, Role, SubscriptionStatus, TierName, UserId, now,
+    CustomerId, Member, NewCustomer, Role, SubscriptionStatus, TierName, UserId, customer_name, now,
 };
 use crate::startup::Dependencies;
 use crate::store::{Applied, CustomerChange, EventStamp, Store, StoreError};
@@ -28,8 +28,6 @@ pub const CUSTOMER_UPDATED: &str = "customer.updated";
 pub const SOURCE: &str = "platform";
 /// The function (and `Function` metric dimension) handling them.
 pub const FUNCTION: &str = "platform-customer";
-/// Longest customer name, in characters.
-const MAX_NAME: usize = 200;
 
 /// Detail of `customer.created`.
 #[derive(Debug, Clone, Deserialize)]
@@ -292,12 +290,7 @@ fn reject(reason: String) -> PlatformError {
 }
 
 fn check_name(name: &str) -> Result<(), PlatformError> {
-    let len = name.trim().chars().count();
-    if (1..=MAX_NAME).contains(&len) {
-        Ok(())
-    } else {
-        Err(reject("name must be 1 to 200 characters".into()))
-    }
+    customer_name(name).map(drop).map_err(|e| reject(e.into()))
 }
 
 fn check_id(id: Option<&str>, prefix: &str, field: &str) -> Result<(), PlatformError> {

@@ -264,13 +264,7 @@ pub fn drift(c: &Customer, truth: &Truth<'_>) -> (Vec<DriftKind>, Billing, Optio
         Truth::Gone => (
             vec![DriftKind::BillingGone],
             Billing::default(),
-            Some(CustomerChange {
-                status: Some(SubscriptionStatus::Canceled),
-                stripe_customer_id: Some(None),
-                stripe_subscription_id: Some(None),
-                billing_gone_at: Some(now()),
-                ..CustomerChange::default()
-            }),
+            Some(CustomerChange::billing_gone(now())),
         ),
         Truth::Found {
             customer,
@@ -302,12 +296,16 @@ pub fn drift(c: &Customer, truth: &Truth<'_>) -> (Vec<DriftKind>, Billing, Optio
             {
                 kinds.push(DriftKind::StripeIds);
             }
-            let change = (!kinds.is_empty()).then(|| CustomerChange {
-                status: stripe.subscription_status,
-                tier,
-                stripe_customer_id: Some(stripe.stripe_customer_id.clone()),
-                stripe_subscription_id: Some(stripe.stripe_subscription_id.clone()),
-                ..CustomerChange::default()
+            // The subscription's change, or (without one) Stripe's ids alone.
+            let change = (!kinds.is_empty()).then(|| {
+                subscription.map_or_else(
+                    || CustomerChange {
+                        stripe_customer_id: Some(Some(customer.id.clone())),
+                        stripe_subscription_id: Some(None),
+                        ..CustomerChange::default()
+                    },
+                    Subscription::change,
+                )
             });
             (kinds, stripe, change)
         }

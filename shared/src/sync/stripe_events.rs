@@ -197,13 +197,7 @@ impl StripeEvent {
                 }
                 Some(s.change())
             }
-            About::CustomerDeleted { .. } => Some(CustomerChange {
-                status: Some(SubscriptionStatus::Canceled),
-                stripe_customer_id: Some(None),
-                stripe_subscription_id: Some(None),
-                billing_gone_at: Some(now),
-                ..CustomerChange::default()
-            }),
+            About::CustomerDeleted { .. } => Some(CustomerChange::billing_gone(now)),
             About::Other => None,
         }
     }

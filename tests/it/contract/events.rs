@@ -483,6 +483,29 @@ fn run_route_not_found_event(name: &str, raw: &str, event: &Value) {
 
 /// Whether `event` matches an EventBridge-style pattern, in the subset the template
 /// uses: nested objects, and lists of exact values.
+/// As deployed (the sample parameters: the event's source and account), the
+/// rule `pattern` matches `event`, and the same event from another account it
+/// does not; returns the deployed pattern.
+fn deployed_rule_takes_only_the_platform(
+    name: &str,
+    pattern: &serde_norway::Value,
+    event: &Value,
+) -> Value {
+    let deployment = Deployment::new(&yaml("template.yaml"), &[]);
+    let deployed = deployment.pattern(pattern);
+    assert!(
+        matches_pattern(&deployed, event),
+        "{name}: matches the deployed rule {deployed}"
+    );
+    let mut elsewhere = event.clone();
+    elsewhere["account"] = json!("210987654321");
+    assert!(
+        !matches_pattern(&deployed, &elsewhere),
+        "{name}: from another account, the rule does not match"
+    );
+    deployed
+}
+
 fn matches_pattern(pattern: &Value, event: &Value) -> bool {
     match pattern {
         Value::Object(fields) => fields.iter().all(|(k, p)| matches_pattern(p, &event[k])),
@@ -735,20 +758,7 @@ fn check_user_deleted_event(name: &str, event: &Value) {
         event["source"].as_str().is_some_and(|s| !s.is_empty()),
         "{name}: source"
     );
-    // As deployed (the sample parameters: the event's source and account), the
-    // rule matches the event, and an event from another account it does not.
-    let deployment = Deployment::new(&yaml("template.yaml"), &[]);
-    let deployed = deployment.pattern(pattern);
-    assert!(
-        matches_pattern(&deployed, event),
-        "{name}: matches the deployed rule {deployed}"
-    );
-    let mut elsewhere = event.clone();
-    elsewhere["account"] = json!("210987654321");
-    assert!(
-        !matches_pattern(&deployed, &elsewhere),
-        "{name}: from another account, the rule does not match"
-    );
+    deployed_rule_takes_only_the_platform(name, pattern, event);
     for field in ["version", "id", "account", "time", "region"] {
         assert!(event[field].is_string(), "{name}: {field}");
     }
@@ -1112,18 +1122,8 @@ fn check_platform_rule_event(binary: &str, name: &str, event: &Value) {
         hook.detail_types.contains(&detail_type),
         "{name}: {detail_type} is one of {binary}'s"
     );
-    let deployment = Deployment::new(&yaml("template.yaml"), &[]);
-    let deployed = deployment.pattern(&rules[0].1["Properties"]["Pattern"]);
-    assert!(
-        matches_pattern(&deployed, event),
-        "{name}: matches the deployed rule {deployed}"
-    );
-    let mut elsewhere = event.clone();
-    elsewhere["account"] = json!("210987654321");
-    assert!(
-        !matches_pattern(&deployed, &elsewhere),
-        "{name}: from another account, the rule does not match"
-    );
+    let deployed =
+        deployed_rule_takes_only_the_platform(name, &rules[0].1["Properties"]["Pattern"], event);
     let mut other = event.clone();
     other["detail-type"] = json!("customer.deleted");
     assert!(
