@@ -10,3 +10,9 @@ pub mod sinks;
 
 pub use app::{Reply, TestApp};
 pub use servers::Env;
+
+/// The origin of what a test does directly through the store, the cascade or
+/// the cleanup handlers (its audit entries' actor).
+pub fn by_test() -> billing::domain::audit::Origin {
+    billing::domain::audit::Origin::system("test")
+}

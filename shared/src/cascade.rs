@@ -21,6 +21,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
+use crate::domain::audit::Origin;
 use crate::domain::{Customer, CustomerId};
 #[cfg(feature = "stripe")]
 pub use crate::payments::{Payments, PaymentsError};
@@ -167,9 +168,11 @@ impl Cascade {
 
     /// Deletes the customer and everything that belongs to it, or finishes a cascade
     /// that stopped half way, within the budget. `CustomerNotFound` when there is
-    /// nothing to delete, [`Failure::OutOfTime`] when the budget ran out.
-    pub async fn run(&self, id: &CustomerId) -> Result<Deleted, CascadeError> {
-        self.run_until(id, Deadline::after(self.budget)).await
+    /// nothing to delete, [`Failure::OutOfTime`] when the budget ran out. Starting
+    /// a deletion records it in the audit trail as by `origin`.
+    pub async fn run(&self, id: &CustomerId, origin: &Origin) -> Result<Deleted, CascadeError> {
+        self.run_until(id, Deadline::after(self.budget), origin)
+            .await
     }
 
     /// [`Cascade::run`], every step ending by `deadline`.
@@ -177,8 +180,9 @@ impl Cascade {
         &self,
         id: &CustomerId,
         deadline: Deadline,
+        origin: &Origin,
     ) -> Result<Deleted, CascadeError> {
-        let customer = self.mark_deleting_until(id, deadline).await?;
+        let customer = self.mark_deleting_until(id, deadline, origin).await?;
         let billing = self.close_billing_until(&customer, deadline).await?;
         let members = self.delete_members_until(id, deadline).await?;
         let record_removed = self.delete_record_until(id, deadline).await?;
@@ -190,9 +194,14 @@ impl Cascade {
     }
 
     /// Step 1 alone, with a budget of its own: returns the customer, now (or
-    /// already) deleting.
-    pub async fn mark_deleting(&self, id: &CustomerId) -> Result<Customer, CascadeError> {
-        self.mark_deleting_until(id, self.fresh_deadline()).await
+    /// already) deleting; the deletion is audited as by `origin`.
+    pub async fn mark_deleting(
+        &self,
+        id: &CustomerId,
+        origin: &Origin,
+    ) -> Result<Customer, CascadeError> {
+        self.mark_deleting_until(id, self.fresh_deadline(), origin)
+            .await
     }
 
     /// Step 2 alone, with a budget of its own: Stripe objects already gone count as
@@ -222,8 +231,14 @@ impl Cascade {
         &self,
         id: &CustomerId,
         deadline: Deadline,
+        origin: &Origin,
     ) -> Result<Customer, CascadeError> {
-        bounded(Step::MarkDeleting, deadline, self.store.begin_deletion(id)).await
+        bounded(
+            Step::MarkDeleting,
+            deadline,
+            self.store.begin_deletion(id, origin),
+        )
+        .await
     }
 
     async fn close_billing_until(

@@ -1,6 +1,6 @@
 //! Event-driven cleanup: the DynamoDB Streams consumer (finishes stopped cascades,
-//! publishes `customer.deleted` when a customer record is removed) and the
-//! platform's `user.deleted` hook.
+//! publishes `customer.deleted` when a customer record is removed and the
+//! membership events of new audit entries) and the platform's `user.deleted` hook.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 
 use crate::cascade::{Cascade, CascadeError};
+use crate::domain::audit::{Actor, Origin};
 use crate::domain::{CustomerId, CustomerState, Role, UserId, now, time};
 use crate::events::{CustomerDeleted, PublishError, Publisher};
 use crate::startup::Dependencies;
@@ -157,6 +158,7 @@ impl Cleanup {
                 Ok(())
             }
             Some(StreamCustomer::Deleting(id)) => self.finish_cascade(&id).await,
+            Some(StreamCustomer::Audited(entry)) => Ok(self.publisher.audited(&entry).await?),
             Some(StreamCustomer::Removed(id)) => {
                 let at = if record.change.approximate_creation_date_time.timestamp() > 0 {
                     record.change.approximate_creation_date_time
@@ -186,7 +188,8 @@ impl Cleanup {
         if age < self.grace {
             tokio::time::sleep(self.grace - age).await;
         }
-        match self.cascade.run(id).await {
+        // The customer is deleting already: its deletion was audited when it began.
+        match self.cascade.run(id, &Origin::system(STREAM_CONSUMER)).await {
             Ok(_) => Ok(()),
             Err(e) if e.nothing_to_delete() => Ok(()),
             Err(e) => Err(e.into()),
@@ -211,23 +214,31 @@ impl Cleanup {
                 crate::events::USER_DELETED
             )));
         }
-        self.on_user_deleted(&event.detail.user_id).await
+        let origin = Origin::new(Actor::Platform {
+            event_id: event.id.clone().unwrap_or_default(),
+        });
+        self.on_user_deleted(&event.detail.user_id, &origin).await
     }
 
     /// The platform deleted a user: an owner's customer is deleted through the
-    /// cascade, a member's membership is removed. Unknown users and replays are no-ops.
-    pub async fn on_user_deleted(&self, user: &UserId) -> Result<UserCleanup, CleanupError> {
+    /// cascade, a member's membership is removed, audited as by `origin`.
+    /// Unknown users and replays are no-ops.
+    pub async fn on_user_deleted(
+        &self,
+        user: &UserId,
+        origin: &Origin,
+    ) -> Result<UserCleanup, CleanupError> {
         let Some((customer, role)) = self.store.membership_of(user).await? else {
             return Ok(UserCleanup::Nothing);
         };
         if role == Role::Owner {
-            return match self.cascade.run(&customer).await {
+            return match self.cascade.run(&customer, origin).await {
                 Ok(_) => Ok(UserCleanup::CustomerDeleted(customer)),
                 Err(e) if e.nothing_to_delete() => Ok(UserCleanup::Nothing),
                 Err(e) => Err(e.into()),
             };
         }
-        match self.store.remove_member(&customer, user).await {
+        match self.store.remove_member(&customer, user, origin).await {
             Ok(()) => Ok(UserCleanup::MembershipRemoved(customer)),
             // Gone meanwhile, or the customer is being deleted: its cascade removes it.
             Err(StoreError::MemberNotFound | StoreError::CustomerNotFound) => {
@@ -238,12 +249,15 @@ impl Cleanup {
     }
 }
 
+/// The stream consumer's name: its function, and the actor of what it does.
+const STREAM_CONSUMER: &str = "cleanup-stream";
+
 /// Runs the DynamoDB Streams consumer Lambda. It answers with the batch's failed
 /// record (see [`Cleanup::on_stream_batch`]); the event source mapping needs
 /// `FunctionResponseTypes: [ReportBatchItemFailures]` for Lambda to read it.
 pub async fn run_stream_lambda() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
-    crate::telemetry::metrics::set_function("cleanup-stream");
+    crate::telemetry::metrics::set_function(STREAM_CONSUMER);
     let cleanup = Cleanup::from(Dependencies::from_env().await?);
     lambda_runtime::run(lambda_runtime::service_fn(
         |event: lambda_runtime::LambdaEvent<Event>| {

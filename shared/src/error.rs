@@ -38,6 +38,15 @@ pub enum ApiError {
     /// The path exists but not with this method (405).
     #[error("method not allowed on this path")]
     MethodNotAllowed(Vec<Method>),
+    /// The user belongs to no customer (404).
+    #[error("the user is not a member of any customer")]
+    MembershipNotFound,
+    /// The `Idempotency-Key` was used for a different request (422).
+    #[error("this Idempotency-Key was used with a different request; use a new key")]
+    IdempotencyKeyReused,
+    /// A request with this `Idempotency-Key` is still running (409).
+    #[error("a request with this Idempotency-Key is in progress; retry after it answers")]
+    IdempotencyKeyInUse,
     /// A store outcome: not found, conflict, or failure.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -82,10 +91,14 @@ impl ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MembershipNotFound => StatusCode::NOT_FOUND,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyKeyInUse => StatusCode::CONFLICT,
             Self::Store(e) => match e {
                 StoreError::CustomerNotFound | StoreError::MemberNotFound => StatusCode::NOT_FOUND,
                 StoreError::AlreadyMember
                 | StoreError::OwnerNotRemovable
+                | StoreError::OwnerRoleChange
                 | StoreError::CustomerExists
                 | StoreError::StripeCustomerClaimed => StatusCode::CONFLICT,
                 StoreError::Contention => StatusCode::SERVICE_UNAVAILABLE,
@@ -106,11 +119,15 @@ impl ApiError {
             Self::Forbidden => "forbidden",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::MembershipNotFound => "membership_not_found",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyInUse => "idempotency_key_in_use",
             Self::Store(e) => match e {
                 StoreError::CustomerNotFound => "customer_not_found",
                 StoreError::MemberNotFound => "member_not_found",
                 StoreError::AlreadyMember => "already_member",
                 StoreError::OwnerNotRemovable => "owner_not_removable",
+                StoreError::OwnerRoleChange => "owner_role_change",
                 StoreError::CustomerExists => "customer_exists",
                 StoreError::StripeCustomerClaimed => "stripe_customer_claimed",
                 StoreError::Contention => "contention",

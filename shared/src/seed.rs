@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::domain::audit::Origin;
 use crate::domain::{CustomerId, Member, NewCustomer, Role, SubscriptionStatus, TierName, UserId};
 use crate::payments::Payments;
 use crate::store::{Store, StoreError};
@@ -190,7 +191,10 @@ pub async fn seed(
             }
             Err(e) => return Err(at(e)),
         }
-        store.add_members(&id, &members).await.map_err(at)?;
+        store
+            .add_members(&id, &members, &Origin::system("seed"))
+            .await
+            .map_err(at)?;
         report.members += members.len();
     }
     Ok(report)

@@ -326,6 +326,12 @@ pub async fn customer_with_members(
     let all: Vec<Member> = std::iter::once(member(customer.owner_user_id, Role::Owner))
         .chain(users.iter().map(|u| member(*u, Role::User)))
         .collect();
-    app.store.add_members(&customer.id, &all).await?;
+    app.store
+        .add_members(
+            &customer.id,
+            &all,
+            &billing::domain::audit::Origin::system("bench"),
+        )
+        .await?;
     Ok((customer.id, users))
 }

@@ -142,7 +142,13 @@ async fn customer_with_spread_members(app: &App, i: usize) -> Result<CustomerId>
             joined_at: customer.created_at + chrono::Duration::seconds(k as i64),
         })
         .collect();
-    app.store.add_members(&customer.id, &members).await?;
+    app.store
+        .add_members(
+            &customer.id,
+            &members,
+            &billing::domain::audit::Origin::system("bench"),
+        )
+        .await?;
     Ok(customer.id)
 }
 

@@ -172,7 +172,10 @@ async fn stripe_retries_only_where_stripe_says_it_is_safe(env: &'static Env) {
         let stripe = FailingStripe::start(should_retry).await;
         let cascade = Cascade::new(app.store.clone(), Some(env.payments_at(&stripe.url)));
         let err = cascade
-            .run(&CustomerId::parse(&c.id).unwrap())
+            .run(
+                &CustomerId::parse(&c.id).unwrap(),
+                &billing_tests::by_test(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.step, Step::CloseBilling);
@@ -248,12 +251,19 @@ async fn inject(env: &Env, app: &TestApp, c: &Seeded, fault: Fault) -> bool {
 
     if let Fault::DynamoDown(Step::MarkDeleting) = fault {
         assert_eq!(
-            dead_db.mark_deleting(&id).await.unwrap_err().step,
+            dead_db
+                .mark_deleting(&id, &billing_tests::by_test())
+                .await
+                .unwrap_err()
+                .step,
             Step::MarkDeleting
         );
         return false;
     }
-    let customer = good.mark_deleting(&id).await.unwrap();
+    let customer = good
+        .mark_deleting(&id, &billing_tests::by_test())
+        .await
+        .unwrap();
     match fault {
         Fault::StopAfter(Step::MarkDeleting) => return true,
         Fault::Stripe5xx => {
@@ -457,11 +467,17 @@ async fn user_deleted_hook(env: &'static Env) {
     // A member: only the membership goes, memberCount stays exact; a replay is harmless.
     let member = user(&other.members[1]);
     assert_eq!(
-        cleanup.on_user_deleted(&member).await.unwrap(),
+        cleanup
+            .on_user_deleted(&member, &billing_tests::by_test())
+            .await
+            .unwrap(),
         UserCleanup::MembershipRemoved(CustomerId::parse(&other.id).unwrap())
     );
     assert_eq!(
-        cleanup.on_user_deleted(&member).await.unwrap(),
+        cleanup
+            .on_user_deleted(&member, &billing_tests::by_test())
+            .await
+            .unwrap(),
         UserCleanup::Nothing
     );
     let reply = app.get(&format!("/customer/{}", other.id)).await;
@@ -470,18 +486,27 @@ async fn user_deleted_hook(env: &'static Env) {
     // The owner: the whole customer goes through the cascade; a replay is harmless.
     let owner = user(&owned.owner);
     assert_eq!(
-        cleanup.on_user_deleted(&owner).await.unwrap(),
+        cleanup
+            .on_user_deleted(&owner, &billing_tests::by_test())
+            .await
+            .unwrap(),
         UserCleanup::CustomerDeleted(CustomerId::parse(&owned.id).unwrap())
     );
     assert_gone(env, &app, &owned).await;
     assert_eq!(
-        cleanup.on_user_deleted(&owner).await.unwrap(),
+        cleanup
+            .on_user_deleted(&owner, &billing_tests::by_test())
+            .await
+            .unwrap(),
         UserCleanup::Nothing
     );
 
     // An unknown user is a no-op.
     assert_eq!(
-        cleanup.on_user_deleted(&UserId::random()).await.unwrap(),
+        cleanup
+            .on_user_deleted(&UserId::random(), &billing_tests::by_test())
+            .await
+            .unwrap(),
         UserCleanup::Nothing
     );
     assert_eq!(
@@ -503,9 +528,10 @@ async fn a_delete_overtaken_by_another_cascade_still_succeeds(env: &'static Env)
     .await;
     let slow_cascade = Cascade::new(app.store.clone(), Some(env.payments_at(&slow.url)));
     let fast_cascade = Cascade::new(app.store.clone(), Some(env.payments()));
-    let (slow_run, fast_run) = futures_util::join!(slow_cascade.run(&id), async {
+    let by = billing_tests::by_test();
+    let (slow_run, fast_run) = futures_util::join!(slow_cascade.run(&id, &by), async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        fast_cascade.run(&id).await
+        fast_cascade.run(&id, &by).await
     });
     // THEN both succeed (the slow one must not report "not found" for a deletion it
     // started), and nothing is left
@@ -537,7 +563,11 @@ async fn the_stream_consumer_leaves_a_live_delete_alone(env: &'static Env) {
     event.records = vec![record];
     // WHEN the request, which marked the customer deleting (the write the stream
     // reports), finishes its own cascade within the grace period
-    let customer = app.store.begin_deletion(&id).await.unwrap();
+    let customer = app
+        .store
+        .begin_deletion(&id, &billing_tests::by_test())
+        .await
+        .unwrap();
     let request = async {
         let cascade = Cascade::new(app.store.clone(), Some(env.payments()));
         cascade.close_billing(&customer).await.unwrap();
@@ -665,7 +695,10 @@ async fn a_stream_batch_reports_its_failed_record(env: &'static Env) {
     let d = app.customer(Spec::with_members(2)).await;
     for x in [&a, &b, &c, &d] {
         app.store
-            .begin_deletion(&CustomerId::parse(&x.id).unwrap())
+            .begin_deletion(
+                &CustomerId::parse(&x.id).unwrap(),
+                &billing_tests::by_test(),
+            )
             .await
             .unwrap();
     }
@@ -699,7 +732,10 @@ async fn a_stream_batch_reports_its_failed_record(env: &'static Env) {
     // A batch whose records all succeed reports nothing.
     let e = app.customer(Spec::default()).await;
     app.store
-        .begin_deletion(&CustomerId::parse(&e.id).unwrap())
+        .begin_deletion(
+            &CustomerId::parse(&e.id).unwrap(),
+            &billing_tests::by_test(),
+        )
         .await
         .unwrap();
     let ok = consumer
@@ -740,7 +776,7 @@ async fn stripe_calls_per_delete(env: &'static Env) {
         let cascade = cascade.clone();
         async move {
             cascade
-                .run(&id)
+                .run(&id, &billing_tests::by_test())
                 .await
                 .unwrap()
                 .billing
@@ -767,7 +803,10 @@ async fn stripe_calls_per_delete(env: &'static Env) {
     // A cascade resumed after its Stripe step: the one call finds the customer gone.
     let resumed = app.customer_with_stripe(Spec::default()).await;
     let id = CustomerId::parse(&resumed.id).unwrap();
-    let customer = cascade.mark_deleting(&id).await.unwrap();
+    let customer = cascade
+        .mark_deleting(&id, &billing_tests::by_test())
+        .await
+        .unwrap();
     cascade.close_billing(&customer).await.unwrap();
     let closed = run(&resumed).await;
     assert_eq!(

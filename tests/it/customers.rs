@@ -296,7 +296,10 @@ async fn delete_customer_resumes_a_stopped_cascade(env: &'static Env) {
     let c = app.customer(Spec::with_members(60)).await;
     let id = billing::domain::CustomerId::parse(&c.id).unwrap();
     // GIVEN a cascade that stopped right after persisting the deleting state
-    app.store.begin_deletion(&id).await.unwrap();
+    app.store
+        .begin_deletion(&id, &billing_tests::by_test())
+        .await
+        .unwrap();
     // THEN the customer is already invisible and closed to new members
     assert_eq!(
         app.get(&format!("/customer/{}", c.id)).await.status,

@@ -446,9 +446,17 @@ async fn deletion_monitor_counts_deleting_customers_and_their_age(env: &'static 
         let c = app.customer(Spec::with_members(2)).await;
         ids.push(CustomerId::parse(&c.id).unwrap());
     }
-    let first = app.store.begin_deletion(&ids[0]).await.unwrap();
+    let first = app
+        .store
+        .begin_deletion(&ids[0], &billing_tests::by_test())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let second = app.store.begin_deletion(&ids[1]).await.unwrap();
+    let second = app
+        .store
+        .begin_deletion(&ids[1], &billing_tests::by_test())
+        .await
+        .unwrap();
     let first_since = first.deleting_since.unwrap();
     // (the table keeps deletingSince to the millisecond)
     let stored = |since: Option<billing::domain::Timestamp>| -> billing::domain::Timestamp {
@@ -504,7 +512,11 @@ async fn deletion_monitor_counts_deleting_customers_and_their_age(env: &'static 
     );
 
     // WHEN the oldest deletion finishes, the other one is the oldest
-    app.state.cascade.run(&ids[0]).await.unwrap();
+    app.state
+        .cascade
+        .run(&ids[0], &billing_tests::by_test())
+        .await
+        .unwrap();
     let after = monitor::report(&app.store).await.unwrap();
     let (now, was) = (
         monitor::age(Some(stored_second), chrono::Utc::now()),
@@ -520,7 +532,11 @@ async fn deletion_monitor_counts_deleting_customers_and_their_age(env: &'static 
         "{after:?} vs {was:?}"
     );
     // and once none is left, 0 and 0 again
-    app.state.cascade.run(&ids[1]).await.unwrap();
+    app.state
+        .cascade
+        .run(&ids[1], &billing_tests::by_test())
+        .await
+        .unwrap();
     let none = monitor::report(&app.store).await.unwrap();
     assert_eq!((none.deleting, none.oldest_age), (0, Duration::ZERO));
 }
@@ -552,7 +568,10 @@ async fn deleting_customers_stay_out_of_every_listing(env: &'static Env) {
     }
     // WHEN the first customer (pro, active) is being deleted
     let deleting = CustomerId::parse(&made[0]).unwrap();
-    app.store.begin_deletion(&deleting).await.unwrap();
+    app.store
+        .begin_deletion(&deleting, &billing_tests::by_test())
+        .await
+        .unwrap();
     // THEN no listing shows it and every total dropped by one where it was counted
     for (q, was) in queries.iter().zip(&before) {
         let now = app.get(q).await;

@@ -14,6 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use billing::domain::audit::Origin;
 use billing::domain::{CustomerId, Member, NewCustomer, Role, UserId};
 use billing::payments::{Payments, StripeCustomer};
 use billing::seed::FixtureCustomer;
@@ -383,7 +384,7 @@ async fn create(
         Err(e) => return Err(e),
     }
     let with_owner = u64::from(owner.is_some());
-    match store.add_members(&customer.id, &others).await {
+    match store.add_members(&customer.id, &others, &importer()).await {
         Ok(()) => Ok(Outcome::Created {
             members: with_owner + others.len() as u64,
             conflicts: Vec::new(),
@@ -445,7 +446,10 @@ async fn complete_members(
     let mut added = 0;
     for m in missing {
         // One at a time: a user taken meanwhile is a conflict, not a failure.
-        match store.add_members(customer, std::slice::from_ref(&m)).await {
+        match store
+            .add_members(customer, std::slice::from_ref(&m), &importer())
+            .await
+        {
             Ok(()) => added += 1,
             Err(StoreError::AlreadyMember) => conflicts.push(m.user_id),
             Err(e) => return Err(e),
@@ -604,4 +608,9 @@ impl Saver<'_> {
         self.saved = Instant::now();
         Ok(())
     }
+}
+
+/// Who the audit trail says added the imported members.
+fn importer() -> Origin {
+    Origin::system("billing-dev import")
 }

@@ -3,12 +3,17 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
 use super::State;
+use crate::domain::audit::Origin;
 use crate::domain::{CustomerId, Invalid, Member, Role, UserId, now};
 use crate::error::ApiError;
 use crate::http::{JsonObject, json, json_object, path_param};
 
 /// `POST /customer/{customerID}/member` with `{"userID", "role"}`.
-pub async fn run(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn run(
+    state: &State,
+    req: &Request,
+    origin: &Origin,
+) -> Result<Response<Body>, ApiError> {
     let id = CustomerId::parse(&path_param(req, "customerID")?)?;
     let (user_id, role) = parse_body(&json_object(req)?)?;
     let member = Member {
@@ -17,7 +22,7 @@ pub async fn run(state: &State, req: &Request) -> Result<Response<Body>, ApiErro
         role,
         joined_at: now(),
     };
-    state.store.add_members(&id, &[member]).await?;
+    state.store.add_members(&id, &[member], origin).await?;
     Ok(json(
         StatusCode::CREATED,
         &json!({ "message": "acknowledged" }),
@@ -50,6 +55,11 @@ fn parse_body(body: &JsonObject) -> Result<(UserId, Role), Invalid> {
             "userID must not be the zero UUID",
         ));
     }
+    Ok((user, assignable_role(body)?))
+}
+
+/// The body's `role`: `admin` or `user` (or legacy 1, 2), never the owner's.
+pub(super) fn assignable_role(body: &JsonObject) -> Result<Role, Invalid> {
     let role = match body.get("role") {
         None | Some(Value::Null) => {
             return Err(Invalid::new("missing_field", "role", "role is required"));
@@ -63,7 +73,7 @@ fn parse_body(body: &JsonObject) -> Result<(UserId, Role), Invalid> {
             "the owner role cannot be assigned here; use Transfer Ownership",
         ));
     }
-    Ok((user, role))
+    Ok(role)
 }
 
 #[cfg(test)]

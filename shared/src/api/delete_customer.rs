@@ -5,6 +5,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use super::State;
 use crate::deadline::Deadline;
 use crate::domain::CustomerId;
+use crate::domain::audit::Origin;
 use crate::error::ApiError;
 use crate::http::{no_content, path_param};
 
@@ -14,10 +15,14 @@ const ANSWER_RESERVE: Duration = Duration::from_secs(2);
 
 /// `DELETE /customer/{customerID}`: runs (or resumes) the deletion cascade within its
 /// time budget; 503 `deletion_in_progress` when the budget runs out first.
-pub async fn run(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn run(
+    state: &State,
+    req: &Request,
+    origin: &Origin,
+) -> Result<Response<Body>, ApiError> {
     let id = CustomerId::parse(&path_param(req, "customerID")?)?;
     let deadline = deadline(state, req);
-    let deleted = state.cascade.run_until(&id, deadline).await?;
+    let deleted = state.cascade.run_until(&id, deadline, origin).await?;
     let billing = deleted.billing.unwrap_or_default();
     tracing::info!(
         customer = %id,

@@ -1,10 +1,14 @@
-//! The six endpoints: authenticate, authorize, parse, one call into the store,
+//! The endpoints: authenticate, authorize, parse, one call into the store,
 //! map the result to HTTP.
 
 mod add_member;
+mod change_member_role;
 mod cursor;
 mod delete_customer;
 mod get_customer;
+mod get_user_customer;
+mod idempotency;
+mod list_audit;
 mod list_customers;
 mod list_members;
 mod remove_member;
@@ -20,6 +24,7 @@ use tracing::field::Empty;
 use crate::auth::{Authenticator, BILLING_ADMIN, JwtVerifier};
 use crate::cascade::{Cascade, Payments};
 use crate::config::ConfigError;
+use crate::domain::audit::Origin;
 use crate::error::ApiError;
 use crate::http::Endpoint;
 use crate::startup::{Dependencies, InitError};
@@ -89,9 +94,7 @@ pub async fn run_lambda(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     metrics::set_function(endpoint.function());
     let deps = Dependencies::from_env().await?;
     // Another instance must open the cursors this one seals.
-    if matches!(endpoint, Endpoint::ListCustomers | Endpoint::ListMembers)
-        && deps.cursor_key.is_none()
-    {
+    if endpoint.pages_with_cursors() && deps.cursor_key.is_none() {
         return Err(ConfigError::missing("CURSOR_KEY").into());
     }
     let state = State::try_from(deps)?;
@@ -162,7 +165,7 @@ pub async fn handle(state: &State, endpoint: Endpoint, req: Request) -> Response
     let function = endpoint.function();
     let span = request_span(function, &ids);
     let work = async {
-        let response = match serve(state, endpoint, &req).await {
+        let response = match serve(state, endpoint, &req, &ids.request_id).await {
             Ok(response) => response,
             Err(err) => err.into_response(),
         };
@@ -243,6 +246,7 @@ async fn serve(
     state: &State,
     endpoint: Endpoint,
     req: &Request,
+    request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let caller = match state.auth.authenticate(req.headers()).await {
         Ok(caller) => caller,
@@ -256,13 +260,24 @@ async fn serve(
         auth_failed(endpoint, "forbidden");
         return Err(ApiError::Forbidden);
     }
-    match endpoint {
-        Endpoint::ListCustomers => list_customers::run(state, req).await,
-        Endpoint::GetCustomer => get_customer::run(state, req).await,
-        Endpoint::DeleteCustomer => delete_customer::run(state, req).await,
-        Endpoint::ListMembers => list_members::run(state, req).await,
-        Endpoint::AddMember => add_member::run(state, req).await,
-        Endpoint::RemoveMember => remove_member::run(state, req).await,
+    let origin = Origin::new(caller.actor()).for_request(request_id);
+    let work = async {
+        match endpoint {
+            Endpoint::ListCustomers => list_customers::run(state, req).await,
+            Endpoint::GetCustomer => get_customer::run(state, req).await,
+            Endpoint::DeleteCustomer => delete_customer::run(state, req, &origin).await,
+            Endpoint::ListMembers => list_members::run(state, req).await,
+            Endpoint::AddMember => add_member::run(state, req, &origin).await,
+            Endpoint::RemoveMember => remove_member::run(state, req, &origin).await,
+            Endpoint::ChangeMemberRole => change_member_role::run(state, req, &origin).await,
+            Endpoint::GetUserCustomer => get_user_customer::run(state, req).await,
+            Endpoint::ListAudit => list_audit::run(state, req).await,
+        }
+    };
+    if endpoint.idempotent() {
+        idempotency::once(&state.store, &caller, req, work).await
+    } else {
+        work.await
     }
 }
 

@@ -1,10 +1,11 @@
-//! Response bodies, exactly the spec's fields.
+//! Response bodies, exactly the spec's fields (and the extensions' own).
 
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::domain::audit::{Action, Actor, AuditEntry, Changes};
 use crate::domain::{
-    Customer, CustomerId, Member, Role, SubscriptionStatus, TierName, UserId, time,
+    Customer, CustomerId, Member, Membership, Role, SubscriptionStatus, TierName, UserId, time,
 };
 
 /// One customer in a list.
@@ -109,6 +110,94 @@ pub struct MemberList {
     /// Members on this page.
     pub members: Vec<MemberView>,
     /// Total members.
+    pub items: u64,
+    /// Total pages.
+    pub pages: u64,
+    /// Cursor of the page after this one, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// A member after a role change.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRoleView {
+    #[serde(rename = "userID")]
+    user_id: UserId,
+    role: Role,
+    joined_at: String,
+}
+
+impl From<&Member> for MemberRoleView {
+    fn from(m: &Member) -> Self {
+        Self {
+            user_id: m.user_id,
+            role: m.role,
+            joined_at: time::to_seconds(&m.joined_at),
+        }
+    }
+}
+
+/// The customer a user belongs to.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipView {
+    #[serde(rename = "customerID")]
+    customer_id: CustomerId,
+    role: Role,
+    joined_at: String,
+}
+
+impl From<&Membership> for MembershipView {
+    fn from(m: &Membership) -> Self {
+        Self {
+            customer_id: m.customer_id,
+            role: m.role,
+            joined_at: time::to_seconds(&m.joined_at),
+        }
+    }
+}
+
+/// One audit entry.
+#[derive(Debug, Serialize)]
+pub struct AuditView<'a> {
+    id: Uuid,
+    action: Action,
+    at: String,
+    actor: &'a Actor,
+    #[serde(rename = "requestID")]
+    request_id: Option<&'a str>,
+    #[serde(rename = "customerID")]
+    customer_id: CustomerId,
+    #[serde(rename = "userID", skip_serializing_if = "Option::is_none")]
+    user_id: Option<UserId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    changes: &'a Changes,
+}
+
+impl<'a> From<&'a AuditEntry> for AuditView<'a> {
+    fn from(e: &'a AuditEntry) -> Self {
+        Self {
+            id: e.id,
+            action: e.action,
+            at: time::to_millis(&e.at),
+            actor: &e.origin.actor,
+            request_id: e.origin.request_id.as_deref(),
+            customer_id: e.customer_id,
+            user_id: e.user_id,
+            role: e.role,
+            changes: &e.changes,
+        }
+    }
+}
+
+/// A page of audit entries.
+#[derive(Debug, Serialize)]
+pub struct AuditList<'a> {
+    /// Entries on this page, newest first.
+    pub events: Vec<AuditView<'a>>,
+    /// Total entries kept.
     pub items: u64,
     /// Total pages.
     pub pages: u64,

@@ -79,6 +79,7 @@ pub(super) fn check(
             _ => Ok(Caller {
                 subject: r.user_id,
                 roles: r.roles,
+                api_key: None,
             }),
         },
         _ => Err(AuthError::InvalidApiKey),

@@ -228,6 +228,7 @@ impl JwtVerifier {
         Ok(Caller {
             subject: subject.to_owned(),
             roles: roles(claims, &settings.roles_claim)?,
+            api_key: None,
         })
     }
 }

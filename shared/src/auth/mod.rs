@@ -12,6 +12,7 @@ pub use credentials::Credentials;
 pub use jwks::{Jwks, JwksError, JwksOptions, VerifyingKey};
 pub use jwt::{ASYMMETRIC, Claims, JwtSettings, JwtVerifier, TokenError, pem_key, sign};
 
+use crate::domain::audit::Actor;
 use crate::store::{Store, StoreError};
 
 /// The role every endpoint of this API requires.
@@ -94,9 +95,33 @@ pub struct Caller {
     pub subject: String,
     /// Roles the credentials carry.
     pub roles: Vec<String>,
+    /// The API key id (`ak_...`) when the caller used one.
+    pub api_key: Option<String>,
 }
 
 impl Caller {
+    /// Who this caller is in the audit trail: the token's subject, or the
+    /// API key and the user it acts as.
+    pub fn actor(&self) -> Actor {
+        match &self.api_key {
+            Some(key_id) => Actor::ApiKey {
+                key_id: key_id.clone(),
+                user_id: self.subject.clone(),
+            },
+            None => Actor::User {
+                subject: self.subject.clone(),
+            },
+        }
+    }
+
+    /// What scopes this caller's idempotency keys: its API key, else its subject.
+    pub fn scope(&self) -> String {
+        match &self.api_key {
+            Some(key_id) => format!("key:{key_id}"),
+            None => format!("sub:{}", self.subject),
+        }
+    }
+
     /// Whether the caller holds `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
@@ -129,7 +154,10 @@ impl Authenticator {
                 } else {
                     None
                 };
-                api_key::check(record, &secret, crate::domain::now())
+                api_key::check(record, &secret, crate::domain::now()).map(|caller| Caller {
+                    api_key: Some(key),
+                    ..caller
+                })
             }
         }
     }

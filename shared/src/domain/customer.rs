@@ -93,6 +93,17 @@ pub struct Member {
     pub joined_at: Timestamp,
 }
 
+/// The customer a user belongs to (a user belongs to at most one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// The customer.
+    pub customer_id: CustomerId,
+    /// The user's role there.
+    pub role: Role,
+    /// When the user joined.
+    pub joined_at: Timestamp,
+}
+
 impl From<&NewCustomer> for Customer {
     /// The customer a new one becomes: active, with no members yet.
     fn from(c: &NewCustomer) -> Self {

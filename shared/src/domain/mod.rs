@@ -1,5 +1,6 @@
 //! Domain types that parse at the edge: past this module nothing is re-checked.
 
+pub mod audit;
 mod customer;
 mod ids;
 mod page;
@@ -8,7 +9,7 @@ mod status;
 mod tier;
 pub mod time;
 
-pub use customer::{Customer, CustomerState, Member, NewCustomer, customer_name};
+pub use customer::{Customer, CustomerState, Member, Membership, NewCustomer, customer_name};
 pub use ids::{CustomerId, UserId};
 pub use page::{PageRequest, pages};
 pub use role::Role;

@@ -1,5 +1,6 @@
-//! The six routes of the API: the one list the local server, the tests, the SAM
-//! template and the OpenAPI document are checked against.
+//! The routes of the API (the spec's six and the extensions): the one list
+//! the local server, the tests, the SAM template and the OpenAPI document are
+//! checked against.
 
 use http::Method;
 
@@ -23,25 +24,39 @@ pub enum Endpoint {
     AddMember,
     /// `DELETE /customer/{customerID}/member/{userID}`
     RemoveMember,
+    /// `PATCH /customer/{customerID}/member/{userID}` (extension)
+    ChangeMemberRole,
+    /// `GET /user/{userID}/customer` (extension)
+    GetUserCustomer,
+    /// `GET /customer/{customerID}/audit` (extension)
+    ListAudit,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 9] = [
         Self::ListCustomers,
         Self::GetCustomer,
         Self::DeleteCustomer,
         Self::ListMembers,
         Self::AddMember,
         Self::RemoveMember,
+        Self::ChangeMemberRole,
+        Self::GetUserCustomer,
+        Self::ListAudit,
     ];
 
     /// HTTP method.
     pub fn method(self) -> Method {
         match self {
-            Self::ListCustomers | Self::GetCustomer | Self::ListMembers => Method::GET,
+            Self::ListCustomers
+            | Self::GetCustomer
+            | Self::ListMembers
+            | Self::GetUserCustomer
+            | Self::ListAudit => Method::GET,
             Self::DeleteCustomer | Self::RemoveMember => Method::DELETE,
             Self::AddMember => Method::POST,
+            Self::ChangeMemberRole => Method::PATCH,
         }
     }
 
@@ -52,7 +67,9 @@ impl Endpoint {
             Self::GetCustomer | Self::DeleteCustomer => "/customer/{customerID}",
             Self::ListMembers => "/customer/{customerID}/members",
             Self::AddMember => "/customer/{customerID}/member",
-            Self::RemoveMember => "/customer/{customerID}/member/{userID}",
+            Self::RemoveMember | Self::ChangeMemberRole => "/customer/{customerID}/member/{userID}",
+            Self::GetUserCustomer => "/user/{userID}/customer",
+            Self::ListAudit => "/customer/{customerID}/audit",
         }
     }
 
@@ -65,7 +82,26 @@ impl Endpoint {
             Self::ListMembers => "list-members",
             Self::AddMember => "add-member",
             Self::RemoveMember => "remove-member",
+            Self::ChangeMemberRole => "change-member-role",
+            Self::GetUserCustomer => "get-user-customer",
+            Self::ListAudit => "list-audit",
         }
+    }
+
+    /// Whether it honours `Idempotency-Key` (the mutations a client retries).
+    pub fn idempotent(self) -> bool {
+        matches!(
+            self,
+            Self::AddMember | Self::ChangeMemberRole | Self::DeleteCustomer
+        )
+    }
+
+    /// Whether it pages with sealed cursors (its Lambda needs `CURSOR_KEY`).
+    pub fn pages_with_cursors(self) -> bool {
+        matches!(
+            self,
+            Self::ListCustomers | Self::ListMembers | Self::ListAudit
+        )
     }
 }
 
@@ -183,6 +219,24 @@ mod tests {
                 format!("/customer/{ID}/member/{ID}"),
                 Endpoint::RemoveMember,
                 2,
+            ),
+            (
+                Method::PATCH,
+                format!("/customer/{ID}/member/{ID}"),
+                Endpoint::ChangeMemberRole,
+                2,
+            ),
+            (
+                Method::GET,
+                format!("/user/{ID}/customer"),
+                Endpoint::GetUserCustomer,
+                1,
+            ),
+            (
+                Method::GET,
+                format!("/customer/{ID}/audit"),
+                Endpoint::ListAudit,
+                1,
             ),
         ];
         for (method, path, want, n) in cases {

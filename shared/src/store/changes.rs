@@ -295,7 +295,7 @@ impl Store {
                 tx = count(tx, &listing, &listed, 1)?;
             }
             if let Some(m) = owner {
-                let membership = MembershipItem::new(&customer.id, &m.user_id, m.role);
+                let membership = MembershipItem::new(&customer.id, m);
                 let membership = serde_dynamo::to_item(membership)?;
                 tx = tx.put("membership", membership, NOT_EXISTS, &[])?;
                 let member = serde_dynamo::to_item(MemberItem::new(&customer.id, m))?;

@@ -1,5 +1,6 @@
 //! Customer records, their listing counters and the deleting state.
 
+use crate::domain::audit::{Action, AuditEntry, Origin};
 use crate::domain::{Customer, CustomerId, CustomerState, NewCustomer, Timestamp, now, time};
 
 use super::rank::{Directory, slot};
@@ -106,8 +107,13 @@ impl Store {
     ///
     /// The customer's entries leave every listing, and its record enters GSI1's
     /// `DELETING` partition, sorted by `deletingSince` (see
-    /// [`Store::deleting_customers`]).
-    pub async fn begin_deletion(&self, id: &CustomerId) -> Result<Customer, StoreError> {
+    /// [`Store::deleting_customers`]). The same transaction writes the
+    /// `customer.deleted` audit entry by `origin`; resuming writes nothing.
+    pub async fn begin_deletion(
+        &self,
+        id: &CustomerId,
+        origin: &Origin,
+    ) -> Result<Customer, StoreError> {
         observe(store_span!("begin_deletion", customer = %id), async {
             let mut listed = true;
             for _ in 0..3 {
@@ -120,7 +126,7 @@ impl Store {
                 }
                 let since = now();
                 let stamp = time::to_millis(&since);
-                let mut tx = self.tx().update(
+                let tx = self.tx().update(
                     "customer",
                     customer_key(id),
                     MARK_DELETING,
@@ -132,6 +138,13 @@ impl Store {
                         (":deletingsk", s(deleting_sort(&stamp, id))),
                         (":now", s(stamp)),
                     ],
+                )?;
+                let mut tx = tx.audit(
+                    &AuditEntry::new(Action::CustomerDeleted, origin, *id).changed(
+                        "state",
+                        Some("active"),
+                        Some("deleting"),
+                    ),
                 )?;
                 let listings = match listed {
                     true => Listing::of(&customer.tier_name, customer.subscription_status),

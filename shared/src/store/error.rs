@@ -15,6 +15,9 @@ pub enum StoreError {
     /// The owner's membership cannot be removed.
     #[error("the user is the owner; transfer ownership first")]
     OwnerNotRemovable,
+    /// The owner's role cannot be changed (only by transferring ownership).
+    #[error("the user is the owner; the owner's role changes only by transferring ownership")]
+    OwnerRoleChange,
     /// A customer with that ID already exists.
     #[error("a customer with that ID already exists")]
     CustomerExists,

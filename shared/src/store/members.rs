@@ -3,16 +3,17 @@
 //! together with the customer's count, its listing entries' counts and its
 //! members' directory.
 
-use crate::domain::{Customer, CustomerId, CustomerState, Member, Role, UserId, time};
+use crate::domain::audit::{Action, AuditEntry, Origin};
+use crate::domain::{Customer, CustomerId, CustomerState, Member, Membership, Role, UserId, time};
 
 use super::customers::{decode_customer, unexpected};
 use super::rank::{Additions, slot};
 use super::ranked::{Ranked, Window, add_to_directory};
 use super::table::{
     ADD_ENTRY_MEMBERS, ADD_MEMBERS, CUSTOMER_ACTIVE, CUSTOMER_DELETING, CustomerItem, EXISTS,
-    LSI1SK, Listing, MEMBER_IS, MEMBER_PREFIX, MEMBERS_INDEX, MemberItem, MembershipItem,
-    NOT_EXISTS, customer_key, customer_pk, dir, entry_key, member_group, member_key,
-    membership_key, n, s,
+    LSI1SK, Listing, MEMBER_IS, MEMBER_PREFIX, MEMBERS_INDEX, MEMBERSHIP_OF, MemberItem,
+    MembershipItem, NOT_EXISTS, SET_MEMBERSHIP_ROLE, customer_key, customer_pk, dir, entry_key,
+    member_group, member_key, membership_key, n, s,
 };
 use super::tx::{Tx, TxError};
 use super::{Page, PageAt, Store, StoreError, observe};
@@ -91,11 +92,13 @@ impl Store {
     }
 
     /// Adds members to an active customer, as many per atomic transaction as
-    /// fit; each user must not belong to any customer yet.
+    /// fit, each with its `member.added` audit entry by `origin`; each user
+    /// must not belong to any customer yet.
     pub async fn add_members(
         &self,
         customer: &CustomerId,
         members: &[Member],
+        origin: &Origin,
     ) -> Result<(), StoreError> {
         let span = store_span!("add_members", customer = %customer, members = members.len());
         observe(span, async {
@@ -108,7 +111,7 @@ impl Store {
                     let (chunk, add) = fitting(&record, rest)?;
                     let mut tx = self.change_members(&record, listed, chunk.len() as i64, &add)?;
                     for m in chunk {
-                        let membership = MembershipItem::new(customer, &m.user_id, m.role);
+                        let membership = MembershipItem::new(customer, m);
                         tx = tx.put(
                             "membership",
                             serde_dynamo::to_item(membership)?,
@@ -117,6 +120,11 @@ impl Store {
                         )?;
                         let member = MemberItem::new(customer, m);
                         tx = tx.put("member", serde_dynamo::to_item(member)?, NOT_EXISTS, &[])?;
+                        tx = tx.audit(
+                            &AuditEntry::new(Action::MemberAdded, origin, *customer)
+                                .member(m.user_id, m.role)
+                                .changed("role", None, Some(m.role.as_str())),
+                        )?;
                     }
                     outcome = match tx.commit().await {
                         Ok(()) => Ok(chunk.len()),
@@ -146,11 +154,13 @@ impl Store {
         .await
     }
 
-    /// Removes a non-owner member from an active customer.
+    /// Removes a non-owner member from an active customer, with its
+    /// `member.removed` audit entry by `origin`.
     pub async fn remove_member(
         &self,
         customer: &CustomerId,
         user: &UserId,
+        origin: &Origin,
     ) -> Result<(), StoreError> {
         let span = store_span!("remove_member", customer = %customer, user = %user);
         observe(span, async {
@@ -176,8 +186,13 @@ impl Store {
                     .delete(
                         "membership",
                         membership_key(user),
-                        super::table::MEMBERSHIP_OF,
+                        MEMBERSHIP_OF,
                         &[(":customer", s(customer.to_string()))],
+                    )?
+                    .audit(
+                        &AuditEntry::new(Action::MemberRemoved, origin, *customer)
+                            .member(*user, member.role)
+                            .changed("role", Some(member.role.as_str()), None),
                     )?;
                 return match tx.commit().await {
                     Ok(()) => Ok(()),
@@ -190,6 +205,85 @@ impl Store {
                         listed = self.is_listed(&record).await?;
                         continue;
                     }
+                    Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
+                    Err(TxError::Store(e)) => Err(e),
+                };
+            }
+            Err(StoreError::Contention)
+        })
+        .await
+    }
+
+    /// Changes a non-owner member's role in an active customer, with its
+    /// `member.role_changed` audit entry by `origin`, in one transaction: the
+    /// member item (its place in the members listing), the user's membership
+    /// and the members directory (one out of the old role's group, one into
+    /// the new one). The member count does not change. Returns the member;
+    /// asking for the role it has changes nothing.
+    pub async fn change_member_role(
+        &self,
+        customer: &CustomerId,
+        user: &UserId,
+        role: Role,
+        origin: &Origin,
+    ) -> Result<Member, StoreError> {
+        let span = store_span!("change_member_role", customer = %customer, user = %user);
+        observe(span, async {
+            for _ in 0..ATTEMPTS {
+                let (record, member) = tokio::join!(
+                    self.get_customer(customer),
+                    self.find_member(customer, user)
+                );
+                let (_, member) = (record?, member?.ok_or(StoreError::MemberNotFound)?);
+                if member.role == Role::Owner {
+                    return Err(StoreError::OwnerRoleChange);
+                }
+                if member.role == role {
+                    return Ok(member);
+                }
+                let changed = Member { role, ..member };
+                let add = Additions::of([
+                    (member_slot(&member).as_str(), -1),
+                    (member_slot(&changed).as_str(), 1),
+                ])?;
+                let tx = self
+                    .tx()
+                    .check(
+                        "customer",
+                        customer_key(customer),
+                        CUSTOMER_ACTIVE,
+                        &[(":active", s("active"))],
+                    )?
+                    .put(
+                        "member",
+                        serde_dynamo::to_item(MemberItem::new(customer, &changed))?,
+                        MEMBER_IS,
+                        &[(":role", s(member.role.as_str()))],
+                    )?
+                    .update(
+                        "membership",
+                        membership_key(user),
+                        SET_MEMBERSHIP_ROLE,
+                        Some(MEMBERSHIP_OF),
+                        &[
+                            (":customer", s(customer.to_string())),
+                            (":role", s(role.as_str())),
+                            (":joined", s(time::to_millis(&changed.joined_at))),
+                        ],
+                    )?
+                    .audit(
+                        &AuditEntry::new(Action::MemberRoleChanged, origin, *customer)
+                            .member(*user, role)
+                            .changed("role", Some(member.role.as_str()), Some(role.as_str())),
+                    )?;
+                let tx = add_to_directory(tx, &customer_pk(customer), &add)?;
+                return match tx.commit().await {
+                    Ok(()) => Ok(changed),
+                    Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                        Err(StoreError::CustomerNotFound)
+                    }
+                    // Removed or changed since it was read: look again.
+                    Err(TxError::Cancelled(c)) if c.failed("member") => continue,
                     Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
                     Err(TxError::Store(e)) => Err(e),
                 };
@@ -368,14 +462,34 @@ impl Store {
         &self,
         user: &UserId,
     ) -> Result<Option<(CustomerId, Role)>, StoreError> {
-        observe(store_span!("membership_of", user = %user), async {
-            match self.get(membership_key(user)).await? {
-                Some(item) => {
-                    let m: MembershipItem = serde_dynamo::from_item(item)?;
-                    Ok(Some((m.customer_id, m.role)))
-                }
-                None => Ok(None),
-            }
+        Ok(self
+            .find_membership(user)
+            .await?
+            .map(|m| (m.customer_id, m.role)))
+    }
+
+    /// A user's membership: one strongly consistent read of their membership
+    /// item (and, for an item written before it held the join time, of
+    /// their member item).
+    pub async fn find_membership(&self, user: &UserId) -> Result<Option<Membership>, StoreError> {
+        observe(store_span!("find_membership", user = %user), async {
+            let Some(item) = self.get(membership_key(user)).await? else {
+                return Ok(None);
+            };
+            let m: MembershipItem = serde_dynamo::from_item(item)?;
+            let joined_at = match m.joined_at()? {
+                Some(at) => at,
+                None => match self.find_member(&m.customer_id, user).await? {
+                    Some(member) => member.joined_at,
+                    // Removed between the two reads.
+                    None => return Ok(None),
+                },
+            };
+            Ok(Some(Membership {
+                customer_id: m.customer_id,
+                role: m.role,
+                joined_at,
+            }))
         })
         .await
     }
@@ -393,12 +507,14 @@ fn fitting<'m>(
     members: &'m [Member],
 ) -> Result<(&'m [Member], Additions), StoreError> {
     let fixed = 1 + Listing::of(&record.tier_name, record.subscription_status).len();
+    // Each member: its member item, its membership and its audit entry.
+    const PER_MEMBER: usize = 3;
     let mut take = 0;
     let mut add = Additions::default();
     while take < members.len() {
         let slots: Vec<String> = members[..=take].iter().map(member_slot).collect();
         let next = Additions::of(slots.iter().map(|s| (s.as_str(), 1)))?;
-        if fixed + 2 * (take + 1) + next.writes() > MAX_WRITES {
+        if fixed + PER_MEMBER * (take + 1) + next.writes() > MAX_WRITES {
             break;
         }
         add = next;

@@ -18,9 +18,11 @@ macro_rules! store_span {
 }
 
 mod api_keys;
+mod audit;
 mod changes;
 mod customers;
 mod error;
+mod idempotency;
 mod load;
 mod members;
 mod rank;
@@ -43,6 +45,7 @@ pub use api_keys::{ApiKeyRecord, ApiKeySummary};
 pub use changes::{Applied, CustomerChange, EventStamp};
 pub use customers::DeletingCustomers;
 pub use error::StoreError;
+pub use idempotency::{Claim, ClaimRequest};
 pub use reindex::Reindexed;
 pub use table::Listing;
 
@@ -81,6 +84,7 @@ fn outcome<T>(result: &Result<T, StoreError>) -> &'static str {
         Err(
             StoreError::AlreadyMember
             | StoreError::OwnerNotRemovable
+            | StoreError::OwnerRoleChange
             | StoreError::CustomerExists
             | StoreError::StripeCustomerClaimed,
         ) => "conflict",

@@ -6,7 +6,8 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 
 use super::table::{Item, names};
@@ -105,6 +106,28 @@ impl Tx<'_> {
         Ok(self)
     }
 
+    /// Adds a condition on an item it does not write, named `write`.
+    pub(super) fn check(
+        mut self,
+        write: &'static str,
+        key: Item,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<Self, StoreError> {
+        let (vals, nms) = used(&[condition], values);
+        let check = ConditionCheck::builder()
+            .table_name(&self.store.table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .set_expression_attribute_names(none_if_empty(nms))
+            .set_expression_attribute_values(none_if_empty(vals))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()?;
+        let action = TransactWriteItem::builder().condition_check(check).build();
+        self.writes.push((write, action));
+        Ok(self)
+    }
+
     /// Runs the transaction (see [`Store::transact`]).
     pub(super) async fn commit(self) -> Result<(), TxError> {
         self.store.transact(self.writes).await
@@ -127,7 +150,7 @@ impl From<StoreError> for TxError {
 }
 
 /// Expression attribute names and values: only those the expressions use.
-fn used(
+pub(super) fn used(
     exprs: &[&str],
     values: &[(&str, AttributeValue)],
 ) -> (Item, std::collections::HashMap<String, String>) {

@@ -654,7 +654,10 @@ async fn run_stream_event(env: &Env, name: &str, raw: &str, json: &Value) {
     let app = TestApp::new(env).await;
     app.seed(fixtures()).await;
     let active = stored_image(&app, &id).await;
-    app.store.begin_deletion(&id).await.expect("begin deletion");
+    app.store
+        .begin_deletion(&id, &billing_tests::by_test())
+        .await
+        .expect("begin deletion");
     let deleting = stored_image(&app, &id).await;
     // and the records' images are that record as the table holds it (but for when
     // the deletion began), the last one after the members are gone

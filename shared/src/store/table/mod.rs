@@ -14,10 +14,15 @@
 //! | api key     | `APIKEY`          | `APIKEY#<keyId>` | -                            | -                                 |
 //! | stripe customer | `STRIPE#<cus_...>` | `CUSTOMER`  | -                               | -                                 |
 //! | applied event | `EVENT#<source>#<id>` | `EVENT`    | -                               | -                                 |
+//! | audit entry | `AUDIT#<customerID>` | `<at>#<entryID>` | -                           | -                                 |
+//! | idempotency record | `IDEMPOTENCY#<sha256(caller, key)>` | `IDEMPOTENCY` | -       | -                                 |
 //!
 //! A customer listing is a partition of entries, one per active customer,
 //! written in the same transaction as the customer ([`Listing`]); there is no
 //! index per filter. The only global index holds the customers being deleted.
+
+mod audit;
+mod idempotency;
 
 use std::collections::HashMap;
 
@@ -32,6 +37,11 @@ use uuid::Uuid;
 use crate::domain::{
     Customer, CustomerId, CustomerState, Member, NewCustomer, Role, SubscriptionStatus, TierName,
     Timestamp, UserId, time,
+};
+
+pub use audit::{AUDIT_RETENTION_DAYS, AuditItem, audit_pk};
+pub use idempotency::{
+    CLAIM_FREE, CLAIMED_BY, COMPLETE_CLAIM, IdempotencyItem, IdempotencyState, idempotency_key,
 };
 
 /// A DynamoDB item or key.
@@ -616,20 +626,33 @@ pub struct MembershipItem {
     pub customer_id: CustomerId,
     /// The user's role there.
     pub role: Role,
+    /// When the user joined (absent from items written before it was kept:
+    /// the member item has it).
+    #[serde(rename = "joinedAt", default, skip_serializing_if = "Option::is_none")]
+    joined_at: Option<String>,
 }
 
 impl MembershipItem {
-    /// The membership of `user` in `customer`.
-    pub fn new(customer: &CustomerId, user: &UserId, role: Role) -> Self {
+    /// The membership of `member` in `customer`.
+    pub fn new(customer: &CustomerId, member: &Member) -> Self {
         Self {
-            pk: user_pk(user),
+            pk: user_pk(&member.user_id),
             sk: MEMBERSHIP_SK.to_owned(),
             kind: "membership".to_owned(),
             customer_id: *customer,
-            role,
+            role: member.role,
+            joined_at: Some(time::to_millis(&member.joined_at)),
         }
     }
+
+    /// When the user joined, if the item holds it.
+    pub fn joined_at(&self) -> Result<Option<Timestamp>, chrono::ParseError> {
+        self.joined_at.as_deref().map(parse_time).transpose()
+    }
 }
+
+/// Update: a membership's role (`:role`) and join time (`:joined`).
+pub const SET_MEMBERSHIP_ROLE: &str = "SET #role = :role, joinedAt = :joined";
 
 /// Stored shape of an API key: the secret only as a SHA-256 hash.
 #[derive(Debug, Serialize, Deserialize)]
@@ -795,6 +818,8 @@ pub enum StreamCustomer {
     Removed(CustomerId),
     /// A listing's directory (in this partition) got a delta to fold.
     Counted(String),
+    /// An audit entry was written (the outbox of the membership events).
+    Audited(Box<crate::domain::audit::AuditEntry>),
 }
 
 /// The customer-record fields a stream image is read for.
@@ -807,7 +832,7 @@ struct ImageCustomer {
 }
 
 /// Reads a stream record: `None` for anything but a customer record entering the
-/// deleting state or being removed.
+/// deleting state or being removed, a directory delta or a new audit entry.
 pub fn stream_customer(
     record: &aws_lambda_events::dynamodb::EventRecord,
 ) -> Option<StreamCustomer> {
@@ -818,10 +843,20 @@ pub fn stream_customer(
     };
     match record.event_name.as_str() {
         "REMOVE" => image(&record.change.old_image).map(|c| StreamCustomer::Removed(c.id)),
-        "INSERT" if is_delta(&record.change.new_image) => match record.change.keys.get(PK) {
-            Some(serde_dynamo::AttributeValue::S(pk)) => Some(StreamCustomer::Counted(pk.clone())),
-            _ => None,
-        },
+        "INSERT" if is_kind(&record.change.new_image, "audit") => {
+            serde_dynamo::from_item::<_, AuditItem>(record.change.new_image.clone())
+                .ok()
+                .and_then(|i| i.into_entry().ok())
+                .map(|e| StreamCustomer::Audited(Box::new(e)))
+        }
+        "INSERT" if is_kind(&record.change.new_image, "delta") => {
+            match record.change.keys.get(PK) {
+                Some(serde_dynamo::AttributeValue::S(pk)) => {
+                    Some(StreamCustomer::Counted(pk.clone()))
+                }
+                _ => None,
+            }
+        }
         "INSERT" | "MODIFY" => image(&record.change.new_image)
             .filter(|c| c.state == CustomerState::Deleting)
             .map(|c| StreamCustomer::Deleting(c.id)),
@@ -829,8 +864,8 @@ pub fn stream_customer(
     }
 }
 
-fn is_delta(image: &serde_dynamo::Item) -> bool {
-    matches!(image.get("type"), Some(serde_dynamo::AttributeValue::S(t)) if t == "delta")
+fn is_kind(image: &serde_dynamo::Item, kind: &str) -> bool {
+    matches!(image.get("type"), Some(serde_dynamo::AttributeValue::S(t)) if t == kind)
 }
 
 #[cfg(test)]

@@ -1,0 +1,184 @@
+//! The audit trail's vocabulary: who acted ([`Actor`]), on behalf of which
+//! request ([`Origin`]), what they did ([`Action`]) and what changed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CustomerId, Role, Timestamp, UserId};
+
+/// Who made a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Actor {
+    /// A caller with a bearer token: its subject.
+    User {
+        /// The token's `sub`.
+        subject: String,
+    },
+    /// A caller with an API key: the key and the user it was issued to.
+    ApiKey {
+        /// The key id (`ak_...`), never the secret.
+        #[serde(rename = "keyID")]
+        key_id: String,
+        /// The user the key acts as.
+        #[serde(rename = "userID")]
+        user_id: String,
+    },
+    /// A platform event (`user.deleted`, `customer.created`, ...).
+    Platform {
+        /// The EventBridge event id.
+        #[serde(rename = "eventID")]
+        event_id: String,
+    },
+    /// A Stripe event (webhook) or a reconciliation with Stripe.
+    Stripe {
+        /// The Stripe event id, or `reconcile`.
+        #[serde(rename = "eventID")]
+        event_id: String,
+    },
+    /// An operator tool or process of this service (`billing-dev`, the stream consumer).
+    System {
+        /// Which one.
+        name: String,
+    },
+}
+
+/// Who acted and for which request: what every audited write is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Who.
+    pub actor: Actor,
+    /// The request or event that carried it (Lambda request id, event id).
+    pub request_id: Option<String>,
+}
+
+impl Origin {
+    /// An origin with no request id.
+    pub fn new(actor: Actor) -> Self {
+        Self {
+            actor,
+            request_id: None,
+        }
+    }
+
+    /// This origin, for request `id`.
+    #[must_use]
+    pub fn for_request(self, id: impl Into<String>) -> Self {
+        Self {
+            request_id: Some(id.into()),
+            ..self
+        }
+    }
+
+    /// A process of this service, or an operator tool, named `name`.
+    pub fn system(name: &str) -> Self {
+        Self::new(Actor::System {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// A customer was put into deletion (its cascade then removes everything).
+    #[serde(rename = "customer.deleted")]
+    CustomerDeleted,
+    /// A member was added.
+    #[serde(rename = "member.added")]
+    MemberAdded,
+    /// A member was removed.
+    #[serde(rename = "member.removed")]
+    MemberRemoved,
+    /// A member's role changed.
+    #[serde(rename = "member.role_changed")]
+    MemberRoleChanged,
+}
+
+impl Action {
+    /// The name, as in entries and in the events published for members.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CustomerDeleted => "customer.deleted",
+            Self::MemberAdded => "member.added",
+            Self::MemberRemoved => "member.removed",
+            Self::MemberRoleChanged => "member.role_changed",
+        }
+    }
+
+    /// Whether it is published as a membership event.
+    pub fn is_membership(self) -> bool {
+        !matches!(self, Self::CustomerDeleted)
+    }
+}
+
+/// One field's value before and after (`None`: it did not exist).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FromTo {
+    /// Before.
+    pub from: Option<String>,
+    /// After.
+    pub to: Option<String>,
+}
+
+/// What changed, by field.
+pub type Changes = BTreeMap<String, FromTo>;
+
+/// One recorded action on a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Unique and stable: the `eventId` of the membership event it publishes.
+    pub id: uuid::Uuid,
+    /// What was done.
+    pub action: Action,
+    /// When.
+    pub at: Timestamp,
+    /// Who and for which request.
+    pub origin: Origin,
+    /// The customer acted on.
+    pub customer_id: CustomerId,
+    /// The member acted on, for membership actions.
+    pub user_id: Option<UserId>,
+    /// The member's role after the action (before it, for a removal).
+    pub role: Option<Role>,
+    /// What changed.
+    pub changes: Changes,
+}
+
+impl AuditEntry {
+    /// A new entry, now, with a fresh id.
+    pub fn new(action: Action, origin: &Origin, customer_id: CustomerId) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4(),
+            action,
+            at: super::now(),
+            origin: origin.clone(),
+            customer_id,
+            user_id: None,
+            role: None,
+            changes: Changes::new(),
+        }
+    }
+
+    /// The entry of a membership action on `user` with `role`.
+    #[must_use]
+    pub fn member(mut self, user: UserId, role: Role) -> Self {
+        self.user_id = Some(user);
+        self.role = Some(role);
+        self
+    }
+
+    /// This entry with `field` changed from `from` to `to`.
+    #[must_use]
+    pub fn changed(mut self, field: &str, from: Option<&str>, to: Option<&str>) -> Self {
+        self.changes.insert(
+            field.to_owned(),
+            FromTo {
+                from: from.map(str::to_owned),
+                to: to.map(str::to_owned),
+            },
+        );
+        self
+    }
+}
