@@ -183,7 +183,10 @@ pub async fn seed(
             customer.stripe_customer_id = Some(created.customer);
             customer.stripe_subscription_id = created.subscription;
         }
-        match store.create_customer(&customer).await {
+        match store
+            .create_customer(&customer, &Origin::system("seed"))
+            .await
+        {
             Ok(()) => report.created += 1,
             Err(StoreError::CustomerExists) => {
                 report.existing += 1;

@@ -297,7 +297,10 @@ pub async fn seed_customers(app: &App, range: Range<usize>) -> Result<Seeded> {
 async fn create(store: &Store, customer: &NewCustomer) -> Result<()> {
     let mut tries = 0;
     loop {
-        match store.create_customer(customer).await {
+        match store
+            .create_customer(customer, &billing::domain::audit::Origin::system("bench"))
+            .await
+        {
             Err(StoreError::Contention) if tries < 10 => tries += 1,
             other => return Ok(other?),
         }

@@ -129,7 +129,9 @@ pub async fn run(client: &Client, counter: &Counter, n: usize) -> Result<Vec<Tab
 /// store's transactions).
 async fn customer_with_spread_members(app: &App, i: usize) -> Result<CustomerId> {
     let customer = new_customer(i)?;
-    app.store.create_customer(&customer).await?;
+    app.store
+        .create_customer(&customer, &billing::domain::audit::Origin::system("bench"))
+        .await?;
     let members: Vec<Member> = (0..MEMBERS)
         .map(|k| Member {
             role_id: uuid::Uuid::new_v4(),
@@ -340,7 +342,11 @@ async fn writers(app: &App, client: &Client, table: &str) -> Result<Table> {
         let (mut done, mut failed) = (0u64, 0u64);
         for i in 0..PER_WRITER {
             let customer = new_customer(1_000_000 + w * PER_WRITER + i)?;
-            match app.store.create_customer(&customer).await {
+            match app
+                .store
+                .create_customer(&customer, &billing::domain::audit::Origin::system("bench"))
+                .await
+            {
                 Ok(()) => done += 1,
                 Err(billing::store::StoreError::Contention) => failed += 1,
                 Err(e) => return Err(e.into()),

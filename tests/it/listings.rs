@@ -53,7 +53,10 @@ async fn make(app: &TestApp, created_at: DateTime<Utc>, tier: &'static str, stat
         stripe_customer_id: None,
         stripe_subscription_id: None,
     };
-    app.store.create_customer(&customer).await.unwrap();
+    app.store
+        .create_customer(&customer, &billing_tests::by_test())
+        .await
+        .unwrap();
     Made {
         id,
         created_at,

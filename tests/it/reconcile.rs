@@ -82,7 +82,7 @@ async fn reconcile_reports_exactly_the_drift_and_repairs_it(env: &'static Env) {
     let enterprise = (TierName::parse("enterprise").unwrap(), uuid::Uuid::new_v4());
     let changed = app
         .store
-        .change_customer(&id(&retiered.id), None, |_| {
+        .change_customer(&id(&retiered.id), None, &billing_tests::by_test(), |_| {
             Some(CustomerChange {
                 tier: Some(enterprise.clone()),
                 ..CustomerChange::default()
@@ -181,7 +181,7 @@ async fn reconcile_finds_a_customer_by_its_stripe_metadata(env: &'static Env) {
         .unwrap()
         .unwrap();
     app.store
-        .change_customer(&id(&seeded.id), None, |_| {
+        .change_customer(&id(&seeded.id), None, &billing_tests::by_test(), |_| {
             Some(CustomerChange {
                 stripe_customer_id: Some(None),
                 stripe_subscription_id: Some(None),
@@ -371,7 +371,7 @@ async fn import_resumes_from_its_checkpoint_and_completes_members(env: &'static 
         joined_at: created_at,
     };
     app.store
-        .create_customer_with_owner(&customer, Some(&member), None)
+        .create_customer_with_owner(&customer, Some(&member), None, &billing_tests::by_test())
         .await
         .unwrap();
 

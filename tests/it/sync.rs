@@ -105,7 +105,10 @@ async fn stored(app: &TestApp, tier: &str, status: &str) -> (CustomerId, String,
         stripe_customer_id: Some(cus.clone()),
         stripe_subscription_id: Some(sub.clone()),
     };
-    app.store.create_customer(&customer).await.expect("create");
+    app.store
+        .create_customer(&customer, &billing_tests::by_test())
+        .await
+        .expect("create");
     (id, cus, sub)
 }
 

@@ -358,7 +358,7 @@ async fn create(
         return self::existing(store, &existing, owner, &others).await;
     }
     match store
-        .create_customer_with_owner(customer, owner, None)
+        .create_customer_with_owner(customer, owner, None, &importer())
         .await
     {
         Ok(_) => {}

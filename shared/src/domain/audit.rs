@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CustomerId, Role, Timestamp, UserId};
+use super::{Customer, CustomerId, Role, Timestamp, UserId};
 
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +82,12 @@ impl Origin {
 /// What an audit entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Action {
+    /// A customer was created (by a platform event).
+    #[serde(rename = "customer.created")]
+    CustomerCreated,
+    /// A customer's own fields changed (platform or Stripe events, reconcile).
+    #[serde(rename = "customer.updated")]
+    CustomerUpdated,
     /// A customer was put into deletion (its cascade then removes everything).
     #[serde(rename = "customer.deleted")]
     CustomerDeleted,
@@ -100,6 +106,8 @@ impl Action {
     /// The name, as in entries and in the events published for members.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::CustomerCreated => "customer.created",
+            Self::CustomerUpdated => "customer.updated",
             Self::CustomerDeleted => "customer.deleted",
             Self::MemberAdded => "member.added",
             Self::MemberRemoved => "member.removed",
@@ -109,7 +117,10 @@ impl Action {
 
     /// Whether it is published as a membership event.
     pub fn is_membership(self) -> bool {
-        !matches!(self, Self::CustomerDeleted)
+        matches!(
+            self,
+            Self::MemberAdded | Self::MemberRemoved | Self::MemberRoleChanged
+        )
     }
 }
 
@@ -167,6 +178,52 @@ impl AuditEntry {
         self.user_id = Some(user);
         self.role = Some(role);
         self
+    }
+
+    /// The `customer.updated` entry of a change from `old` to `new`: each
+    /// field a person or a listing sees that differs; `None` when none does.
+    pub fn customer_updated(origin: &Origin, old: &Customer, new: &Customer) -> Option<Self> {
+        let mut entry = Self::new(Action::CustomerUpdated, origin, old.id);
+        let at = |t: &Option<Timestamp>| t.as_ref().map(super::time::to_seconds);
+        let fields = [
+            ("name", Some(old.name.clone()), Some(new.name.clone())),
+            (
+                "tierName",
+                Some(old.tier_name.as_str().to_owned()),
+                Some(new.tier_name.as_str().to_owned()),
+            ),
+            (
+                "tierID",
+                Some(old.tier_id.to_string()),
+                Some(new.tier_id.to_string()),
+            ),
+            (
+                "subscriptionStatus",
+                Some(old.subscription_status.as_str().to_owned()),
+                Some(new.subscription_status.as_str().to_owned()),
+            ),
+            (
+                "stripeCustomerID",
+                old.stripe_customer_id.clone(),
+                new.stripe_customer_id.clone(),
+            ),
+            (
+                "stripeSubscriptionID",
+                old.stripe_subscription_id.clone(),
+                new.stripe_subscription_id.clone(),
+            ),
+            (
+                "billingGoneAt",
+                at(&old.billing_gone_at),
+                at(&new.billing_gone_at),
+            ),
+        ];
+        for (field, from, to) in fields {
+            if from != to {
+                entry = entry.changed(field, from.as_deref(), to.as_deref());
+            }
+        }
+        (!entry.changes.is_empty()).then_some(entry)
     }
 
     /// This entry with `field` changed from `from` to `to`.

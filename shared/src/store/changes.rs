@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use crate::domain::audit::{Action, Actor, AuditEntry, Origin};
 use crate::domain::{
     Customer, CustomerId, CustomerState, Member, NewCustomer, SubscriptionStatus, TierName,
     Timestamp,
@@ -98,6 +99,18 @@ pub struct EventStamp {
     pub version: Option<String>,
 }
 
+impl EventStamp {
+    /// Who the audit trail says made the change: Stripe or the platform, by
+    /// the event's id.
+    pub fn origin(&self) -> Origin {
+        let event_id = self.id.clone();
+        Origin::new(match self.source {
+            "stripe" => Actor::Stripe { event_id },
+            _ => Actor::Platform { event_id },
+        })
+    }
+}
+
 /// What a change came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -145,12 +158,14 @@ impl Store {
     /// Changes an active customer as `decide` says from its current record
     /// (`None`: nothing to change), in one transaction with its listing
     /// entries, the counts of the listings it leaves and joins, the lookup of
-    /// its Stripe customer and, for an event, the event's id. Retried from a
-    /// fresh read when the record changes meanwhile.
+    /// its Stripe customer, the `customer.updated` audit entry by `origin`
+    /// (when a field it records changed) and, for an event, the event's id.
+    /// Retried from a fresh read when the record changes meanwhile.
     pub async fn change_customer<F>(
         &self,
         id: &CustomerId,
         event: Option<&EventStamp>,
+        origin: &Origin,
         decide: F,
     ) -> Result<Applied, StoreError>
     where
@@ -182,7 +197,10 @@ impl Store {
                 if new == old && event.is_none() {
                     return Ok(Applied::Unchanged);
                 }
-                let tx = self.replace_customer(&old, &new, listed, version)?;
+                let mut tx = self.replace_customer(&old, &new, listed, version)?;
+                if let Some(entry) = AuditEntry::customer_updated(origin, &old, &new) {
+                    tx = tx.audit(&entry)?;
+                }
                 let tx = match event {
                     Some(e) => tx.put("event", event_item(e), NOT_EXISTS, &[])?,
                     None => tx,
@@ -273,22 +291,30 @@ impl Store {
     /// Creates an active customer, with its owner's membership when it has an
     /// owner, in one transaction: the record, its entries and counts, the
     /// owner's member and membership items and its members' directory, and the
-    /// lookup of its Stripe customer, and the id of the event it comes from.
-    /// `CustomerExists` when the id is taken, `AlreadyMember` when the owner
-    /// belongs to a customer already; [`Applied::Duplicate`] when the event
-    /// was applied before.
+    /// lookup of its Stripe customer, the id of the event it comes from, and
+    /// the audit entries by `origin` (`customer.created`, and `member.added`
+    /// for the owner). `CustomerExists` when the id is taken, `AlreadyMember`
+    /// when the owner belongs to a customer already; [`Applied::Duplicate`]
+    /// when the event was applied before.
     pub async fn create_customer_with_owner(
         &self,
         customer: &NewCustomer,
         owner: Option<&Member>,
         event: Option<&EventStamp>,
+        origin: &Origin,
     ) -> Result<Applied, StoreError> {
         let span = store_span!("create_customer", customer = %customer.id);
         observe(span, async {
             let mut listed = Customer::from(customer);
             listed.member_count = u64::from(owner.is_some());
             let item = serde_dynamo::to_item(CustomerItem::of(&listed))?;
-            let mut tx = self.tx().put("customer", item, NOT_EXISTS, &[])?;
+            let mut tx = self.tx().put("customer", item, NOT_EXISTS, &[])?.audit(
+                &AuditEntry::new(Action::CustomerCreated, origin, customer.id).changed(
+                    "state",
+                    None,
+                    Some("active"),
+                ),
+            )?;
             for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
                 let entry = serde_dynamo::to_item(EntryItem::new(&listing, &listed))?;
                 tx = tx.put("entry", entry, NOT_EXISTS, &[])?;
@@ -301,7 +327,11 @@ impl Store {
                 let member = serde_dynamo::to_item(MemberItem::new(&customer.id, m))?;
                 tx = tx.put("member", member, NOT_EXISTS, &[])?;
                 let add = Additions::of([(member_slot(m).as_str(), 1)])?;
-                tx = add_to_directory(tx, &customer_pk(&customer.id), &add)?;
+                tx = add_to_directory(tx, &customer_pk(&customer.id), &add)?.audit(
+                    &AuditEntry::new(Action::MemberAdded, origin, customer.id)
+                        .member(m.user_id, m.role)
+                        .changed("role", None, Some(m.role.as_str())),
+                )?;
             }
             if let Some(stripe_id) = &customer.stripe_customer_id {
                 let item = stripe_customer_item(stripe_id, &customer.id);

@@ -95,8 +95,12 @@ impl Store {
 
     /// Creates an active customer with no members and counts it in its listings
     /// (see [`Store::create_customer_with_owner`]).
-    pub async fn create_customer(&self, customer: &NewCustomer) -> Result<(), StoreError> {
-        self.create_customer_with_owner(customer, None, None)
+    pub async fn create_customer(
+        &self,
+        customer: &NewCustomer,
+        origin: &Origin,
+    ) -> Result<(), StoreError> {
+        self.create_customer_with_owner(customer, None, None, origin)
             .await
             .map(drop)
     }

@@ -218,7 +218,7 @@ impl Platform {
         };
         let created = self
             .store
-            .create_customer_with_owner(&customer, Some(&owner), Some(stamp))
+            .create_customer_with_owner(&customer, Some(&owner), Some(stamp), &stamp.origin())
             .await;
         match created {
             Ok(Applied::Duplicate) => Ok(PlatformOutcome::Unchanged),
@@ -270,7 +270,9 @@ impl Platform {
         };
         let applied = self
             .store
-            .change_customer(&d.customer_id, Some(stamp), |_| Some(change.clone()))
+            .change_customer(&d.customer_id, Some(stamp), &stamp.origin(), |_| {
+                Some(change.clone())
+            })
             .await?;
         match applied {
             Applied::Changed => Ok(PlatformOutcome::Updated),

@@ -30,6 +30,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::domain::audit::Origin;
 use crate::domain::{Customer, CustomerId, SubscriptionStatus, TierName, now};
 use crate::payments::{Payments, PaymentsError, StripeCustomer};
 use crate::store::{Applied, CustomerChange, EventStamp, Store, StoreError};
@@ -438,7 +439,7 @@ impl Reconciler {
             };
             let outcome = self
                 .store
-                .change_customer(&c.id, Some(&stamp), decide)
+                .change_customer(&c.id, Some(&stamp), &Origin::system("reconcile"), decide)
                 .await;
             found.repair = Some(match outcome {
                 Ok(Applied::Changed) => "applied".to_owned(),

@@ -160,7 +160,9 @@ impl Webhooks {
         let at = now();
         match self
             .store
-            .change_customer(&id, Some(&stamp), |c| event.change_for(c, at))
+            .change_customer(&id, Some(&stamp), &stamp.origin(), |c| {
+                event.change_for(c, at)
+            })
             .await
         {
             Ok(applied) => Ok(applied.as_str()),
