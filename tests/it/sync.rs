@@ -712,7 +712,7 @@ async fn each_webhook_is_one_transaction_of_known_size(env: &'static Env) {
     let t = now();
     // A status change: the record, the 2 entries it keeps (rewritten), the 2
     // it leaves (deleted, counted out), the 2 it joins (put, counted in), the
-    // event's id: 12 writes in one transaction.
+    // audit entry, the event's id: 13 writes in one transaction.
     let event = sub_event(
         "customer.subscription.updated",
         t,
@@ -723,8 +723,8 @@ async fn each_webhook_is_one_transaction_of_known_size(env: &'static Env) {
     );
     let (reply, sizes) = committed_transactions(send(&hooks, &event)).await;
     assert_eq!(reply.json["outcome"], "applied");
-    assert_eq!(sizes, vec![12]);
-    // Status and tier: 1 entry kept, 3 left, 3 joined: 15.
+    assert_eq!(sizes, vec![13]);
+    // Status and tier: 1 entry kept, 3 left, 3 joined, the audit entry: 16.
     let event = sub_event(
         "customer.subscription.updated",
         t + 1,
@@ -734,8 +734,8 @@ async fn each_webhook_is_one_transaction_of_known_size(env: &'static Env) {
         Some("enterprise"),
     );
     let (_, sizes) = committed_transactions(send(&hooks, &event)).await;
-    assert_eq!(sizes, vec![15]);
-    // Nothing a listing shows: the record and the event's id.
+    assert_eq!(sizes, vec![16]);
+    // Nothing a listing or the audit trail shows: the record and the event's id.
     let event = sub_event(
         "customer.subscription.updated",
         t + 2,
