@@ -5,9 +5,11 @@
 //! hash of the request), and leaves its answer there: a retry of the same
 //! request gets that answer (`Idempotent-Replayed: true`), a different request
 //! with the key is 422 `idempotency_key_reused`, and a retry while the first
-//! still runs is 409 `idempotency_key_in_use`. A 5xx answer (nothing done, or
-//! not known to be) releases the key, so a retry acts. A request that dies
-//! holding its claim keeps it for [`LOCK`]; the same request then takes over.
+//! still runs is 409 `idempotency_key_in_use`. A 400 (the request failed
+//! validation and did nothing) or a 5xx (nothing done, or not known to be)
+//! is not kept: it releases the key, so a retry, corrected or not, acts. A
+//! request that dies holding its claim keeps it for [`LOCK`]; the same
+//! request then takes over.
 
 use std::future::Future;
 use std::time::Duration;
@@ -66,7 +68,7 @@ pub async fn once(
     }
     let response = work.await.unwrap_or_else(ApiError::into_response);
     let status = response.status();
-    let kept = if status.is_server_error() {
+    let kept = if status == StatusCode::BAD_REQUEST || status.is_server_error() {
         store.release_idempotency(&scope, &claim_id).await
     } else {
         store
