@@ -204,3 +204,31 @@ mod eventbridge {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::audit::{Action, Origin};
+
+    #[test]
+    fn membership_entries_become_events_keyed_by_the_entry() {
+        let origin = Origin::system("test").for_request("req-1");
+        let (customer, user) = (CustomerId::random(), UserId::random());
+        let entry = AuditEntry::new(Action::MemberRoleChanged, &origin, customer)
+            .member(user, Role::Admin)
+            .changed("role", Some("user"), Some("admin"));
+        let event = MemberEvent::of(&entry).unwrap();
+        assert_eq!(event.event_id, entry.id.to_string());
+        assert_eq!(
+            (event.role, event.previous_role),
+            (Role::Admin, Some(Role::User))
+        );
+        assert_eq!(event.request_id.as_deref(), Some("req-1"));
+        let added = AuditEntry::new(Action::MemberAdded, &origin, customer)
+            .member(user, Role::User)
+            .changed("role", None, Some("user"));
+        assert_eq!(MemberEvent::of(&added).unwrap().previous_role, None);
+        let deleted = AuditEntry::new(Action::CustomerDeleted, &origin, customer);
+        assert_eq!(MemberEvent::of(&deleted), None);
+    }
+}

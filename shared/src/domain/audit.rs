@@ -239,3 +239,73 @@ impl AuditEntry {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewCustomer, SubscriptionStatus, TierName};
+
+    fn customer() -> Customer {
+        Customer::from(&NewCustomer {
+            id: CustomerId::random(),
+            name: "Acme".into(),
+            tier_name: TierName::parse("pro").unwrap(),
+            tier_id: uuid::Uuid::nil(),
+            subscription_status: SubscriptionStatus::Active,
+            created_at: super::super::now(),
+            owner_user_id: UserId::random(),
+            stripe_customer_id: Some("cus_1".into()),
+            stripe_subscription_id: None,
+        })
+    }
+
+    #[test]
+    fn a_customer_update_records_exactly_the_fields_that_changed() {
+        let origin = Origin::system("test");
+        let old = customer();
+        assert_eq!(AuditEntry::customer_updated(&origin, &old, &old), None);
+        let new = Customer {
+            subscription_status: SubscriptionStatus::PastDue,
+            stripe_customer_id: None,
+            billing_version: Some("v".into()),
+            ..old.clone()
+        };
+        let entry = AuditEntry::customer_updated(&origin, &old, &new).unwrap();
+        assert_eq!(entry.action, Action::CustomerUpdated);
+        assert_eq!(
+            serde_json::to_value(&entry.changes).unwrap(),
+            serde_json::json!({
+                "subscriptionStatus": {"from": "active", "to": "past_due"},
+                "stripeCustomerID": {"from": "cus_1", "to": null},
+            })
+        );
+    }
+
+    #[test]
+    fn actors_serialize_with_their_type() {
+        let cases = [
+            (
+                Actor::User {
+                    subject: "u".into(),
+                },
+                serde_json::json!({"type": "user", "subject": "u"}),
+            ),
+            (
+                Actor::ApiKey {
+                    key_id: "ak_1".into(),
+                    user_id: "u".into(),
+                },
+                serde_json::json!({"type": "api_key", "keyID": "ak_1", "userID": "u"}),
+            ),
+            (
+                Actor::Platform {
+                    event_id: "e".into(),
+                },
+                serde_json::json!({"type": "platform", "eventID": "e"}),
+            ),
+        ];
+        for (actor, want) in cases {
+            assert_eq!(serde_json::to_value(&actor).unwrap(), want);
+        }
+    }
+}
