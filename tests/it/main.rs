@@ -1,15 +1,18 @@
 //! Integration tests: one binary, servers started once, every trial against a
 //! fresh table in DynamoDB Local.
 
+mod audit;
 mod auth;
 mod cascade;
 mod cli;
 mod contract;
 mod customers;
+mod idempotency;
 mod jwks;
 mod listings;
 mod members;
 mod reconcile;
+mod roles;
 mod sync;
 mod telemetry;
 
@@ -48,15 +51,18 @@ fn main() {
     // (`LogLines::scope`), at the most verbose level anyone can ask for.
     billing::telemetry::init_capturing(billing::telemetry::env_filter(Some("trace"), None));
     let all: Vec<(&'static str, TestFn)> = [
+        audit::trials(),
         auth::trials(),
         cascade::trials(),
         cli::trials(),
         contract::trials(),
         customers::trials(),
+        idempotency::trials(),
         jwks::trials(),
         listings::trials(),
         members::trials(),
         reconcile::trials(),
+        roles::trials(),
         sync::trials(),
         telemetry::trials(),
     ]

@@ -1,0 +1,954 @@
+//! `Idempotency-Key` on `POST .../member`, `PATCH .../member/{userID}` and
+//! `DELETE /customer/{customerID}`: replays, reuse, concurrency, scope,
+//! validation, expiry and release on 5xx.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use billing::cascade::Cascade;
+use billing_tests::app::{Spec, TestApp};
+use billing_tests::sinks::{FailingStripe, SlowStripe};
+use billing_tests::{Env, Reply};
+use futures_util::future::join_all;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::TestFn;
+use crate::audit::{Who, audit_entries};
+use crate::roles::member_count;
+
+pub fn trials() -> Vec<(&'static str, TestFn)> {
+    crate::trials![
+        a_retried_add_is_answered_again_without_acting_twice,
+        retried_role_changes_and_deletes_are_answered_again,
+        a_key_used_for_another_request_is_refused,
+        keys_belong_to_their_caller,
+        invalid_keys_are_refused_before_anything_is_done,
+        concurrent_deletes_with_one_key_act_once,
+        concurrent_adds_with_one_key_act_once,
+        a_key_expires_after_a_day,
+        a_server_error_releases_the_key,
+        a_request_that_failed_validation_keeps_no_answer,
+        a_claim_whose_holder_died_is_taken_over_by_the_same_request,
+    ]
+}
+
+const KEY: &str = "idempotency-key";
+const REPLAYED: &str = "idempotent-replayed";
+
+/// Whether a reply is a replay (`Idempotent-Replayed: true`).
+fn replayed(reply: &Reply) -> bool {
+    match reply.headers.get(REPLAYED) {
+        None => false,
+        Some(v) => {
+            assert_eq!(v, "true");
+            true
+        }
+    }
+}
+
+/// Every idempotency record of the test's table, by key attribute.
+async fn records(app: &TestApp) -> Vec<HashMap<String, AttributeValue>> {
+    let out = app
+        .store
+        .client()
+        .scan()
+        .table_name(app.store.table_name())
+        .filter_expression("#type = :type")
+        .expression_attribute_names("#type", "type")
+        .expression_attribute_values(":type", AttributeValue::S("idempotency".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("scan");
+    out.items.unwrap_or_default()
+}
+
+/// Sets attributes of an idempotency record (`SET` expression and values).
+async fn rewrite(
+    app: &TestApp,
+    record: &HashMap<String, AttributeValue>,
+    update: &str,
+    values: &[(&str, AttributeValue)],
+) {
+    let mut req = app
+        .store
+        .client()
+        .update_item()
+        .table_name(app.store.table_name())
+        .key("PK", record["PK"].clone())
+        .key("SK", record["SK"].clone())
+        .update_expression(update)
+        .condition_expression("attribute_exists(PK)");
+    if update.contains("#state") {
+        req = req.expression_attribute_names("#state", "state");
+    }
+    for (name, value) in values {
+        req = req.expression_attribute_values(*name, value.clone());
+    }
+    req.send().await.expect("rewrite the record");
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn now() -> i64 {
+    billing::domain::now().timestamp()
+}
+
+fn add_path(customer: &str) -> String {
+    format!("/customer/{customer}/member")
+}
+
+async fn a_retried_add_is_answered_again_without_acting_twice(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::default()).await;
+    let admin = Who::user("idem-admin");
+    let user = uuid::Uuid::new_v4().to_string();
+    let body = json!({"userID": user, "role": "user"});
+    let audited = audit_entries(&app, &c.id).await.len();
+    // WHEN the same add is sent three times with one key
+    let first = admin
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(body.clone()),
+            &[(KEY, "add-1")],
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert!(!replayed(&first), "the first answer is not a replay");
+    assert_eq!(
+        records(&app).await.len(),
+        1,
+        "one record per caller and key"
+    );
+    for _ in 0..2 {
+        let again = admin
+            .send(
+                &app,
+                Method::POST,
+                &add_path(&c.id),
+                Some(body.clone()),
+                &[(KEY, "add-1")],
+            )
+            .await;
+        // THEN each retry gets the first answer, marked replayed
+        assert_eq!(again.status, StatusCode::CREATED);
+        assert_eq!(again.json, first.json);
+        assert!(replayed(&again));
+        assert_eq!(again.headers["content-type"], "application/json");
+        assert_eq!(again.headers["cache-control"], "no-store");
+    }
+    // also when its JSON is laid out differently
+    let raw = format!(r#"{{ "role" : "user",  "userID" : "{user}" }}"#);
+    let builder = http::Request::post(format!("{}{}", billing_tests::app::API, add_path(&c.id)))
+        .header(
+            "authorization",
+            format!(
+                "Bearer {}",
+                billing_tests::app::token("idem-admin", &["billing_admin"], 60)
+            ),
+        )
+        .header("content-type", "application/json")
+        .header(KEY, "add-1");
+    let again = app.raw(builder, raw.into_bytes()).await;
+    assert_eq!(
+        (again.status, replayed(&again)),
+        (StatusCode::CREATED, true)
+    );
+    // and the member was added once: counted once, audited once
+    assert_eq!(member_count(&app, &c.id).await, 2);
+    let entries = audit_entries(&app, &c.id).await;
+    assert_eq!(entries.len(), audited + 1);
+    // A refusal is kept too: the same refused add gets the same error again.
+    let refused = admin
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(json!({"userID": c.owner, "role": "user"})),
+            &[(KEY, "add-2")],
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (StatusCode::CONFLICT, "already_member")
+    );
+    assert!(!replayed(&refused));
+    let again = admin
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(json!({"userID": c.owner, "role": "user"})),
+            &[(KEY, "add-2")],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(
+        again.json, refused.json,
+        "the same error, error_id included"
+    );
+    assert_eq!(again.error_code(), "already_member");
+    assert!(replayed(&again));
+    // Without a key every request acts: a second add of the user is a conflict.
+    let unkeyed = admin
+        .send(&app, Method::POST, &add_path(&c.id), Some(body), &[])
+        .await;
+    assert_eq!(unkeyed.status, StatusCode::CONFLICT);
+    assert!(!replayed(&unkeyed));
+}
+
+async fn retried_role_changes_and_deletes_are_answered_again(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::with_members(2)).await;
+    let admin = Who::user("idem-admin");
+    let path = format!("/customer/{}/member/{}", c.id, c.members[1]);
+    let audited = audit_entries(&app, &c.id).await.len();
+    // A role change, then (without a key) back again, then the keyed one retried:
+    let first = admin
+        .send(
+            &app,
+            Method::PATCH,
+            &path,
+            Some(json!({"role": "admin"})),
+            &[(KEY, "patch-1")],
+        )
+        .await;
+    assert_eq!(
+        (first.status, first.json["role"].clone()),
+        (StatusCode::OK, json!("admin"))
+    );
+    let back = admin
+        .send(
+            &app,
+            Method::PATCH,
+            &path,
+            Some(json!({"role": "user"})),
+            &[],
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::OK);
+    let again = admin
+        .send(
+            &app,
+            Method::PATCH,
+            &path,
+            Some(json!({"role": "admin"})),
+            &[(KEY, "patch-1")],
+        )
+        .await;
+    // the retry gets the first answer and changes nothing: the member stays a user
+    assert_eq!((again.status, replayed(&again)), (StatusCode::OK, true));
+    assert_eq!(again.json, first.json);
+    let reply = app.get(&format!("/user/{}/customer", c.members[1])).await;
+    assert_eq!(reply.json["role"], "user");
+    assert_eq!(audit_entries(&app, &c.id).await.len(), audited + 2);
+
+    // A deletion retried: 204 again, not 404, and one customer.deleted entry.
+    let customer = format!("/customer/{}", c.id);
+    let deleted = admin
+        .send(&app, Method::DELETE, &customer, None, &[(KEY, "delete-1")])
+        .await;
+    assert_eq!(
+        (deleted.status, replayed(&deleted)),
+        (StatusCode::NO_CONTENT, false)
+    );
+    let again = admin
+        .send(&app, Method::DELETE, &customer, None, &[(KEY, "delete-1")])
+        .await;
+    assert_eq!(
+        (again.status, replayed(&again)),
+        (StatusCode::NO_CONTENT, true)
+    );
+    assert_eq!(again.json, Value::Null);
+    assert!(again.headers.get("content-type").is_none());
+    let unkeyed = admin.send(&app, Method::DELETE, &customer, None, &[]).await;
+    assert_eq!(unkeyed.status, StatusCode::NOT_FOUND);
+    let entries = audit_entries(&app, &c.id).await;
+    assert_eq!(entries.len(), audited + 3);
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["action"] == "customer.deleted")
+            .count(),
+        1
+    );
+}
+
+async fn a_key_used_for_another_request_is_refused(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::with_members(1)).await;
+    let d = app.customer(Spec::default()).await;
+    let admin = Who::user("idem-admin");
+    let (u, v) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let first = admin
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(json!({"userID": u, "role": "user"})),
+            &[(KEY, "k")],
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // Another body, another role, another path, another method: all 422.
+    let others: Vec<(Method, String, Option<Value>)> = vec![
+        (
+            Method::POST,
+            add_path(&c.id),
+            Some(json!({"userID": v, "role": "user"})),
+        ),
+        (
+            Method::POST,
+            add_path(&c.id),
+            Some(json!({"userID": u, "role": "admin"})),
+        ),
+        (
+            Method::POST,
+            add_path(&c.id),
+            Some(json!({"userID": u, "role": 2})),
+        ),
+        (
+            Method::POST,
+            add_path(&d.id),
+            Some(json!({"userID": u, "role": "user"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/customer/{}/member/{}", c.id, c.members[0]),
+            Some(json!({"role": "user"})),
+        ),
+        (Method::DELETE, format!("/customer/{}", d.id), None),
+    ];
+    for (method, path, body) in others {
+        let reply = admin
+            .send(&app, method.clone(), &path, body.clone(), &[(KEY, "k")])
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path} {body:?}: {:?}",
+            reply.json
+        );
+        assert_eq!(reply.error_code(), "idempotency_key_reused");
+        assert!(!replayed(&reply));
+    }
+    // and none of them acted
+    assert_eq!(member_count(&app, &c.id).await, 3);
+    assert_eq!(member_count(&app, &d.id).await, 1);
+    let reply = app.get(&format!("/user/{}/customer", c.members[0])).await;
+    assert_eq!(reply.json["role"], "admin");
+    let reply = app.get(&format!("/user/{v}/customer")).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    // The first request still replays.
+    let again = admin
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(json!({"userID": u, "role": "user"})),
+            &[(KEY, "k")],
+        )
+        .await;
+    assert_eq!(
+        (again.status, replayed(&again)),
+        (StatusCode::CREATED, true)
+    );
+}
+
+async fn keys_belong_to_their_caller(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::default()).await;
+    let alice = Who::user("alice");
+    let bob = Who::user("bob");
+    // An API key of alice's is another caller than alice's token.
+    let alices_key = Who::api_key(&app, "alice").await;
+    let users: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    for (who, user) in [&alice, &bob, &alices_key].into_iter().zip(&users) {
+        let reply = who
+            .send(
+                &app,
+                Method::POST,
+                &add_path(&c.id),
+                Some(json!({"userID": user, "role": "user"})),
+                &[(KEY, "shared")],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", who.subject);
+        assert!(!replayed(&reply), "{} acted", who.subject);
+    }
+    assert_eq!(member_count(&app, &c.id).await, 4);
+    assert_eq!(records(&app).await.len(), 3);
+    // The same request by bob with alice's key and body acts on its own: a
+    // conflict now, not alice's replayed 201.
+    let reply = bob
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(json!({"userID": users[0], "role": "user"})),
+            &[(KEY, "alice-only")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    let reply = alice
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(json!({"userID": users[0], "role": "user"})),
+            &[(KEY, "shared")],
+        )
+        .await;
+    assert_eq!(
+        (reply.status, replayed(&reply)),
+        (StatusCode::CREATED, true)
+    );
+}
+
+async fn invalid_keys_are_refused_before_anything_is_done(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::with_members(1)).await;
+    let admin = Who::user("idem-admin");
+    let user = uuid::Uuid::new_v4().to_string();
+    let audited = audit_entries(&app, &c.id).await.len();
+    let long = "k".repeat(256);
+    let mutations: Vec<(Method, String, Option<Value>)> = vec![
+        (
+            Method::POST,
+            add_path(&c.id),
+            Some(json!({"userID": user, "role": "user"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/customer/{}/member/{}", c.id, c.members[0]),
+            Some(json!({"role": "user"})),
+        ),
+        (Method::DELETE, format!("/customer/{}", c.id), None),
+    ];
+    for (method, path, body) in &mutations {
+        for key in [long.as_str(), "has space", "", "tab\there"] {
+            let reply = admin
+                .send(&app, method.clone(), path, body.clone(), &[(KEY, key)])
+                .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{method} {key:?}: {:?}",
+                reply.json
+            );
+            assert_eq!(
+                reply.error_code(),
+                "invalid_idempotency_key",
+                "{method} {key:?}"
+            );
+        }
+        // Two keys, and a key that is not ASCII.
+        let reply = admin
+            .send(
+                &app,
+                method.clone(),
+                path,
+                body.clone(),
+                &[(KEY, "a"), (KEY, "b")],
+            )
+            .await;
+        assert_eq!(
+            reply.error_code(),
+            "invalid_idempotency_key",
+            "{method} two keys"
+        );
+        let mut builder = http::Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{path}", billing_tests::app::API))
+            .header(
+                "authorization",
+                format!(
+                    "Bearer {}",
+                    billing_tests::app::token("idem-admin", &["billing_admin"], 60)
+                ),
+            )
+            .header(
+                KEY,
+                http::HeaderValue::from_bytes("clé".as_bytes()).unwrap(),
+            );
+        let bytes = match body {
+            Some(b) => {
+                builder = builder.header("content-type", "application/json");
+                b.to_string().into_bytes()
+            }
+            None => Vec::new(),
+        };
+        let reply = app.raw(builder, bytes).await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
+            "{method} non-ASCII key"
+        );
+        assert_eq!(reply.json["error"]["param"], "Idempotency-Key");
+    }
+    // THEN nothing was done or kept
+    assert_eq!(member_count(&app, &c.id).await, 2);
+    assert_eq!(audit_entries(&app, &c.id).await.len(), audited);
+    assert!(records(&app).await.is_empty());
+    // A key of 255 visible characters is fine; reads ignore the header.
+    let longest = "~".repeat(255);
+    let reply = admin
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(json!({"userID": user, "role": "user"})),
+            &[(KEY, &longest)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let reply = admin
+        .send(
+            &app,
+            Method::GET,
+            &format!("/customer/{}", c.id),
+            None,
+            &[(KEY, "has space")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+async fn concurrent_deletes_with_one_key_act_once(env: &'static Env) {
+    // GIVEN a customer whose deletion waits 1.5 s on Stripe
+    let app = TestApp::new(env).await;
+    let c = app.customer_with_stripe(Spec::with_members(3)).await;
+    let slow_stripe = SlowStripe::start(env.stripe_url.clone(), Duration::from_millis(1500)).await;
+    let slow = app.with_cascade(Cascade::new(
+        app.store.clone(),
+        Some(env.payments_at(&slow_stripe.url)),
+    ));
+    let admin = Who::user("idem-admin");
+    let path = format!("/customer/{}", c.id);
+    let audited = audit_entries(&app, &c.id).await.len();
+    // WHEN the DELETE is sent, and while it waits, sent again with its key, and
+    // another request with the same key
+    let first = admin.send(&slow, Method::DELETE, &path, None, &[(KEY, "del")]);
+    let during = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let same = admin
+            .send(&slow, Method::DELETE, &path, None, &[(KEY, "del")])
+            .await;
+        let other = admin
+            .send(
+                &slow,
+                Method::POST,
+                &add_path(&c.id),
+                Some(json!({"userID": uuid::Uuid::new_v4(), "role": "user"})),
+                &[(KEY, "del")],
+            )
+            .await;
+        (same, other)
+    };
+    let started = std::time::Instant::now();
+    let (first, (same, other)) = futures_util::join!(first, during);
+    // THEN the first deletes; the retry, still concurrent, is 409 in use; the
+    // other request 422
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "Stripe was slow"
+    );
+    assert_eq!(
+        (first.status, replayed(&first)),
+        (StatusCode::NO_CONTENT, false)
+    );
+    assert_eq!(same.status, StatusCode::CONFLICT, "{:?}", same.json);
+    assert_eq!(same.error_code(), "idempotency_key_in_use");
+    assert_eq!(
+        other.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        other.json
+    );
+    assert_eq!(other.error_code(), "idempotency_key_reused");
+    // and once the first answered, a retry gets its answer
+    let after = admin
+        .send(&app, Method::DELETE, &path, None, &[(KEY, "del")])
+        .await;
+    assert_eq!(
+        (after.status, replayed(&after)),
+        (StatusCode::NO_CONTENT, true)
+    );
+    let entries = audit_entries(&app, &c.id).await;
+    assert_eq!(entries.len(), audited + 1, "one deletion");
+    assert!(env.stripe_customer(&c.stripe_id).await.is_none());
+}
+
+async fn concurrent_adds_with_one_key_act_once(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::default()).await;
+    let admin = Who::user("idem-admin");
+    let user = uuid::Uuid::new_v4().to_string();
+    let body = json!({"userID": user, "role": "user"});
+    let audited = audit_entries(&app, &c.id).await.len();
+    // WHEN 12 identical keyed adds are sent at once
+    let path = add_path(&c.id);
+    let replies = join_all((0..12).map(|_| {
+        admin.send(
+            &app,
+            Method::POST,
+            &path,
+            Some(body.clone()),
+            &[(KEY, "burst")],
+        )
+    }))
+    .await;
+    // THEN exactly one acted; every other one is in use (409) or a replay of it
+    let acted: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| !replayed(r) && r.status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(acted.len(), 1, "{replies:?}");
+    for r in &replies {
+        match (r.status, replayed(r)) {
+            (StatusCode::CREATED, _) => assert_eq!(r.json, acted[0].json),
+            (StatusCode::CONFLICT, false) => assert_eq!(r.error_code(), "idempotency_key_in_use"),
+            other => panic!("unexpected {other:?}: {:?}", r.json),
+        }
+    }
+    assert_eq!(member_count(&app, &c.id).await, 2);
+    assert_eq!(audit_entries(&app, &c.id).await.len(), audited + 1);
+    // and afterwards every retry is a replay
+    let again = admin
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(body),
+            &[(KEY, "burst")],
+        )
+        .await;
+    assert_eq!(
+        (again.status, replayed(&again)),
+        (StatusCode::CREATED, true)
+    );
+}
+
+async fn a_key_expires_after_a_day(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::default()).await;
+    let admin = Who::user("idem-admin");
+    let user = uuid::Uuid::new_v4().to_string();
+    let body = json!({"userID": user, "role": "user"});
+    let before = now();
+    let first = admin
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(body.clone()),
+            &[(KEY, "day")],
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // The record keeps the answer for 24 h (the table's TTL attribute).
+    let kept = records(&app).await;
+    assert_eq!(kept.len(), 1);
+    let record = &kept[0];
+    assert!(record["PK"].as_s().unwrap().starts_with("IDEMPOTENCY#"));
+    assert_eq!(record["SK"].as_s().unwrap(), "IDEMPOTENCY");
+    assert_eq!(record["state"].as_s().unwrap(), "done");
+    assert_eq!(record["answerStatus"].as_n().unwrap(), "201");
+    let expires: i64 = record["expiresAt"].as_n().unwrap().parse().unwrap();
+    assert!(
+        (before + 86_400..=now() + 86_400).contains(&expires),
+        "expiresAt {expires} is a day after the request"
+    );
+    // Within the day: the member removed meanwhile, a retry is still a replay
+    // and adds nobody.
+    let removed = admin
+        .send(
+            &app,
+            Method::DELETE,
+            &format!("/customer/{}/member/{user}", c.id),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    let again = admin
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(body.clone()),
+            &[(KEY, "day")],
+        )
+        .await;
+    assert_eq!(
+        (again.status, replayed(&again)),
+        (StatusCode::CREATED, true)
+    );
+    assert_eq!(member_count(&app, &c.id).await, 1);
+    // WHEN the record is older than a day (the TTL has not removed it yet)
+    rewrite(&app, record, "SET expiresAt = :t", &[(":t", n(now() - 1))]).await;
+    // THEN the same request acts again
+    let later = admin
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(body),
+            &[(KEY, "day")],
+        )
+        .await;
+    assert_eq!(
+        (later.status, replayed(&later)),
+        (StatusCode::CREATED, false)
+    );
+    assert_eq!(member_count(&app, &c.id).await, 2);
+    let added = audit_entries(&app, &c.id)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "member.added" && e["userID"] == json!(user))
+        .count();
+    assert_eq!(added, 2);
+    // and so does another request with the key, once that record expired too
+    let kept = records(&app).await;
+    assert_eq!(kept.len(), 1);
+    let expires: i64 = kept[0]["expiresAt"].as_n().unwrap().parse().unwrap();
+    assert!(
+        expires >= now() + 86_000,
+        "the new answer is kept a day again"
+    );
+    rewrite(
+        &app,
+        &kept[0],
+        "SET expiresAt = :t",
+        &[(":t", n(now() - 1))],
+    )
+    .await;
+    let other = admin
+        .send(
+            &app,
+            Method::DELETE,
+            &format!("/customer/{}", c.id),
+            None,
+            &[(KEY, "day")],
+        )
+        .await;
+    assert_eq!(
+        (other.status, replayed(&other)),
+        (StatusCode::NO_CONTENT, false)
+    );
+}
+
+async fn a_server_error_releases_the_key(env: &'static Env) {
+    // GIVEN a customer whose Stripe fails (500, not to be retried)
+    let app = TestApp::new(env).await;
+    let c = app.customer_with_stripe(Spec::with_members(2)).await;
+    let failing = FailingStripe::start(Some(false)).await;
+    let broken = app.with_cascade(Cascade::new(
+        app.store.clone(),
+        Some(env.payments_at(&failing.url)),
+    ));
+    let admin = Who::user("idem-admin");
+    let path = format!("/customer/{}", c.id);
+    // WHEN a keyed DELETE fails with a 5xx
+    let failed = admin
+        .send(&broken, Method::DELETE, &path, None, &[(KEY, "retry-me")])
+        .await;
+    assert!(failed.status.is_server_error(), "{:?}", failed.json);
+    assert_eq!(failed.error_code(), "billing_error");
+    // THEN the key is released: no record is kept, and a retry with it acts
+    assert!(records(&app).await.is_empty(), "the 5xx answer is not kept");
+    let retry = admin
+        .send(&app, Method::DELETE, &path, None, &[(KEY, "retry-me")])
+        .await;
+    assert_eq!(
+        (retry.status, replayed(&retry)),
+        (StatusCode::NO_CONTENT, false)
+    );
+    assert!(env.stripe_customer(&c.stripe_id).await.is_none());
+    let again = admin
+        .send(&app, Method::DELETE, &path, None, &[(KEY, "retry-me")])
+        .await;
+    assert_eq!(
+        (again.status, replayed(&again)),
+        (StatusCode::NO_CONTENT, true)
+    );
+    let deletions = audit_entries(&app, &c.id)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "customer.deleted")
+        .count();
+    assert_eq!(
+        deletions, 1,
+        "the failed attempt began the deletion, the retry resumed it"
+    );
+}
+
+async fn a_request_that_failed_validation_keeps_no_answer(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::default()).await;
+    let admin = Who::user("idem-admin");
+    let user = uuid::Uuid::new_v4().to_string();
+    // WHEN a keyed add fails validation, twice
+    for _ in 0..2 {
+        let reply = admin
+            .send(
+                &app,
+                Method::POST,
+                &add_path(&c.id),
+                Some(json!({"userID": user})),
+                &[(KEY, "fix-me")],
+            )
+            .await;
+        assert_eq!(
+            (reply.status, replayed(&reply)),
+            (StatusCode::BAD_REQUEST, false)
+        );
+        assert_eq!(reply.error_code(), "missing_field");
+    }
+    // THEN nothing is kept, and the corrected request acts with the same key
+    assert!(records(&app).await.is_empty());
+    let reply = admin
+        .send(
+            &app,
+            Method::POST,
+            &add_path(&c.id),
+            Some(json!({"userID": user, "role": "user"})),
+            &[(KEY, "fix-me")],
+        )
+        .await;
+    assert_eq!(
+        (reply.status, replayed(&reply)),
+        (StatusCode::CREATED, false)
+    );
+    assert_eq!(member_count(&app, &c.id).await, 2);
+    // Credentials come first: no key is looked at (or kept) for a 401 or 403.
+    let reply = app
+        .call(
+            Method::POST,
+            &add_path(&c.id),
+            &[(KEY, "has space")],
+            Some(json!({"userID": user, "role": "user"})),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.error_code()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let support = format!(
+        "Bearer {}",
+        billing_tests::app::token("support", &["support"], 60)
+    );
+    let reply = app
+        .call(
+            Method::POST,
+            &add_path(&c.id),
+            &[("authorization", &support), (KEY, "support-key")],
+            Some(json!({"userID": uuid::Uuid::new_v4(), "role": "user"})),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.error_code()),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    assert_eq!(
+        records(&app).await.len(),
+        1,
+        "only the add that acted keeps a record"
+    );
+}
+
+async fn a_claim_whose_holder_died_is_taken_over_by_the_same_request(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::with_members(1)).await;
+    let admin = Who::user("idem-admin");
+    let path = format!("/customer/{}/member/{}", c.id, c.members[0]);
+    let first = admin
+        .send(
+            &app,
+            Method::PATCH,
+            &path,
+            Some(json!({"role": "user"})),
+            &[(KEY, "held")],
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    // GIVEN the record as a request left it that died while running: in
+    // progress, no answer, its lock still held
+    let record = records(&app).await.remove(0);
+    rewrite(
+        &app,
+        &record,
+        "SET #state = :running, lockedUntil = :until REMOVE answerStatus, answerBody",
+        &[
+            (":running", AttributeValue::S("in_progress".into())),
+            (":until", n(now() + 60)),
+        ],
+    )
+    .await;
+    let reply = admin
+        .send(
+            &app,
+            Method::PATCH,
+            &path,
+            Some(json!({"role": "user"})),
+            &[(KEY, "held")],
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.error_code()),
+        (StatusCode::CONFLICT, "idempotency_key_in_use")
+    );
+    // WHEN its lock has run out
+    rewrite(
+        &app,
+        &record,
+        "SET lockedUntil = :until",
+        &[(":until", n(now() - 1))],
+    )
+    .await;
+    // THEN another request with the key is still refused, and the same request
+    // takes the key over and acts (the role is already user: 200, unchanged)
+    let reply = admin
+        .send(
+            &app,
+            Method::PATCH,
+            &path,
+            Some(json!({"role": "admin"})),
+            &[(KEY, "held")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.error_code(), "idempotency_key_reused");
+    let reply = admin
+        .send(
+            &app,
+            Method::PATCH,
+            &path,
+            Some(json!({"role": "user"})),
+            &[(KEY, "held")],
+        )
+        .await;
+    assert_eq!((reply.status, replayed(&reply)), (StatusCode::OK, false));
+    assert_eq!(reply.json, first.json);
+    let record = records(&app).await.remove(0);
+    assert_eq!(record["state"].as_s().unwrap(), "done");
+    let reply = admin
+        .send(
+            &app,
+            Method::PATCH,
+            &path,
+            Some(json!({"role": "user"})),
+            &[(KEY, "held")],
+        )
+        .await;
+    assert_eq!((reply.status, replayed(&reply)), (StatusCode::OK, true));
+}
