@@ -214,9 +214,11 @@ impl Cleanup {
                 crate::events::USER_DELETED
             )));
         }
+        let event_id = event.id.clone().unwrap_or_default();
         let origin = Origin::new(Actor::Platform {
-            event_id: event.id.clone().unwrap_or_default(),
-        });
+            event_id: event_id.clone(),
+        })
+        .for_request(event_id);
         self.on_user_deleted(&event.detail.user_id, &origin).await
     }
 

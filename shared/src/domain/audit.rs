@@ -31,13 +31,14 @@ pub enum Actor {
         #[serde(rename = "eventID")]
         event_id: String,
     },
-    /// A Stripe event (webhook) or a reconciliation with Stripe.
+    /// A Stripe event (webhook).
     Stripe {
-        /// The Stripe event id, or `reconcile`.
+        /// The Stripe event id.
         #[serde(rename = "eventID")]
         event_id: String,
     },
-    /// An operator tool or process of this service (`billing-dev`, the stream consumer).
+    /// A process or operator tool of this service (`reconcile`, `seed`,
+    /// `billing-dev import`, the stream consumer).
     System {
         /// Which one.
         name: String,

@@ -49,7 +49,7 @@ impl Store {
             items.truncate(take);
             let entries = items
                 .into_iter()
-                .map(|i| serde_dynamo::from_item::<_, AuditItem>(i))
+                .map(serde_dynamo::from_item::<_, AuditItem>)
                 .collect::<Result<Vec<_>, _>>()?;
             let more_after = match (more, entries.last()) {
                 (true, Some(last)) => Some(last.sort_key().to_owned()),

@@ -101,13 +101,14 @@ pub struct EventStamp {
 
 impl EventStamp {
     /// Who the audit trail says made the change: Stripe or the platform, by
-    /// the event's id.
+    /// the event's id (also its request id).
     pub fn origin(&self) -> Origin {
         let event_id = self.id.clone();
         Origin::new(match self.source {
             "stripe" => Actor::Stripe { event_id },
             _ => Actor::Platform { event_id },
         })
+        .for_request(&self.id)
     }
 }
 

@@ -457,34 +457,55 @@ impl Store {
         Err(StoreError::Contention)
     }
 
-    /// The customer a user belongs to and their role there, if any.
+    /// The customer a user belongs to and their role there, if any, whatever
+    /// the customer's state: one strongly consistent read.
     pub async fn membership_of(
         &self,
         user: &UserId,
     ) -> Result<Option<(CustomerId, Role)>, StoreError> {
-        Ok(self
-            .find_membership(user)
-            .await?
-            .map(|m| (m.customer_id, m.role)))
+        observe(store_span!("membership_of", user = %user), async {
+            Ok(self
+                .membership_item(user)
+                .await?
+                .map(|m| (m.customer_id, m.role)))
+        })
+        .await
     }
 
-    /// A user's membership: one strongly consistent read of their membership
-    /// item (and, for an item written before it held the join time, of
-    /// their member item).
+    async fn membership_item(&self, user: &UserId) -> Result<Option<MembershipItem>, StoreError> {
+        match self.get(membership_key(user)).await? {
+            Some(item) => Ok(Some(serde_dynamo::from_item(item)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A user's membership in an active customer: strongly consistent reads
+    /// of their membership item, then of the customer's record (a customer
+    /// being deleted has no members any more, as for every read), and, for a
+    /// membership item written before it held the join time, of their member
+    /// item beside it.
     pub async fn find_membership(&self, user: &UserId) -> Result<Option<Membership>, StoreError> {
         observe(store_span!("find_membership", user = %user), async {
-            let Some(item) = self.get(membership_key(user)).await? else {
+            let Some(m) = self.membership_item(user).await? else {
                 return Ok(None);
             };
-            let m: MembershipItem = serde_dynamo::from_item(item)?;
-            let joined_at = match m.joined_at()? {
-                Some(at) => at,
-                None => match self.find_member(&m.customer_id, user).await? {
-                    Some(member) => member.joined_at,
-                    // Removed between the two reads.
-                    None => return Ok(None),
-                },
+            let (record, joined_at) = match m.joined_at()? {
+                Some(at) => (self.find_customer(&m.customer_id).await?, Some(at)),
+                None => {
+                    let (record, member) = tokio::join!(
+                        self.find_customer(&m.customer_id),
+                        self.find_member(&m.customer_id, user)
+                    );
+                    (record?, member?.map(|member| member.joined_at))
+                }
             };
+            // Removed meanwhile, or its customer is being deleted.
+            let (Some(record), Some(joined_at)) = (record, joined_at) else {
+                return Ok(None);
+            };
+            if record.state != CustomerState::Active {
+                return Ok(None);
+            }
             Ok(Some(Membership {
                 customer_id: m.customer_id,
                 role: m.role,
