@@ -103,7 +103,98 @@ impl Endpoint {
             Self::ListCustomers | Self::ListMembers | Self::ListAudit
         )
     }
+
+    /// The statuses every endpoint can answer: 400 (its input, or an
+    /// `Idempotency-Key`), 401 and 403 (the caller), 500 (the database) and
+    /// 503 (`auth_unavailable`, and `contention` where a transaction runs).
+    pub const COMMON_STATUSES: [u16; 5] = [400, 401, 403, 500, 503];
+
+    /// Every status it can answer, [`Endpoint::COMMON_STATUSES`] included,
+    /// ascending: its one success, 404 where a customer, member or membership
+    /// is looked up, 409 where a membership condition can fail or an
+    /// `Idempotency-Key` is in use, 422 where one is reused.
+    pub fn statuses(self) -> &'static [u16] {
+        match self {
+            Self::ListCustomers | Self::ListAudit => &[200, 400, 401, 403, 500, 503],
+            Self::GetCustomer | Self::ListMembers | Self::GetUserCustomer => {
+                &[200, 400, 401, 403, 404, 500, 503]
+            }
+            Self::DeleteCustomer => &[204, 400, 401, 403, 404, 409, 422, 500, 503],
+            Self::AddMember => &[201, 400, 401, 403, 404, 409, 422, 500, 503],
+            Self::RemoveMember => &[204, 400, 401, 403, 404, 409, 500, 503],
+            Self::ChangeMemberRole => &[200, 400, 401, 403, 404, 409, 422, 500, 503],
+        }
+    }
+
+    /// The DynamoDB actions (as IAM names them) its code performs on the
+    /// table's items outside a transaction: `GetItem` everywhere (API keys,
+    /// then records), `Query` where it reads partitions (listings, members,
+    /// the deletion cascade's members, audit entries and their count).
+    pub fn table_reads(self) -> &'static [&'static str] {
+        match self {
+            Self::GetCustomer
+            | Self::AddMember
+            | Self::RemoveMember
+            | Self::ChangeMemberRole
+            | Self::GetUserCustomer => &[GET_ITEM],
+            Self::ListCustomers | Self::ListMembers | Self::DeleteCustomer | Self::ListAudit => {
+                &[GET_ITEM, QUERY]
+            }
+        }
+    }
+
+    /// The secondary indexes it queries.
+    pub fn indexes_queried(self) -> &'static [&'static str] {
+        match self {
+            Self::ListMembers => &[crate::store::table::MEMBERS_INDEX],
+            _ => &[],
+        }
+    }
+
+    /// The item actions inside its `TransactWriteItems` (IAM authorizes a
+    /// transaction by them). Every change of a customer, a member or a
+    /// membership puts its audit entry in the same transaction.
+    pub fn transaction_writes(self) -> &'static [&'static str] {
+        match self {
+            Self::ListCustomers
+            | Self::GetCustomer
+            | Self::ListMembers
+            | Self::GetUserCustomer
+            | Self::ListAudit => &[],
+            // The cascade: listing deltas and the audit entry (Put), the
+            // record and counts (Update), entries, members, memberships and
+            // the record (Delete).
+            Self::DeleteCustomer => &[PUT_ITEM, UPDATE_ITEM, DELETE_ITEM],
+            // The members and memberships (Put), the customer's count, its
+            // entries' and its members directory (Update).
+            Self::AddMember => &[PUT_ITEM, UPDATE_ITEM],
+            // The audit entry (Put), the counts and directory (Update), the
+            // member and membership (Delete).
+            Self::RemoveMember => &[PUT_ITEM, UPDATE_ITEM, DELETE_ITEM],
+            // The customer checked active, the member put, the membership
+            // and the members directory updated.
+            Self::ChangeMemberRole => &[CONDITION_CHECK_ITEM, PUT_ITEM, UPDATE_ITEM],
+        }
+    }
+
+    /// The item actions it performs outside a transaction, on its
+    /// `Idempotency-Key` records only (claim, answer, release), each
+    /// conditional.
+    pub fn idempotency_writes(self) -> &'static [&'static str] {
+        if self.idempotent() {
+            &[PUT_ITEM, UPDATE_ITEM, DELETE_ITEM]
+        } else {
+            &[]
+        }
+    }
 }
+
+const GET_ITEM: &str = "dynamodb:GetItem";
+const QUERY: &str = "dynamodb:Query";
+const PUT_ITEM: &str = "dynamodb:PutItem";
+const UPDATE_ITEM: &str = "dynamodb:UpdateItem";
+const DELETE_ITEM: &str = "dynamodb:DeleteItem";
+const CONDITION_CHECK_ITEM: &str = "dynamodb:ConditionCheckItem";
 
 /// Path parameters captured by a route.
 pub type PathParams = Vec<(String, String)>;
@@ -275,6 +366,39 @@ mod tests {
         match route(&Method::GET, crate::sync::webhook::PATH) {
             Err(ApiError::MethodNotAllowed(allowed)) => assert_eq!(allowed, vec![Method::POST]),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn statuses_are_the_common_ones_plus_a_success_and_the_idempotency_answers() {
+        for e in Endpoint::ALL {
+            let statuses = e.statuses();
+            assert!(statuses.is_sorted(), "{e:?}");
+            assert!(
+                Endpoint::COMMON_STATUSES
+                    .iter()
+                    .all(|s| statuses.contains(s)),
+                "{e:?}"
+            );
+            assert_eq!(
+                statuses.iter().filter(|s| (200..300).contains(*s)).count(),
+                1,
+                "{e:?}: one success"
+            );
+            if e.idempotent() {
+                assert!(statuses.contains(&409) && statuses.contains(&422), "{e:?}");
+                assert!(!e.idempotency_writes().is_empty(), "{e:?}");
+            } else {
+                assert!(!statuses.contains(&422), "{e:?}");
+                assert!(e.idempotency_writes().is_empty(), "{e:?}");
+            }
+            // Reads answer from reads; writes change through transactions.
+            assert_eq!(
+                e.method() == Method::GET,
+                e.transaction_writes().is_empty(),
+                "{e:?}"
+            );
+            assert!(e.table_reads().contains(&GET_ITEM), "{e:?}: API keys");
         }
     }
 

@@ -18,10 +18,10 @@ use billing::sync::reconcile::Reconciler;
 use billing::sync::signature::{Secrets, header};
 use billing::sync::stripe_events::{About, StripeEvent};
 use billing::sync::webhook::{WebhookSecrets, Webhooks};
-use billing_tests::Env;
 use billing_tests::app::{Reply, TestApp, token};
 use billing_tests::servers::repo_root;
 use billing_tests::sinks::{EventSink, settle};
+use billing_tests::{Env, by_test};
 use http::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -36,7 +36,8 @@ use super::{
 const CUSTOMER: &str = "a1b2c3d4-5633-4b16-bbf0-5ca22ef8ea2e";
 const OWNER: &str = "5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e";
 const ADMIN: &str = "706a116f-0236-460e-8f08-9a65a2da89c2";
-/// The member `remove-member.json` removes.
+/// The member `remove-member.json` removes and `change-member-role.json`
+/// makes an admin; `get-user-customer.json` looks up `ADMIN`'s customer.
 const MEMBER: &str = "9de7068a-2422-46c1-b718-4a95a91cd559";
 /// The user `add-member.json` adds.
 const NEWCOMER: &str = "ea04845b-d127-4bd6-ae1b-b5ef40a3a7a7";
@@ -48,6 +49,8 @@ const CREATED_AT: &str = "2026-02-03T09:14:22Z";
 /// In the webhook's event it is the `Stripe-Signature`, which a test makes
 /// fresh too (Stripe's signatures are good for 5 minutes).
 const PLACEHOLDER: &str = "REPLACED_BY_TEST";
+/// The request id of the changes made before `list-audit.json` runs.
+const AUDITED_REQUEST: &str = "contract-audit-1";
 /// The webhook endpoint's signing secret in these tests.
 const WEBHOOK_SECRET: &str = "whsec_contract_test";
 /// The Stripe customer and subscription `stripe-webhook.json` is about.
@@ -239,8 +242,87 @@ fn user(id: &str) -> UserId {
     UserId::parse(id).expect("test UUID")
 }
 
-/// The response the handler gave the event, and the table after it.
-async fn check_outcome(endpoint: Endpoint, app: &TestApp, reply: &Reply) {
+/// What an endpoint's event needs besides the seeded customers: for
+/// `list-audit.json`, two changes with known audit entries (ADMIN made a
+/// user, then MEMBER removed), made directly for request `AUDITED_REQUEST`.
+async fn prepare(endpoint: Endpoint, app: &TestApp) {
+    if endpoint != Endpoint::ListAudit {
+        return;
+    }
+    let origin = by_test().for_request(AUDITED_REQUEST);
+    app.store
+        .change_member_role(&customer_id(), &user(ADMIN), Role::User, &origin)
+        .await
+        .expect("change a role");
+    // Entries sort by their time (milliseconds), then by id.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    app.store
+        .remove_member(&customer_id(), &user(MEMBER), &origin)
+        .await
+        .expect("remove a member");
+}
+
+/// The customer's whole audit trail as listed, newest first.
+async fn audit_trail(app: &TestApp) -> Vec<Value> {
+    let reply = app
+        .get(&format!("/customer/{CUSTOMER}/audit?limit=100"))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    let events = reply.json["events"].as_array().expect("events").clone();
+    assert_eq!(
+        reply.json["items"],
+        json!(events.len()),
+        "under 100 entries"
+    );
+    events
+}
+
+/// An audit event as listed: its fields, a UUID id, its time RFC 3339 with
+/// milliseconds as the table writes it; returns it without `id` and `at`.
+fn audit_event(e: &Value) -> Value {
+    let fields: BTreeSet<&str> = e
+        .as_object()
+        .expect("event")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let always = BTreeSet::from([
+        "id",
+        "action",
+        "at",
+        "actor",
+        "requestID",
+        "customerID",
+        "changes",
+    ]);
+    assert!(always.is_subset(&fields), "{e}: every event has {always:?}");
+    assert!(
+        fields
+            .difference(&always)
+            .all(|f| ["userID", "role"].contains(f)),
+        "{e}: no other fields"
+    );
+    assert!(
+        uuid::Uuid::parse_str(e["id"].as_str().expect("id")).is_ok(),
+        "{e}"
+    );
+    let at: Timestamp = serde_json::from_value(e["at"].clone()).expect("at: RFC 3339");
+    assert_eq!(
+        json!(time::to_millis(&at)),
+        e["at"],
+        "at: with milliseconds"
+    );
+    let mut rest = e.clone();
+    if let Some(fields) = rest.as_object_mut() {
+        fields.remove("id");
+        fields.remove("at");
+    }
+    rest
+}
+
+/// The response the handler gave the event, and the table after it; `caller`
+/// is the subject of the event's token.
+async fn check_outcome(endpoint: Endpoint, app: &TestApp, reply: &Reply, caller: &str) {
     let json_type = || {
         assert_eq!(reply.headers["content-type"], "application/json");
     };
@@ -346,7 +428,170 @@ async fn check_outcome(endpoint: Endpoint, app: &TestApp, reply: &Reply) {
                 .expect("customer");
             assert_eq!(customer.member_count, 2);
         }
+        Endpoint::ChangeMemberRole => {
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+            json_type();
+            assert_eq!(
+                reply.json,
+                json!({"userID": MEMBER, "role": "admin", "joinedAt": "2026-02-03T09:14:24Z"})
+            );
+            assert_eq!(
+                app.store.membership_of(&user(MEMBER)).await.ok(),
+                Some(Some((customer_id(), Role::Admin)))
+            );
+            let customer = app
+                .store
+                .get_customer(&customer_id())
+                .await
+                .expect("customer");
+            assert_eq!(customer.member_count, 3, "memberCount unchanged");
+            // The member moved among the admins (after ADMIN, who joined first).
+            let members = app.get(&format!("/customer/{CUSTOMER}/members")).await;
+            let order: Vec<Value> = members.json["members"]
+                .as_array()
+                .expect("members")
+                .iter()
+                .map(|m| json!([m["userID"], m["role"]]))
+                .collect();
+            assert_eq!(
+                order,
+                [
+                    json!([OWNER, "owner"]),
+                    json!([ADMIN, "admin"]),
+                    json!([MEMBER, "admin"])
+                ]
+            );
+            // and the change is the newest audit entry, by the caller, for
+            // this request
+            let trail = audit_trail(app).await;
+            let newest = audit_event(&trail[0]);
+            let request = newest["requestID"].as_str().expect("requestID");
+            assert!(uuid::Uuid::parse_str(request).is_ok(), "the request's id");
+            assert_eq!(
+                newest,
+                json!({
+                    "action": "member.role_changed",
+                    "actor": {"type": "user", "subject": caller},
+                    "requestID": request,
+                    "customerID": CUSTOMER, "userID": MEMBER, "role": "admin",
+                    "changes": {"role": {"from": "user", "to": "admin"}},
+                })
+            );
+        }
+        Endpoint::GetUserCustomer => {
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+            json_type();
+            assert_eq!(
+                reply.json,
+                json!({"customerID": CUSTOMER, "role": "admin", "joinedAt": "2026-02-03T09:14:23Z"})
+            );
+            // and a user of no customer is 404
+            let none = app.get(&format!("/user/{NEWCOMER}/customer")).await;
+            assert_eq!(none.status, StatusCode::NOT_FOUND);
+            assert_eq!(none.error_code(), "membership_not_found");
+        }
+        Endpoint::ListAudit => {
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+            json_type();
+            // The first page (limit=2) of the whole trail: seeding's entries
+            // and the two changes `prepare` made.
+            let trail = audit_trail(app).await;
+            let total = trail.len();
+            assert!(total > 2, "seeding and the two changes are audited");
+            assert_eq!(
+                (&reply.json["items"], &reply.json["pages"]),
+                (&json!(total), &json!(total.div_ceil(2)))
+            );
+            let events = reply.json["events"].as_array().expect("events");
+            assert_eq!(events.as_slice(), &trail[..2]);
+            // newest first, each by the test for its request: the removal,
+            // then the role change
+            let by_test = json!({"type": "system", "name": "test"});
+            assert_eq!(
+                [audit_event(&events[0]), audit_event(&events[1])],
+                [
+                    json!({
+                        "action": "member.removed", "actor": by_test,
+                        "requestID": AUDITED_REQUEST, "customerID": CUSTOMER,
+                        "userID": MEMBER, "role": "user",
+                        "changes": {"role": {"from": "user", "to": null}},
+                    }),
+                    json!({
+                        "action": "member.role_changed", "actor": by_test,
+                        "requestID": AUDITED_REQUEST, "customerID": CUSTOMER,
+                        "userID": ADMIN, "role": "user",
+                        "changes": {"role": {"from": "admin", "to": "user"}},
+                    }),
+                ]
+            );
+            let times: Vec<&str> = trail
+                .iter()
+                .map(|e| e["at"].as_str().expect("at"))
+                .collect();
+            assert!(times.is_sorted_by(|a, b| a >= b), "newest first: {times:?}");
+            for e in &trail {
+                audit_event(e);
+            }
+            // and `next` leads to the entries after them
+            let next = reply.json["next"]
+                .as_str()
+                .expect("next: more entries follow");
+            let after = app
+                .get(&format!("/customer/{CUSTOMER}/audit?limit=2&cursor={next}"))
+                .await;
+            assert_eq!(after.status, StatusCode::OK, "{:?}", after.json);
+            assert_eq!(after.json["events"], json!(trail[2..total.min(4)]));
+        }
     }
+}
+
+/// For an event carrying an `Idempotency-Key`: the same request again is the
+/// same answer, marked replayed, with nothing done twice (no new audit
+/// entry); the key with another body is 422 `idempotency_key_reused`.
+async fn check_idempotent_retry(
+    endpoint: Endpoint,
+    app: &TestApp,
+    name: &str,
+    signed: &str,
+    first: &Reply,
+) {
+    let event: Value = serde_json::from_str(signed).expect("event JSON");
+    if !endpoint.idempotent() || event["headers"].get("idempotency-key").is_none() {
+        return;
+    }
+    let send = |raw: String| async move {
+        let req = lambda_http::request::from_str(&raw).expect("event parses");
+        Reply::from(billing::api::handle(&app.state, endpoint, req).await)
+    };
+    assert!(
+        first.headers.get("idempotent-replayed").is_none(),
+        "{name}: the first answer is no replay"
+    );
+    let trail = audit_trail(app).await;
+    let again = send(signed.to_owned()).await;
+    assert_eq!(
+        (again.status, &again.json),
+        (first.status, &first.json),
+        "{name}: retried"
+    );
+    assert_eq!(again.headers["idempotent-replayed"], "true", "{name}");
+    assert_eq!(audit_trail(app).await, trail, "{name}: nothing done twice");
+    let mut other = event.clone();
+    let mut body: Value =
+        serde_json::from_str(event["body"].as_str().expect("a body")).expect("a JSON body");
+    body["note"] = json!("another request");
+    let body = body.to_string();
+    other["headers"]["content-length"] = json!(body.len().to_string());
+    other["body"] = json!(body);
+    let reused = send(other.to_string()).await;
+    assert_eq!(
+        reused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{name}: {:?}",
+        reused.json
+    );
+    assert_eq!(reused.error_code(), "idempotency_key_reused", "{name}");
+    assert_eq!(audit_trail(app).await, trail, "{name}: nothing done");
 }
 
 pub(super) async fn events_run_through_the_real_handlers(env: &'static Env) {
@@ -380,14 +625,19 @@ async fn run_http_event(env: &Env, endpoint: Endpoint, name: &str, raw: &str, ev
     // GIVEN a fresh table holding what the event names, and a fresh token
     let app = TestApp::new(env).await;
     app.seed(fixtures()).await;
-    let fresh = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 300);
+    prepare(endpoint, &app).await;
+    let caller = uuid::Uuid::new_v4().to_string();
+    let fresh = token(&caller, &["billing_admin"], 300);
     // WHEN the event, parsed as the Lambda runtime does, reaches the function's handler
-    let req = lambda_http::request::from_str(&raw.replace(PLACEHOLDER, &fresh))
+    let signed = raw.replace(PLACEHOLDER, &fresh);
+    let req = lambda_http::request::from_str(&signed)
         .unwrap_or_else(|e| panic!("{name}: not an API Gateway payload 2.0 event: {e}"));
     assert_eq!(req.method(), endpoint.method(), "{name}");
     let reply = Reply::from(billing::api::handle(&app.state, endpoint, req).await);
     // THEN the function answers with its success status and shape
-    check_outcome(endpoint, &app, &reply).await;
+    check_outcome(endpoint, &app, &reply, &caller).await;
+    // and a retry with its Idempotency-Key is answered, not acted on, again
+    check_idempotent_retry(endpoint, &app, name, &signed, &reply).await;
 }
 
 /// The event is the payload 2.0 API Gateway sends to the `$default` route: a
@@ -509,12 +759,16 @@ fn deployed_rule_takes_only_the_platform(
 fn matches_pattern(pattern: &Value, event: &Value) -> bool {
     match pattern {
         Value::Object(fields) => fields.iter().all(|(k, p)| matches_pattern(p, &event[k])),
-        Value::Array(values) => values.iter().any(|v| {
-            assert!(
-                !v.is_object() && !v.is_array(),
-                "unsupported pattern value {v}"
-            );
-            v == event
+        Value::Array(values) => values.iter().any(|v| match v {
+            // Content filtering: `{"prefix": "..."}` matches a string starting so.
+            Value::Object(filter) => match filter.get("prefix") {
+                Some(Value::String(prefix)) if filter.len() == 1 => event
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(prefix.as_str())),
+                _ => panic!("unsupported pattern value {v}"),
+            },
+            Value::Array(_) => panic!("unsupported pattern value {v}"),
+            exact => exact == event,
         }),
         other => panic!("unsupported pattern {other}"),
     }
@@ -577,9 +831,8 @@ fn timeless(image: &Value) -> Value {
     v
 }
 
-/// The batch is what Lambda delivers from the table's stream, through the template's
-/// filters.
-fn check_stream_event(name: &str, event: &Value) {
+/// The template's FilterCriteria of the stream consumer's event source.
+fn stream_filters() -> Vec<Value> {
     let events = template_events(STREAM_CONSUMER);
     let filters: Vec<Value> = entries(&events)
         .into_iter()
@@ -594,6 +847,88 @@ fn check_stream_event(name: &str, event: &Value) {
         })
         .collect();
     assert!(!filters.is_empty(), "template.yaml: the stream has filters");
+    filters
+}
+
+/// An attribute value as a stream image holds it (`{"S": ..}`, `{"M": ..}`, ...).
+fn stream_value(v: &AttributeValue) -> Value {
+    match v {
+        AttributeValue::S(s) => json!({"S": s}),
+        AttributeValue::N(n) => json!({"N": n}),
+        AttributeValue::Bool(b) => json!({"BOOL": b}),
+        AttributeValue::Null(_) => json!({"NULL": true}),
+        AttributeValue::Ss(ss) => json!({"SS": ss}),
+        AttributeValue::Ns(ns) => json!({"NS": ns}),
+        AttributeValue::L(l) => json!({"L": l.iter().map(stream_value).collect::<Vec<_>>()}),
+        AttributeValue::M(m) => json!({"M": m
+            .iter()
+            .map(|(k, v)| (k.clone(), stream_value(v)))
+            .collect::<serde_json::Map<_, _>>()}),
+        other => panic!("unexpected attribute {other:?}"),
+    }
+}
+
+/// The template's filters pass exactly the INSERTs the stream consumer acts on
+/// (billing::store::table::stream_customer, then the consumer: a customer
+/// record in the deleting state, a listing count delta, a membership audit
+/// entry), for every item of the table: `record` (a stream record of the
+/// sample) as the INSERT of each item.
+async fn check_stream_filters(app: &TestApp, name: &str, record: &Value) {
+    let filters = stream_filters();
+    let items = app
+        .store
+        .client()
+        .scan()
+        .table_name(app.store.table_name())
+        .send()
+        .await
+        .expect("scan the table")
+        .items
+        .unwrap_or_default();
+    let mut acted_on = BTreeSet::new();
+    for item in &items {
+        let image: serde_json::Map<String, Value> = item
+            .iter()
+            .map(|(k, v)| (k.clone(), stream_value(v)))
+            .collect();
+        let mut insert = record.clone();
+        insert["eventName"] = json!("INSERT");
+        let change = &mut insert["dynamodb"];
+        change["Keys"] = json!({"PK": image["PK"], "SK": image["SK"]});
+        change["NewImage"] = Value::Object(image.clone());
+        if let Some(change) = change.as_object_mut() {
+            change.remove("OldImage");
+        }
+        let parsed: aws_lambda_events::dynamodb::EventRecord =
+            serde_json::from_value(insert.clone()).expect("a stream record");
+        let (kind, acts) = match stream_customer(&parsed) {
+            Some(StreamCustomer::Audited(entry)) => (
+                format!("audit {}", entry.action.as_str()),
+                entry.action.is_membership(),
+            ),
+            Some(StreamCustomer::Deleting(_)) => ("deleting customer".to_owned(), true),
+            Some(StreamCustomer::Counted(_)) => ("delta".to_owned(), true),
+            Some(StreamCustomer::Removed(_)) => panic!("{name}: an INSERT removes nothing"),
+            None => (format!("{:?}", image.get("type")), false),
+        };
+        let passes = filters.iter().any(|f| matches_pattern(f, &insert));
+        assert_eq!(
+            passes, acts,
+            "{name}: the template's filters pass an INSERT of {kind} exactly when the consumer acts on it"
+        );
+        if acts {
+            acted_on.insert(kind);
+        }
+    }
+    for kind in ["deleting customer", "delta", "audit member.added"] {
+        assert!(acted_on.contains(kind), "{name}: the table held a {kind}");
+    }
+}
+
+/// The batch is what Lambda delivers from the table's stream, through the template's
+/// filters.
+fn check_stream_event(name: &str, event: &Value) {
+    let filters = stream_filters();
     let view_type = TableDefinition::stream()
         .stream_view_type()
         .map(|t| t.as_str().to_owned())
@@ -659,6 +994,9 @@ async fn run_stream_event(env: &Env, name: &str, raw: &str, json: &Value) {
         .await
         .expect("begin deletion");
     let deleting = stored_image(&app, &id).await;
+    // (and the template's filters let through exactly the INSERTs the
+    // consumer acts on, of the items the table now holds)
+    check_stream_filters(&app, name, &json["Records"][0]).await;
     // and the records' images are that record as the table holds it (but for when
     // the deletion began), the last one after the members are gone
     let (modify, remove) = (

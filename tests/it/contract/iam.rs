@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use billing::http::Endpoint;
-use billing::store::table::MEMBERS_INDEX;
+use billing::store::table::idempotency_key;
 use billing_tests::Env;
 
 use super::{
@@ -15,10 +15,26 @@ use super::{
 /// The index the deletion monitor queries (partition `DELETING`).
 const DELETIONS_INDEX: &str = "GSI1";
 
-/// One permission: action, resource, whether it holds only inside
-/// TransactWriteItems, and the template condition it is granted under (none:
-/// always).
-type Grant = (String, String, bool, Option<String>);
+/// Where an item action is allowed: anywhere, only inside TransactWriteItems
+/// (`dynamodb:EnclosingOperation`), or only on items whose partition key is
+/// like the pattern (`dynamodb:LeadingKeys`, e.g. `IDEMPOTENCY#*`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Within {
+    Anywhere,
+    Transaction,
+    Partitions(String),
+}
+
+/// One permission: action, resource, where it holds, and the template
+/// condition it is granted under (none: always).
+type Grant = (String, String, Within, Option<String>);
+
+/// The partitions of the `Idempotency-Key` records, as an IAM pattern.
+fn idempotency_partitions() -> String {
+    let key = idempotency_key("");
+    let pk = key["PK"].as_s().expect("PK is a string");
+    format!("{pk}*")
+}
 
 /// What each function's code path calls (shared/src/store, cascade, startup, events),
 /// and nothing more. TransactWriteItems is no IAM action: its Put/Update/Delete are
@@ -37,7 +53,7 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
         return BTreeSet::from([(
             "dynamodb:Query".to_owned(),
             index(DELETIONS_INDEX),
-            false,
+            Within::Anywhere,
             None,
         )]);
     }
@@ -45,29 +61,31 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
         (
             format!("dynamodb:{action}"),
             resource.to_owned(),
-            false,
+            Within::Anywhere,
             None,
         )
     };
-    let in_tx = |action: &str| (format!("dynamodb:{action}"), table.clone(), true, None);
+    let in_tx = |action: &str| {
+        (
+            format!("dynamodb:{action}"),
+            table.clone(),
+            Within::Transaction,
+            None,
+        )
+    };
     let secret = |param: &str, only_if: Option<&str>| {
         (
             "secretsmanager:GetSecretValue".to_owned(),
             format!("Ref:{param}"),
-            false,
+            Within::Anywhere,
             only_if.map(str::to_owned),
         )
     };
-    // API key lookups, customer records, memberships, Stripe lookups, listing
-    // entries.
-    let mut grants = BTreeSet::from([plain("GetItem", &table)]);
-    let endpoint = Endpoint::ALL.into_iter().find(|e| e.function() == binary);
-    if endpoint.is_some() {
-        // In PEM mode every HTTP function fetches the JWT public key at cold start
-        // (billing::startup); in JWKS mode it reads no secret for tokens. The
-        // event-driven ones verify no tokens.
-        grants.insert(secret("JwtPublicKeySecretArn", Some(PEM_MODE)));
+    if let Some(endpoint) = Endpoint::ALL.into_iter().find(|e| e.function() == binary) {
+        return endpoint_grants(endpoint, &table);
     }
+    // Customer records, memberships, Stripe lookups, listing entries.
+    let mut grants = BTreeSet::from([plain("GetItem", &table)]);
     // The deletion cascade: member items by query, transactional puts (listing
     // count deltas), updates and deletes, and Stripe.
     let cascade = [
@@ -77,56 +95,98 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
         in_tx("DeleteItem"),
         secret("StripeSecretKeySecretArn", None),
     ];
-    match endpoint {
-        // Entries and directory are partitions of the table.
-        Some(Endpoint::ListCustomers) => {
-            grants.insert(plain("Query", &table));
-        }
-        Some(Endpoint::GetCustomer) => {}
-        Some(Endpoint::ListMembers) => {
-            grants.extend([
-                plain("Query", &table),
-                plain("Query", &index(MEMBERS_INDEX)),
-            ]);
-        }
-        Some(Endpoint::AddMember) => grants.extend([in_tx("PutItem"), in_tx("UpdateItem")]),
-        Some(Endpoint::RemoveMember) => grants.extend([in_tx("UpdateItem"), in_tx("DeleteItem")]),
-        Some(Endpoint::DeleteCustomer) => grants.extend(cascade),
-        None if binary == USER_DELETED_HOOK => grants.extend(cascade),
+    match binary {
+        USER_DELETED_HOOK => grants.extend(cascade),
         // Signed by Stripe: its endpoint secret, never the JWT key or the Stripe
         // key. An event replaces the record and its entries (Put), puts deltas,
         // the applied event and the lookup, deletes the entries of listings it
         // leaves and an old lookup: no Update, no Query.
-        None if binary == STRIPE_WEBHOOK => grants.extend([
+        STRIPE_WEBHOOK => grants.extend([
             in_tx("PutItem"),
             in_tx("DeleteItem"),
             secret("StripeWebhookSecretArn", None),
         ]),
         // As the webhook's change path, plus the owner's member and membership
         // (Put) and the members' directory (Update, ADD); no secret at all.
-        None if binary == PLATFORM_CUSTOMER_HOOK => {
+        PLATFORM_CUSTOMER_HOOK => {
             grants.extend([in_tx("PutItem"), in_tx("UpdateItem"), in_tx("DeleteItem")])
         }
         // Walks every customer (the listing's entries by Query, their records by
         // BatchGetItem), reads Stripe, repairs through the webhook's change path.
-        None if binary == RECONCILE => grants.extend([
+        RECONCILE => grants.extend([
             plain("Query", &table),
             plain("BatchGetItem", &table),
             in_tx("PutItem"),
             in_tx("DeleteItem"),
             secret("StripeSecretKeySecretArn", None),
         ]),
-        None if binary == STREAM_CONSUMER => {
+        // The cascade, the folds of listing deltas (Query, Update, Delete),
+        // and the events: customer.deleted and the membership events.
+        STREAM_CONSUMER => {
             grants.extend(cascade);
             grants.insert((
                 "events:PutEvents".to_owned(),
                 "Sub:arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
                     .to_owned(),
-                false,
+                Within::Anywhere,
                 None,
             ));
         }
-        None => panic!("{binary}: no expected grants; add them here"),
+        _ => panic!("{binary}: no expected grants; add them here"),
+    }
+    grants
+}
+
+/// An endpoint's function: the table actions its code performs, as the route
+/// table declares them (reads on the table and its indexes, writes inside
+/// transactions, writes of its idempotency records), and in PEM mode the JWT
+/// public key it fetches at cold start (billing::startup; in JWKS mode it
+/// reads no secret for tokens). Only the deletion cascade reads the Stripe
+/// key.
+fn endpoint_grants(endpoint: Endpoint, table: &str) -> BTreeSet<Grant> {
+    let grant = |action: &str, resource: String, within: Within| {
+        (action.to_owned(), resource, within, None)
+    };
+    let reads = endpoint
+        .table_reads()
+        .iter()
+        .map(|a| grant(a, table.to_owned(), Within::Anywhere));
+    let indexes = endpoint.indexes_queried().iter().map(|i| {
+        grant(
+            "dynamodb:Query",
+            format!("Sub:${{Table.Arn}}/index/{i}"),
+            Within::Anywhere,
+        )
+    });
+    let in_tx = endpoint
+        .transaction_writes()
+        .iter()
+        .map(|a| grant(a, table.to_owned(), Within::Transaction));
+    let idempotency = endpoint.idempotency_writes().iter().map(|a| {
+        grant(
+            a,
+            table.to_owned(),
+            Within::Partitions(idempotency_partitions()),
+        )
+    });
+    let mut grants: BTreeSet<Grant> = reads
+        .chain(indexes)
+        .chain(in_tx)
+        .chain(idempotency)
+        .collect();
+    grants.insert((
+        "secretsmanager:GetSecretValue".to_owned(),
+        "Ref:JwtPublicKeySecretArn".to_owned(),
+        Within::Anywhere,
+        Some(PEM_MODE.to_owned()),
+    ));
+    if endpoint == Endpoint::DeleteCustomer {
+        grants.insert((
+            "secretsmanager:GetSecretValue".to_owned(),
+            "Ref:StripeSecretKeySecretArn".to_owned(),
+            Within::Anywhere,
+            None,
+        ));
     }
     grants
 }
@@ -167,24 +227,40 @@ fn granted(f: &Function) -> BTreeSet<Grant> {
                 }
             };
             assert_eq!(render(&s["Effect"]), "Allow", "{}", f.logical_id);
-            let in_tx = match s.get("Condition") {
-                None => false,
+            let within = match s.get("Condition") {
+                None => Within::Anywhere,
                 Some(c) => {
-                    let values =
-                        one_or_many(&c["ForAnyValue:StringEquals"]["dynamodb:EnclosingOperation"]);
+                    let blocks = entries(c);
                     assert_eq!(
-                        entries(c).len(),
+                        blocks.len(),
                         1,
-                        "{}: unexpected Condition {c:?}",
+                        "{}: one Condition block, found {c:?}",
                         f.logical_id
                     );
+                    let keys = entries(blocks[0].1);
                     assert_eq!(
-                        values,
-                        ["TransactWriteItems"],
-                        "{}: unexpected Condition",
+                        keys.len(),
+                        1,
+                        "{}: one condition key, found {c:?}",
                         f.logical_id
                     );
-                    true
+                    let (operator, (key, values)) = (
+                        blocks[0].0.as_str(),
+                        (keys[0].0.as_str(), one_or_many(keys[0].1)),
+                    );
+                    match (operator, key, values.as_slice()) {
+                        (
+                            "ForAnyValue:StringEquals",
+                            "dynamodb:EnclosingOperation",
+                            [operation],
+                        ) if operation == "TransactWriteItems" => Within::Transaction,
+                        // Every key the request names in the partitions
+                        // (ForAllValues: a request is allowed only when all are).
+                        ("ForAllValues:StringLike", "dynamodb:LeadingKeys", [pattern]) => {
+                            Within::Partitions(pattern.clone())
+                        }
+                        _ => panic!("{}: unexpected Condition {c:?}", f.logical_id),
+                    }
                 }
             };
             for action in one_or_many(&s["Action"]) {
@@ -194,7 +270,7 @@ fn granted(f: &Function) -> BTreeSet<Grant> {
                         "{}: no wildcards ({action} on {resource})",
                         f.logical_id
                     );
-                    grants.insert((action.clone(), resource, in_tx, only_if.clone()));
+                    grants.insert((action.clone(), resource, within.clone(), only_if.clone()));
                 }
             }
         }

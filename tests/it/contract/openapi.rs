@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use billing::domain::audit::{Action, Actor};
 use billing::domain::{PageRequest, Role, SubscriptionStatus};
 use billing::http::{Endpoint, PREFIX};
 use billing::store::Applied;
@@ -137,34 +138,95 @@ pub(super) async fn openapi_operations_are_the_endpoints(_env: &'static Env) {
     assert_eq!(schemes["apiSecret"]["name"].as_str(), Some("api-secret"));
 }
 
-/// Statuses each operation can answer, from the handlers and `ApiError::status`:
-/// 503 everywhere (`auth_unavailable`: in JWKS mode the identity provider's keys
-/// cannot be fetched and none are cached), 404 where a customer is looked up, 409
-/// where a membership condition can fail.
-fn expected_statuses(endpoint: Endpoint) -> BTreeSet<u16> {
-    let common = [400, 401, 403, 500, 503];
-    let specific: &[u16] = match endpoint {
-        Endpoint::ListCustomers => &[200],
-        Endpoint::GetCustomer => &[200, 404],
-        Endpoint::DeleteCustomer => &[204, 404],
-        Endpoint::ListMembers => &[200, 404],
-        Endpoint::AddMember => &[201, 404, 409],
-        Endpoint::RemoveMember => &[204, 404, 409],
-    };
-    common.iter().chain(specific).copied().collect()
+/// The codes a 503 of this operation can carry: `auth_unavailable` everywhere
+/// (in JWKS mode the identity provider's keys cannot be fetched and none are
+/// cached), `contention` where a transaction runs (bounded retries on
+/// conflicts), and `deletion_in_progress` where the cascade's budget can run
+/// out (DELETE customer).
+fn expected_503_codes(endpoint: Endpoint) -> Vec<&'static str> {
+    let mut codes = vec!["auth_unavailable"];
+    if !endpoint.transaction_writes().is_empty() {
+        codes.push("contention");
+    }
+    if endpoint == Endpoint::DeleteCustomer {
+        codes.push("deletion_in_progress");
+    }
+    codes
 }
 
-/// The codes a 503 of this operation can carry: `auth_unavailable` everywhere,
-/// `contention` where a transaction runs (bounded retries on conflicts), and
-/// `deletion_in_progress` where the cascade's budget can run out.
-fn expected_503_codes(endpoint: Endpoint) -> &'static [&'static str] {
-    match endpoint {
-        Endpoint::ListCustomers | Endpoint::GetCustomer | Endpoint::ListMembers => {
-            &["auth_unavailable"]
-        }
-        Endpoint::DeleteCustomer => &["auth_unavailable", "contention", "deletion_in_progress"],
-        Endpoint::AddMember | Endpoint::RemoveMember => &["auth_unavailable", "contention"],
+/// The query parameters a handler reads: a listing's page, limit and cursor,
+/// and the customers' filters.
+fn expected_query(endpoint: Endpoint) -> BTreeSet<String> {
+    let mut query = BTreeSet::new();
+    if endpoint.pages_with_cursors() {
+        query.extend(["page", "limit", "cursor"].map(String::from));
     }
+    if endpoint == Endpoint::ListCustomers {
+        query.extend(["tierName", "status"].map(String::from));
+    }
+    query
+}
+
+/// The `Idempotency-Key` request header and `Idempotent-Replayed` response
+/// header (billing::api's idempotency module).
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
+
+/// Every audit action, as entries and events name it.
+fn audit_actions() -> BTreeSet<String> {
+    let all = [
+        Action::CustomerCreated,
+        Action::CustomerUpdated,
+        Action::CustomerDeleted,
+        Action::MemberAdded,
+        Action::MemberRemoved,
+        Action::MemberRoleChanged,
+    ];
+    // A new action fails to compile here until it is listed above.
+    for action in all {
+        match action {
+            Action::CustomerCreated
+            | Action::CustomerUpdated
+            | Action::CustomerDeleted
+            | Action::MemberAdded
+            | Action::MemberRemoved
+            | Action::MemberRoleChanged => {}
+        }
+    }
+    all.iter().map(|a| a.as_str().to_owned()).collect()
+}
+
+/// Every kind of actor, as the code serializes it: its `type` and its fields.
+fn audit_actors() -> BTreeSet<(String, BTreeSet<String>)> {
+    let text = String::new;
+    let all = [
+        Actor::User { subject: text() },
+        Actor::ApiKey {
+            key_id: text(),
+            user_id: text(),
+        },
+        Actor::Platform { event_id: text() },
+        Actor::Stripe { event_id: text() },
+        Actor::System { name: text() },
+    ];
+    all.iter()
+        .map(|actor| {
+            // A new kind fails to compile here until it is listed above.
+            match actor {
+                Actor::User { .. }
+                | Actor::ApiKey { .. }
+                | Actor::Platform { .. }
+                | Actor::Stripe { .. }
+                | Actor::System { .. } => {}
+            }
+            let value = serde_json::to_value(actor).expect("actor JSON");
+            let fields = value.as_object().expect("an object");
+            (
+                fields["type"].as_str().expect("type").to_owned(),
+                fields.keys().cloned().collect(),
+            )
+        })
+        .collect()
 }
 
 pub(super) async fn openapi_parameters_and_statuses_match_the_code(_env: &'static Env) {
@@ -197,14 +259,31 @@ pub(super) async fn openapi_parameters_and_statuses_match_the_code(_env: &'stati
             .map(str::to_owned)
             .collect();
         assert_eq!(named("path"), in_path, "{what}: path parameters");
-        let query: BTreeSet<String> = match endpoint {
-            Endpoint::ListCustomers => ["page", "limit", "tierName", "status", "cursor"]
-                .map(String::from)
-                .into(),
-            Endpoint::ListMembers => ["page", "limit", "cursor"].map(String::from).into(),
-            _ => BTreeSet::new(),
-        };
-        assert_eq!(named("query"), query, "{what}: query parameters");
+        assert_eq!(
+            named("query"),
+            expected_query(endpoint),
+            "{what}: query parameters"
+        );
+        // Idempotency-Key exactly where the code honours it, optional.
+        let headers = named("header");
+        let idempotent = endpoint.idempotent();
+        assert_eq!(
+            headers,
+            idempotent
+                .then(|| IDEMPOTENCY_KEY.to_owned())
+                .into_iter()
+                .collect(),
+            "{what}: header parameters"
+        );
+        for p in params
+            .iter()
+            .filter(|p| render(&p["name"]) == IDEMPOTENCY_KEY)
+        {
+            assert_ne!(p["required"].as_bool(), Some(true), "{what}: optional");
+            let schema = resolve(&doc, &p["schema"]);
+            assert_eq!(schema["minLength"].as_u64(), Some(1), "{what}");
+            assert_eq!(schema["maxLength"].as_u64(), Some(255), "{what}");
+        }
         for p in &params {
             let schema = resolve(&doc, &p["schema"]);
             match p["name"].as_str() {
@@ -244,11 +323,34 @@ pub(super) async fn openapi_parameters_and_statuses_match_the_code(_env: &'stati
                     .unwrap_or_else(|_| panic!("{what}: status {code}"))
             })
             .collect();
-        assert_eq!(statuses, expected_statuses(endpoint), "{what}: statuses");
+        assert_eq!(
+            statuses,
+            endpoint.statuses().iter().copied().collect(),
+            "{what}: statuses"
+        );
         for (code, response) in &responses {
             let response = resolve(&doc, response);
+            let description = || str_of(&response["description"], "description");
             if code.starts_with('2') {
+                // A replayed answer says so.
+                assert_eq!(
+                    response["headers"].get(IDEMPOTENT_REPLAYED).is_some(),
+                    idempotent,
+                    "{what} {code}: {IDEMPOTENT_REPLAYED}"
+                );
                 continue;
+            }
+            let names = |c: &str| description().contains(&format!("`{c}`"));
+            if idempotent {
+                let answer = match code.as_str() {
+                    "400" => Some("invalid_idempotency_key"),
+                    "409" => Some("idempotency_key_in_use"),
+                    "422" => Some("idempotency_key_reused"),
+                    _ => None,
+                };
+                if let Some(c) = answer {
+                    assert!(names(c), "{what} {code}: the description names `{c}`");
+                }
             }
             for header in ["x-error", "x-error-id"] {
                 assert!(
@@ -261,19 +363,13 @@ pub(super) async fn openapi_parameters_and_statuses_match_the_code(_env: &'stati
                     response["headers"].get("Retry-After").is_some(),
                     "{what} 503: Retry-After"
                 );
-                let description = str_of(&response["description"], "description");
-                for code in expected_503_codes(endpoint) {
-                    assert!(
-                        description.contains(&format!("`{code}`")),
-                        "{what} 503: the description names `{code}`"
-                    );
+                let expected = expected_503_codes(endpoint);
+                for code in &expected {
+                    assert!(names(code), "{what} 503: the description names `{code}`");
                 }
                 for code in ["contention", "deletion_in_progress"] {
-                    if !expected_503_codes(endpoint).contains(&code) {
-                        assert!(
-                            !description.contains(&format!("`{code}`")),
-                            "{what} 503: cannot answer `{code}`"
-                        );
+                    if !expected.contains(&code) {
+                        assert!(!names(code), "{what} 503: cannot answer `{code}`");
                     }
                 }
             }
@@ -300,6 +396,28 @@ pub(super) async fn openapi_parameters_and_statuses_match_the_code(_env: &'stati
         .map(|r| r.as_str().to_owned())
         .collect();
     assert_eq!(roles, code_roles);
+    // The audit trail: every action and every kind of actor the code writes.
+    let schemas = &doc["components"]["schemas"];
+    let actions: BTreeSet<String> =
+        one_or_many(&schemas["AuditEvent"]["properties"]["action"]["enum"])
+            .into_iter()
+            .collect();
+    assert_eq!(actions, audit_actions(), "AuditEvent.action");
+    let actors: BTreeSet<(String, BTreeSet<String>)> = schemas["AuditActor"]["oneOf"]
+        .as_sequence()
+        .expect("AuditActor.oneOf")
+        .iter()
+        .map(|kind| {
+            let fields: BTreeSet<String> = entries(&kind["properties"])
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            let required: BTreeSet<String> = one_or_many(&kind["required"]).into_iter().collect();
+            assert_eq!(required, fields, "AuditActor: every field required");
+            (render(&kind["properties"]["type"]["const"]), fields)
+        })
+        .collect();
+    assert_eq!(actors, audit_actors(), "AuditActor");
 }
 
 /// The webhook: Stripe's signature header and any JSON body in; the statuses

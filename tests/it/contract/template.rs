@@ -329,11 +329,12 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
             }
         }
         let (_, config) = config_in(&pem, TokenMode::Pem);
-        // The cursor key exactly where listings are served, resolved from the
-        // generated secret at deploy time.
-        let lists = [Endpoint::ListCustomers, Endpoint::ListMembers]
+        // The cursor key exactly where listings are served (the route table's
+        // endpoints that page with cursors), resolved from the generated
+        // secret at deploy time.
+        let lists = Endpoint::ALL
             .iter()
-            .any(|e| e.function() == f.binary);
+            .any(|e| e.pages_with_cursors() && e.function() == f.binary);
         assert_eq!(config.cursor_key.is_some(), lists, "{id}: CURSOR_KEY");
         if lists {
             assert_eq!(
