@@ -345,7 +345,13 @@ async fn unknown_routes_and_methods_follow_the_error_convention(env: &'static En
         (Method::POST, "/customers".to_owned(), "GET"),
         (Method::PUT, format!("/customer/{id}"), "GET, DELETE"),
         (Method::PATCH, format!("/customer/{id}/member"), "POST"),
-        (Method::GET, format!("/customer/{id}/member/{id}"), "DELETE"),
+        (
+            Method::GET,
+            format!("/customer/{id}/member/{id}"),
+            "DELETE, PATCH",
+        ),
+        (Method::PUT, format!("/user/{id}/customer"), "GET"),
+        (Method::POST, format!("/customer/{id}/audit"), "GET"),
     ] {
         let reply = app.admin(method.clone(), &path, None).await;
         assert_eq!(
@@ -374,14 +380,12 @@ async fn database_failures_are_500_without_internals(env: &'static Env) {
     );
     let id = uuid::Uuid::new_v4();
     let body = json!({"userID": uuid::Uuid::new_v4(), "role": "user"}).to_string();
-    for (method, path) in [
-        (Method::GET, "/customers".to_owned()),
-        (Method::GET, format!("/customer/{id}")),
-        (Method::DELETE, format!("/customer/{id}")),
-        (Method::GET, format!("/customer/{id}/members")),
-        (Method::POST, format!("/customer/{id}/member")),
-        (Method::DELETE, format!("/customer/{id}/member/{id}")),
-    ] {
+    for endpoint in billing::http::Endpoint::ALL {
+        let method = endpoint.method();
+        let path = endpoint
+            .path()
+            .replace("{customerID}", &id.to_string())
+            .replace("{userID}", &id.to_string());
         let (parts, ()) = http::Request::builder()
             .method(method.clone())
             .uri(format!("{}{path}", billing_tests::app::API))
