@@ -1,6 +1,7 @@
 //! The audit trail: an entry written in the transaction of the change it
 //! records, and the newest-first pages of a customer's entries.
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::Select;
 
 use crate::domain::CustomerId;
@@ -67,20 +68,25 @@ impl Store {
         .await
     }
 
+    /// A strongly consistent query of one partition.
+    fn in_partition(&self, pk: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(IN_PARTITION)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":pk", s(pk))
+            .consistent_read(true)
+    }
+
     /// How many items a partition holds.
     async fn count_partition(&self, pk: &str) -> Result<u64, StoreError> {
         let mut total = 0u64;
         let mut start = None;
         loop {
             let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(IN_PARTITION)
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(pk))
+                .in_partition(pk)
                 .select(Select::Count)
-                .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -106,15 +112,9 @@ impl Store {
         loop {
             let wanted = skip + (take - items.len()) as u64;
             let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(IN_PARTITION)
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(pk))
+                .in_partition(pk)
                 .scan_index_forward(false)
                 .limit(i32::try_from(wanted).unwrap_or(i32::MAX))
-                .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
