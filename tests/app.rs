@@ -158,19 +158,7 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> Reply {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(format!("{API}{path}"));
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let bytes = match body {
-            Some(json) => {
-                builder = builder.header("content-type", "application/json");
-                serde_json::to_vec(&json).expect("serialize body")
-            }
-            None => Vec::new(),
-        };
+        let (builder, bytes) = request(method, path, headers, body);
         self.raw(builder, bytes).await
     }
 
@@ -220,6 +208,57 @@ impl Reply {
         assert_eq!(error["type"], severity);
         error["code"].as_str().expect("code")
     }
+}
+
+/// A request to the API's `path` with the given headers, and its body: a JSON
+/// body gets `Content-Type: application/json`.
+pub fn request(
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (http::request::Builder, Vec<u8>) {
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(format!("{API}{path}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let bytes = match body {
+        Some(json) => {
+            builder = builder.header("content-type", "application/json");
+            serde_json::to_vec(&json).expect("serialize body")
+        }
+        None => Vec::new(),
+    };
+    (builder, bytes)
+}
+
+/// The size (`actions`) of every transaction committed while `work` ran.
+pub async fn committed_transactions<F: std::future::Future>(work: F) -> (F::Output, Vec<u64>) {
+    let logs = billing::telemetry::LogLines::default();
+    let out = logs.scope(work).await;
+    let sizes = logs
+        .lines()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| {
+            v["fields"]["message"] == "transaction done" || v["message"] == "transaction done"
+        })
+        .filter_map(|v| {
+            let span = v["span"].clone();
+            (span["outcome"] == "ok")
+                .then(|| span["actions"].as_u64())
+                .flatten()
+        })
+        .collect();
+    (out, sizes)
+}
+
+/// An `Authorization` header's value: a bearer token for `sub` with `roles`,
+/// valid for a minute.
+pub fn bearer(sub: &str, roles: &[&str]) -> String {
+    format!("Bearer {}", token(sub, roles, 60))
 }
 
 /// A token signed with the development key.
@@ -283,6 +322,17 @@ impl Spec {
 }
 
 impl TestApp {
+    /// Begins the deletion of `customer` (as a test), leaving it `deleting`.
+    pub async fn begin_deletion(&self, customer: &str) {
+        self.store
+            .begin_deletion(
+                &billing::domain::CustomerId::parse(customer).expect("customer id"),
+                &crate::by_test(),
+            )
+            .await
+            .expect("begin the deletion");
+    }
+
     /// Seeds one customer with an owner and `spec.members` more members.
     pub async fn customer(&self, spec: Spec) -> Seeded {
         self.seeded(spec, false).await

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::{Env, TestApp};
 
-/// An EventBridge bus in moto whose `customer.deleted` events land in an SQS queue.
+/// An EventBridge bus in moto whose events (by default `customer.deleted`) land
+/// in an SQS queue.
 pub struct EventSink {
     bus: String,
     eventbridge: aws_sdk_eventbridge::Client,
@@ -22,8 +23,17 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// A fresh bus, rule and queue.
+    /// A fresh bus, rule and queue, for `customer.deleted` events.
     pub async fn new(env: &Env) -> Self {
+        let pattern = serde_json::json!({
+            "source": [billing::events::SOURCE],
+            "detail-type": [billing::events::CUSTOMER_DELETED],
+        });
+        Self::with_pattern(env, pattern).await
+    }
+
+    /// A fresh bus and queue, and a rule with the event pattern `pattern`.
+    pub async fn with_pattern(env: &Env, pattern: Value) -> Self {
         let name = format!("billing-{}", uuid::Uuid::new_v4().simple());
         let eventbridge = billing::aws::eventbridge(&env.sdk, Some(&env.moto_url));
         let sqs = aws_sdk_sqs::Client::from_conf(
@@ -59,7 +69,6 @@ impl EventSink {
                     .cloned()
             })
             .expect("queue arn");
-        let pattern = serde_json::json!({"source": [billing::events::SOURCE], "detail-type": [billing::events::CUSTOMER_DELETED]});
         eventbridge
             .put_rule()
             .name(&name)
@@ -99,6 +108,18 @@ impl EventSink {
 
     /// Every `customer.deleted` delivered so far (duplicates included), emptying the queue.
     pub async fn drain(&self) -> Vec<CustomerDeleted> {
+        self.drain_envelopes()
+            .await
+            .into_iter()
+            .map(|envelope| {
+                serde_json::from_value(envelope["detail"].clone()).expect("customer.deleted detail")
+            })
+            .collect()
+    }
+
+    /// Every event delivered so far (duplicates included), as EventBridge
+    /// envelopes, emptying the queue.
+    pub async fn drain_envelopes(&self) -> Vec<Value> {
         let mut events = Vec::new();
         for _ in 0..100 {
             let out = self
@@ -114,12 +135,8 @@ impl EventSink {
                 break;
             }
             for m in messages {
-                let envelope: Value =
-                    serde_json::from_str(m.body().unwrap_or_default()).expect("event JSON");
-                events.push(
-                    serde_json::from_value(envelope["detail"].clone())
-                        .expect("customer.deleted detail"),
-                );
+                events
+                    .push(serde_json::from_str(m.body().unwrap_or_default()).expect("event JSON"));
                 if let Some(handle) = m.receipt_handle {
                     self.sqs
                         .delete_message()

@@ -7,8 +7,8 @@ use billing::auth::issue_api_key;
 use billing::cleanup::{Cleanup, UserCleanup};
 use billing::domain::CustomerId;
 use billing::events::Publisher;
-use billing_tests::app::{API, Spec, TestApp, token};
-use billing_tests::sinks::{StreamConsumer, settle};
+use billing_tests::app::{Spec, TestApp, bearer, committed_transactions, request, token};
+use billing_tests::sinks::{EventSink, StreamConsumer, settle};
 use billing_tests::{Env, Reply};
 use http::{Method, StatusCode};
 use lambda_http::RequestExt;
@@ -112,6 +112,11 @@ impl Who {
         self.send_as(app, &id, method, path, body, extra).await
     }
 
+    /// `request` with a fresh Lambda request id and no other headers.
+    pub async fn call(&self, app: &TestApp, (method, path, body): Request) -> Reply {
+        self.send(app, method, &path, body, &[]).await
+    }
+
     /// A request as Lambda delivers it with request id `request_id`; a JSON body
     /// gets `Content-Type: application/json`.
     pub async fn send_as(
@@ -123,22 +128,13 @@ impl Who {
         body: Option<Value>,
         extra: &[(&str, &str)],
     ) -> Reply {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(format!("{API}{path}"));
-        for (name, value) in &self.headers {
-            builder = builder.header(*name, value);
-        }
-        for (name, value) in extra {
-            builder = builder.header(*name, *value);
-        }
-        let bytes = match body {
-            Some(json) => {
-                builder = builder.header("content-type", "application/json");
-                serde_json::to_vec(&json).expect("body")
-            }
-            None => Vec::new(),
-        };
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .chain(extra.iter().copied())
+            .collect();
+        let (builder, bytes) = request(method, path, &headers, body);
         let (parts, ()) = builder.body(()).expect("request").into_parts();
         let mut context = lambda_http::Context::default();
         context.request_id = request_id.to_owned();
@@ -155,6 +151,41 @@ impl Who {
             None => json!({"type": "user", "subject": self.subject}),
         }
     }
+}
+
+/// A request: its method, path and JSON body.
+pub type Request = (Method, String, Option<Value>);
+
+/// Adds `user` to `customer` with `role`.
+pub fn add_request(customer: &str, user: &str, role: Value) -> Request {
+    (
+        Method::POST,
+        format!("/customer/{customer}/member"),
+        Some(json!({"userID": user, "role": role})),
+    )
+}
+
+/// Changes the role of `user` in `customer` to `role`.
+pub fn role_request(customer: &str, user: &str, role: Value) -> Request {
+    (
+        Method::PATCH,
+        format!("/customer/{customer}/member/{user}"),
+        Some(json!({"role": role})),
+    )
+}
+
+/// Removes `user` from `customer`.
+pub fn remove_request(customer: &str, user: &str) -> Request {
+    (
+        Method::DELETE,
+        format!("/customer/{customer}/member/{user}"),
+        None,
+    )
+}
+
+/// Deletes `customer`.
+pub fn delete_request(customer: &str) -> Request {
+    (Method::DELETE, format!("/customer/{customer}"), None)
 }
 
 /// Parses an entry's `at`: RFC 3339 with milliseconds, in UTC.
@@ -183,36 +214,14 @@ async fn every_change_is_audited_newest_first_by_whom_and_for_which_request(env:
     let started = billing::domain::now();
     // WHEN it adds u as an admin, makes it a user, removes it, adds v (legacy 2),
     // and deletes the customer
-    let member = format!("/customer/{}/member", c.id);
-    let u_path = format!("/customer/{}/member/{u}", c.id);
-    let steps: Vec<(Method, String, Option<Value>, StatusCode)> = vec![
-        (
-            Method::POST,
-            member.clone(),
-            Some(json!({"userID": u, "role": "admin"})),
-            StatusCode::CREATED,
-        ),
-        (
-            Method::PATCH,
-            u_path.clone(),
-            Some(json!({"role": "user"})),
-            StatusCode::OK,
-        ),
-        (Method::DELETE, u_path, None, StatusCode::NO_CONTENT),
-        (
-            Method::POST,
-            member,
-            Some(json!({"userID": v, "role": 2})),
-            StatusCode::CREATED,
-        ),
-        (
-            Method::DELETE,
-            format!("/customer/{}", c.id),
-            None,
-            StatusCode::NO_CONTENT,
-        ),
+    let steps = [
+        (add_request(&c.id, &u, json!("admin")), StatusCode::CREATED),
+        (role_request(&c.id, &u, json!("user")), StatusCode::OK),
+        (remove_request(&c.id, &u), StatusCode::NO_CONTENT),
+        (add_request(&c.id, &v, json!(2)), StatusCode::CREATED),
+        (delete_request(&c.id), StatusCode::NO_CONTENT),
     ];
-    for ((method, path, body, status), id) in steps.into_iter().zip(&ids) {
+    for (((method, path, body), status), id) in steps.into_iter().zip(&ids) {
         let reply = admin
             .send_as(&app, id, method.clone(), &path, body, &[])
             .await;
@@ -305,15 +314,7 @@ async fn every_change_is_audited_newest_first_by_whom_and_for_which_request(env:
     let distinct: BTreeSet<&str> = all.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(distinct.len(), all.len());
     // and a DELETE of the gone customer (404) records nothing more
-    let reply = admin
-        .send(
-            &app,
-            Method::DELETE,
-            &format!("/customer/{}", c.id),
-            None,
-            &[],
-        )
-        .await;
+    let reply = admin.call(&app, delete_request(&c.id)).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(audit_entries(&app, &c.id).await.len(), seeded + 5);
 }
@@ -324,13 +325,7 @@ async fn a_failed_change_leaves_no_audit_entry(env: &'static Env) {
     let b = app.customer(Spec::with_members(1)).await;
     let deleting = app.customer(Spec::with_members(1)).await;
     let gone = uuid::Uuid::new_v4().to_string();
-    app.store
-        .begin_deletion(
-            &CustomerId::parse(&deleting.id).unwrap(),
-            &billing_tests::by_test(),
-        )
-        .await
-        .unwrap();
+    app.begin_deletion(&deleting.id).await;
     let ids = [
         a.id.clone(),
         b.id.clone(),
@@ -350,27 +345,8 @@ async fn a_failed_change_leaves_no_audit_entry(env: &'static Env) {
         "an unknown customer has an empty trail"
     );
     let fresh = uuid::Uuid::new_v4().to_string();
-    let add = |customer: &str, user: &str| {
-        (
-            Method::POST,
-            format!("/customer/{customer}/member"),
-            Some(json!({"userID": user, "role": "user"})),
-        )
-    };
-    let patch = |customer: &str, user: &str| {
-        (
-            Method::PATCH,
-            format!("/customer/{customer}/member/{user}"),
-            Some(json!({"role": "admin"})),
-        )
-    };
-    let remove = |customer: &str, user: &str| {
-        (
-            Method::DELETE,
-            format!("/customer/{customer}/member/{user}"),
-            None,
-        )
-    };
+    let add = |customer: &str, user: &str| add_request(customer, user, json!("user"));
+    let patch = |customer: &str, user: &str| role_request(customer, user, json!("admin"));
     let cases = [
         (
             add(&a.id, &a.members[0]),
@@ -394,17 +370,17 @@ async fn a_failed_change_leaves_no_audit_entry(env: &'static Env) {
             "invalid_user_id",
         ),
         (
-            remove(&a.id, &a.owner),
+            remove_request(&a.id, &a.owner),
             StatusCode::CONFLICT,
             "owner_not_removable",
         ),
         (
-            remove(&a.id, &b.members[0]),
+            remove_request(&a.id, &b.members[0]),
             StatusCode::NOT_FOUND,
             "member_not_found",
         ),
         (
-            remove(&deleting.id, &deleting.members[0]),
+            remove_request(&deleting.id, &deleting.members[0]),
             StatusCode::NOT_FOUND,
             "customer_not_found",
         ),
@@ -424,7 +400,7 @@ async fn a_failed_change_leaves_no_audit_entry(env: &'static Env) {
             "customer_not_found",
         ),
         (
-            (Method::DELETE, format!("/customer/{gone}"), None),
+            delete_request(&gone),
             StatusCode::NOT_FOUND,
             "customer_not_found",
         ),
@@ -546,21 +522,34 @@ async fn api_key_and_platform_changes_name_their_actor(env: &'static Env) {
     );
 }
 
+/// Adds `n` new members with `role` to `customer`, each answered 201.
+async fn add_members(app: &TestApp, customer: &str, n: usize, role: &str) {
+    for _ in 0..n {
+        let reply = app
+            .admin(
+                Method::POST,
+                &format!("/customer/{customer}/member"),
+                Some(json!({"userID": uuid::Uuid::new_v4(), "role": role})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json);
+    }
+}
+
+/// The `next` cursor of the page at `path`.
+async fn next_cursor(app: &TestApp, path: &str) -> String {
+    let reply = app.get(path).await;
+    let next = reply.json["next"].as_str();
+    next.unwrap_or_else(|| panic!("no next cursor: {:?}", reply.json))
+        .to_owned()
+}
+
 async fn the_audit_trail_pages_like_other_listings(env: &'static Env) {
     // GIVEN a customer with a trail of at least 13 entries
     let app = TestApp::new(env).await;
     let c = app.customer(Spec::default()).await;
     let other = app.customer(Spec::default()).await;
-    for _ in 0..12 {
-        let reply = app
-            .admin(
-                Method::POST,
-                &format!("/customer/{}/member", c.id),
-                Some(json!({"userID": uuid::Uuid::new_v4(), "role": "user"})),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED);
-    }
+    add_members(&app, &c.id, 12, "user").await;
     let all = audit_entries(&app, &c.id).await;
     let total = all.len();
     assert!(total >= 13, "{total}");
@@ -589,18 +578,8 @@ async fn the_audit_trail_pages_like_other_listings(env: &'static Env) {
     assert_eq!(default.json["events"].as_array().unwrap()[..], all[..10]);
     // Cursors walk the same entries; a cursor keeps its place while newer
     // entries arrive.
-    let first = app.get(&format!("{path}?limit=5")).await;
-    let next = first.json["next"].as_str().unwrap().to_owned();
-    for _ in 0..2 {
-        let reply = app
-            .admin(
-                Method::POST,
-                &format!("/customer/{}/member", c.id),
-                Some(json!({"userID": uuid::Uuid::new_v4(), "role": "admin"})),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED);
-    }
+    let next = next_cursor(&app, &format!("{path}?limit=5")).await;
+    add_members(&app, &c.id, 2, "admin").await;
     let mut cursor = Some(next.clone());
     let mut rest = Vec::new();
     while let Some(next) = cursor {
@@ -612,32 +591,9 @@ async fn the_audit_trail_pages_like_other_listings(env: &'static Env) {
     }
     assert_eq!(rest, all[5..], "the cursor continued where it was");
     // Bad input, as for the other listings.
-    let members_cursor = app
-        .get(&format!("/customer/{}/members?limit=1", c.id))
-        .await
-        .json["next"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut others = Vec::new();
-    for _ in 0..6 {
-        let reply = app
-            .admin(
-                Method::POST,
-                &format!("/customer/{}/member", other.id),
-                Some(json!({"userID": uuid::Uuid::new_v4(), "role": "user"})),
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::CREATED);
-        others.push(());
-    }
-    let foreign = app
-        .get(&format!("/customer/{}/audit?limit=1", other.id))
-        .await
-        .json["next"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let members_cursor = next_cursor(&app, &format!("/customer/{}/members?limit=1", c.id)).await;
+    add_members(&app, &other.id, 6, "user").await;
+    let foreign = next_cursor(&app, &format!("/customer/{}/audit?limit=1", other.id)).await;
     let mut altered = next.clone();
     let last = altered.pop().unwrap();
     altered.push(if last == 'A' { 'B' } else { 'A' });
@@ -669,10 +625,7 @@ async fn the_audit_trail_pages_like_other_listings(env: &'static Env) {
         .call(
             Method::GET,
             &path,
-            &[(
-                "authorization",
-                &format!("Bearer {}", token("u", &["support"], 60)),
-            )],
+            &[("authorization", &bearer("u", &["support"]))],
             None,
         )
         .await;
@@ -712,136 +665,18 @@ async fn a_bulk_add_audits_each_member_once(env: &'static Env) {
     );
 }
 
-/// An EventBridge bus in moto whose every `billing.admin` event lands in an SQS queue.
-struct AllEventsSink {
-    bus: String,
-    eventbridge: aws_sdk_eventbridge::Client,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-}
-
-impl AllEventsSink {
-    async fn new(env: &Env) -> Self {
-        let name = format!("billing-all-{}", uuid::Uuid::new_v4().simple());
-        let eventbridge = billing::aws::eventbridge(&env.sdk, Some(&env.moto_url));
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::config::Builder::from(&env.sdk)
-                .endpoint_url(&env.moto_url)
-                .build(),
-        );
-        eventbridge
-            .create_event_bus()
-            .name(&name)
-            .send()
-            .await
-            .expect("bus");
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(&name)
-            .send()
-            .await
-            .expect("queue")
-            .queue_url
-            .expect("queue url");
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
-            .expect("queue arn");
-        let pattern = json!({"source": [billing::events::SOURCE]});
-        eventbridge
-            .put_rule()
-            .name(&name)
-            .event_bus_name(&name)
-            .event_pattern(pattern.to_string())
-            .send()
-            .await
-            .expect("rule");
-        eventbridge
-            .put_targets()
-            .rule(&name)
-            .event_bus_name(&name)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("queue")
-                    .arn(arn)
-                    .build()
-                    .expect("target"),
-            )
-            .send()
-            .await
-            .expect("targets");
-        Self {
-            bus: name,
-            eventbridge,
-            sqs,
-            queue_url,
-        }
-    }
-
-    fn publisher(&self) -> Publisher {
-        Publisher::EventBridge {
-            client: self.eventbridge.clone(),
-            bus: self.bus.clone(),
-        }
-    }
-
-    /// Every event delivered so far (duplicates included), as EventBridge
-    /// envelopes, emptying the queue.
-    async fn drain(&self) -> Vec<Value> {
-        let mut events = Vec::new();
-        for _ in 0..100 {
-            let messages = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("receive")
-                .messages
-                .unwrap_or_default();
-            if messages.is_empty() {
-                break;
-            }
-            for m in messages {
-                events
-                    .push(serde_json::from_str(m.body().unwrap_or_default()).expect("event JSON"));
-                if let Some(handle) = m.receipt_handle {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .expect("delete message");
-                }
-            }
-        }
-        events
-    }
-}
-
 async fn membership_events_are_published_once_per_change(env: &'static Env) {
     // GIVEN a table with its stream, its consumer publishing to a bus whose
     // events land in a queue, and what seeding published already drained
     let app = TestApp::with_stream(env).await;
     let c = app.customer(Spec::with_members(2)).await;
-    let sink = AllEventsSink::new(env).await;
+    let sink = EventSink::with_pattern(env, json!({"source": [billing::events::SOURCE]})).await;
     let mut consumer = StreamConsumer::new(env, &app, sink.publisher()).await;
     consumer.catch_up(false).await;
     settle().await;
     // (seeding published its members' member.added, and nothing for the
     // customer's own creation)
-    let seeded = sink.drain().await;
+    let seeded = sink.drain_envelopes().await;
     let mut seeded_users: Vec<(&str, &str)> = seeded
         .iter()
         .map(|e| {
@@ -865,40 +700,15 @@ async fn membership_events_are_published_once_per_change(env: &'static Env) {
     let admin = Who::user(&format!("admin-{}", uuid::Uuid::new_v4()));
     let key = Who::api_key(&app, "ops-user").await;
     let u = uuid::Uuid::new_v4().to_string();
-    let steps: Vec<(&Who, Method, String, Option<Value>)> = vec![
-        (
-            &admin,
-            Method::POST,
-            format!("/customer/{}/member", c.id),
-            Some(json!({"userID": u, "role": "user"})),
-        ),
-        (
-            &admin,
-            Method::PATCH,
-            format!("/customer/{}/member/{u}", c.id),
-            Some(json!({"role": "admin"})),
-        ),
-        (
-            &admin,
-            Method::DELETE,
-            format!("/customer/{}/member/{}", c.id, c.members[1]),
-            None,
-        ),
-        (
-            &key,
-            Method::PATCH,
-            format!("/customer/{}/member/{}", c.id, c.members[0]),
-            Some(json!({"role": 2})),
-        ),
+    let steps = [
+        (&admin, add_request(&c.id, &u, json!("user"))),
+        (&admin, role_request(&c.id, &u, json!("admin"))),
+        (&admin, remove_request(&c.id, &c.members[1])),
+        (&key, role_request(&c.id, &c.members[0], json!(2))),
         // the same role again: no change, no event
-        (
-            &key,
-            Method::PATCH,
-            format!("/customer/{}/member/{}", c.id, c.members[0]),
-            Some(json!({"role": "user"})),
-        ),
+        (&key, role_request(&c.id, &c.members[0], json!("user"))),
     ];
-    for (who, method, path, body) in steps {
+    for (who, (method, path, body)) in steps {
         let reply = who.send(&app, method.clone(), &path, body, &[]).await;
         assert!(
             reply.status.is_success(),
@@ -907,20 +717,12 @@ async fn membership_events_are_published_once_per_change(env: &'static Env) {
         );
     }
     let changes: Vec<Value> = audit_entries(&app, &c.id).await[..4].to_vec();
-    let reply = admin
-        .send(
-            &app,
-            Method::DELETE,
-            &format!("/customer/{}", c.id),
-            None,
-            &[],
-        )
-        .await;
+    let reply = admin.call(&app, delete_request(&c.id)).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     // and the stream delivers every batch twice
     consumer.catch_up(true).await;
     settle().await;
-    let events = sink.drain().await;
+    let events = sink.drain_envelopes().await;
     // THEN each change's event came twice with one eventId: one after deduplication
     let mut by_id: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for e in &events {
@@ -1004,35 +806,12 @@ async fn membership_events_are_published_once_per_change(env: &'static Env) {
     assert_eq!(previous, [json!("admin"), json!("user")]);
 }
 
-/// The size (`actions`) of every transaction committed while `work` ran.
-async fn committed_transactions<F: std::future::Future>(work: F) -> (F::Output, Vec<u64>) {
-    let logs = billing::telemetry::LogLines::default();
-    let out = logs.scope(work).await;
-    let sizes = logs
-        .lines()
-        .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|v| {
-            v["fields"]["message"] == "transaction done" || v["message"] == "transaction done"
-        })
-        .filter_map(|v| {
-            let span = v["span"].clone();
-            (span["outcome"] == "ok")
-                .then(|| span["actions"].as_u64())
-                .flatten()
-        })
-        .collect();
-    (out, sizes)
-}
-
 /// The sizes of the transactions a request commits, asserting its status and
 /// that it wrote exactly one audit entry of `customer`.
 async fn measure(
     app: &TestApp,
     customer: &str,
-    method: Method,
-    path: String,
-    body: Option<Value>,
+    (method, path, body): Request,
     status: StatusCode,
 ) -> Vec<u64> {
     let audited = audit_entries(app, customer).await.len();
@@ -1051,50 +830,28 @@ async fn each_audited_change_is_one_transaction_of_known_size(env: &'static Env)
     let app = TestApp::new(env).await;
     let c = app.customer(Spec::with_members(2)).await;
     let user = uuid::Uuid::new_v4().to_string();
-    // An add: the record's count, its 4 listing entries' counts, the member, the
-    // membership, the members directory's month and day, the audit entry.
-    let add = measure(
-        &app,
-        &c.id,
-        Method::POST,
-        format!("/customer/{}/member", c.id),
-        Some(json!({"userID": user, "role": "user"})),
-        StatusCode::CREATED,
-    )
-    .await;
-    // A role change: the record's condition, the member, the membership, the
-    // directory (out of one group, into the other: month and day of each), the entry.
-    let change = measure(
-        &app,
-        &c.id,
-        Method::PATCH,
-        format!("/customer/{}/member/{user}", c.id),
-        Some(json!({"role": "admin"})),
-        StatusCode::OK,
-    )
-    .await;
-    // A removal: as an add.
-    let remove = measure(
-        &app,
-        &c.id,
-        Method::DELETE,
-        format!("/customer/{}/member/{user}", c.id),
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
-    // A deletion's first transaction: the record, its 4 entries deleted and 4
-    // deltas put, the entry; then the members (3 with the members directory),
-    // then the record.
-    let delete = measure(
-        &app,
-        &c.id,
-        Method::DELETE,
-        format!("/customer/{}", c.id),
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
+    let changes = [
+        // An add: the record's count, its 4 listing entries' counts, the member, the
+        // membership, the members directory's month and day, the audit entry.
+        (
+            add_request(&c.id, &user, json!("user")),
+            StatusCode::CREATED,
+        ),
+        // A role change: the record's condition, the member, the membership, the
+        // directory (out of one group, into the other: month and day of each), the entry.
+        (role_request(&c.id, &user, json!("admin")), StatusCode::OK),
+        // A removal: as an add.
+        (remove_request(&c.id, &user), StatusCode::NO_CONTENT),
+        // A deletion's first transaction: the record, its 4 entries deleted and 4
+        // deltas put, the entry; then the members (3 with the members directory),
+        // then the record.
+        (delete_request(&c.id), StatusCode::NO_CONTENT),
+    ];
+    let mut measured = Vec::new();
+    for (request, status) in changes {
+        measured.push(measure(&app, &c.id, request, status).await);
+    }
+    let [add, change, remove, delete] = <[Vec<u64>; 4]>::try_from(measured).expect("4 changes");
     eprintln!(
         "writes per transaction: add {add:?}, role change {change:?}, remove {remove:?}, delete {delete:?}"
     );
@@ -1111,35 +868,21 @@ async fn each_audited_change_is_one_transaction_of_known_size(env: &'static Env)
     let c = app.customer(Spec::default()).await;
     let body_user = uuid::Uuid::new_v4().to_string();
     let body = json!({"userID": body_user, "role": "user"});
-    let (reply, sizes) = committed_transactions(app.call(
-        Method::POST,
-        &format!("/customer/{}/member", c.id),
-        &[
-            (
-                "authorization",
-                &format!("Bearer {}", token("keyed", &["billing_admin"], 60)),
-            ),
-            ("idempotency-key", "writes-1"),
-        ],
-        Some(body.clone()),
-    ))
-    .await;
+    let (keyed, members) = (Who::user("keyed"), format!("/customer/{}/member", c.id));
+    let keyed_add = || {
+        committed_transactions(keyed.send(
+            &app,
+            Method::POST,
+            &members,
+            Some(body.clone()),
+            &[("idempotency-key", "writes-1")],
+        ))
+    };
+    let (reply, sizes) = keyed_add().await;
     assert_eq!(reply.status, StatusCode::CREATED);
     assert_eq!(sizes, vec![ADD_MEMBER]);
     // Its replay, and a role change to the role a member has, commit nothing.
-    let (reply, sizes) = committed_transactions(app.call(
-        Method::POST,
-        &format!("/customer/{}/member", c.id),
-        &[
-            (
-                "authorization",
-                &format!("Bearer {}", token("keyed", &["billing_admin"], 60)),
-            ),
-            ("idempotency-key", "writes-1"),
-        ],
-        Some(body),
-    ))
-    .await;
+    let (reply, sizes) = keyed_add().await;
     assert_eq!(
         (
             reply.status,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::cascade::Cascade;
-use billing_tests::app::{Spec, TestApp};
+use billing_tests::app::{Seeded, Spec, TestApp, bearer, request};
 use billing_tests::sinks::{FailingStripe, SlowStripe};
 use billing_tests::{Env, Reply};
 use futures_util::future::join_all;
@@ -15,7 +15,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::TestFn;
-use crate::audit::{Who, audit_entries};
+use crate::audit::{Who, add_request, audit_entries, delete_request, remove_request, role_request};
 use crate::roles::member_count;
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
@@ -102,123 +102,139 @@ fn add_path(customer: &str) -> String {
     format!("/customer/{customer}/member")
 }
 
-async fn a_retried_add_is_answered_again_without_acting_twice(env: &'static Env) {
+/// A fresh table with a customer seeded by `spec`, and `idem-admin`.
+async fn given(env: &Env, spec: Spec) -> (TestApp, Seeded, Who) {
     let app = TestApp::new(env).await;
-    let c = app.customer(Spec::default()).await;
-    let admin = Who::user("idem-admin");
+    let c = app.customer(spec).await;
+    (app, c, Who::user("idem-admin"))
+}
+
+/// An add's body: `user` as a `user`.
+fn as_user(user: &str) -> Value {
+    json!({"userID": user, "role": "user"})
+}
+
+/// A request by `who` with `Idempotency-Key: key`.
+async fn keyed(
+    who: &Who,
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    key: &str,
+) -> Reply {
+    who.send(app, method, path, body, &[(KEY, key)]).await
+}
+
+/// A keyed `POST .../member` of `body` by `who`.
+async fn add(who: &Who, app: &TestApp, customer: &str, body: Value, key: &str) -> Reply {
+    keyed(who, app, Method::POST, &add_path(customer), Some(body), key).await
+}
+
+/// A request by `idem-admin` (a bearer token, as `Who::user` has) built by
+/// [`request`], for headers `Who::send` cannot set.
+fn admin_request(
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (http::request::Builder, Vec<u8>) {
+    let auth = bearer("idem-admin", &["billing_admin"]);
+    request(method, path, &[("authorization", &auth)], body)
+}
+
+/// Asserts a reply's status, and whether it is a replay.
+#[track_caller]
+fn assert_answer(reply: &Reply, status: StatusCode, replay: bool) {
+    assert_eq!(
+        (reply.status, replayed(reply)),
+        (status, replay),
+        "{:?}",
+        reply.json
+    );
+}
+
+/// Asserts `again` is a replay of `first`: the same status and body.
+#[track_caller]
+fn assert_replays(again: &Reply, first: &Reply) {
+    assert_answer(again, first.status, true);
+    assert_eq!(again.json, first.json, "the same answer, error_id included");
+}
+
+/// Asserts an error with `status` and `code` that is no replay.
+#[track_caller]
+fn assert_refused(reply: &Reply, status: StatusCode, code: &str) {
+    assert_answer(reply, status, false);
+    assert_eq!(reply.error_code(), code);
+}
+
+/// How many of `entries` have `action`.
+fn count_of(entries: &[Value], action: &str) -> usize {
+    entries.iter().filter(|e| e["action"] == action).count()
+}
+
+/// A record's `expiresAt`.
+fn expires_at(record: &HashMap<String, AttributeValue>) -> i64 {
+    record["expiresAt"].as_n().unwrap().parse().unwrap()
+}
+
+/// Makes a record expired (as the TTL has not removed it yet).
+async fn expire(app: &TestApp, record: &HashMap<String, AttributeValue>) {
+    rewrite(app, record, "SET expiresAt = :t", &[(":t", n(now() - 1))]).await;
+}
+
+async fn a_retried_add_is_answered_again_without_acting_twice(env: &'static Env) {
+    let (app, c, admin) = given(env, Spec::default()).await;
     let user = uuid::Uuid::new_v4().to_string();
-    let body = json!({"userID": user, "role": "user"});
+    let body = as_user(&user);
     let audited = audit_entries(&app, &c.id).await.len();
     // WHEN the same add is sent three times with one key
-    let first = admin
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(body.clone()),
-            &[(KEY, "add-1")],
-        )
-        .await;
-    assert_eq!(first.status, StatusCode::CREATED);
-    assert!(!replayed(&first), "the first answer is not a replay");
+    let first = add(&admin, &app, &c.id, body.clone(), "add-1").await;
+    // (the first answer is not a replay)
+    assert_answer(&first, StatusCode::CREATED, false);
     assert_eq!(
         records(&app).await.len(),
         1,
         "one record per caller and key"
     );
     for _ in 0..2 {
-        let again = admin
-            .send(
-                &app,
-                Method::POST,
-                &add_path(&c.id),
-                Some(body.clone()),
-                &[(KEY, "add-1")],
-            )
-            .await;
+        let again = add(&admin, &app, &c.id, body.clone(), "add-1").await;
         // THEN each retry gets the first answer, marked replayed
-        assert_eq!(again.status, StatusCode::CREATED);
-        assert_eq!(again.json, first.json);
-        assert!(replayed(&again));
+        assert_replays(&again, &first);
         assert_eq!(again.headers["content-type"], "application/json");
         assert_eq!(again.headers["cache-control"], "no-store");
     }
     // also when its JSON is laid out differently
     let raw = format!(r#"{{ "role" : "user",  "userID" : "{user}" }}"#);
-    let builder = http::Request::post(format!("{}{}", billing_tests::app::API, add_path(&c.id)))
-        .header(
-            "authorization",
-            format!(
-                "Bearer {}",
-                billing_tests::app::token("idem-admin", &["billing_admin"], 60)
-            ),
-        )
+    let (builder, _) = admin_request(Method::POST, &add_path(&c.id), None);
+    let builder = builder
         .header("content-type", "application/json")
         .header(KEY, "add-1");
     let again = app.raw(builder, raw.into_bytes()).await;
-    assert_eq!(
-        (again.status, replayed(&again)),
-        (StatusCode::CREATED, true)
-    );
+    assert_answer(&again, StatusCode::CREATED, true);
     // and the member was added once: counted once, audited once
     assert_eq!(member_count(&app, &c.id).await, 2);
     let entries = audit_entries(&app, &c.id).await;
     assert_eq!(entries.len(), audited + 1);
     // A refusal is kept too: the same refused add gets the same error again.
-    let refused = admin
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(json!({"userID": c.owner, "role": "user"})),
-            &[(KEY, "add-2")],
-        )
-        .await;
-    assert_eq!(
-        (refused.status, refused.error_code()),
-        (StatusCode::CONFLICT, "already_member")
-    );
-    assert!(!replayed(&refused));
-    let again = admin
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(json!({"userID": c.owner, "role": "user"})),
-            &[(KEY, "add-2")],
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
-    assert_eq!(
-        again.json, refused.json,
-        "the same error, error_id included"
-    );
+    let refused = add(&admin, &app, &c.id, as_user(&c.owner), "add-2").await;
+    assert_refused(&refused, StatusCode::CONFLICT, "already_member");
+    let again = add(&admin, &app, &c.id, as_user(&c.owner), "add-2").await;
+    assert_replays(&again, &refused);
     assert_eq!(again.error_code(), "already_member");
-    assert!(replayed(&again));
     // Without a key every request acts: a second add of the user is a conflict.
     let unkeyed = admin
         .send(&app, Method::POST, &add_path(&c.id), Some(body), &[])
         .await;
-    assert_eq!(unkeyed.status, StatusCode::CONFLICT);
-    assert!(!replayed(&unkeyed));
+    assert_answer(&unkeyed, StatusCode::CONFLICT, false);
 }
 
 async fn retried_role_changes_and_deletes_are_answered_again(env: &'static Env) {
-    let app = TestApp::new(env).await;
-    let c = app.customer(Spec::with_members(2)).await;
-    let admin = Who::user("idem-admin");
+    let (app, c, admin) = given(env, Spec::with_members(2)).await;
     let path = format!("/customer/{}/member/{}", c.id, c.members[1]);
     let audited = audit_entries(&app, &c.id).await.len();
     // A role change, then (without a key) back again, then the keyed one retried:
-    let first = admin
-        .send(
-            &app,
-            Method::PATCH,
-            &path,
-            Some(json!({"role": "admin"})),
-            &[(KEY, "patch-1")],
-        )
-        .await;
+    let admin_role = || Some(json!({"role": "admin"}));
+    let first = keyed(&admin, &app, Method::PATCH, &path, admin_role(), "patch-1").await;
     assert_eq!(
         (first.status, first.json["role"].clone()),
         (StatusCode::OK, json!("admin"))
@@ -233,105 +249,48 @@ async fn retried_role_changes_and_deletes_are_answered_again(env: &'static Env) 
         )
         .await;
     assert_eq!(back.status, StatusCode::OK);
-    let again = admin
-        .send(
-            &app,
-            Method::PATCH,
-            &path,
-            Some(json!({"role": "admin"})),
-            &[(KEY, "patch-1")],
-        )
-        .await;
+    let again = keyed(&admin, &app, Method::PATCH, &path, admin_role(), "patch-1").await;
     // the retry gets the first answer and changes nothing: the member stays a user
-    assert_eq!((again.status, replayed(&again)), (StatusCode::OK, true));
-    assert_eq!(again.json, first.json);
+    assert_replays(&again, &first);
     let reply = app.get(&format!("/user/{}/customer", c.members[1])).await;
     assert_eq!(reply.json["role"], "user");
     assert_eq!(audit_entries(&app, &c.id).await.len(), audited + 2);
 
     // A deletion retried: 204 again, not 404, and one customer.deleted entry.
     let customer = format!("/customer/{}", c.id);
-    let deleted = admin
-        .send(&app, Method::DELETE, &customer, None, &[(KEY, "delete-1")])
-        .await;
-    assert_eq!(
-        (deleted.status, replayed(&deleted)),
-        (StatusCode::NO_CONTENT, false)
-    );
-    let again = admin
-        .send(&app, Method::DELETE, &customer, None, &[(KEY, "delete-1")])
-        .await;
-    assert_eq!(
-        (again.status, replayed(&again)),
-        (StatusCode::NO_CONTENT, true)
-    );
+    let deleted = keyed(&admin, &app, Method::DELETE, &customer, None, "delete-1").await;
+    assert_answer(&deleted, StatusCode::NO_CONTENT, false);
+    let again = keyed(&admin, &app, Method::DELETE, &customer, None, "delete-1").await;
+    assert_answer(&again, StatusCode::NO_CONTENT, true);
     assert_eq!(again.json, Value::Null);
     assert!(again.headers.get("content-type").is_none());
     let unkeyed = admin.send(&app, Method::DELETE, &customer, None, &[]).await;
     assert_eq!(unkeyed.status, StatusCode::NOT_FOUND);
     let entries = audit_entries(&app, &c.id).await;
     assert_eq!(entries.len(), audited + 3);
-    assert_eq!(
-        entries
-            .iter()
-            .filter(|e| e["action"] == "customer.deleted")
-            .count(),
-        1
-    );
+    assert_eq!(count_of(&entries, "customer.deleted"), 1);
 }
 
 async fn a_key_used_for_another_request_is_refused(env: &'static Env) {
-    let app = TestApp::new(env).await;
-    let c = app.customer(Spec::with_members(1)).await;
+    let (app, c, admin) = given(env, Spec::with_members(1)).await;
     let d = app.customer(Spec::default()).await;
-    let admin = Who::user("idem-admin");
     let (u, v) = (
         uuid::Uuid::new_v4().to_string(),
         uuid::Uuid::new_v4().to_string(),
     );
-    let first = admin
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(json!({"userID": u, "role": "user"})),
-            &[(KEY, "k")],
-        )
-        .await;
+    let first = add(&admin, &app, &c.id, as_user(&u), "k").await;
     assert_eq!(first.status, StatusCode::CREATED);
     // Another body, another role, another path, another method: all 422.
-    let others: Vec<(Method, String, Option<Value>)> = vec![
-        (
-            Method::POST,
-            add_path(&c.id),
-            Some(json!({"userID": v, "role": "user"})),
-        ),
-        (
-            Method::POST,
-            add_path(&c.id),
-            Some(json!({"userID": u, "role": "admin"})),
-        ),
-        (
-            Method::POST,
-            add_path(&c.id),
-            Some(json!({"userID": u, "role": 2})),
-        ),
-        (
-            Method::POST,
-            add_path(&d.id),
-            Some(json!({"userID": u, "role": "user"})),
-        ),
-        (
-            Method::PATCH,
-            format!("/customer/{}/member/{}", c.id, c.members[0]),
-            Some(json!({"role": "user"})),
-        ),
-        (Method::DELETE, format!("/customer/{}", d.id), None),
+    let others = [
+        add_request(&c.id, &v, json!("user")),
+        add_request(&c.id, &u, json!("admin")),
+        add_request(&c.id, &u, json!(2)),
+        add_request(&d.id, &u, json!("user")),
+        role_request(&c.id, &c.members[0], json!("user")),
+        delete_request(&d.id),
     ];
     for (method, path, body) in others {
-        let reply = admin
-            .send(&app, method.clone(), &path, body.clone(), &[(KEY, "k")])
-            .await;
+        let reply = keyed(&admin, &app, method.clone(), &path, body.clone(), "k").await;
         assert_eq!(
             reply.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -349,19 +308,8 @@ async fn a_key_used_for_another_request_is_refused(env: &'static Env) {
     let reply = app.get(&format!("/user/{v}/customer")).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     // The first request still replays.
-    let again = admin
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(json!({"userID": u, "role": "user"})),
-            &[(KEY, "k")],
-        )
-        .await;
-    assert_eq!(
-        (again.status, replayed(&again)),
-        (StatusCode::CREATED, true)
-    );
+    let again = add(&admin, &app, &c.id, as_user(&u), "k").await;
+    assert_replays(&again, &first);
 }
 
 async fn keys_belong_to_their_caller(env: &'static Env) {
@@ -373,15 +321,7 @@ async fn keys_belong_to_their_caller(env: &'static Env) {
     let alices_key = Who::api_key(&app, "alice").await;
     let users: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     for (who, user) in [&alice, &bob, &alices_key].into_iter().zip(&users) {
-        let reply = who
-            .send(
-                &app,
-                Method::POST,
-                &add_path(&c.id),
-                Some(json!({"userID": user, "role": "user"})),
-                &[(KEY, "shared")],
-            )
-            .await;
+        let reply = add(who, &app, &c.id, as_user(user), "shared").await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", who.subject);
         assert!(!replayed(&reply), "{} acted", who.subject);
     }
@@ -389,56 +329,25 @@ async fn keys_belong_to_their_caller(env: &'static Env) {
     assert_eq!(records(&app).await.len(), 3);
     // The same request by bob with alice's key and body acts on its own: a
     // conflict now, not alice's replayed 201.
-    let reply = bob
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(json!({"userID": users[0], "role": "user"})),
-            &[(KEY, "alice-only")],
-        )
-        .await;
+    let reply = add(&bob, &app, &c.id, as_user(&users[0]), "alice-only").await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
-    let reply = alice
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(json!({"userID": users[0], "role": "user"})),
-            &[(KEY, "shared")],
-        )
-        .await;
-    assert_eq!(
-        (reply.status, replayed(&reply)),
-        (StatusCode::CREATED, true)
-    );
+    let reply = add(&alice, &app, &c.id, as_user(&users[0]), "shared").await;
+    assert_answer(&reply, StatusCode::CREATED, true);
 }
 
 async fn invalid_keys_are_refused_before_anything_is_done(env: &'static Env) {
-    let app = TestApp::new(env).await;
-    let c = app.customer(Spec::with_members(1)).await;
-    let admin = Who::user("idem-admin");
+    let (app, c, admin) = given(env, Spec::with_members(1)).await;
     let user = uuid::Uuid::new_v4().to_string();
     let audited = audit_entries(&app, &c.id).await.len();
     let long = "k".repeat(256);
-    let mutations: Vec<(Method, String, Option<Value>)> = vec![
-        (
-            Method::POST,
-            add_path(&c.id),
-            Some(json!({"userID": user, "role": "user"})),
-        ),
-        (
-            Method::PATCH,
-            format!("/customer/{}/member/{}", c.id, c.members[0]),
-            Some(json!({"role": "user"})),
-        ),
-        (Method::DELETE, format!("/customer/{}", c.id), None),
+    let mutations = [
+        add_request(&c.id, &user, json!("user")),
+        role_request(&c.id, &c.members[0], json!("user")),
+        delete_request(&c.id),
     ];
     for (method, path, body) in &mutations {
         for key in [long.as_str(), "has space", "", "tab\there"] {
-            let reply = admin
-                .send(&app, method.clone(), path, body.clone(), &[(KEY, key)])
-                .await;
+            let reply = keyed(&admin, &app, method.clone(), path, body.clone(), key).await;
             assert_eq!(
                 reply.status,
                 StatusCode::BAD_REQUEST,
@@ -466,27 +375,11 @@ async fn invalid_keys_are_refused_before_anything_is_done(env: &'static Env) {
             "invalid_idempotency_key",
             "{method} two keys"
         );
-        let mut builder = http::Request::builder()
-            .method(method.clone())
-            .uri(format!("{}{path}", billing_tests::app::API))
-            .header(
-                "authorization",
-                format!(
-                    "Bearer {}",
-                    billing_tests::app::token("idem-admin", &["billing_admin"], 60)
-                ),
-            )
-            .header(
-                KEY,
-                http::HeaderValue::from_bytes("clé".as_bytes()).unwrap(),
-            );
-        let bytes = match body {
-            Some(b) => {
-                builder = builder.header("content-type", "application/json");
-                b.to_string().into_bytes()
-            }
-            None => Vec::new(),
-        };
+        let (builder, bytes) = admin_request(method.clone(), path, body.clone());
+        let builder = builder.header(
+            KEY,
+            http::HeaderValue::from_bytes("clé".as_bytes()).unwrap(),
+        );
         let reply = app.raw(builder, bytes).await;
         assert_eq!(
             (reply.status, reply.error_code()),
@@ -501,25 +394,10 @@ async fn invalid_keys_are_refused_before_anything_is_done(env: &'static Env) {
     assert!(records(&app).await.is_empty());
     // A key of 255 visible characters is fine; reads ignore the header.
     let longest = "~".repeat(255);
-    let reply = admin
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(json!({"userID": user, "role": "user"})),
-            &[(KEY, &longest)],
-        )
-        .await;
+    let reply = add(&admin, &app, &c.id, as_user(&user), &longest).await;
     assert_eq!(reply.status, StatusCode::CREATED);
-    let reply = admin
-        .send(
-            &app,
-            Method::GET,
-            &format!("/customer/{}", c.id),
-            None,
-            &[(KEY, "has space")],
-        )
-        .await;
+    let customer = format!("/customer/{}", c.id);
+    let reply = keyed(&admin, &app, Method::GET, &customer, None, "has space").await;
     assert_eq!(reply.status, StatusCode::OK);
 }
 
@@ -537,21 +415,12 @@ async fn concurrent_deletes_with_one_key_act_once(env: &'static Env) {
     let audited = audit_entries(&app, &c.id).await.len();
     // WHEN the DELETE is sent, and while it waits, sent again with its key, and
     // another request with the same key
-    let first = admin.send(&slow, Method::DELETE, &path, None, &[(KEY, "del")]);
+    let first = keyed(&admin, &slow, Method::DELETE, &path, None, "del");
     let during = async {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let same = admin
-            .send(&slow, Method::DELETE, &path, None, &[(KEY, "del")])
-            .await;
-        let other = admin
-            .send(
-                &slow,
-                Method::POST,
-                &add_path(&c.id),
-                Some(json!({"userID": uuid::Uuid::new_v4(), "role": "user"})),
-                &[(KEY, "del")],
-            )
-            .await;
+        let same = keyed(&admin, &slow, Method::DELETE, &path, None, "del").await;
+        let stranger = uuid::Uuid::new_v4().to_string();
+        let other = add(&admin, &slow, &c.id, as_user(&stranger), "del").await;
         (same, other)
     };
     let started = std::time::Instant::now();
@@ -562,51 +431,28 @@ async fn concurrent_deletes_with_one_key_act_once(env: &'static Env) {
         started.elapsed() >= Duration::from_millis(1500),
         "Stripe was slow"
     );
-    assert_eq!(
-        (first.status, replayed(&first)),
-        (StatusCode::NO_CONTENT, false)
-    );
-    assert_eq!(same.status, StatusCode::CONFLICT, "{:?}", same.json);
-    assert_eq!(same.error_code(), "idempotency_key_in_use");
-    assert_eq!(
-        other.status,
+    assert_answer(&first, StatusCode::NO_CONTENT, false);
+    assert_refused(&same, StatusCode::CONFLICT, "idempotency_key_in_use");
+    assert_refused(
+        &other,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "{:?}",
-        other.json
+        "idempotency_key_reused",
     );
-    assert_eq!(other.error_code(), "idempotency_key_reused");
     // and once the first answered, a retry gets its answer
-    let after = admin
-        .send(&app, Method::DELETE, &path, None, &[(KEY, "del")])
-        .await;
-    assert_eq!(
-        (after.status, replayed(&after)),
-        (StatusCode::NO_CONTENT, true)
-    );
+    let after = keyed(&admin, &app, Method::DELETE, &path, None, "del").await;
+    assert_answer(&after, StatusCode::NO_CONTENT, true);
     let entries = audit_entries(&app, &c.id).await;
     assert_eq!(entries.len(), audited + 1, "one deletion");
     assert!(env.stripe_customer(&c.stripe_id).await.is_none());
 }
 
 async fn concurrent_adds_with_one_key_act_once(env: &'static Env) {
-    let app = TestApp::new(env).await;
-    let c = app.customer(Spec::default()).await;
-    let admin = Who::user("idem-admin");
+    let (app, c, admin) = given(env, Spec::default()).await;
     let user = uuid::Uuid::new_v4().to_string();
-    let body = json!({"userID": user, "role": "user"});
+    let body = as_user(&user);
     let audited = audit_entries(&app, &c.id).await.len();
     // WHEN 12 identical keyed adds are sent at once
-    let path = add_path(&c.id);
-    let replies = join_all((0..12).map(|_| {
-        admin.send(
-            &app,
-            Method::POST,
-            &path,
-            Some(body.clone()),
-            &[(KEY, "burst")],
-        )
-    }))
-    .await;
+    let replies = join_all((0..12).map(|_| add(&admin, &app, &c.id, body.clone(), "burst"))).await;
     // THEN exactly one acted; every other one is in use (409) or a replay of it
     let acted: Vec<&Reply> = replies
         .iter()
@@ -623,37 +469,16 @@ async fn concurrent_adds_with_one_key_act_once(env: &'static Env) {
     assert_eq!(member_count(&app, &c.id).await, 2);
     assert_eq!(audit_entries(&app, &c.id).await.len(), audited + 1);
     // and afterwards every retry is a replay
-    let again = admin
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(body),
-            &[(KEY, "burst")],
-        )
-        .await;
-    assert_eq!(
-        (again.status, replayed(&again)),
-        (StatusCode::CREATED, true)
-    );
+    let again = add(&admin, &app, &c.id, body, "burst").await;
+    assert_replays(&again, acted[0]);
 }
 
 async fn a_key_expires_after_a_day(env: &'static Env) {
-    let app = TestApp::new(env).await;
-    let c = app.customer(Spec::default()).await;
-    let admin = Who::user("idem-admin");
+    let (app, c, admin) = given(env, Spec::default()).await;
     let user = uuid::Uuid::new_v4().to_string();
-    let body = json!({"userID": user, "role": "user"});
+    let body = as_user(&user);
     let before = now();
-    let first = admin
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(body.clone()),
-            &[(KEY, "day")],
-        )
-        .await;
+    let first = add(&admin, &app, &c.id, body.clone(), "day").await;
     assert_eq!(first.status, StatusCode::CREATED);
     // The record keeps the answer for 24 h (the table's TTL attribute).
     let kept = records(&app).await;
@@ -663,53 +488,23 @@ async fn a_key_expires_after_a_day(env: &'static Env) {
     assert_eq!(record["SK"].as_s().unwrap(), "IDEMPOTENCY");
     assert_eq!(record["state"].as_s().unwrap(), "done");
     assert_eq!(record["answerStatus"].as_n().unwrap(), "201");
-    let expires: i64 = record["expiresAt"].as_n().unwrap().parse().unwrap();
+    let expires = expires_at(record);
     assert!(
         (before + 86_400..=now() + 86_400).contains(&expires),
         "expiresAt {expires} is a day after the request"
     );
     // Within the day: the member removed meanwhile, a retry is still a replay
     // and adds nobody.
-    let removed = admin
-        .send(
-            &app,
-            Method::DELETE,
-            &format!("/customer/{}/member/{user}", c.id),
-            None,
-            &[],
-        )
-        .await;
+    let removed = admin.call(&app, remove_request(&c.id, &user)).await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT);
-    let again = admin
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(body.clone()),
-            &[(KEY, "day")],
-        )
-        .await;
-    assert_eq!(
-        (again.status, replayed(&again)),
-        (StatusCode::CREATED, true)
-    );
+    let again = add(&admin, &app, &c.id, body.clone(), "day").await;
+    assert_replays(&again, &first);
     assert_eq!(member_count(&app, &c.id).await, 1);
     // WHEN the record is older than a day (the TTL has not removed it yet)
-    rewrite(&app, record, "SET expiresAt = :t", &[(":t", n(now() - 1))]).await;
+    expire(&app, record).await;
     // THEN the same request acts again
-    let later = admin
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(body),
-            &[(KEY, "day")],
-        )
-        .await;
-    assert_eq!(
-        (later.status, replayed(&later)),
-        (StatusCode::CREATED, false)
-    );
+    let later = add(&admin, &app, &c.id, body, "day").await;
+    assert_answer(&later, StatusCode::CREATED, false);
     assert_eq!(member_count(&app, &c.id).await, 2);
     let added = audit_entries(&app, &c.id)
         .await
@@ -720,31 +515,15 @@ async fn a_key_expires_after_a_day(env: &'static Env) {
     // and so does another request with the key, once that record expired too
     let kept = records(&app).await;
     assert_eq!(kept.len(), 1);
-    let expires: i64 = kept[0]["expiresAt"].as_n().unwrap().parse().unwrap();
+    let expires = expires_at(&kept[0]);
     assert!(
         expires >= now() + 86_000,
         "the new answer is kept a day again"
     );
-    rewrite(
-        &app,
-        &kept[0],
-        "SET expiresAt = :t",
-        &[(":t", n(now() - 1))],
-    )
-    .await;
-    let other = admin
-        .send(
-            &app,
-            Method::DELETE,
-            &format!("/customer/{}", c.id),
-            None,
-            &[(KEY, "day")],
-        )
-        .await;
-    assert_eq!(
-        (other.status, replayed(&other)),
-        (StatusCode::NO_CONTENT, false)
-    );
+    expire(&app, &kept[0]).await;
+    let customer = format!("/customer/{}", c.id);
+    let other = keyed(&admin, &app, Method::DELETE, &customer, None, "day").await;
+    assert_answer(&other, StatusCode::NO_CONTENT, false);
 }
 
 async fn a_server_error_releases_the_key(env: &'static Env) {
@@ -759,76 +538,35 @@ async fn a_server_error_releases_the_key(env: &'static Env) {
     let admin = Who::user("idem-admin");
     let path = format!("/customer/{}", c.id);
     // WHEN a keyed DELETE fails with a 5xx
-    let failed = admin
-        .send(&broken, Method::DELETE, &path, None, &[(KEY, "retry-me")])
-        .await;
+    let failed = keyed(&admin, &broken, Method::DELETE, &path, None, "retry-me").await;
     assert!(failed.status.is_server_error(), "{:?}", failed.json);
     assert_eq!(failed.error_code(), "billing_error");
     // THEN the key is released: no record is kept, and a retry with it acts
     assert!(records(&app).await.is_empty(), "the 5xx answer is not kept");
-    let retry = admin
-        .send(&app, Method::DELETE, &path, None, &[(KEY, "retry-me")])
-        .await;
-    assert_eq!(
-        (retry.status, replayed(&retry)),
-        (StatusCode::NO_CONTENT, false)
-    );
+    let retry = keyed(&admin, &app, Method::DELETE, &path, None, "retry-me").await;
+    assert_answer(&retry, StatusCode::NO_CONTENT, false);
     assert!(env.stripe_customer(&c.stripe_id).await.is_none());
-    let again = admin
-        .send(&app, Method::DELETE, &path, None, &[(KEY, "retry-me")])
-        .await;
+    let again = keyed(&admin, &app, Method::DELETE, &path, None, "retry-me").await;
+    assert_answer(&again, StatusCode::NO_CONTENT, true);
     assert_eq!(
-        (again.status, replayed(&again)),
-        (StatusCode::NO_CONTENT, true)
-    );
-    let deletions = audit_entries(&app, &c.id)
-        .await
-        .into_iter()
-        .filter(|e| e["action"] == "customer.deleted")
-        .count();
-    assert_eq!(
-        deletions, 1,
+        count_of(&audit_entries(&app, &c.id).await, "customer.deleted"),
+        1,
         "the failed attempt began the deletion, the retry resumed it"
     );
 }
 
 async fn a_request_that_failed_validation_keeps_no_answer(env: &'static Env) {
-    let app = TestApp::new(env).await;
-    let c = app.customer(Spec::default()).await;
-    let admin = Who::user("idem-admin");
+    let (app, c, admin) = given(env, Spec::default()).await;
     let user = uuid::Uuid::new_v4().to_string();
     // WHEN a keyed add fails validation, twice
     for _ in 0..2 {
-        let reply = admin
-            .send(
-                &app,
-                Method::POST,
-                &add_path(&c.id),
-                Some(json!({"userID": user})),
-                &[(KEY, "fix-me")],
-            )
-            .await;
-        assert_eq!(
-            (reply.status, replayed(&reply)),
-            (StatusCode::BAD_REQUEST, false)
-        );
-        assert_eq!(reply.error_code(), "missing_field");
+        let reply = add(&admin, &app, &c.id, json!({"userID": user}), "fix-me").await;
+        assert_refused(&reply, StatusCode::BAD_REQUEST, "missing_field");
     }
     // THEN nothing is kept, and the corrected request acts with the same key
     assert!(records(&app).await.is_empty());
-    let reply = admin
-        .send(
-            &app,
-            Method::POST,
-            &add_path(&c.id),
-            Some(json!({"userID": user, "role": "user"})),
-            &[(KEY, "fix-me")],
-        )
-        .await;
-    assert_eq!(
-        (reply.status, replayed(&reply)),
-        (StatusCode::CREATED, false)
-    );
+    let reply = add(&admin, &app, &c.id, as_user(&user), "fix-me").await;
+    assert_answer(&reply, StatusCode::CREATED, false);
     assert_eq!(member_count(&app, &c.id).await, 2);
     // Credentials come first: no key is looked at (or kept) for a 401 or 403.
     let reply = app
@@ -836,23 +574,20 @@ async fn a_request_that_failed_validation_keeps_no_answer(env: &'static Env) {
             Method::POST,
             &add_path(&c.id),
             &[(KEY, "has space")],
-            Some(json!({"userID": user, "role": "user"})),
+            Some(as_user(&user)),
         )
         .await;
     assert_eq!(
         (reply.status, reply.error_code()),
         (StatusCode::UNAUTHORIZED, "unauthorized")
     );
-    let support = format!(
-        "Bearer {}",
-        billing_tests::app::token("support", &["support"], 60)
-    );
+    let support = bearer("support", &["support"]);
     let reply = app
         .call(
             Method::POST,
             &add_path(&c.id),
             &[("authorization", &support), (KEY, "support-key")],
-            Some(json!({"userID": uuid::Uuid::new_v4(), "role": "user"})),
+            Some(as_user(&uuid::Uuid::new_v4().to_string())),
         )
         .await;
     assert_eq!(
@@ -867,19 +602,20 @@ async fn a_request_that_failed_validation_keeps_no_answer(env: &'static Env) {
 }
 
 async fn a_claim_whose_holder_died_is_taken_over_by_the_same_request(env: &'static Env) {
-    let app = TestApp::new(env).await;
-    let c = app.customer(Spec::with_members(1)).await;
-    let admin = Who::user("idem-admin");
+    let (app, c, admin) = given(env, Spec::with_members(1)).await;
     let path = format!("/customer/{}/member/{}", c.id, c.members[0]);
-    let first = admin
-        .send(
+    // A keyed change of the member's role to `role`.
+    let patch = |role: &str| {
+        keyed(
+            &admin,
             &app,
             Method::PATCH,
             &path,
-            Some(json!({"role": "user"})),
-            &[(KEY, "held")],
+            Some(json!({"role": role})),
+            "held",
         )
-        .await;
+    };
+    let first = patch("user").await;
     assert_eq!(first.status, StatusCode::OK);
     // GIVEN the record as a request left it that died while running: in
     // progress, no answer, its lock still held
@@ -894,19 +630,8 @@ async fn a_claim_whose_holder_died_is_taken_over_by_the_same_request(env: &'stat
         ],
     )
     .await;
-    let reply = admin
-        .send(
-            &app,
-            Method::PATCH,
-            &path,
-            Some(json!({"role": "user"})),
-            &[(KEY, "held")],
-        )
-        .await;
-    assert_eq!(
-        (reply.status, reply.error_code()),
-        (StatusCode::CONFLICT, "idempotency_key_in_use")
-    );
+    let reply = patch("user").await;
+    assert_refused(&reply, StatusCode::CONFLICT, "idempotency_key_in_use");
     // WHEN its lock has run out
     rewrite(
         &app,
@@ -917,38 +642,17 @@ async fn a_claim_whose_holder_died_is_taken_over_by_the_same_request(env: &'stat
     .await;
     // THEN another request with the key is still refused, and the same request
     // takes the key over and acts (the role is already user: 200, unchanged)
-    let reply = admin
-        .send(
-            &app,
-            Method::PATCH,
-            &path,
-            Some(json!({"role": "admin"})),
-            &[(KEY, "held")],
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(reply.error_code(), "idempotency_key_reused");
-    let reply = admin
-        .send(
-            &app,
-            Method::PATCH,
-            &path,
-            Some(json!({"role": "user"})),
-            &[(KEY, "held")],
-        )
-        .await;
-    assert_eq!((reply.status, replayed(&reply)), (StatusCode::OK, false));
+    let reply = patch("admin").await;
+    assert_refused(
+        &reply,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    );
+    let reply = patch("user").await;
+    assert_answer(&reply, StatusCode::OK, false);
     assert_eq!(reply.json, first.json);
     let record = records(&app).await.remove(0);
     assert_eq!(record["state"].as_s().unwrap(), "done");
-    let reply = admin
-        .send(
-            &app,
-            Method::PATCH,
-            &path,
-            Some(json!({"role": "user"})),
-            &[(KEY, "held")],
-        )
-        .await;
-    assert_eq!((reply.status, replayed(&reply)), (StatusCode::OK, true));
+    let reply = patch("user").await;
+    assert_replays(&reply, &first);
 }

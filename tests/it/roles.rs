@@ -1,9 +1,9 @@
 //! `PATCH /customer/{customerID}/member/{userID}` (role changes), `GET
 //! /user/{userID}/customer`, and role changes racing removals and each other.
 
-use billing::domain::{CustomerId, UserId};
+use billing::domain::UserId;
 use billing_tests::Env;
-use billing_tests::app::{Spec, TestApp};
+use billing_tests::app::{Spec, TestApp, bearer};
 use futures_util::future::join_all;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -74,11 +74,32 @@ async fn roles(app: &TestApp, customer: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `items` and `pages` of the members listing with `query`.
+async fn counts(app: &TestApp, customer: &str, query: &str) -> (Value, Value) {
+    let reply = app
+        .get(&format!("/customer/{customer}/members?{query}"))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    (reply.json["items"].clone(), reply.json["pages"].clone())
+}
+
 /// `memberCount` of an active customer.
 pub async fn member_count(app: &TestApp, customer: &str) -> u64 {
     let reply = app.get(&format!("/customer/{customer}")).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
     reply.json["memberCount"].as_u64().expect("memberCount")
+}
+
+/// A role change: (customer, user, role).
+type Patch<'a> = (&'a str, &'a str, Value);
+
+/// Each member's join time, by user id.
+async fn join_times(app: &TestApp, customer: &str) -> std::collections::HashMap<String, String> {
+    listing(app, customer)
+        .await
+        .into_iter()
+        .map(|(u, _, j)| (u, j))
+        .collect()
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -92,11 +113,7 @@ async fn a_role_change_answers_the_member_and_moves_it_in_the_listing(env: &'sta
     let app = TestApp::new(env).await;
     let c = app.customer(Spec::with_members(4)).await;
     let m = &c.members;
-    let joined: std::collections::HashMap<String, String> = listing(&app, &c.id)
-        .await
-        .into_iter()
-        .map(|(u, _, j)| (u, j))
-        .collect();
+    let joined = join_times(&app, &c.id).await;
 
     // WHEN m2 becomes an admin
     let reply = patch_role(&app, &c.id, &m[2], json!("admin")).await;
@@ -146,11 +163,8 @@ async fn a_role_change_answers_the_member_and_moves_it_in_the_listing(env: &'sta
         assert_eq!(at, joined[&user], "{user} kept its join time");
     }
     assert_eq!(member_count(&app, &c.id).await, 5);
-    let reply = app
-        .get(&format!("/customer/{}/members?page=2&limit=2", c.id))
-        .await;
     assert_eq!(
-        (reply.json["items"].clone(), reply.json["pages"].clone()),
+        counts(&app, &c.id, "page=2&limit=2").await,
         (json!(5), json!(3))
     );
     let paged = member_pages(&app, &c.id, 2).await;
@@ -171,142 +185,81 @@ async fn a_role_change_refuses_the_owner_strangers_and_gone_customers(env: &'sta
     let c = app.customer(Spec::with_members(2)).await;
     let other = app.customer(Spec::with_members(1)).await;
     let deleting = app.customer(Spec::with_members(1)).await;
-    app.store
-        .begin_deletion(
-            &CustomerId::parse(&deleting.id).unwrap(),
-            &billing_tests::by_test(),
-        )
-        .await
-        .expect("mark deleting");
+    app.begin_deletion(&deleting.id).await;
     let before = roles(&app, &c.id).await;
     let audited = audit_entries(&app, &c.id).await.len();
     let stranger = uuid::Uuid::new_v4().to_string();
-    let cases: Vec<(String, String, Value, StatusCode, &str)> = vec![
+    let (id, owner, m1) = (c.id.as_str(), c.owner.as_str(), c.members[1].as_str());
+    let nowhere = uuid::Uuid::new_v4().to_string();
+    // (customer, user, role) refused with each status and code
+    let cases: Vec<(StatusCode, &str, Vec<Patch>)> = vec![
         // the owner's role changes only by a transfer of ownership
         (
-            c.id.clone(),
-            c.owner.clone(),
-            json!("admin"),
             StatusCode::CONFLICT,
             "owner_role_change",
-        ),
-        (
-            c.id.clone(),
-            c.owner.clone(),
-            json!("user"),
-            StatusCode::CONFLICT,
-            "owner_role_change",
+            vec![(id, owner, json!("admin")), (id, owner, json!("user"))],
         ),
         // nobody is made an owner here
         (
-            c.id.clone(),
-            c.members[1].clone(),
-            json!("owner"),
             StatusCode::BAD_REQUEST,
             "owner_role_reserved",
+            vec![
+                (id, m1, json!("owner")),
+                (id, m1, json!(0)),
+                (id, owner, json!("owner")),
+            ],
         ),
         (
-            c.id.clone(),
-            c.members[1].clone(),
-            json!(0),
-            StatusCode::BAD_REQUEST,
-            "owner_role_reserved",
-        ),
-        (
-            c.id.clone(),
-            c.owner.clone(),
-            json!("owner"),
-            StatusCode::BAD_REQUEST,
-            "owner_role_reserved",
-        ),
-        (
-            c.id.clone(),
-            c.members[1].clone(),
-            json!("root"),
             StatusCode::BAD_REQUEST,
             "invalid_role",
+            vec![(id, m1, json!("root")), (id, m1, json!(3))],
         ),
         (
-            c.id.clone(),
-            c.members[1].clone(),
-            json!(3),
-            StatusCode::BAD_REQUEST,
-            "invalid_role",
-        ),
-        (
-            c.id.clone(),
-            c.members[1].clone(),
-            Value::Null,
             StatusCode::BAD_REQUEST,
             "missing_field",
+            vec![(id, m1, Value::Null)],
         ),
         // not a member of this customer
         (
-            c.id.clone(),
-            stranger.clone(),
-            json!("admin"),
             StatusCode::NOT_FOUND,
             "member_not_found",
-        ),
-        (
-            c.id.clone(),
-            other.members[0].clone(),
-            json!("admin"),
-            StatusCode::NOT_FOUND,
-            "member_not_found",
-        ),
-        (
-            c.id.clone(),
-            other.owner.clone(),
-            json!("admin"),
-            StatusCode::NOT_FOUND,
-            "member_not_found",
+            vec![
+                (id, &stranger, json!("admin")),
+                (id, &other.members[0], json!("admin")),
+                (id, &other.owner, json!("admin")),
+            ],
         ),
         // no such customer, or one being deleted
         (
-            uuid::Uuid::new_v4().to_string(),
-            c.members[1].clone(),
-            json!("admin"),
             StatusCode::NOT_FOUND,
             "customer_not_found",
+            vec![
+                (&nowhere, m1, json!("admin")),
+                (&deleting.id, &deleting.members[0], json!("admin")),
+                (&deleting.id, &deleting.owner, json!("admin")),
+            ],
         ),
         (
-            deleting.id.clone(),
-            deleting.members[0].clone(),
-            json!("admin"),
-            StatusCode::NOT_FOUND,
-            "customer_not_found",
-        ),
-        (
-            deleting.id.clone(),
-            deleting.owner.clone(),
-            json!("admin"),
-            StatusCode::NOT_FOUND,
-            "customer_not_found",
-        ),
-        (
-            "bad".into(),
-            c.members[1].clone(),
-            json!("admin"),
             StatusCode::BAD_REQUEST,
             "invalid_customer_id",
+            vec![("bad", m1, json!("admin"))],
         ),
         (
-            c.id.clone(),
-            "bad".into(),
-            json!("admin"),
             StatusCode::BAD_REQUEST,
             "invalid_user_id",
+            vec![(id, "bad", json!("admin"))],
         ),
     ];
-    for (customer, user, role, status, code) in cases {
-        let reply = patch_role(&app, &customer, &user, role.clone()).await;
-        assert_eq!(
-            reply.status, status,
-            "{customer} {user} {role}: {:?}",
-            reply.json
-        );
-        assert_eq!(reply.error_code(), code, "{customer} {user} {role}");
+    for (status, code, requests) in cases {
+        for (customer, user, role) in requests {
+            let reply = patch_role(&app, customer, user, role.clone()).await;
+            assert_eq!(
+                reply.status, status,
+                "{customer} {user} {role}: {:?}",
+                reply.json
+            );
+            assert_eq!(reply.error_code(), code, "{customer} {user} {role}");
+        }
     }
     // A body that is not an object, or not JSON.
     let reply = app
@@ -321,13 +274,7 @@ async fn a_role_change_refuses_the_owner_strangers_and_gone_customers(env: &'sta
         .call(
             Method::PATCH,
             &member_path(&c.id, &c.members[1]),
-            &[(
-                "authorization",
-                &format!(
-                    "Bearer {}",
-                    billing_tests::app::token("u", &["billing_admin"], 60)
-                ),
-            )],
+            &[("authorization", &bearer("u", &["billing_admin"]))],
             None,
         )
         .await;
@@ -337,13 +284,7 @@ async fn a_role_change_refuses_the_owner_strangers_and_gone_customers(env: &'sta
         .call(
             Method::PATCH,
             &member_path(&c.id, &c.members[1]),
-            &[(
-                "authorization",
-                &format!(
-                    "Bearer {}",
-                    billing_tests::app::token("u", &["support"], 60)
-                ),
-            )],
+            &[("authorization", &bearer("u", &["support"]))],
             Some(json!({"role": "admin"})),
         )
         .await;
@@ -393,11 +334,7 @@ async fn setting_the_role_a_member_has_writes_nothing(env: &'static Env) {
 async fn a_users_customer_is_found_by_its_membership(env: &'static Env) {
     let app = TestApp::new(env).await;
     let c = app.customer(Spec::with_members(2)).await;
-    let joined: std::collections::HashMap<String, String> = listing(&app, &c.id)
-        .await
-        .into_iter()
-        .map(|(u, _, j)| (u, j))
-        .collect();
+    let joined = join_times(&app, &c.id).await;
     for (user, role) in [
         (&c.owner, "owner"),
         (&c.members[0], "admin"),
@@ -463,13 +400,7 @@ async fn a_member_of_a_customer_being_deleted_has_no_customer(env: &'static Env)
     // GIVEN a customer whose deletion began (and stopped before its members went)
     let app = TestApp::new(env).await;
     let c = app.customer(Spec::with_members(1)).await;
-    app.store
-        .begin_deletion(
-            &CustomerId::parse(&c.id).unwrap(),
-            &billing_tests::by_test(),
-        )
-        .await
-        .unwrap();
+    app.begin_deletion(&c.id).await;
     assert_eq!(
         app.get(&format!("/customer/{}", c.id)).await.status,
         StatusCode::NOT_FOUND
@@ -583,13 +514,7 @@ async fn race_role_changes_against_removals_keep_everything_exact(env: &'static 
     let listed_ids: Vec<String> = listed.iter().map(|(u, _, _)| u.clone()).collect();
     assert_eq!(listed.len(), 5);
     assert_eq!(member_pages(&app, &c.id, 2).await, listed_ids);
-    let reply = app
-        .get(&format!("/customer/{}/members?limit=2", c.id))
-        .await;
-    assert_eq!(
-        (reply.json["items"].clone(), reply.json["pages"].clone()),
-        (json!(5), json!(3))
-    );
+    assert_eq!(counts(&app, &c.id, "limit=2").await, (json!(5), json!(3)));
     for u in raced {
         let reply = app.get(&format!("/user/{u}/customer")).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{u} left");
@@ -695,8 +620,5 @@ async fn race_role_changes_of_one_member_serialize(env: &'static Env) {
     assert_eq!(member_count(&app, &c.id).await, 3);
     let ids: Vec<String> = listed.iter().map(|(u, _, _)| u.clone()).collect();
     assert_eq!(member_pages(&app, &c.id, 1).await, ids);
-    let reply = app
-        .get(&format!("/customer/{}/members?limit=1", c.id))
-        .await;
-    assert_eq!(reply.json["items"], 3);
+    assert_eq!(counts(&app, &c.id, "limit=1").await.0, 3);
 }

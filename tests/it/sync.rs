@@ -9,7 +9,7 @@ use billing::sync::platform::{Platform, PlatformError, PlatformOutcome};
 use billing::sync::signature::{Secrets, header};
 use billing::sync::webhook::{PATH, WebhookSecrets, Webhooks};
 use billing_tests::Env;
-use billing_tests::app::{Reply, Spec, TestApp};
+use billing_tests::app::{Reply, Spec, TestApp, committed_transactions};
 use futures_util::future::join_all;
 use http::{Method, StatusCode};
 use secrecy::SecretString;
@@ -682,27 +682,6 @@ impl Receiver {
     fn stop(self) {
         self.task.abort();
     }
-}
-
-/// The size (`actions`) of every transaction committed while `work` ran.
-async fn committed_transactions<F: std::future::Future>(work: F) -> (F::Output, Vec<u64>) {
-    let logs = billing::telemetry::LogLines::default();
-    let out = logs.scope(work).await;
-    let sizes = logs
-        .lines()
-        .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|v| {
-            v["fields"]["message"] == "transaction done" || v["message"] == "transaction done"
-        })
-        .filter_map(|v| {
-            let span = v["span"].clone();
-            (span["outcome"] == "ok")
-                .then(|| span["actions"].as_u64())
-                .flatten()
-        })
-        .collect();
-    (out, sizes)
 }
 
 async fn each_webhook_is_one_transaction_of_known_size(env: &'static Env) {

@@ -238,6 +238,14 @@ fn customer_id() -> CustomerId {
     CustomerId::parse(CUSTOMER).expect("test UUID")
 }
 
+/// The seeded customer as stored (an active one).
+async fn stored_customer(app: &TestApp) -> billing::domain::Customer {
+    app.store
+        .get_customer(&customer_id())
+        .await
+        .expect("customer")
+}
+
 fn user(id: &str) -> UserId {
     UserId::parse(id).expect("test UUID")
 }
@@ -407,11 +415,7 @@ async fn check_outcome(endpoint: Endpoint, app: &TestApp, reply: &Reply, caller:
                 app.store.membership_of(&user(NEWCOMER)).await.ok(),
                 Some(Some((customer_id(), Role::User)))
             );
-            let customer = app
-                .store
-                .get_customer(&customer_id())
-                .await
-                .expect("customer");
+            let customer = stored_customer(app).await;
             assert_eq!(customer.member_count, 4);
         }
         Endpoint::RemoveMember => {
@@ -421,11 +425,7 @@ async fn check_outcome(endpoint: Endpoint, app: &TestApp, reply: &Reply, caller:
                 app.store.membership_of(&user(MEMBER)).await.ok(),
                 Some(None)
             );
-            let customer = app
-                .store
-                .get_customer(&customer_id())
-                .await
-                .expect("customer");
+            let customer = stored_customer(app).await;
             assert_eq!(customer.member_count, 2);
         }
         Endpoint::ChangeMemberRole => {
@@ -439,11 +439,7 @@ async fn check_outcome(endpoint: Endpoint, app: &TestApp, reply: &Reply, caller:
                 app.store.membership_of(&user(MEMBER)).await.ok(),
                 Some(Some((customer_id(), Role::Admin)))
             );
-            let customer = app
-                .store
-                .get_customer(&customer_id())
-                .await
-                .expect("customer");
+            let customer = stored_customer(app).await;
             assert_eq!(customer.member_count, 3, "memberCount unchanged");
             // The member moved among the admins (after ADMIN, who joined first).
             let members = app.get(&format!("/customer/{CUSTOMER}/members")).await;
@@ -1148,13 +1144,7 @@ async fn run_user_deleted_event(env: &Env, name: &str, raw: &str, json: &Value) 
             "{name}"
         );
     }
-    let count = || async {
-        app.store
-            .get_customer(&customer_id())
-            .await
-            .expect("customer")
-            .member_count
-    };
+    let count = || async { stored_customer(&app).await.member_count };
     assert_eq!(count().await, 2, "{name}: memberCount");
     // and a redelivery changes nothing
     assert_eq!(
@@ -1276,11 +1266,7 @@ pub(super) async fn events_without_a_fresh_token_or_signature_are_refused(env: &
         assert_eq!(reply.error_code(), code, "{name}");
     }
     // and nothing changed
-    let customer = app
-        .store
-        .get_customer(&customer_id())
-        .await
-        .expect("customer");
+    let customer = stored_customer(&app).await;
     assert_eq!(customer.member_count, 3);
     assert_eq!(customer.subscription_status.as_str(), "active");
     assert_eq!(customer.stripe_customer_id, None);
@@ -1394,11 +1380,7 @@ async fn run_webhook_event(env: &Env, name: &str, raw: &str, event: &Value) {
         json!({"received": true, "outcome": "applied"}),
         "{name}"
     );
-    let customer = app
-        .store
-        .get_customer(&customer_id())
-        .await
-        .expect("customer");
+    let customer = stored_customer(&app).await;
     assert_eq!(customer.subscription_status.as_str(), "past_due", "{name}");
     assert_eq!(customer.tier_name.as_str(), "pro", "{name}");
     assert_eq!(
@@ -1609,11 +1591,7 @@ async fn run_platform_customer_event(env: &Env, detail_type: &str, name: &str, e
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         // THEN the customer has its new name and tier, and moved listings
         assert_eq!(outcome, PlatformOutcome::Updated, "{name}");
-        let customer = app
-            .store
-            .get_customer(&customer_id())
-            .await
-            .expect("customer");
+        let customer = stored_customer(&app).await;
         assert_eq!(customer.name, text("name"), "{name}");
         assert_eq!(customer.tier_name.as_str(), text("tierName"), "{name}");
         assert_eq!(customer.tier_id.to_string(), text("tierID"), "{name}");
@@ -1644,11 +1622,7 @@ async fn run_platform_customer_event(env: &Env, detail_type: &str, name: &str, e
             rejected(platform.on_event(&half).await),
             "{name}: tierName without tierID"
         );
-        let customer = app
-            .store
-            .get_customer(&customer_id())
-            .await
-            .expect("customer");
+        let customer = stored_customer(&app).await;
         assert_eq!(customer.tier_name.as_str(), text("tierName"), "{name}");
     }
 }
@@ -1672,11 +1646,7 @@ async fn run_reconcile_event(env: &Env, name: &str, raw: &str, event: &Value) {
     // THEN it compared both active customers and repaired nothing
     assert_eq!(report.checked, 2, "{name}: checked");
     assert_eq!(report.repaired, 0, "{name}: report only");
-    let customer = app
-        .store
-        .get_customer(&customer_id())
-        .await
-        .expect("customer");
+    let customer = stored_customer(&app).await;
     assert_eq!(customer.subscription_status.as_str(), "active", "{name}");
     assert_eq!(customer.member_count, 3, "{name}");
 }
