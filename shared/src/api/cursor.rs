@@ -12,9 +12,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::domain::{Invalid, PageRequest};
+use super::views::PageInfo;
+use crate::domain::{Invalid, PageRequest, pages};
 use crate::http::Query;
-use crate::store::PageAt;
+use crate::store::{Page, PageAt};
 
 /// Bytes of the MAC kept in a cursor.
 const MAC_LEN: usize = 16;
@@ -105,6 +106,19 @@ impl Cursors {
             },
             page.limit,
         ))
+    }
+
+    /// The totals of a page of `scope` read `limit` at a time, and the cursor
+    /// of the page after it.
+    pub fn page_info<T>(&self, scope: &str, found: &Page<T>, limit: u32) -> PageInfo {
+        PageInfo {
+            items: found.total,
+            pages: pages(found.total, limit),
+            next: found
+                .more_after
+                .as_ref()
+                .map(|after| self.seal(scope, after)),
+        }
     }
 
     fn hmac(&self) -> Hmac<Sha256> {

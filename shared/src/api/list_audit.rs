@@ -3,7 +3,7 @@ use lambda_http::{Body, Request, Response};
 
 use super::State;
 use super::views::{AuditList, AuditView};
-use crate::domain::{CustomerId, pages};
+use crate::domain::CustomerId;
 use crate::error::ApiError;
 use crate::http::{Query, json, path_param};
 
@@ -17,11 +17,7 @@ pub async fn run(state: &State, req: &Request) -> Result<Response<Body>, ApiErro
     let found = state.store.list_audit(&id, at).await?;
     let body = AuditList {
         events: found.items.iter().map(AuditView::from).collect(),
-        items: found.total,
-        pages: pages(found.total, limit),
-        next: found
-            .more_after
-            .map(|after| state.cursors.seal(&scope, &after)),
+        page: state.cursors.page_info(&scope, &found, limit),
     };
     Ok(json(StatusCode::OK, &body))
 }

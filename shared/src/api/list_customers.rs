@@ -3,7 +3,7 @@ use lambda_http::{Body, Request, Response};
 
 use super::State;
 use super::views::{CustomerList, CustomerSummary};
-use crate::domain::{SubscriptionStatus, TierName, pages};
+use crate::domain::{SubscriptionStatus, TierName};
 use crate::error::ApiError;
 use crate::http::{Query, json};
 use crate::store::Listing;
@@ -22,11 +22,7 @@ pub async fn run(state: &State, req: &Request) -> Result<Response<Body>, ApiErro
     let found = state.store.list_customers(&listing, at).await?;
     let body = CustomerList {
         customers: found.items.iter().map(CustomerSummary::from).collect(),
-        items: found.total,
-        pages: pages(found.total, limit),
-        next: found
-            .more_after
-            .map(|after| state.cursors.seal(&scope, &after)),
+        page: state.cursors.page_info(&scope, &found, limit),
     };
     Ok(json(StatusCode::OK, &body))
 }

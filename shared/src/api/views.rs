@@ -90,12 +90,10 @@ impl From<&Member> for MemberView {
     }
 }
 
-/// A page of customers.
+/// What a page of a listing says besides its items.
 #[derive(Debug, Serialize)]
-pub struct CustomerList<'a> {
-    /// Summaries on this page.
-    pub customers: Vec<CustomerSummary<'a>>,
-    /// Total matching.
+pub struct PageInfo {
+    /// Total items across all pages.
     pub items: u64,
     /// Total pages.
     pub pages: u64,
@@ -104,18 +102,24 @@ pub struct CustomerList<'a> {
     pub next: Option<String>,
 }
 
+/// A page of customers.
+#[derive(Debug, Serialize)]
+pub struct CustomerList<'a> {
+    /// Summaries on this page.
+    pub customers: Vec<CustomerSummary<'a>>,
+    /// Totals and the next page's cursor.
+    #[serde(flatten)]
+    pub page: PageInfo,
+}
+
 /// A page of members.
 #[derive(Debug, Serialize)]
 pub struct MemberList {
     /// Members on this page.
     pub members: Vec<MemberView>,
-    /// Total members.
-    pub items: u64,
-    /// Total pages.
-    pub pages: u64,
-    /// Cursor of the page after this one, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
+    /// Totals and the next page's cursor.
+    #[serde(flatten)]
+    pub page: PageInfo,
 }
 
 /// A member after a role change.
@@ -197,11 +201,7 @@ impl<'a> From<&'a AuditEntry> for AuditView<'a> {
 pub struct AuditList<'a> {
     /// Entries on this page, newest first.
     pub events: Vec<AuditView<'a>>,
-    /// Total entries kept.
-    pub items: u64,
-    /// Total pages.
-    pub pages: u64,
-    /// Cursor of the page after this one, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
+    /// Totals and the next page's cursor.
+    #[serde(flatten)]
+    pub page: PageInfo,
 }
