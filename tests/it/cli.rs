@@ -21,7 +21,8 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
     ]
 }
 
-fn binary() -> PathBuf {
+/// The `billing-dev` binary beside this test binary.
+pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()

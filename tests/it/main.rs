@@ -13,6 +13,7 @@ mod listings;
 mod members;
 mod reconcile;
 mod roles;
+mod shutdown;
 mod sync;
 mod telemetry;
 
@@ -63,6 +64,7 @@ fn main() {
         members::trials(),
         reconcile::trials(),
         roles::trials(),
+        shutdown::trials(),
         sync::trials(),
         telemetry::trials(),
     ]

@@ -19,7 +19,7 @@ use billing::store::Store;
 use billing::sync::platform::{CUSTOMER_CREATED, CUSTOMER_UPDATED, Platform, PlatformError};
 use billing_dev::import::{self, Source};
 use billing_dev::local;
-use billing_dev::stream::StreamPoller;
+use billing_dev::stream::{self, StreamPoller};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -472,7 +472,7 @@ async fn send_event(
     }
 }
 
-/// Polls until SIGTERM/Ctrl-C; a batch that fails is retried on the next poll.
+/// Consumes the table's stream until SIGTERM/Ctrl-C (see [`stream::consume`]).
 async fn consume_stream(
     deps: Dependencies,
     sdk: &aws_config::SdkConfig,
@@ -484,28 +484,16 @@ async fn consume_stream(
         builder = builder.endpoint_url(url);
     }
     let streams = aws_sdk_dynamodbstreams::Client::from_conf(builder.build());
-    let mut poller = StreamPoller::open(deps.store.client(), streams, &config.table_name).await?;
+    let stop = server::shutdown();
+    tokio::pin!(stop);
+    let poller = tokio::select! {
+        opened = StreamPoller::open(deps.store.client(), streams, &config.table_name) => opened?,
+        () = &mut stop => return Ok(()),
+    };
     let cleanup = Cleanup::from(deps);
     // Metrics of this process are the stream consumer's, as in AWS.
     billing::telemetry::metrics::set_function("cleanup-stream");
-    let mut pending = Vec::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(interval.max(1)));
     tracing::info!(table = %config.table_name, "consuming the table's stream");
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = server::shutdown() => return Ok(()),
-        }
-        match poller.poll().await {
-            Ok(events) => pending.extend(events),
-            Err(err) => tracing::warn!(error = %err, "stream poll failed"),
-        }
-        while let Some(event) = pending.first() {
-            if let Err(err) = cleanup.on_stream(event).await {
-                tracing::warn!(error = %err, "stream batch failed; retrying on the next poll");
-                break;
-            }
-            pending.remove(0);
-        }
-    }
+    stream::consume(poller, &cleanup, Duration::from_secs(interval.max(1)), stop).await;
+    Ok(())
 }

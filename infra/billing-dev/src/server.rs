@@ -1,13 +1,16 @@
 //! The local HTTP server: routes every request into the Lambdas' own handlers
 //! (the admin endpoints and, when its secret is set, the Stripe webhook).
 
+use std::future::IntoFuture;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State as AxumState;
 use billing::api::{State, dispatch};
 use billing::error::ApiError;
 use billing::sync::webhook::{self, Webhooks};
 use lambda_http::Body;
+use tokio::sync::Notify;
 
 /// Largest body read from a socket; the handlers apply their own, smaller limit.
 const READ_LIMIT: usize = 1024 * 1024;
@@ -18,16 +21,33 @@ struct Handlers {
     hooks: Option<Webhooks>,
 }
 
-/// Serves on `127.0.0.1:port` until Ctrl-C or SIGTERM.
+/// How long requests in flight may go on once Ctrl-C or SIGTERM arrived.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Serves on `127.0.0.1:port` until Ctrl-C or SIGTERM, then lets the requests
+/// in flight finish for up to [`STOP_GRACE`].
 pub async fn serve(admin: State, hooks: Option<Webhooks>, port: u16) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let app = axum::Router::new()
         .fallback(handle)
         .with_state(Arc::new(Handlers { admin, hooks }));
     tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
+    let stopping = Arc::new(Notify::new());
+    let signalled = Arc::clone(&stopping);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown().await;
+        signalled.notify_one();
+    });
+    tokio::select! {
+        served = server.into_future() => served,
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => {
+            tracing::warn!("requests still in flight after the grace period were cut off");
+            Ok(())
+        }
+    }
 }
 
 async fn handle(
