@@ -127,6 +127,23 @@ impl TestApp {
         }
     }
 
+    /// The tests' Stripe (localstripe).
+    pub fn payments(&self) -> &billing::payments::Payments {
+        &self.payments
+    }
+
+    /// Stripe's webhook endpoint over this table, signed with `secret`, reading
+    /// the tests' localstripe.
+    pub fn webhooks(&self, secret: &str) -> billing::sync::webhook::Webhooks {
+        use billing::sync::signature::{Secrets, WebhookSecrets};
+        let secrets = Secrets::parse(&secrecy::SecretString::from(secret)).expect("secret");
+        billing::sync::webhook::Webhooks::new(
+            self.store.clone(),
+            WebhookSecrets::Fixed(secrets),
+            self.payments.clone(),
+        )
+    }
+
     /// Seeds fixtures given as JSON (without Stripe objects).
     pub async fn seed(&self, fixtures: Value) {
         self.seed_with(fixtures, false).await;

@@ -307,10 +307,12 @@ async fn run(command: Command) -> Result<(), Error> {
     let store = deps.store.clone();
     match command {
         Command::Serve { port } => {
-            let hooks = deps
-                .webhook_secrets
-                .clone()
-                .map(|secrets| billing::sync::webhook::Webhooks::new(deps.store.clone(), secrets));
+            // The webhook needs its secret and Stripe (which it reads).
+            let hooks = deps.webhook_secrets.clone().zip(deps.payments.clone()).map(
+                |(secrets, payments)| {
+                    billing::sync::webhook::Webhooks::new(deps.store.clone(), secrets, payments)
+                },
+            );
             server::serve(State::try_from(deps)?, hooks, port).await?
         }
         Command::ConsumeStream { interval } => {

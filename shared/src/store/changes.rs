@@ -16,8 +16,8 @@ use super::rank::Additions;
 use super::ranked::add_to_directory;
 use super::table::{
     CUSTOMER_AS_READ, CustomerItem, EXISTS, EntryItem, Listing, MemberItem, MembershipItem,
-    NOT_EXISTS, STRIPE_FREE_OR_OF, applied_event_item, customer_pk, entry_key, n, s,
-    stripe_customer_item, stripe_customer_key, stripe_customer_of,
+    NOT_EXISTS, STRIPE_FREE_OR_OF, applied_event_item, applied_event_key, customer_pk, entry_key,
+    n, s, stripe_customer_item, stripe_customer_key, stripe_customer_of,
 };
 use super::tx::{Tx, TxError};
 use super::{Store, StoreError, observe};
@@ -152,6 +152,18 @@ impl Store {
                 .await?
                 .as_ref()
                 .and_then(stripe_customer_of))
+        })
+        .await
+    }
+
+    /// Whether the event was applied before (within the days its id is kept):
+    /// one consistent read.
+    pub async fn event_applied(&self, event: &EventStamp) -> Result<bool, StoreError> {
+        observe(store_span!("event_applied"), async {
+            Ok(self
+                .get(applied_event_key(event.source, &event.id))
+                .await?
+                .is_some())
         })
         .await
     }

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::domain::{
-    CustomerId, Member, NewCustomer, Role, SubscriptionStatus, TierName, UserId, customer_name, now,
+    CustomerId, Member, NewCustomer, Role, StripeIdKind, SubscriptionStatus, TierName, UserId,
+    customer_name, now,
 };
 use crate::startup::Dependencies;
 use crate::store::{Applied, CustomerChange, EventStamp, Store, StoreError};
@@ -190,11 +191,10 @@ impl Platform {
         if d.owner_user_id.is_nil() {
             return Err(reject("ownerUserID is the zero UUID".into()));
         }
-        check_id(d.stripe_customer_id.as_deref(), "cus_", "stripeCustomerID")?;
+        check_id(d.stripe_customer_id.as_deref(), StripeIdKind::Customer)?;
         check_id(
             d.stripe_subscription_id.as_deref(),
-            "sub_",
-            "stripeSubscriptionID",
+            StripeIdKind::Subscription,
         )?;
         let created_at = d.created_at.unwrap_or(time);
         let customer = NewCustomer {
@@ -295,11 +295,10 @@ fn check_name(name: &str) -> Result<(), PlatformError> {
     customer_name(name).map(drop).map_err(|e| reject(e.into()))
 }
 
-fn check_id(id: Option<&str>, prefix: &str, field: &str) -> Result<(), PlatformError> {
-    match id {
-        Some(id) if !id.starts_with(prefix) || id.len() > 255 => {
-            Err(reject(format!("{field} must start with {prefix}")))
-        }
+/// A Stripe id, when given, of Stripe's alphabet ([`StripeIdKind::check`]).
+fn check_id(id: Option<&str>, kind: StripeIdKind) -> Result<(), PlatformError> {
+    match id.map(|id| kind.check(id)) {
+        Some(Err(invalid)) => Err(reject(invalid.message)),
         _ => Ok(()),
     }
 }

@@ -15,9 +15,9 @@ use billing::sync::platform::{
     CUSTOMER_CREATED, CUSTOMER_UPDATED, Platform, PlatformError, PlatformOutcome,
 };
 use billing::sync::reconcile::Reconciler;
-use billing::sync::signature::{Secrets, header};
+use billing::sync::signature::header;
 use billing::sync::stripe_events::{About, StripeEvent};
-use billing::sync::webhook::{WebhookSecrets, Webhooks};
+use billing::sync::webhook::Webhooks;
 use billing_tests::app::{Reply, TestApp, token};
 use billing_tests::servers::repo_root;
 use billing_tests::sinks::{EventSink, settle};
@@ -1280,8 +1280,7 @@ pub(super) async fn events_without_a_fresh_token_or_signature_are_refused(env: &
 
 /// The webhook endpoint over the app's table, with the tests' signing secret.
 fn webhook_hooks(app: &TestApp) -> Webhooks {
-    let secrets = Secrets::parse(&SecretString::from(WEBHOOK_SECRET)).expect("secret");
-    Webhooks::new(app.store.clone(), WebhookSecrets::Fixed(secrets))
+    app.webhooks(WEBHOOK_SECRET)
 }
 
 /// `events/stripe-webhook.json`: its path, text and JSON.

@@ -159,10 +159,15 @@ pub fn stripe_customer_of(item: &Item) -> Option<CustomerId> {
     CustomerId::parse(raw).ok()
 }
 
+/// The key of the item recording that an event was applied.
+pub fn applied_event_key(source: &str, event_id: &str) -> Item {
+    key(format!("EVENT#{source}#{event_id}"), "EVENT")
+}
+
 /// The item recording that an event (`source`: `stripe`, `platform`) was
 /// applied, kept until `expires` (epoch seconds; the table's TTL attribute).
 pub fn applied_event_item(source: &str, event_id: &str, expires: i64) -> Item {
-    let mut item = key(format!("EVENT#{source}#{event_id}"), "EVENT");
+    let mut item = applied_event_key(source, event_id);
     item.insert("type".to_owned(), s("appliedEvent"));
     item.insert(TTL_ATTRIBUTE.to_owned(), n(expires));
     item
