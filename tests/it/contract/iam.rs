@@ -97,14 +97,16 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
     ];
     match binary {
         USER_DELETED_HOOK => grants.extend(cascade),
-        // Signed by Stripe: its endpoint secret, never the JWT key or the Stripe
-        // key. An event replaces the record and its entries (Put), puts deltas,
-        // the applied event and the lookup, deletes the entries of listings it
-        // leaves and an old lookup: no Update, no Query.
+        // Signed by Stripe: its endpoint secret, and the Stripe key (each event
+        // reads Stripe's state), never the JWT key. An event replaces the record
+        // and its entries (Put), puts deltas, the applied event and the lookup,
+        // deletes the entries of listings it leaves and an old lookup: no
+        // Update, no Query.
         STRIPE_WEBHOOK => grants.extend([
             in_tx("PutItem"),
             in_tx("DeleteItem"),
             secret("StripeWebhookSecretArn", None),
+            secret("StripeSecretKeySecretArn", None),
         ]),
         // As the webhook's change path, plus the owner's member and membership
         // (Put) and the members' directory (Update, ADD); no secret at all.

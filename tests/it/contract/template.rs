@@ -26,9 +26,9 @@ fn runs_cascade(binary: &str) -> bool {
         || binary == USER_DELETED_HOOK
 }
 
-/// Functions that call Stripe: the cascade's, and the reconciliation.
+/// Functions that call Stripe: the cascade's, the reconciliation, the webhook.
 fn calls_stripe(binary: &str) -> bool {
-    runs_cascade(binary) || binary == RECONCILE
+    runs_cascade(binary) || binary == RECONCILE || binary == STRIPE_WEBHOOK
 }
 
 /// The token settings of the HTTP functions, each from its parameter.
@@ -349,8 +349,8 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
             f.binary == STREAM_CONSUMER,
             "{id}: CASCADE_GRACE_SECONDS"
         );
-        // Stripe only where the cascade or the reconciliation runs, its key from
-        // Secrets Manager.
+        // Stripe only where the cascade, the reconciliation or the webhook (which
+        // reads Stripe's state) runs, its key from Secrets Manager.
         match &config.stripe {
             Some(stripe) => {
                 assert!(calls_stripe(&f.binary), "{id}: needs no Stripe key");
@@ -439,10 +439,15 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 }
             }
             USER_DELETED_HOOK => assert_eq!(f.event_types, ["EventBridgeRule"], "{id}"),
-            // Nothing but the table and its secret: no token, no Stripe, no bus.
+            // The table, the webhook's secret and Stripe (each event reads
+            // Stripe's state); no token, no bus.
             STRIPE_WEBHOOK | PLATFORM_CUSTOMER_HOOK => {
+                let stripe = ["STRIPE_SECRET_KEY_SECRET_ID", "STRIPE_API_BASE"];
                 let (invoked_by, own): (&str, &[&str]) = if f.binary == STRIPE_WEBHOOK {
-                    ("HttpApi", &["STRIPE_WEBHOOK_SECRET_SECRET_ID"])
+                    (
+                        "HttpApi",
+                        &["STRIPE_WEBHOOK_SECRET_SECRET_ID", stripe[0], stripe[1]],
+                    )
                 } else {
                     ("EventBridgeRule", &[])
                 };
@@ -453,7 +458,11 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                     "{id}: its environment"
                 );
                 assert!(config.auth.is_none(), "{id}: verifies no tokens");
-                assert!(config.stripe.is_none(), "{id}: no Stripe key");
+                assert_eq!(
+                    config.stripe.is_some(),
+                    own.contains(&stripe[0]),
+                    "{id}: a Stripe key where it reads Stripe"
+                );
                 assert!(config.event_bus.is_none(), "{id}: publishes nothing");
             }
             RECONCILE => {
