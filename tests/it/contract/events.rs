@@ -1353,10 +1353,39 @@ fn check_webhook_event(name: &str, event: &Value) {
 
 async fn run_webhook_event(env: &Env, name: &str, raw: &str, event: &Value) {
     check_webhook_event(name, event);
-    // GIVEN the active customer the event names
+    // GIVEN the active customer the event names, and Stripe (localstripe)
+    // holding its Stripe customer with a past-due pro subscription: the
+    // sample's ids stand for the ones localstripe makes
     let app = TestApp::new(env).await;
     app.seed(fixtures()).await;
     let hooks = webhook_hooks(&app);
+    let created = app
+        .payments()
+        .create_customer(
+            &customer_id(),
+            "Acme Corp",
+            &billing::domain::TierName::parse("pro").expect("tier"),
+            uuid::Uuid::parse_str(TIER_ID).expect("tier id"),
+            true,
+        )
+        .await
+        .expect("stripe customer");
+    let (stripe_customer, stripe_subscription) = (
+        created.customer,
+        created.subscription.expect("subscription"),
+    );
+    let (status, body) = billing_tests::net::request(
+        &env.stripe_url,
+        "POST",
+        &format!("/_config/subscriptions/{stripe_subscription}/status"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some("status=past_due"),
+    );
+    assert_eq!(status, 200, "{name}: put past due: {body}");
+    let raw = raw
+        .replace(STRIPE_CUSTOMER, &stripe_customer)
+        .replace(STRIPE_SUBSCRIPTION, &stripe_subscription);
+    let event: Value = serde_json::from_str(&raw).expect("event JSON");
     // WHEN the event, signed now as Stripe signs it, reaches the function's
     // handler as the runtime parses it
     let body = event["body"].as_str().expect("body");
@@ -1384,16 +1413,16 @@ async fn run_webhook_event(env: &Env, name: &str, raw: &str, event: &Value) {
     assert_eq!(customer.tier_name.as_str(), "pro", "{name}");
     assert_eq!(
         customer.stripe_customer_id.as_deref(),
-        Some(STRIPE_CUSTOMER),
+        Some(stripe_customer.as_str()),
         "{name}"
     );
     assert_eq!(
         customer.stripe_subscription_id.as_deref(),
-        Some(STRIPE_SUBSCRIPTION),
+        Some(stripe_subscription.as_str()),
         "{name}"
     );
     assert_eq!(
-        app.store.customer_of_stripe(STRIPE_CUSTOMER).await.ok(),
+        app.store.customer_of_stripe(&stripe_customer).await.ok(),
         Some(Some(customer_id())),
         "{name}"
     );
