@@ -327,9 +327,9 @@ mod tests {
             sub("sub_ended", "canceled", 9, json!({})),
         ];
         // THEN the newest live one is current, with its tier
-        let current = current(subs).unwrap();
-        assert_eq!(current.id, "sub_live");
-        assert_eq!(current.tier.unwrap().0.as_str(), "enterprise");
+        let live = current(subs).unwrap();
+        assert_eq!(live.id, "sub_live");
+        assert_eq!(live.tier.unwrap().0.as_str(), "enterprise");
         // AND with none live the newest ended one is; same second: greater id
         let ended = vec![
             sub("sub_a", "canceled", 3, json!({})),
