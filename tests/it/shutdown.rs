@@ -204,8 +204,13 @@ fn consumer_with_its_own_dynamodb(
             .stdin(Stdio::null());
         cmd
     };
-    let created = cli(&["create-table"]).output().expect("create-table");
-    assert!(created.status.success(), "create-table failed");
+    // DynamoDB Local may refuse its first requests while it warms up.
+    let created = (0..5).any(|attempt| {
+        std::thread::sleep(Duration::from_millis(500 * attempt));
+        let out = cli(&["create-table"]).output().expect("create-table");
+        out.status.success()
+    });
+    assert!(created, "create-table failed");
     let consumer = cli(&["consume-stream"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

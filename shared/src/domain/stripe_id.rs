@@ -90,7 +90,7 @@ mod tests {
         ] {
             let err = StripeIdKind::Customer.check(id).unwrap_err();
             assert_eq!(err.param, "stripeCustomerID", "{id}");
-            assert!(!err.message.contains(id) || id.is_empty(), "echoes {id}");
+            assert!(id.len() <= 4 || !err.message.contains(id), "echoes {id}");
         }
         let err = StripeIdKind::Subscription.check("cus_123").unwrap_err();
         assert_eq!(err.code, "invalid_stripe_subscription_id");
