@@ -17,7 +17,8 @@ interface PageState {
 
 function usePaged<T>(load: (at: PageState) => Promise<T>, deps: unknown[]) {
   const [at, setAt] = useState<PageState>({ page: 1 });
-  const [data, setData] = useState<T | null>(null);
+  // The page shown is the page loaded: its number changes with its rows.
+  const [loaded, setLoaded] = useState<{ page: number; data: T } | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(true);
   useEffect(() => {
@@ -26,7 +27,7 @@ function usePaged<T>(load: (at: PageState) => Promise<T>, deps: unknown[]) {
     load(at)
       .then((result) => {
         if (!live) return;
-        setData(result);
+        setLoaded({ page: at.page, data: result });
         setError(null);
       })
       .catch((e) => live && setError(e))
@@ -35,7 +36,7 @@ function usePaged<T>(load: (at: PageState) => Promise<T>, deps: unknown[]) {
       live = false;
     };
   }, [at, ...deps]);
-  return { at, setAt, data, error, busy };
+  return { page: loaded?.page ?? at.page, setAt, data: loaded?.data ?? null, error, busy };
 }
 
 export function Customer({ api, id }: { api: Api; id: string }) {
@@ -201,12 +202,12 @@ function Members(props: { api: Api; customer: CustomerDetail; version: number; o
           </p>
           <Pager
             label="Member pages"
-            page={members.at.page}
+            page={members.page}
             pages={list.pages}
-            hasNext={Boolean(list.next) || members.at.page < list.pages}
+            hasNext={Boolean(list.next) || members.page < list.pages}
             busy={members.busy}
-            onPrevious={() => members.setAt({ page: members.at.page - 1 })}
-            onNext={() => members.setAt({ page: members.at.page + 1, cursor: list.next })}
+            onPrevious={() => members.setAt({ page: members.page - 1 })}
+            onNext={() => members.setAt({ page: members.page + 1, cursor: list.next })}
             onPage={(page) => members.setAt({ page })}
           />
         </>
@@ -238,9 +239,10 @@ function AddMember(props: { api: Api; customer: CustomerDetail; onChange: (messa
     <section aria-labelledby="add-member-heading">
       <h2 id="add-member-heading">Add a member</h2>
       <form class="inline-form" aria-label="Add member" onSubmit={submit}>
-        <label>
-          User ID
+        <div class="field">
+          <label for="add-member-user">User ID</label>
           <input
+            id="add-member-user"
             name="userID"
             required
             autocomplete="off"
@@ -249,14 +251,14 @@ function AddMember(props: { api: Api; customer: CustomerDetail; onChange: (messa
             value={userID}
             onInput={(e) => setUserID(e.currentTarget.value)}
           />
-        </label>
-        <label>
-          Role
-          <select value={role} onChange={(e) => setRole(e.currentTarget.value as "admin" | "user")}>
+        </div>
+        <div class="field">
+          <label for="add-member-role">Role</label>
+          <select id="add-member-role" value={role} onChange={(e) => setRole(e.currentTarget.value as "admin" | "user")}>
             <option value="user">user</option>
             <option value="admin">admin</option>
           </select>
-        </label>
+        </div>
         <button type="submit" disabled={mutation.busy}>
           Add member
         </button>
@@ -332,12 +334,12 @@ function Audit({ api, id, version }: { api: Api; id: string; version: number }) 
           </p>
           <Pager
             label="Audit pages"
-            page={audit.at.page}
+            page={audit.page}
             pages={list.pages}
-            hasNext={Boolean(list.next) || audit.at.page < list.pages}
+            hasNext={Boolean(list.next) || audit.page < list.pages}
             busy={audit.busy}
-            onPrevious={() => audit.setAt({ page: audit.at.page - 1 })}
-            onNext={() => audit.setAt({ page: audit.at.page + 1, cursor: list.next })}
+            onPrevious={() => audit.setAt({ page: audit.page - 1 })}
+            onNext={() => audit.setAt({ page: audit.page + 1, cursor: list.next })}
             onPage={(page) => audit.setAt({ page })}
           />
         </>
@@ -408,15 +410,16 @@ function DeleteCustomer({ api, customer }: { api: Api; customer: CustomerDetail 
           <p id="delete-help">
             This cannot be undone. Type the customer's name, <strong>{customer.name}</strong>, to confirm.
           </p>
-          <label>
-            Customer name
+          <div class="field">
+            <label for="delete-name">Customer name</label>
             <input
+              id="delete-name"
               autocomplete="off"
               spellcheck={false}
               value={typed}
               onInput={(e) => setTyped(e.currentTarget.value)}
             />
-          </label>
+          </div>
           <p role="status" class="notice">
             {progress}
           </p>

@@ -12,7 +12,10 @@ export function Customers({ api, query, tiers }: { api: Api; query: URLSearchPar
   const tierName = query.get("tierName") ?? "";
   const status = query.get("status") ?? "";
   const cursor = query.get("cursor") ?? "";
-  const [list, setList] = useState<CustomerList | null>(null);
+  // The page shown is the page loaded: its number changes with its rows.
+  const [loaded, setLoaded] = useState<{ page: number; list: CustomerList } | null>(null);
+  const list = loaded?.list ?? null;
+  const shown = loaded?.page ?? page;
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(true);
 
@@ -27,7 +30,7 @@ export function Customers({ api, query, tiers }: { api: Api; query: URLSearchPar
         ...(tierName ? { tierName } : {}),
         ...(status ? { status: status as (typeof STATUSES)[number] } : {}),
       })
-      .then((result) => live && setList(result))
+      .then((result) => live && setLoaded({ page, list: result }))
       .catch((e) => live && setError(e))
       .finally(() => live && setBusy(false));
     return () => {
@@ -54,31 +57,31 @@ export function Customers({ api, query, tiers }: { api: Api; query: URLSearchPar
       <Title text="Customers" />
       {query.get("deleted") && <p class="notice">Deleted {query.get("deleted")}.</p>}
       <form class="filters" aria-label="Filters" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Tier
-          <select value={tierName} onChange={(e) => go({ tierName: e.currentTarget.value, page: null })}>
+        <div class="field">
+          <label for="filter-tier">Tier</label>
+          <select id="filter-tier" value={tierName} onChange={(e) => go({ tierName: e.currentTarget.value, page: null })}>
             <option value="">All tiers</option>
             {tierOptions.map((tier) => (
               <option value={tier}>{tier}</option>
             ))}
           </select>
-        </label>
-        <label>
-          Status
-          <select value={status} onChange={(e) => go({ status: e.currentTarget.value, page: null })}>
+        </div>
+        <div class="field">
+          <label for="filter-status">Status</label>
+          <select id="filter-status" value={status} onChange={(e) => go({ status: e.currentTarget.value, page: null })}>
             <option value="">All statuses</option>
             {STATUSES.map((s) => (
               <option value={s}>{s}</option>
             ))}
           </select>
-        </label>
+        </div>
       </form>
       <p role="status" class="total">
         {list ? `${list.items} ${list.items === 1 ? "customer" : "customers"}` : busy ? "Loading customers…" : ""}
       </p>
       <ErrorMessage error={error} />
       <table aria-labelledby="customers-caption" aria-busy={busy}>
-        <caption id="customers-caption">Customers, page {page}</caption>
+        <caption id="customers-caption">Customers, page {shown}</caption>
         <thead>
           <tr>
             <th scope="col">Name</th>
@@ -114,12 +117,12 @@ export function Customers({ api, query, tiers }: { api: Api; query: URLSearchPar
       {list && (
         <Pager
           label="Customer pages"
-          page={page}
+          page={shown}
           pages={list.pages}
-          hasNext={Boolean(list.next) || page < list.pages}
+          hasNext={Boolean(list.next) || shown < list.pages}
           busy={busy}
-          onPrevious={() => go({ page: page - 1 })}
-          onNext={() => go(list.next ? { page: page + 1, cursor: list.next } : { page: page + 1 })}
+          onPrevious={() => go({ page: shown - 1 })}
+          onNext={() => go(list.next ? { page: shown + 1, cursor: list.next } : { page: shown + 1 })}
           onPage={(n) => go({ page: n })}
         />
       )}

@@ -58,9 +58,10 @@ export function SignIn(props: {
       <form onSubmit={submit} aria-label="Sign in with credentials">
         <fieldset>
           <legend>A bearer token</legend>
-          <label>
-            Token
+          <div class="field">
+            <label for="sign-in-token">Token</label>
             <textarea
+              id="sign-in-token"
               name="token"
               rows={3}
               autocomplete="off"
@@ -68,30 +69,32 @@ export function SignIn(props: {
               value={token}
               onInput={(e) => setToken(e.currentTarget.value)}
             />
-          </label>
+          </div>
         </fieldset>
         <fieldset>
           <legend>Or an API key</legend>
-          <label>
-            API key
+          <div class="field">
+            <label for="sign-in-key">API key</label>
             <input
+              id="sign-in-key"
               name="api-key"
               autocomplete="username"
               spellcheck={false}
               value={apiKey}
               onInput={(e) => setApiKey(e.currentTarget.value)}
             />
-          </label>
-          <label>
-            API secret
+          </div>
+          <div class="field">
+            <label for="sign-in-secret">API secret</label>
             <input
+              id="sign-in-secret"
               name="api-secret"
               type="password"
               autocomplete="current-password"
               value={apiSecret}
               onInput={(e) => setApiSecret(e.currentTarget.value)}
             />
-          </label>
+          </div>
         </fieldset>
         <button type="submit" disabled={busy}>
           Sign in

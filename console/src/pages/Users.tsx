@@ -43,9 +43,10 @@ export function Users({ api, query }: { api: Api; query: URLSearchParams }) {
           navigate(`${BASE}users${id ? `?userID=${encodeURIComponent(id)}` : ""}`);
         }}
       >
-        <label>
-          User ID
+        <div class="field">
+          <label for="find-user">User ID</label>
           <input
+            id="find-user"
             name="userID"
             required
             autocomplete="off"
@@ -53,7 +54,7 @@ export function Users({ api, query }: { api: Api; query: URLSearchParams }) {
             value={userID}
             onInput={(e) => setUserID(e.currentTarget.value)}
           />
-        </label>
+        </div>
         <button type="submit" disabled={busy}>
           Find
         </button>
