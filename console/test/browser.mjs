@@ -83,7 +83,7 @@ async function waitForConsoleUrl() {
 }
 
 const cliEnv = { ...process.env, AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${ddbPort}`, STRIPE_API_BASE: `http://127.0.0.1:${stripePort}` };
-const billingDev = (...args) => execFileSync(cli, args, { env: cliEnv, encoding: "utf8", timeout: 60_000 }).trim();
+const billingDev = (...args) => execFileSync(cli, args, { env: cliEnv, encoding: "utf8", timeout: 60_000, stdio: ["ignore", "pipe", "pipe"] }).trim();
 
 // ---- a tiny runner ---------------------------------------------------------------
 
