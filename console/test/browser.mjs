@@ -10,6 +10,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
+import { startOidcStub } from "./oidc-stub.mjs";
 
 const require = createRequire(import.meta.url);
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -40,50 +41,51 @@ function freePort() {
 
 // ---- the stack ------------------------------------------------------------------
 
-const [port, ddbPort, stripePort] = [await freePort(), await freePort(), await freePort()];
-const origin = `http://127.0.0.1:${port}`;
-const stackEnv = {
-  ...process.env,
-  PORT: String(port),
-  DYNAMODB_PORT: String(ddbPort),
-  STRIPE_PORT: String(stripePort),
-};
-for (const name of ["JWT_JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "CONSOLE_OIDC_CLIENT_ID", "AWS_ENDPOINT_URL_DYNAMODB", "STRIPE_API_BASE"]) {
-  delete stackEnv[name];
+/**
+ * `make dev` (infra/dev.sh) on free loopback ports, with `extraEnv`; resolves
+ * once it printed its console URL. `stop()` ends it by its PID.
+ */
+async function startStack(name, extraEnv = {}) {
+  const [port, ddbPort, stripePort] = [await freePort(), await freePort(), await freePort()];
+  const env = { ...process.env, PORT: String(port), DYNAMODB_PORT: String(ddbPort), STRIPE_PORT: String(stripePort) };
+  for (const v of ["JWT_JWKS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "CONSOLE_OIDC_CLIENT_ID", "CONSOLE_OIDC_ISSUER", "AWS_ENDPOINT_URL_DYNAMODB", "STRIPE_API_BASE"]) {
+    delete env[v];
+  }
+  Object.assign(env, extraEnv);
+  mkdirSync(join(root, "target/test-logs"), { recursive: true });
+  const log = join(root, `target/test-logs/console-${name}.log`);
+  let output = "";
+  let exited = false;
+  const child = spawn(join(root, "infra/dev.sh"), [], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  child.on("exit", () => (exited = true));
+  const stack = {
+    origin: `http://127.0.0.1:${port}`,
+    cliEnv: { ...process.env, AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${ddbPort}`, STRIPE_API_BASE: `http://127.0.0.1:${stripePort}` },
+    async stop() {
+      if (!exited) {
+        child.kill("SIGTERM");
+        for (let i = 0; i < 300 && !exited; i++) await sleep(100);
+        if (!exited) child.kill("SIGKILL");
+      }
+      writeFileSync(log, output);
+    },
+  };
+  stacks.push(stack);
+  for (let i = 0; i < 3000; i++) {
+    const match = /Console \(signs in[^\n]*\n\s+(http:\/\/\S+)/.exec(output);
+    if (match) return { ...stack, consoleUrl: match[1] };
+    if (exited) break;
+    await sleep(100);
+  }
+  throw new Error(`make dev did not get ready (see ${log})`);
 }
-mkdirSync(join(root, "target/test-logs"), { recursive: true });
-const stackLog = join(root, "target/test-logs/console-stack.log");
-let stackOutput = "";
-const stack = spawn(join(root, "infra/dev.sh"), [], { cwd: root, env: stackEnv, stdio: ["ignore", "pipe", "pipe"] });
-stack.stdout.on("data", (d) => (stackOutput += d));
-stack.stderr.on("data", (d) => (stackOutput += d));
-let stackExited = false;
-stack.on("exit", () => (stackExited = true));
-
-async function stopStack() {
-  writeFileSync(stackLog, stackOutput);
-  if (stackExited) return;
-  stack.kill("SIGTERM");
-  for (let i = 0; i < 300 && !stackExited; i++) await sleep(100);
-  if (!stackExited) stack.kill("SIGKILL");
-}
+const stacks = [];
 
 function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
-
-async function waitForConsoleUrl() {
-  for (let i = 0; i < 3000; i++) {
-    const match = /Console \(signs in[^\n]*\n\s+(http:\/\/\S+)/.exec(stackOutput);
-    if (match) return match[1];
-    if (stackExited) break;
-    await sleep(100);
-  }
-  throw new Error(`make dev did not get ready (see ${stackLog})`);
-}
-
-const cliEnv = { ...process.env, AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${ddbPort}`, STRIPE_API_BASE: `http://127.0.0.1:${stripePort}` };
-const billingDev = (...args) => execFileSync(cli, args, { env: cliEnv, encoding: "utf8", timeout: 60_000, stdio: ["ignore", "pipe", "pipe"] }).trim();
 
 // ---- a tiny runner ---------------------------------------------------------------
 
@@ -124,6 +126,9 @@ async function shot(page, name) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
 
+let origin = "";
+let billingDev = () => "";
+
 async function api(token, path, init = {}) {
   const response = await fetch(`${origin}/api/billing/v1/admin${path}`, {
     ...init,
@@ -138,7 +143,11 @@ async function api(token, path, init = {}) {
 
 let browser;
 try {
-  const consoleUrl = await waitForConsoleUrl();
+  const stack = await startStack("stack");
+  origin = stack.origin;
+  const consoleUrl = stack.consoleUrl;
+  billingDev = (...args) =>
+    execFileSync(cli, args, { env: stack.cliEnv, encoding: "utf8", timeout: 60_000, stdio: ["ignore", "pipe", "pipe"] }).trim();
   const adminToken = new URL(consoleUrl).hash.replace(/^#token=/, "");
   assert(adminToken.split(".").length === 3, "make dev prints a console URL with a token");
   browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ["--no-sandbox"] });
@@ -375,19 +384,30 @@ try {
         body: JSON.stringify({ error: { message: "the deletion is still running", type: "CRITICAL", code: "deletion_in_progress", error_id: errorId } }),
       });
     });
-    await page.getByRole("button", { name: "Delete customer", exact: true }).click();
-    const dialog = page.getByRole("dialog");
+    // With the keyboard: Enter opens the dialog, focus lands in it, Escape
+    // closes it and gives focus back.
+    const opener = page.getByRole("button", { name: "Delete customer", exact: true });
+    await opener.focus();
+    await page.keyboard.press("Enter");
+    const dialog = page.getByRole("dialog", { name: `Delete ${INITECH.name}?` });
     await dialog.waitFor();
     const name = dialog.getByRole("textbox", { name: "Customer name", exact: true });
+    assert(await name.evaluate((el) => el === document.activeElement), "the name field takes focus");
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+    assert(await opener.evaluate((el) => el === document.activeElement), "focus returns to Delete customer");
+    await page.keyboard.press("Enter");
+    await dialog.waitFor();
     const del = dialog.getByRole("button", { name: "Delete", exact: true });
     assert(await del.isDisabled(), "Delete waits for the name");
-    await name.fill("Initech Inc");
+    await page.keyboard.type("Initech Inc");
     assert(await del.isDisabled(), "a wrong name does not enable Delete");
-    await name.fill(INITECH.name);
+    await name.fill("");
+    await page.keyboard.type(INITECH.name);
     assert(await del.isEnabled(), "the name enables Delete");
     await axe(page, "delete-dialog");
     await shot(page, "07-delete-dialog");
-    await del.click();
+    await page.keyboard.press("Enter");
     await dialog.getByText(/deletion_in_progress.*retrying in 1 s/).waitFor();
     await shot(page, "08-delete-in-progress");
     await page.getByText(`Deleted ${INITECH.name}.`).waitFor({ timeout: 15_000 });
@@ -420,7 +440,7 @@ try {
     await shot(page, "10-users-error");
     await field.fill(ACME.owner);
     await page.getByRole("button", { name: "Find", exact: true }).click();
-    await page.getByRole("link", { name: `customer ${ACME.id}` }).click();
+    await page.getByRole("status").getByRole("link", { name: ACME.name, exact: true }).click();
     await h1(page, ACME.name).waitFor();
   });
 
@@ -453,12 +473,50 @@ try {
     equal(page.errors, [], "page errors");
     await context.close();
   });
+  await stack.stop();
+
+  await test("OpenID Connect: authorization code with PKCE against the issuer's discovery document", async () => {
+    const clientId = "billing-console";
+    const audience = "billing-admin-api";
+    const stub = await startOidcStub({ clientId, audience, subject: "5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e", roles: ["billing_admin"] });
+    try {
+      const oidcStack = await startStack("oidc-stack", {
+        JWT_JWKS_URL: `${stub.issuer}/jwks`,
+        JWT_ISSUER: stub.issuer,
+        JWT_AUDIENCE: audience,
+        CONSOLE_OIDC_CLIENT_ID: clientId,
+      });
+      const csp = (await fetch(`${oidcStack.origin}/console/`)).headers.get("content-security-policy");
+      assert(csp.includes(`connect-src 'self' ${stub.issuer};`), csp);
+      const { context, page } = await open();
+      await page.goto(`${oidcStack.origin}/console/`);
+      await h1(page, "Sign in").waitFor();
+      await axe(page, "sign-in-oidc");
+      await shot(page, "12-sign-in-oidc");
+      await page.getByRole("button", { name: "Sign in with your identity provider", exact: true }).click();
+      await h1(page, "Customers").waitFor();
+      await page.getByRole("status").filter({ hasText: "24 customers" }).waitFor();
+      equal(stub.authorizations.length, 1, "one authorization request");
+      const auth = stub.authorizations[0];
+      equal([auth.code_challenge_method, auth.redirect_uri, auth.scope], ["S256", `${oidcStack.origin}/console/`, "openid"], "the request");
+      assert(auth.state && auth.nonce && auth.code_challenge.length >= 43, "state, nonce and challenge");
+      equal(stub.exchanges, [{ verified: true, clientId }], "one code exchange, the verifier matching the challenge");
+      const url = new URL(page.url());
+      equal([url.pathname, url.search, url.hash], ["/console/", "", ""], "no code or state left in the URL");
+      equal(await page.evaluate(() => [localStorage.length, Object.keys(sessionStorage)]), [0, ["billing-console.credentials"]], "storage");
+      equal(page.errors, [], "page errors");
+      await context.close();
+      await oidcStack.stop();
+    } finally {
+      await stub.close();
+    }
+  });
 } catch (error) {
   failures.push("setup");
   console.log(`FAIL setup\n${error?.stack ?? error}`);
 } finally {
   await browser?.close().catch(() => {});
-  await stopStack();
+  for (const stack of stacks) await stack.stop();
 }
 
 writeFileSync(join(shots, "axe.json"), `${JSON.stringify(axeResults, null, 2)}\n`);

@@ -9,19 +9,27 @@ export function Users({ api, query }: { api: Api; query: URLSearchParams }) {
   const asked = query.get("userID") ?? "";
   const [userID, setUserID] = useState(asked);
   const [found, setFound] = useState<UserCustomer | null>(null);
+  const [customerName, setCustomerName] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
     setUserID(asked);
     setFound(null);
+    setCustomerName(null);
     setError(null);
     if (!asked) return;
     let live = true;
     setBusy(true);
     api
       .findUser(asked)
-      .then((result) => live && setFound(result))
+      .then(async (result) => {
+        if (!live) return;
+        setFound(result);
+        // Its name, for the link (a customer being deleted has none to show).
+        const customer = await api.getCustomer(result.customerID).catch(() => null);
+        if (live && customer) setCustomerName(customer.name);
+      })
       .catch((e) => live && setError(e))
       .finally(() => live && setBusy(false));
     return () => {
@@ -65,8 +73,9 @@ export function Users({ api, query }: { api: Api; query: URLSearchParams }) {
           <p>
             User <code>{asked}</code> is the <strong>{found.role}</strong> of{" "}
             <a href={customerPath(found.customerID)} onClick={follow}>
-              customer {found.customerID}
+              {customerName ?? `customer ${found.customerID}`}
             </a>{" "}
+            (<code>{found.customerID}</code>){" "}
             since {formatTime(found.joinedAt)}.
           </p>
         )}
