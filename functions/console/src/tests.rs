@@ -157,3 +157,42 @@ fn serves_get_on_its_paths_only() {
     assert!(!serves(&Method::GET, "/consoles"));
     assert!(!serves(&Method::GET, "/api/billing/v1/admin/customers"));
 }
+
+#[test]
+fn any_path_below_the_console_is_answered_without_a_panic() {
+    // GIVEN paths built from awkward pieces: escapes, dots, unicode, long runs
+    let pieces = [
+        "",
+        "a",
+        ".",
+        "..",
+        "%2e%2e",
+        "%00",
+        "%FF",
+        "é",
+        "assets",
+        "index.html",
+        "config.json",
+        "x.js",
+        "?",
+        "#",
+        "//",
+        " ",
+        "\u{202e}",
+        &"z".repeat(2048),
+    ];
+    for a in pieces {
+        for b in pieces {
+            let path = format!("{BASE}{a}/{b}");
+            // WHEN each is asked for
+            let response = respond(&settings(), &path);
+            // THEN the answer is the page, an asset or a 404, always secured
+            assert!(
+                [StatusCode::OK, StatusCode::NOT_FOUND].contains(&response.status()),
+                "{path}: {}",
+                response.status()
+            );
+            assert_secured(&response);
+        }
+    }
+}
