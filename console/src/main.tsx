@@ -24,7 +24,7 @@ function App({ config, initial }: { config: Config; initial: Credentials | null 
     setUnauthorizedHandler((error: ApiError) => {
       credentialStore.clear();
       setReason(
-        new ApiError(401, `Signed out: ${error.message} Sign in again.`, error.code, error.errorId, null),
+        new ApiError(401, `Signed out (${error.message}): sign in again.`, error.code, error.errorId, null),
       );
       setCredentials(null);
     });

@@ -11,10 +11,8 @@ export function ErrorMessage({ error }: { error: unknown }) {
   const forbidden = api?.status === 403;
   return (
     <div class="error" role="alert">
-      <p>
-        {forbidden ? "The billing_admin role is missing from these credentials. " : ""}
-        {api ? api.message : String(error)}
-      </p>
+      {forbidden && <p>The billing_admin role is missing from these credentials.</p>}
+      <p>{api ? api.message : String(error)}</p>
       {api && (
         <p class="error-meta">
           Code <code>{api.code}</code>

@@ -347,7 +347,9 @@ try {
       await page.getByRole("navigation", { name: "Member pages" }).getByText(`Page ${n} of`).waitFor();
       const target = page.getByRole("table", { name: "Members" }).getByRole("row").filter({ hasText: newMember });
       if ((await target.count()) === 1) {
-        await target.getByRole("button", { name: "Remove", exact: true }).click();
+        // With the keyboard: focus the row's button, Enter.
+        await target.getByRole("button", { name: "Remove", exact: true }).focus();
+        await page.keyboard.press("Enter");
         await page.getByText(`Removed ${newMember}.`).waitFor();
         removed = true;
       }
