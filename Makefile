@@ -3,24 +3,34 @@
 
 CARGO ?= cargo
 
-.PHONY: dev test lint fmt install bench bench-scale build fuzz clean
+.PHONY: dev test test-console lint fmt install bench bench-scale build fuzz clean
 
 ## Run the service locally with demo data on http://127.0.0.1:$${PORT:-3000}.
 dev:
 	infra/dev.sh
 
-## Every check and test: format, lints, unit and integration tests.
+## Every check and test: format, lints, unit and integration tests, then the
+## console's browser tests.
 test: install lint
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace -- --test-threads 4
+	infra/test-console.sh
+
+## The console in Debian's chromium against a `make dev` stack on free ports:
+## every screen, axe-core, screenshots in target/console-screenshots/.
+test-console: install
+	$(CARGO) build --workspace
+	infra/test-console.sh
 
 ## Formatting and clippy, warnings as errors; template.yaml and openapi.yaml:
 ## cfn-lint, sam validate --lint, openapi-spec-validator (infra/lint-template.sh,
-## offline; installs the SAM CLI venv .local/sam-venv on first use).
-lint:
+## offline; installs the SAM CLI venv .local/sam-venv on first use); the
+## console: its API types are openapi.yaml's (openapi-typescript), and tsc.
+lint: install
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	infra/lint-template.sh
+	cd console && npm run --silent check
 
 fmt:
 	$(CARGO) fmt --all

@@ -70,6 +70,7 @@ if [[ -n ${JWT_JWKS_URL:-} ]]; then
   key="$("$cli" api-key --user "$admin_user" --role billing_admin --expires-in 43200)"
   api_key="$(sed -E 's/.*"apiKey":"([^"]+)".*/\1/' <<<"$key")"
   api_secret="$(sed -E 's/.*"apiSecret":"([^"]+)".*/\1/' <<<"$key")"
+  console_url="http://127.0.0.1:$port/console/#api-key=$api_key&api-secret=$api_secret"
   credentials="Bearer tokens: from the identity provider at $JWT_JWKS_URL.
 Demo admin API key (12 h):
   export API_KEY=$api_key API_SECRET=$api_secret
@@ -77,6 +78,7 @@ Try:
   curl -s '$list_url' -H \"api-key: \$API_KEY\" -H \"api-secret: \$API_SECRET\""
 else
   token="$("$cli" token --sub "$admin_user" --role billing_admin --expires-in 43200)"
+  console_url="http://127.0.0.1:$port/console/#token=$token"
   credentials="Demo admin token (12 h):
   export TOKEN=$token
 Try:
@@ -105,6 +107,8 @@ log "localstripe posts its Stripe events to $webhook_url"
 cat <<MSG
 
 Ready: http://127.0.0.1:$port/api/billing/v1/admin  (Ctrl-C stops everything)
+Console (signs in with the demo credentials below; the page drops them from the URL):
+  $console_url
 $credentials
 Stripe (localstripe): $STRIPE_API_BASE/v1/customers (key sk_test_local); deleting a customer
 deletes its Stripe customer, which cancels its subscription; the stream consumer then

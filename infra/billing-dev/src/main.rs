@@ -313,7 +313,8 @@ async fn run(command: Command) -> Result<(), Error> {
                     billing::sync::webhook::Webhooks::new(deps.store.clone(), secrets, payments)
                 },
             );
-            server::serve(State::try_from(deps)?, hooks, port).await?
+            let console = console::Settings::from_env()?;
+            server::serve(State::try_from(deps)?, hooks, console, port).await?
         }
         Command::ConsumeStream { interval } => {
             consume_stream(deps, &sdk, &config, interval).await?

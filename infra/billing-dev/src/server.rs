@@ -1,5 +1,6 @@
 //! The local HTTP server: routes every request into the Lambdas' own handlers
-//! (the admin endpoints and, when its secret is set, the Stripe webhook).
+//! (the admin endpoints, the console and, when its secret is set, the Stripe
+//! webhook).
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ const READ_LIMIT: usize = 1024 * 1024;
 struct Handlers {
     admin: State,
     hooks: Option<Webhooks>,
+    console: console::Settings,
 }
 
 /// How long requests in flight may go on once Ctrl-C or SIGTERM arrived.
@@ -26,11 +28,20 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// Serves on `127.0.0.1:port` until Ctrl-C or SIGTERM, then lets the requests
 /// in flight finish for up to [`STOP_GRACE`].
-pub async fn serve(admin: State, hooks: Option<Webhooks>, port: u16) -> std::io::Result<()> {
+pub async fn serve(
+    admin: State,
+    hooks: Option<Webhooks>,
+    console: console::Settings,
+    port: u16,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let app = axum::Router::new()
         .fallback(handle)
-        .with_state(Arc::new(Handlers { admin, hooks }));
+        .with_state(Arc::new(Handlers {
+            admin,
+            hooks,
+            console,
+        }));
     tracing::info!(address = %listener.local_addr()?, "listening");
     let stopping = Arc::new(Notify::new());
     let signalled = Arc::clone(&stopping);
@@ -55,7 +66,27 @@ async fn handle(
     req: axum::extract::Request,
 ) -> axum::response::Response {
     let (parts, body) = req.into_parts();
-    let response = match axum::body::to_bytes(body, READ_LIMIT).await {
+    let response = if console::serves(&parts.method, parts.uri.path()) {
+        console::respond(&handlers.console, parts.uri.path())
+    } else {
+        api(&handlers, parts, body).await
+    };
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Body::Text(text) => axum::body::Body::from(text),
+        Body::Binary(bytes) => axum::body::Body::from(bytes),
+        _ => axum::body::Body::empty(),
+    };
+    axum::response::Response::from_parts(parts, body)
+}
+
+/// The API's answer: the webhook's or an admin endpoint's.
+async fn api(
+    handlers: &Handlers,
+    parts: axum::http::request::Parts,
+    body: axum::body::Body,
+) -> lambda_http::Response<Body> {
+    match axum::body::to_bytes(body, READ_LIMIT).await {
         Ok(bytes) => {
             let req = billing::http::lambda_request(parts, bytes.to_vec());
             match &handlers.hooks {
@@ -68,14 +99,7 @@ async fn handle(
             message: "the body exceeds 16 KiB",
         }
         .into_response(),
-    };
-    let (parts, body) = response.into_parts();
-    let body = match body {
-        Body::Text(text) => axum::body::Body::from(text),
-        Body::Binary(bytes) => axum::body::Body::from(bytes),
-        _ => axum::body::Body::empty(),
-    };
-    axum::response::Response::from_parts(parts, body)
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

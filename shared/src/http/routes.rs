@@ -196,6 +196,18 @@ const UPDATE_ITEM: &str = "dynamodb:UpdateItem";
 const DELETE_ITEM: &str = "dynamodb:DeleteItem";
 const CONDITION_CHECK_ITEM: &str = "dynamodb:ConditionCheckItem";
 
+/// The operators' console (`functions/console`): its function and its two
+/// routes, outside the admin prefix and its auth (the page it serves signs in
+/// to the API itself). Any other method on its paths is 405.
+pub const CONSOLE_FUNCTION: &str = "console";
+/// `(METHOD, path)` of the console's routes, as the template declares them.
+pub const CONSOLE_ROUTES: [(&str, &str); 2] = [("GET", "/console"), ("GET", "/console/{proxy+}")];
+
+/// Whether `path` is the console's: `/console` or below `/console/`.
+pub fn is_console_path(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
+}
+
 /// Path parameters captured by a route.
 pub type PathParams = Vec<(String, String)>;
 
@@ -207,6 +219,11 @@ pub type PathParams = Vec<(String, String)>;
 pub fn route(method: &Method, path: &str) -> Result<(Endpoint, PathParams), ApiError> {
     if path == crate::sync::webhook::PATH && method != Method::POST {
         return Err(ApiError::MethodNotAllowed(vec![Method::POST]));
+    }
+    if is_console_path(path) {
+        // API Gateway sends the console's GETs to its function: what reaches
+        // a router here is another method.
+        return Err(ApiError::MethodNotAllowed(vec![Method::GET]));
     }
     let rest = path.strip_prefix(PREFIX).ok_or(ApiError::RouteNotFound)?;
     let mut allowed = Vec::new();
@@ -367,6 +384,16 @@ mod tests {
             Err(ApiError::MethodNotAllowed(allowed)) => assert_eq!(allowed, vec![Method::POST]),
             other => panic!("{other:?}"),
         }
+        for path in ["/console", "/console/", "/console/assets/app.js"] {
+            match route(&Method::POST, path) {
+                Err(ApiError::MethodNotAllowed(allowed)) => assert_eq!(allowed, vec![Method::GET]),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            route(&Method::GET, "/consoles"),
+            Err(ApiError::RouteNotFound)
+        ));
     }
 
     #[test]

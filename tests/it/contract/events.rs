@@ -88,6 +88,8 @@ enum Invokes {
     Endpoint(Endpoint),
     /// `route-not-found`: the payload 2.0 event of the `$default` route.
     RouteNotFound,
+    /// `console`: the payload 2.0 event of a page below `/console/`.
+    Console,
     /// `cleanup-stream`: a batch of the table's DynamoDB Streams records.
     StreamConsumer,
     /// `user-deleted`: the platform's `user.deleted` EventBridge event.
@@ -107,6 +109,7 @@ impl Invokes {
     fn all() -> impl Iterator<Item = Self> {
         Endpoint::ALL.into_iter().map(Self::Endpoint).chain([
             Self::RouteNotFound,
+            Self::Console,
             Self::StreamConsumer,
             Self::UserDeletedHook,
             Self::DeletionMonitor,
@@ -121,6 +124,7 @@ impl Invokes {
         match self {
             Self::Endpoint(e) => e.function(),
             Self::RouteNotFound => ROUTE_NOT_FOUND,
+            Self::Console => billing::http::CONSOLE_FUNCTION,
             Self::StreamConsumer => STREAM_CONSUMER,
             Self::UserDeletedHook => USER_DELETED_HOOK,
             Self::DeletionMonitor => DELETION_MONITOR,
@@ -598,6 +602,7 @@ pub(super) async fn events_run_through_the_real_handlers(env: &'static Env) {
         match invokes {
             Invokes::Endpoint(endpoint) => run_http_event(env, endpoint, &name, &raw, &event).await,
             Invokes::RouteNotFound => run_route_not_found_event(&name, &raw, &event),
+            Invokes::Console => run_console_event(&name, &raw, &event),
             Invokes::StreamConsumer => run_stream_event(env, &name, &raw, &event).await,
             Invokes::UserDeletedHook => run_user_deleted_event(env, &name, &raw, &event).await,
             Invokes::DeletionMonitor => check_schedule_event(
@@ -725,6 +730,48 @@ fn run_route_not_found_event(name: &str, raw: &str, event: &Value) {
         .collect();
     assert_eq!(allowed, BTreeSet::from(["GET", "DELETE"]), "{name}");
     assert_eq!(reply.error_code(), "method_not_allowed", "{name}");
+}
+
+/// The console's event: API Gateway's payload 2.0 for one of its routes; the
+/// function answers with the page and its security headers.
+fn run_console_event(name: &str, raw: &str, event: &Value) {
+    let route_key = event["routeKey"].as_str().expect("routeKey");
+    assert!(
+        billing::http::CONSOLE_ROUTES
+            .iter()
+            .any(|(method, path)| format!("{method} {path}") == route_key),
+        "{name}: {route_key} is a console route"
+    );
+    assert_eq!(event["requestContext"]["routeKey"], route_key, "{name}");
+    // GIVEN the event, parsed as the Lambda runtime does
+    let req = lambda_http::request::from_str(raw)
+        .unwrap_or_else(|e| panic!("{name}: not an API Gateway payload 2.0 event: {e}"));
+    assert_eq!(req.method(), Method::GET, "{name}");
+    assert!(console::serves(req.method(), req.uri().path()), "{name}");
+    // WHEN it reaches the function's handler, configured as the template does by default
+    let settings = console::Settings::from_lookup(|_| None).expect("default settings");
+    let response = console::respond(&settings, req.uri().path());
+    // THEN it is the page, revalidated on every load, under the console's CSP
+    assert_eq!(response.status(), StatusCode::OK, "{name}");
+    let header = |h: &str| {
+        response.headers()[h]
+            .to_str()
+            .unwrap_or_else(|_| panic!("{name}: {h}"))
+            .to_owned()
+    };
+    assert_eq!(header("content-type"), "text/html; charset=utf-8", "{name}");
+    assert_eq!(header("cache-control"), "no-cache", "{name}");
+    assert_eq!(
+        header("content-security-policy"),
+        settings.content_security_policy(),
+        "{name}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff", "{name}");
+    assert_eq!(header("referrer-policy"), "no-referrer", "{name}");
+    let lambda_http::Body::Binary(page) = response.body() else {
+        panic!("{name}: the page is a binary body");
+    };
+    assert!(page.starts_with(b"<!doctype html>"), "{name}");
 }
 
 /// Whether `event` matches an EventBridge-style pattern, in the subset the template

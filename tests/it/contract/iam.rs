@@ -40,9 +40,10 @@ fn idempotency_partitions() -> String {
 /// and nothing more. TransactWriteItems is no IAM action: its Put/Update/Delete are
 /// authorized as PutItem/UpdateItem/DeleteItem within it.
 fn expected_grants(binary: &str) -> BTreeSet<Grant> {
-    if binary == ROUTE_NOT_FOUND {
-        // It answers from the route table alone: no table, no secret, nothing but
-        // the logging SAM's basic execution role gives every function.
+    if binary == ROUTE_NOT_FOUND || binary == billing::http::CONSOLE_FUNCTION {
+        // It answers from the route table (or the console's embedded assets)
+        // alone: no table, no secret, nothing but the logging SAM's basic
+        // execution role gives every function.
         return BTreeSet::new();
     }
     let table = "GetAtt:Table.Arn".to_owned();
@@ -289,7 +290,7 @@ pub(super) async fn template_grants_each_function_exactly_its_calls(_env: &'stat
             "{}: no role of its own",
             f.logical_id
         );
-        if f.binary == ROUTE_NOT_FOUND {
+        if f.binary == ROUTE_NOT_FOUND || f.binary == billing::http::CONSOLE_FUNCTION {
             assert!(
                 !f.properties.contains_key("Policies"),
                 "{}: no Policies at all",
