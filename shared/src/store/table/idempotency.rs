@@ -87,6 +87,9 @@ pub const CLAIM_FREE: &str = "attribute_not_exists(#pk) OR expiresAt < :now \
      OR (#state = :running AND lockedUntil < :now AND fingerprint = :fingerprint)";
 /// Condition: the record is still held by claim `:claim`.
 pub const CLAIMED_BY: &str = "claimID = :claim";
+/// Condition: the record is held by claim `:claim` and has no answer yet
+/// (`:running`): an answer committed with its change is never overwritten.
+pub const CLAIMED_RUNNING: &str = "claimID = :claim AND #state = :running";
 /// Update: the claimed request's answer (`:status`, `:body`).
 pub const COMPLETE_CLAIM: &str =
     "SET #state = :done, answerStatus = :status, answerBody = :body REMOVE lockedUntil";
