@@ -25,11 +25,12 @@ pub async fn run(
 ) -> Result<Response<Body>, ApiError> {
     let id = CustomerId::parse(&path_param(req, "customerID")?)?;
     let deadline = deadline(state, req);
-    // The answer of a deletion that begins: committed as it begins (the rest
-    // of the cascade is resumable, and finished by the stream consumer).
+    // The answer of a deletion that begins, committed as it begins: pending
+    // while this request runs the rest of the cascade (resumable, and
+    // finished by the stream consumer should this request die).
     let answer = answer_of(&no_content());
     let answer = move |_: &()| answer.clone();
-    let answering = claim.map(|c| Answering::new(c, &answer));
+    let answering = claim.map(|c| Answering::pending(c, &answer));
     let deleted = state
         .cascade
         .run_answered(&id, deadline, origin, answering.as_ref())

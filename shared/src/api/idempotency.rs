@@ -8,12 +8,14 @@
 //! still runs is 409 `idempotency_key_in_use`.
 //!
 //! A request whose change commits writes its answer in the transaction of
-//! that change (the store's `*_answered` operations; for a deletion, the
-//! transaction that marks the customer deleting), conditioned on still
+//! that change (the store's `*_answered` operations), conditioned on still
 //! holding the claim: a request that dies right after its commit is replayed,
 //! never run again, and a request whose claim was taken over commits nothing.
-//! A request that commits nothing (refused, or a role it already has) keeps
-//! its answer after it ([`finish`]). A 400 (the request failed validation and
+//! A deletion commits its answer in the transaction that marks the customer
+//! deleting, as pending: while its cascade runs, a retry is 409 in use; once
+//! it answered, or its lock ran out, a retry replays it. A request that
+//! commits nothing (refused, or a role it already has) keeps its answer after
+//! it ([`finish`]). A 400 (the request failed validation and
 //! did nothing) or a 5xx (nothing done, or not known to be) is not kept: it
 //! releases the key, so a retry, corrected or not, acts; an answer committed
 //! with a change this request did not see through stays for replays. A
@@ -99,7 +101,7 @@ pub(super) async fn finish(
     let status = response.status();
     let kept = if status == StatusCode::BAD_REQUEST || status.is_server_error() {
         store.release_idempotency(claimed).await
-    } else if claimed.answered() {
+    } else if claimed.settled() {
         return Ok(response);
     } else {
         store

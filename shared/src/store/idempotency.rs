@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 use super::table::{
     CLAIM_FREE, CLAIMED_BY, CLAIMED_RUNNING, COMPLETE_CLAIM, IdempotencyItem, IdempotencyState,
-    idempotency_key, n, s,
+    PENDING_ANSWER, idempotency_key, n, s,
 };
 use super::tx::{Tx, used};
 use super::{Store, StoreError, observe};
@@ -51,12 +51,13 @@ pub struct ClaimRequest<'a> {
 }
 
 /// A key this request holds: the record and the claim, and whether its
-/// answer was committed with its change.
+/// answer was committed with its change (and whether as final).
 #[derive(Debug)]
 pub struct Claimed {
     scope: String,
     claim_id: String,
     answered: AtomicBool,
+    settled: AtomicBool,
 }
 
 impl Claimed {
@@ -66,6 +67,7 @@ impl Claimed {
             scope,
             claim_id,
             answered: AtomicBool::new(false),
+            settled: AtomicBool::new(false),
         }
     }
 
@@ -82,6 +84,12 @@ impl Claimed {
     /// Whether the answer was committed in the transaction of the change.
     pub fn answered(&self) -> bool {
         self.answered.load(Ordering::SeqCst)
+    }
+
+    /// Whether that answer was committed as final: the record is answered,
+    /// nothing is left to write.
+    pub fn settled(&self) -> bool {
+        self.settled.load(Ordering::SeqCst)
     }
 }
 
@@ -100,18 +108,37 @@ pub struct Answer {
 pub struct Answering<'a, T = ()> {
     claim: &'a Claimed,
     answer: &'a (dyn Fn(&T) -> Answer + Send + Sync),
+    pending: bool,
 }
 
 impl<'a, T> Answering<'a, T> {
-    /// `claim`'s answer, `answer` of what the change wrote.
+    /// `claim`'s final answer, `answer` of what the change wrote: a retry
+    /// replays it at once.
     pub fn new(claim: &'a Claimed, answer: &'a (dyn Fn(&T) -> Answer + Send + Sync)) -> Self {
-        Self { claim, answer }
+        Self {
+            claim,
+            answer,
+            pending: false,
+        }
+    }
+
+    /// `claim`'s answer when the request goes on after the change (a
+    /// deletion's cascade): the key stays in use until the request answers
+    /// (and keeps it final, or releases it on a 5xx) or its lock runs out;
+    /// from then on a retry replays it.
+    pub fn pending(claim: &'a Claimed, answer: &'a (dyn Fn(&T) -> Answer + Send + Sync)) -> Self {
+        Self {
+            claim,
+            answer,
+            pending: true,
+        }
     }
 
     /// Notes that the transaction carrying the answer committed.
     pub(super) fn committed(answering: Option<&Self>) {
         if let Some(a) = answering {
             a.claim.answered.store(true, Ordering::SeqCst);
+            a.claim.settled.store(!a.pending, Ordering::SeqCst);
         }
     }
 }
@@ -132,7 +159,11 @@ impl<'s> Tx<'s> {
         self.update(
             "idempotency",
             idempotency_key(&a.claim.scope),
-            COMPLETE_CLAIM,
+            if a.pending {
+                PENDING_ANSWER
+            } else {
+                COMPLETE_CLAIM
+            },
             Some(CLAIMED_RUNNING),
             &[
                 (":done", s("done")),
@@ -187,10 +218,18 @@ impl Store {
             let held: IdempotencyItem = serde_dynamo::from_item(
                 held.ok_or_else(|| StoreError::Corrupt("claim failed on no record".into()))?,
             )?;
-            Ok(match (held.fingerprint == c.fingerprint, held.state) {
+            // A running request whose change committed its answer: replayed
+            // once that request's lock ran out (it died before answering).
+            let answered = match held.state {
+                IdempotencyState::Done => true,
+                IdempotencyState::InProgress => {
+                    held.answer_status.is_some() && held.locked_until < c.now
+                }
+            };
+            Ok(match (held.fingerprint == c.fingerprint, answered) {
                 (false, _) => Claim::Reused,
-                (true, IdempotencyState::InProgress) => Claim::InUse,
-                (true, IdempotencyState::Done) => Claim::Answered {
+                (true, false) => Claim::InUse,
+                (true, true) => Claim::Answered {
                     status: held.answer_status.unwrap_or(200),
                     body: held.answer_body.unwrap_or_default(),
                 },

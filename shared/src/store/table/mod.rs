@@ -42,7 +42,7 @@ use crate::domain::{
 pub use audit::{AUDIT_RETENTION_DAYS, AuditItem, audit_pk};
 pub use idempotency::{
     CLAIM_FREE, CLAIMED_BY, CLAIMED_RUNNING, COMPLETE_CLAIM, IdempotencyItem, IdempotencyState,
-    idempotency_key,
+    PENDING_ANSWER, idempotency_key,
 };
 
 /// A DynamoDB item or key.
