@@ -38,6 +38,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         a_role_change_that_died_after_its_commit_is_replayed,
         a_deletion_that_died_after_its_commit_is_replayed,
         a_request_whose_claim_was_taken_over_commits_nothing,
+        an_add_whose_commit_reply_was_lost_is_replayed,
     ]
 }
 
@@ -868,4 +869,30 @@ async fn a_request_whose_claim_was_taken_over_commits_nothing(env: &'static Env)
     // and the first request's release leaves the retry's claim alone
     assert!(!app.store.release_idempotency(&late).await.unwrap());
     assert_eq!(records(&app).await.len(), 1);
+}
+
+async fn an_add_whose_commit_reply_was_lost_is_replayed(env: &'static Env) {
+    let (app, c, admin) = given(env, Spec::default()).await;
+    // GIVEN handlers whose DynamoDB calls time out after a second, without
+    // retries, behind a proxy that withholds the reply to their transaction
+    let proxy = LostCommit::start(&env.dynamodb_url).await;
+    let timeouts = billing::aws::TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_secs(1))
+        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+        .endpoint_url(&proxy.url)
+        .timeout_config(timeouts)
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .build();
+    let impatient = app.through(aws_sdk_dynamodb::Client::from_conf(config));
+    let user = uuid::Uuid::new_v4().to_string();
+    // WHEN a keyed add commits and its reply is lost: the request fails (5xx)
+    let failed = add(&admin, &impatient, &c.id, as_user(&user), "timeout").await;
+    assert_refused(&failed, StatusCode::INTERNAL_SERVER_ERROR, "database_error");
+    // THEN the answer committed with the add is not released with the 5xx
+    assert_answer_committed(&app, 201, "done").await;
+    // and a retry, at once, gets it: the member was added once
+    let retry = add(&admin, &app, &c.id, as_user(&user), "timeout").await;
+    assert_answer(&retry, StatusCode::CREATED, true);
+    assert_eq!(member_count(&app, &c.id).await, 2);
 }

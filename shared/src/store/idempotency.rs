@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 use super::table::{
-    CLAIM_FREE, CLAIMED_BY, CLAIMED_RUNNING, COMPLETE_CLAIM, IdempotencyItem, IdempotencyState,
-    PENDING_ANSWER, idempotency_key, n, s,
+    CLAIM_FREE, CLAIMED_BY, CLAIMED_RUNNING, CLAIMED_UNANSWERED, COMPLETE_CLAIM, IdempotencyItem,
+    IdempotencyState, PENDING_ANSWER, idempotency_key, n, s,
 };
 use super::tx::{Tx, used};
 use super::{Store, StoreError, observe};
@@ -276,14 +276,15 @@ impl Store {
     /// Gives up a claim without an answer, so a retry acts again (after a
     /// failure that changed nothing, or may not have); `false` when it was
     /// lost. An answer committed with its change stays (a retry replays
-    /// it), unless this request saw its change commit and then failed
-    /// (a deletion whose cascade stopped after its first transaction): then
-    /// the answer goes too and a retry resumes.
+    /// it: the request failed without knowing its change had committed),
+    /// unless this request saw its change commit and then failed (a
+    /// deletion whose cascade stopped after its first transaction): then the
+    /// answer goes too and a retry resumes.
     pub async fn release_idempotency(&self, claim: &Claimed) -> Result<bool, StoreError> {
         observe(store_span!("release_idempotency"), async {
             let condition = match claim.answered() {
                 true => CLAIMED_BY,
-                false => CLAIMED_RUNNING,
+                false => CLAIMED_UNANSWERED,
             };
             let (values, names) = used(
                 &[condition],

@@ -92,6 +92,10 @@ pub const CLAIMED_BY: &str = "claimID = :claim";
 /// Condition: the record is held by claim `:claim` and has no answer yet
 /// (`:running`): an answer committed with its change is never overwritten.
 pub const CLAIMED_RUNNING: &str = "claimID = :claim AND #state = :running";
+/// Condition: the record is held by claim `:claim`, running, and holds no
+/// answer, not even a pending one (see [`PENDING_ANSWER`]).
+pub const CLAIMED_UNANSWERED: &str =
+    "claimID = :claim AND #state = :running AND attribute_not_exists(answerStatus)";
 /// Update: the answer (`:status`, `:body`) of a request whose change
 /// committed and that still runs (a deletion's cascade): kept for replays once
 /// the request answered or its lock ran out.
