@@ -144,6 +144,18 @@ impl TestApp {
         )
     }
 
+    /// The same table and admin, with handlers (the store and the deletion
+    /// cascade) that reach the table through `client` (a fault proxy).
+    pub fn through(&self, client: aws_sdk_dynamodb::Client) -> Self {
+        let store = Store::new(client, self.store.table_name().to_owned());
+        let mut app = self.with_cascade(billing::cascade::Cascade::new(
+            store.clone(),
+            Some(self.payments.clone()),
+        ));
+        app.state.store = store;
+        app
+    }
+
     /// Seeds fixtures given as JSON (without Stripe objects).
     pub async fn seed(&self, fixtures: Value) {
         self.seed_with(fixtures, false).await;

@@ -108,7 +108,8 @@ impl ApiError {
                 | StoreError::OwnerNotRemovable
                 | StoreError::OwnerRoleChange
                 | StoreError::CustomerExists
-                | StoreError::StripeCustomerClaimed => StatusCode::CONFLICT,
+                | StoreError::StripeCustomerClaimed
+                | StoreError::IdempotencyClaimLost => StatusCode::CONFLICT,
                 StoreError::Contention => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -140,6 +141,7 @@ impl ApiError {
                 StoreError::OwnerRoleChange => "owner_role_change",
                 StoreError::CustomerExists => "customer_exists",
                 StoreError::StripeCustomerClaimed => "stripe_customer_claimed",
+                StoreError::IdempotencyClaimLost => "idempotency_key_in_use",
                 StoreError::Contention => "contention",
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => "database_error",
             },

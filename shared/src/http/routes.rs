@@ -153,7 +153,8 @@ impl Endpoint {
 
     /// The item actions inside its `TransactWriteItems` (IAM authorizes a
     /// transaction by them). Every change of a customer, a member or a
-    /// membership puts its audit entry in the same transaction.
+    /// membership puts its audit entry in the same transaction, and with an
+    /// `Idempotency-Key` its answer (an Update of the key's record).
     pub fn transaction_writes(self) -> &'static [&'static str] {
         match self {
             Self::ListCustomers
@@ -178,8 +179,8 @@ impl Endpoint {
     }
 
     /// The item actions it performs outside a transaction, on its
-    /// `Idempotency-Key` records only (claim, answer, release), each
-    /// conditional.
+    /// `Idempotency-Key` records only (claim; the answer of a request whose
+    /// change committed none; release), each conditional.
     pub fn idempotency_writes(self) -> &'static [&'static str] {
         if self.idempotent() {
             &[PUT_ITEM, UPDATE_ITEM, DELETE_ITEM]

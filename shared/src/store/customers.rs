@@ -3,6 +3,7 @@
 use crate::domain::audit::{Action, AuditEntry, Origin};
 use crate::domain::{Customer, CustomerId, CustomerState, NewCustomer, Timestamp, now, time};
 
+use super::idempotency::Answering;
 use super::rank::{Directory, slot};
 use super::ranked::{Ranked, Window};
 use super::table::{
@@ -118,6 +119,17 @@ impl Store {
         id: &CustomerId,
         origin: &Origin,
     ) -> Result<Customer, StoreError> {
+        self.begin_deletion_answered(id, origin, None).await
+    }
+
+    /// [`Store::begin_deletion`], committing a claimed request's answer in
+    /// the transaction that marks the customer deleting (resuming commits none).
+    pub async fn begin_deletion_answered(
+        &self,
+        id: &CustomerId,
+        origin: &Origin,
+        answering: Option<&Answering<'_>>,
+    ) -> Result<Customer, StoreError> {
         observe(store_span!("begin_deletion", customer = %id), async {
             let mut listed = true;
             for _ in 0..3 {
@@ -143,13 +155,15 @@ impl Store {
                         (":now", s(stamp)),
                     ],
                 )?;
-                let mut tx = tx.audit(
-                    &AuditEntry::new(Action::CustomerDeleted, origin, *id).changed(
-                        "state",
-                        Some("active"),
-                        Some("deleting"),
-                    ),
-                )?;
+                let mut tx = tx
+                    .audit(
+                        &AuditEntry::new(Action::CustomerDeleted, origin, *id).changed(
+                            "state",
+                            Some("active"),
+                            Some("deleting"),
+                        ),
+                    )?
+                    .answer(answering, &())?;
                 let listings = match listed {
                     true => Listing::of(&customer.tier_name, customer.subscription_status),
                     false => Vec::new(),
@@ -161,11 +175,15 @@ impl Store {
                 }
                 match tx.commit().await {
                     Ok(()) => {
+                        Answering::committed(answering);
                         return Ok(Customer {
                             state: CustomerState::Deleting,
                             deleting_since: Some(since),
                             ..customer
                         });
+                    }
+                    Err(TxError::Cancelled(c)) if c.failed("idempotency") => {
+                        return Err(StoreError::IdempotencyClaimLost);
                     }
                     // Changed under us (deleted, or marked by a concurrent call): look again.
                     Err(TxError::Cancelled(c)) if c.failed("customer") => continue,

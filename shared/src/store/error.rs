@@ -24,6 +24,10 @@ pub enum StoreError {
     /// The Stripe customer is another customer's already.
     #[error("the Stripe customer belongs to another customer")]
     StripeCustomerClaimed,
+    /// The request's `Idempotency-Key` claim was taken over by a retry (its
+    /// lock ran out): the retry acts, this request changed nothing.
+    #[error("a request with this Idempotency-Key is in progress; retry after it answers")]
+    IdempotencyClaimLost,
     /// Transactions kept conflicting with concurrent writes.
     #[error("too many concurrent writes to the same items")]
     Contention,

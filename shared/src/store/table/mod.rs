@@ -41,7 +41,8 @@ use crate::domain::{
 
 pub use audit::{AUDIT_RETENTION_DAYS, AuditItem, audit_pk};
 pub use idempotency::{
-    CLAIM_FREE, CLAIMED_BY, COMPLETE_CLAIM, IdempotencyItem, IdempotencyState, idempotency_key,
+    CLAIM_FREE, CLAIMED_BY, CLAIMED_RUNNING, CLAIMED_UNANSWERED, COMPLETE_CLAIM, IdempotencyItem,
+    IdempotencyState, PENDING_ANSWER, idempotency_key,
 };
 
 /// A DynamoDB item or key.
