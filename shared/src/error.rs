@@ -100,7 +100,9 @@ impl ApiError {
                 | StoreError::OwnerNotRemovable
                 | StoreError::OwnerRoleChange
                 | StoreError::CustomerExists
-                | StoreError::StripeCustomerClaimed => StatusCode::CONFLICT,
+                | StoreError::StripeCustomerClaimed
+                | StoreError::CustomerDeleted(_)
+                | StoreError::OwnerDeleted(_) => StatusCode::CONFLICT,
                 StoreError::Contention => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -130,6 +132,8 @@ impl ApiError {
                 StoreError::OwnerRoleChange => "owner_role_change",
                 StoreError::CustomerExists => "customer_exists",
                 StoreError::StripeCustomerClaimed => "stripe_customer_claimed",
+                StoreError::CustomerDeleted(_) => "customer_deleted",
+                StoreError::OwnerDeleted(_) => "owner_deleted",
                 StoreError::Contention => "contention",
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => "database_error",
             },

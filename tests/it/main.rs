@@ -11,6 +11,7 @@ mod idempotency;
 mod jwks;
 mod listings;
 mod members;
+mod platform;
 mod reconcile;
 mod roles;
 mod shutdown;
@@ -62,6 +63,7 @@ fn main() {
         jwks::trials(),
         listings::trials(),
         members::trials(),
+        platform::trials(),
         reconcile::trials(),
         roles::trials(),
         shutdown::trials(),

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::domain::audit::{Action, Actor, AuditEntry, Origin};
 use crate::domain::{
     Customer, CustomerId, CustomerState, Member, NewCustomer, SubscriptionStatus, TierName,
-    Timestamp,
+    TierSource, Timestamp,
 };
 
 use super::customers::{count, unexpected};
@@ -16,8 +16,10 @@ use super::rank::Additions;
 use super::ranked::add_to_directory;
 use super::table::{
     CUSTOMER_AS_READ, CustomerItem, EXISTS, EntryItem, Listing, MemberItem, MembershipItem,
-    NOT_EXISTS, STRIPE_FREE_OR_OF, applied_event_item, customer_pk, entry_key, n, s,
-    stripe_customer_item, stripe_customer_key, stripe_customer_of,
+    NOT_EXISTS, NOT_TOMBSTONED, STRIPE_FREE_OR_OF, applied_event_item, applied_event_key,
+    customer_pk, customer_tombstone_key, entry_key, n, provenance_as_read, s, stripe_customer_item,
+    stripe_customer_key, stripe_customer_of, tombstone_deleted_at, tombstone_values,
+    user_tombstone_key,
 };
 use super::tx::{Tx, TxError};
 use super::{Store, StoreError, observe};
@@ -44,6 +46,14 @@ pub struct CustomerChange {
     pub stripe_subscription_id: Option<Option<String>>,
     /// Stripe reported the customer deleted at this time.
     pub billing_gone_at: Option<Timestamp>,
+    /// The platform's revision this change comes from (its event's
+    /// `version`): applied only above the customer's `platformVersion`
+    /// ([`CustomerChange::is_stale_for`]), which it then becomes.
+    pub platform_version: Option<u64>,
+    /// Who owns the tier from now on ([`TierSource`]): the platform's changes
+    /// set `Platform` with the tier they apply; Stripe's set
+    /// `TierSource::after_stripe(its current subscription names a tier)`.
+    pub tier_source: Option<TierSource>,
 }
 
 impl CustomerChange {
@@ -81,7 +91,22 @@ impl CustomerChange {
         if let Some(at) = self.billing_gone_at {
             new.billing_gone_at = Some(at);
         }
+        if let Some(v) = self.platform_version {
+            new.platform_version = Some(v);
+        }
+        if let Some(source) = self.tier_source {
+            new.tier_source = Some(source);
+        }
         new
+    }
+
+    /// Whether this change comes from a platform revision at or below the one
+    /// `c` has applied already: then it changes nothing.
+    pub fn is_stale_for(&self, c: &Customer) -> bool {
+        matches!(
+            (self.platform_version, c.platform_version),
+            (Some(v), Some(seen)) if v <= seen
+        )
     }
 }
 
@@ -191,6 +216,9 @@ impl Store {
                 let Some(change) = decide(&old) else {
                     return Ok(Applied::Unchanged);
                 };
+                if change.is_stale_for(&old) {
+                    return self.stale_or_duplicate(event).await;
+                }
                 let mut new = change.applied_to(&old);
                 if let Some(v) = version {
                     new.billing_version = Some(v.to_owned());
@@ -243,7 +271,7 @@ impl Store {
         if version.is_some() {
             condition.push_str(" AND (attribute_not_exists(#version) OR #version <= :version)");
         }
-        let values = [
+        let mut values = vec![
             (":active", s("active")),
             (":members", n(old.member_count as i64)),
             (":name", s(old.name.clone())),
@@ -251,6 +279,9 @@ impl Store {
             (":status", s(old.subscription_status.as_str())),
             (":version", s(version.unwrap_or_default())),
         ];
+        let (provenance, read) = provenance_as_read(old);
+        condition.push_str(&format!(" AND {provenance}"));
+        values.extend(read);
         let record = serde_dynamo::to_item(CustomerItem::of(new))?;
         let mut tx = self.tx().put("customer", record, &condition, &values)?;
         if listed {
@@ -304,9 +335,40 @@ impl Store {
         event: Option<&EventStamp>,
         origin: &Origin,
     ) -> Result<Applied, StoreError> {
+        let record = Customer::from(customer);
+        self.create(&record, owner, event, origin, false).await
+    }
+
+    /// [`Store::create_customer_with_owner`] for the platform's
+    /// `customer.created`: the record keeps what `record` says of its
+    /// provenance (`platformVersion`, `tierSource`), and the transaction also
+    /// checks (`ConditionCheck`) that neither the customer's id nor its owner
+    /// has a live tombstone: [`StoreError::CustomerDeleted`] or
+    /// [`StoreError::OwnerDeleted`] when one has, and nothing is written.
+    pub async fn create_customer_from_event(
+        &self,
+        record: &Customer,
+        owner: &Member,
+        event: &EventStamp,
+        origin: &Origin,
+    ) -> Result<Applied, StoreError> {
+        self.create(record, Some(owner), Some(event), origin, true)
+            .await
+    }
+
+    /// Creates `record` (active, no members yet) as the two above say;
+    /// `unless_tombstoned`: checks the tombstones of its id and its owner.
+    async fn create(
+        &self,
+        customer: &Customer,
+        owner: Option<&Member>,
+        event: Option<&EventStamp>,
+        origin: &Origin,
+        unless_tombstoned: bool,
+    ) -> Result<Applied, StoreError> {
         let span = store_span!("create_customer", customer = %customer.id);
         observe(span, async {
-            let mut listed = Customer::from(customer);
+            let mut listed = customer.clone();
             listed.member_count = u64::from(owner.is_some());
             let item = serde_dynamo::to_item(CustomerItem::of(&listed))?;
             let mut tx = self.tx().put("customer", item, NOT_EXISTS, &[])?.audit(
@@ -341,9 +403,24 @@ impl Store {
             if let Some(e) = event {
                 tx = tx.put("event", event_item(e), NOT_EXISTS, &[])?;
             }
+            if unless_tombstoned {
+                let values = tombstone_values(&crate::domain::now());
+                let id = customer_tombstone_key(&customer.id);
+                tx = tx.check("customer tombstone", id, NOT_TOMBSTONED, &values)?;
+                if let Some(m) = owner {
+                    let user = user_tombstone_key(&m.user_id);
+                    tx = tx.check("owner tombstone", user, NOT_TOMBSTONED, &values)?;
+                }
+            }
             match tx.commit().await {
                 Ok(()) => Ok(Applied::Changed),
                 Err(TxError::Cancelled(c)) if c.failed("event") => Ok(Applied::Duplicate),
+                Err(TxError::Cancelled(c)) if c.failed("customer tombstone") => Err(
+                    StoreError::CustomerDeleted(deleted_at(c.old("customer tombstone"))),
+                ),
+                Err(TxError::Cancelled(c)) if c.failed("owner tombstone") => Err(
+                    StoreError::OwnerDeleted(deleted_at(c.old("owner tombstone"))),
+                ),
                 Err(TxError::Cancelled(c)) if c.failed("customer") || c.failed("entry") => {
                     Err(StoreError::CustomerExists)
                 }
@@ -359,6 +436,29 @@ impl Store {
         })
         .await
     }
+}
+
+impl Store {
+    /// What a stale change from `event` comes to: [`Applied::Duplicate`] when
+    /// that very event was applied before (one read of its id), else
+    /// [`Applied::Stale`].
+    async fn stale_or_duplicate(&self, event: Option<&EventStamp>) -> Result<Applied, StoreError> {
+        let Some(e) = event else {
+            return Ok(Applied::Stale);
+        };
+        match self.get(applied_event_key(e.source, &e.id)).await? {
+            Some(_) => Ok(Applied::Duplicate),
+            None => Ok(Applied::Stale),
+        }
+    }
+}
+
+/// When a tombstone a creation ran into says its id was deleted.
+fn deleted_at(tombstone: Option<&super::table::Item>) -> String {
+    tombstone
+        .and_then(tombstone_deleted_at)
+        .unwrap_or("an unknown time")
+        .to_owned()
 }
 
 /// The item remembering that `e` was applied, until [`EVENT_MEMORY_DAYS`] from now.

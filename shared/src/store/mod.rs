@@ -30,6 +30,7 @@ mod ranked;
 mod reindex;
 mod scan;
 pub mod table;
+mod tombstones;
 mod tx;
 
 use std::future::Future;
@@ -86,7 +87,9 @@ fn outcome<T>(result: &Result<T, StoreError>) -> &'static str {
             | StoreError::OwnerNotRemovable
             | StoreError::OwnerRoleChange
             | StoreError::CustomerExists
-            | StoreError::StripeCustomerClaimed,
+            | StoreError::StripeCustomerClaimed
+            | StoreError::CustomerDeleted(_)
+            | StoreError::OwnerDeleted(_),
         ) => "conflict",
         Err(StoreError::Contention) => "contention",
         Err(StoreError::Corrupt(_) | StoreError::Dynamo(_)) => "error",

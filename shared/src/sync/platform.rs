@@ -8,13 +8,35 @@
 //! nothing written: the function fails it, and Lambda sends it to the
 //! dead-letter queue with that reason (`ErrorMessage`). The detail's schema is
 //! `schemas/platform-customer-events.json`.
+//!
+//! **Order.** Both events may carry `version`, the platform's revision of the
+//! customer (an integer from 1, growing with each change). The record keeps the
+//! last one applied (`platformVersion`); an event whose version is at or below
+//! it changes nothing and is counted `stale`. The check is the condition of the
+//! transaction that writes the change (the record's revision as read, found
+//! below the event's), so no interleaving lets an older revision win. An event
+//! without `version` is applied as it comes and leaves the stored revision.
+//!
+//! **Who owns the tier.** Stripe's price metadata, whenever the customer's
+//! current Stripe subscription names a tier (`tierSource = stripe`, written by
+//! the Stripe sync): the platform's `tierName`/`tierID` are then ignored (its
+//! name and revision still apply). Otherwise the platform sets the tier
+//! (`tierSource = platform`). See [`TierSource`].
+//!
+//! **Deleted ids stay deleted.** A `customer.created` for a customer deleted
+//! less than `TOMBSTONE_DAYS` (30) ago, or naming as owner a user removed by
+//! `user.deleted` in that time, is refused (their tombstones, checked in the
+//! creating transaction).
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use std::num::NonZeroU64;
+
 use crate::domain::{
-    CustomerId, Member, NewCustomer, Role, SubscriptionStatus, TierName, UserId, customer_name, now,
+    Customer, CustomerId, Member, NewCustomer, Role, SubscriptionStatus, TierName, TierSource,
+    UserId, customer_name, now,
 };
 use crate::startup::Dependencies;
 use crate::store::{Applied, CustomerChange, EventStamp, Store, StoreError};
@@ -58,6 +80,9 @@ pub struct CustomerCreated {
     /// The Stripe subscription (`sub_...`), when one exists.
     #[serde(rename = "stripeSubscriptionID", default)]
     pub stripe_subscription_id: Option<String>,
+    /// The platform's revision of the customer (from 1).
+    #[serde(default)]
+    pub version: Option<Version>,
 }
 
 /// Detail of `customer.updated`: at least one of the name and the tier.
@@ -76,6 +101,34 @@ pub struct CustomerUpdated {
     /// New tier UUID (with `tierName`).
     #[serde(rename = "tierID", default)]
     pub tier_id: Option<Uuid>,
+    /// The platform's revision of the customer (from 1): stale at or below
+    /// the one applied last.
+    #[serde(default)]
+    pub version: Option<Version>,
+}
+
+/// The platform's revision of a customer (`version`): an integer from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "serde_json::Value")]
+pub struct Version(NonZeroU64);
+
+impl Version {
+    /// The revision as a number.
+    pub fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl TryFrom<serde_json::Value> for Version {
+    type Error = String;
+
+    fn try_from(value: serde_json::Value) -> Result<Self, Self::Error> {
+        value
+            .as_u64()
+            .and_then(NonZeroU64::new)
+            .map(Self)
+            .ok_or_else(|| "version must be an integer >= 1".to_owned())
+    }
 }
 
 /// What an event led to.
@@ -87,6 +140,8 @@ pub enum PlatformOutcome {
     Updated,
     /// Nothing to do: a replay, or no change.
     Unchanged,
+    /// The event's `version` is at or below the customer's: nothing changed.
+    Stale,
 }
 
 impl PlatformOutcome {
@@ -96,6 +151,7 @@ impl PlatformOutcome {
             Self::Created => "created",
             Self::Updated => "applied",
             Self::Unchanged => "duplicate",
+            Self::Stale => "stale",
         }
     }
 }
@@ -197,7 +253,7 @@ impl Platform {
             "stripeSubscriptionID",
         )?;
         let created_at = d.created_at.unwrap_or(time);
-        let customer = NewCustomer {
+        let new = NewCustomer {
             id: d.customer_id,
             name: d.name.trim().to_owned(),
             tier_name: d.tier_name,
@@ -210,6 +266,11 @@ impl Platform {
             stripe_customer_id: d.stripe_customer_id,
             stripe_subscription_id: d.stripe_subscription_id,
         };
+        let customer = Customer {
+            platform_version: d.version.map(Version::get),
+            tier_source: Some(TierSource::Platform),
+            ..Customer::from(&new)
+        };
         let owner = Member {
             role_id: Uuid::new_v4(),
             user_id: d.owner_user_id,
@@ -218,7 +279,7 @@ impl Platform {
         };
         let created = self
             .store
-            .create_customer_with_owner(&customer, Some(&owner), Some(stamp), &stamp.origin())
+            .create_customer_from_event(&customer, &owner, stamp, &stamp.origin())
             .await;
         match created {
             Ok(Applied::Duplicate) => Ok(PlatformOutcome::Unchanged),
@@ -241,6 +302,14 @@ impl Platform {
             Err(StoreError::StripeCustomerClaimed) => Err(reject(
                 "stripeCustomerID belongs to another customer".into(),
             )),
+            Err(StoreError::CustomerDeleted(at)) => Err(reject(format!(
+                "customer {} was deleted at {at}; a deleted customer is not created again",
+                customer.id
+            ))),
+            Err(StoreError::OwnerDeleted(at)) => Err(reject(format!(
+                "owner {} was deleted (user.deleted) at {at}",
+                customer.owner_user_id
+            ))),
             Err(e) => Err(e.into()),
         }
     }
@@ -263,28 +332,45 @@ impl Platform {
                 "nothing to update: give name or tierName and tierID".into(),
             ));
         }
-        let change = CustomerChange {
-            name: d.name.map(|n| n.trim().to_owned()),
-            tier,
-            ..CustomerChange::default()
-        };
+        let name = d.name.map(|n| n.trim().to_owned());
+        let version = d.version.map(Version::get);
         let applied = self
             .store
-            .change_customer(&d.customer_id, Some(stamp), &stamp.origin(), |_| {
-                Some(change.clone())
+            .change_customer(&d.customer_id, Some(stamp), &stamp.origin(), |c| {
+                update_of(c, name.clone(), tier.clone(), version)
             })
             .await?;
         match applied {
             Applied::Changed => Ok(PlatformOutcome::Updated),
-            Applied::Unchanged | Applied::Duplicate | Applied::Stale => {
-                Ok(PlatformOutcome::Unchanged)
-            }
+            Applied::Unchanged | Applied::Duplicate => Ok(PlatformOutcome::Unchanged),
+            Applied::Stale => Ok(PlatformOutcome::Stale),
             Applied::NotFound => Err(reject(format!(
                 "customer {} does not exist or is being deleted",
                 d.customer_id
             ))),
         }
     }
+}
+
+/// What a `customer.updated` changes of the customer `c` as it is now: the
+/// name; the tier, unless Stripe owns it ([`TierSource::platform_may_set`]),
+/// then owned by the platform; the revision. `None` when that is nothing.
+/// (Whether the revision is stale is the store's to decide, in the transaction.)
+fn update_of(
+    c: &Customer,
+    name: Option<String>,
+    tier: Option<(TierName, Uuid)>,
+    version: Option<u64>,
+) -> Option<CustomerChange> {
+    let tier = tier.filter(|_| TierSource::platform_may_set(c.tier_source));
+    let change = CustomerChange {
+        name,
+        tier_source: tier.as_ref().map(|_| TierSource::Platform),
+        tier,
+        platform_version: version,
+        ..CustomerChange::default()
+    };
+    (change != CustomerChange::default()).then_some(change)
 }
 
 fn reject(reason: String) -> PlatformError {
