@@ -117,4 +117,23 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn stripe_owns_the_tier_only_while_its_subscription_names_one() {
+        // GIVEN what Stripe's current subscription says
+        // THEN Stripe owns the tier when it names one, else the platform does
+        assert_eq!(TierSource::after_stripe(true), TierSource::Stripe);
+        assert_eq!(TierSource::after_stripe(false), TierSource::Platform);
+        // AND the platform may set a tier Stripe does not own (or nobody marked)
+        assert!(!TierSource::platform_may_set(Some(TierSource::Stripe)));
+        assert!(TierSource::platform_may_set(Some(TierSource::Platform)));
+        assert!(TierSource::platform_may_set(None));
+        // AND the stored spelling is serde's
+        for source in [TierSource::Stripe, TierSource::Platform] {
+            assert_eq!(
+                serde_json::to_value(source).unwrap(),
+                serde_json::json!(source.as_str())
+            );
+        }
+    }
 }

@@ -466,3 +466,70 @@ fn event_item(e: &EventStamp) -> super::table::Item {
     let expires = crate::domain::now().timestamp() + EVENT_MEMORY_DAYS * 86_400;
     applied_event_item(e.source, &e.id, expires)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewCustomer, UserId, now};
+
+    fn customer(platform_version: Option<u64>) -> Customer {
+        Customer {
+            platform_version,
+            ..Customer::from(&NewCustomer {
+                id: CustomerId::random(),
+                name: "Acme".into(),
+                tier_name: TierName::parse("pro").unwrap(),
+                tier_id: Uuid::nil(),
+                subscription_status: SubscriptionStatus::Active,
+                created_at: now(),
+                owner_user_id: UserId::random(),
+                stripe_customer_id: None,
+                stripe_subscription_id: None,
+            })
+        }
+    }
+
+    fn at(version: Option<u64>) -> CustomerChange {
+        CustomerChange {
+            name: Some("New".into()),
+            platform_version: version,
+            ..CustomerChange::default()
+        }
+    }
+
+    #[test]
+    fn a_revision_at_or_below_the_applied_one_is_stale() {
+        // GIVEN a customer at revision 5
+        let c = customer(Some(5));
+        // THEN 4 and 5 are stale, 6 is not, and a change without one never is
+        assert!(at(Some(4)).is_stale_for(&c));
+        assert!(at(Some(5)).is_stale_for(&c));
+        assert!(!at(Some(6)).is_stale_for(&c));
+        assert!(!at(None).is_stale_for(&c));
+        // AND any revision applies to a customer that has none yet
+        assert!(!at(Some(1)).is_stale_for(&customer(None)));
+    }
+
+    #[test]
+    fn a_change_carries_its_revision_and_tier_owner_onto_the_record() {
+        // GIVEN a customer at revision 5
+        let c = customer(Some(5));
+        // WHEN revision 6 moves the tier, owned by the platform
+        let change = CustomerChange {
+            tier: Some((TierName::parse("enterprise").unwrap(), Uuid::nil())),
+            tier_source: Some(TierSource::Platform),
+            ..at(Some(6))
+        };
+        let new = change.applied_to(&c);
+        // THEN the record says so; a change without either leaves them
+        assert_eq!(
+            (new.platform_version, new.tier_source, new.name.as_str()),
+            (Some(6), Some(TierSource::Platform), "New")
+        );
+        let kept = at(None).applied_to(&new);
+        assert_eq!(
+            (kept.platform_version, kept.tier_source),
+            (Some(6), Some(TierSource::Platform))
+        );
+    }
+}

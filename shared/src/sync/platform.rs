@@ -414,3 +414,83 @@ pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     ))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn customer(tier_source: Option<TierSource>) -> Customer {
+        Customer {
+            tier_source,
+            ..Customer::from(&NewCustomer {
+                id: CustomerId::random(),
+                name: "Acme".into(),
+                tier_name: TierName::parse("pro").unwrap(),
+                tier_id: Uuid::nil(),
+                subscription_status: SubscriptionStatus::Active,
+                created_at: now(),
+                owner_user_id: UserId::random(),
+                stripe_customer_id: None,
+                stripe_subscription_id: None,
+            })
+        }
+    }
+
+    fn gold() -> Option<(TierName, Uuid)> {
+        Some((TierName::parse("gold").unwrap(), Uuid::nil()))
+    }
+
+    #[test]
+    fn the_platform_sets_a_tier_stripe_does_not_own() {
+        for owner in [None, Some(TierSource::Platform)] {
+            // GIVEN a customer whose tier Stripe does not name
+            let c = customer(owner);
+            // WHEN the platform moves its tier at revision 3
+            let change = update_of(&c, None, gold(), Some(3)).unwrap();
+            // THEN the tier moves, owned by the platform, with the revision
+            assert_eq!(change.tier, gold());
+            assert_eq!(change.tier_source, Some(TierSource::Platform));
+            assert_eq!(change.platform_version, Some(3));
+        }
+    }
+
+    #[test]
+    fn a_tier_stripe_owns_is_left_to_stripe() {
+        // GIVEN a customer whose current Stripe subscription names its tier
+        let c = customer(Some(TierSource::Stripe));
+        // WHEN the platform renames it and moves its tier
+        let change = update_of(&c, Some("New".into()), gold(), Some(4)).unwrap();
+        // THEN only the name and the revision apply
+        assert_eq!(
+            (
+                change.name.as_deref(),
+                change.tier.clone(),
+                change.tier_source
+            ),
+            (Some("New"), None, None)
+        );
+        assert_eq!(change.platform_version, Some(4));
+        // AND a tier alone, without a revision, is nothing to do
+        assert_eq!(update_of(&c, None, gold(), None), None);
+    }
+
+    #[test]
+    fn a_version_is_an_integer_from_1() {
+        for ok in [json!(1), json!(42), json!(u64::MAX)] {
+            let v: Version = serde_json::from_value(ok.clone()).unwrap();
+            assert_eq!(json!(v.get()), ok);
+        }
+        for bad in [
+            json!(0),
+            json!(-3),
+            json!(2.5),
+            json!("5"),
+            json!(null),
+            json!([1]),
+        ] {
+            let err = serde_json::from_value::<Version>(bad.clone()).unwrap_err();
+            assert!(err.to_string().contains("version must be"), "{bad}: {err}");
+        }
+    }
+}

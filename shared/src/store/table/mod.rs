@@ -942,4 +942,46 @@ mod tests {
         assert_eq!(filtered.index_pk(), format!("INDEX#{}", keys[3]));
         assert_eq!(Listing::all().key(), "CUSTOMERS");
     }
+
+    #[test]
+    fn a_replacement_is_conditioned_on_the_revision_and_tier_owner_read() {
+        // GIVEN a record as read, first without a revision or tier owner
+        let mut c = Customer::from(&NewCustomer {
+            id: CustomerId::random(),
+            name: "Acme".into(),
+            tier_name: TierName::parse("pro").unwrap(),
+            tier_id: Uuid::nil(),
+            subscription_status: SubscriptionStatus::Active,
+            created_at: crate::domain::now(),
+            owner_user_id: UserId::random(),
+            stripe_customer_id: None,
+            stripe_subscription_id: None,
+        });
+        // THEN the condition is that neither has appeared since
+        let (expr, values) = provenance_as_read(&c);
+        assert_eq!(
+            expr,
+            "attribute_not_exists(#platformVersion) AND attribute_not_exists(#tierSource)"
+        );
+        assert!(values.is_empty());
+        // AND with both read, that both are still as read
+        c.platform_version = Some(7);
+        c.tier_source = Some(TierSource::Stripe);
+        let (expr, values) = provenance_as_read(&c);
+        assert_eq!(
+            expr,
+            "#platformVersion = :readPlatformVersion AND #tierSource = :readTierSource"
+        );
+        assert_eq!(
+            values,
+            vec![
+                (":readPlatformVersion", AttributeValue::N("7".into())),
+                (":readTierSource", s("stripe")),
+            ]
+        );
+        // AND every name the expressions use is defined
+        for name in ["#platformVersion", "#tierSource", "#expires"] {
+            assert!(names().contains_key(name), "{name}");
+        }
+    }
 }
