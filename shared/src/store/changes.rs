@@ -58,13 +58,15 @@ pub struct CustomerChange {
 
 impl CustomerChange {
     /// Stripe no longer has the customer (deleted at `at`): its Stripe ids go,
-    /// its status becomes `canceled`, its billing is marked gone.
+    /// its status becomes `canceled`, its billing is marked gone, and Stripe
+    /// names its tier no more (the platform owns it again).
     pub fn billing_gone(at: Timestamp) -> Self {
         Self {
             status: Some(SubscriptionStatus::Canceled),
             stripe_customer_id: Some(None),
             stripe_subscription_id: Some(None),
             billing_gone_at: Some(at),
+            tier_source: Some(TierSource::after_stripe(false)),
             ..Self::default()
         }
     }
@@ -531,5 +533,18 @@ mod tests {
             (kept.platform_version, kept.tier_source),
             (Some(6), Some(TierSource::Platform))
         );
+    }
+
+    #[test]
+    fn billing_gone_gives_the_tier_back_to_the_platform() {
+        // GIVEN a customer whose tier Stripe owns
+        let c = Customer {
+            tier_source: Some(TierSource::Stripe),
+            ..customer(None)
+        };
+        // WHEN Stripe deletes its customer
+        let new = CustomerChange::billing_gone(now()).applied_to(&c);
+        // THEN the platform owns the tier again
+        assert_eq!(new.tier_source, Some(TierSource::Platform));
     }
 }
