@@ -258,6 +258,19 @@ impl Store {
         .await
     }
 
+    /// What a stale change from `event` comes to: [`Applied::Duplicate`] when
+    /// that very event was applied before (one read of its id), else
+    /// [`Applied::Stale`].
+    async fn stale_or_duplicate(&self, event: Option<&EventStamp>) -> Result<Applied, StoreError> {
+        let Some(e) = event else {
+            return Ok(Applied::Stale);
+        };
+        match self.get(applied_event_key(e.source, &e.id)).await? {
+            Some(_) => Ok(Applied::Duplicate),
+            None => Ok(Applied::Stale),
+        }
+    }
+
     /// A transaction replacing the record `old` (as read) with `new`: the
     /// entries of the listings it stays in are rewritten when what they show
     /// changed, those it leaves are deleted and counted out, those it joins are
@@ -437,21 +450,6 @@ impl Store {
             }
         })
         .await
-    }
-}
-
-impl Store {
-    /// What a stale change from `event` comes to: [`Applied::Duplicate`] when
-    /// that very event was applied before (one read of its id), else
-    /// [`Applied::Stale`].
-    async fn stale_or_duplicate(&self, event: Option<&EventStamp>) -> Result<Applied, StoreError> {
-        let Some(e) = event else {
-            return Ok(Applied::Stale);
-        };
-        match self.get(applied_event_key(e.source, &e.id)).await? {
-            Some(_) => Ok(Applied::Duplicate),
-            None => Ok(Applied::Stale),
-        }
     }
 }
 

@@ -107,7 +107,8 @@ pub struct CustomerUpdated {
     pub version: Option<Version>,
 }
 
-/// The platform's revision of a customer (`version`): an integer from 1.
+/// The platform's revision of a customer (`version`): an integer from 1 (a
+/// JSON number with no fraction, as JSON Schema's `integer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "serde_json::Value")]
 pub struct Version(NonZeroU64);
@@ -123,8 +124,15 @@ impl TryFrom<serde_json::Value> for Version {
     type Error = String;
 
     fn try_from(value: serde_json::Value) -> Result<Self, Self::Error> {
+        // Past 2^53 a JSON number with a fraction part is no exact integer.
+        const EXACT: f64 = 9_007_199_254_740_992.0;
+        let whole = || {
+            let f = value.as_f64()?;
+            (f.fract() == 0.0 && (1.0..=EXACT).contains(&f)).then_some(f as u64)
+        };
         value
             .as_u64()
+            .or_else(whole)
             .and_then(NonZeroU64::new)
             .map(Self)
             .ok_or_else(|| "version must be an integer >= 1".to_owned())
@@ -481,8 +489,12 @@ mod tests {
             let v: Version = serde_json::from_value(ok.clone()).unwrap();
             assert_eq!(json!(v.get()), ok);
         }
+        let whole: Version = serde_json::from_value(json!(7.0)).unwrap();
+        assert_eq!(whole.get(), 7);
         for bad in [
             json!(0),
+            json!(0.0),
+            json!(1e300),
             json!(-3),
             json!(2.5),
             json!("5"),
