@@ -109,7 +109,9 @@ impl ApiError {
                 | StoreError::OwnerRoleChange
                 | StoreError::CustomerExists
                 | StoreError::StripeCustomerClaimed
-                | StoreError::IdempotencyClaimLost => StatusCode::CONFLICT,
+                | StoreError::IdempotencyClaimLost
+                | StoreError::CustomerDeleted(_)
+                | StoreError::OwnerDeleted(_) => StatusCode::CONFLICT,
                 StoreError::Contention => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
@@ -142,6 +144,8 @@ impl ApiError {
                 StoreError::CustomerExists => "customer_exists",
                 StoreError::StripeCustomerClaimed => "stripe_customer_claimed",
                 StoreError::IdempotencyClaimLost => "idempotency_key_in_use",
+                StoreError::CustomerDeleted(_) => "customer_deleted",
+                StoreError::OwnerDeleted(_) => "owner_deleted",
                 StoreError::Contention => "contention",
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => "database_error",
             },

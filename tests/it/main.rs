@@ -12,6 +12,7 @@ mod jwks;
 mod listings;
 mod members;
 mod ordering;
+mod platform;
 mod reconcile;
 mod roles;
 mod shutdown;
@@ -64,6 +65,7 @@ fn main() {
         listings::trials(),
         members::trials(),
         ordering::trials(),
+        platform::trials(),
         reconcile::trials(),
         roles::trials(),
         shutdown::trials(),

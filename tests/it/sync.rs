@@ -31,7 +31,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
 }
 
 pub(crate) const SECRET: &str = "whsec_sync_test";
-const TIER_ID: &str = "7d1c3a52-0e4b-4b8e-9a51-3f1a0c2e4d6b";
+pub(crate) const TIER_ID: &str = "7d1c3a52-0e4b-4b8e-9a51-3f1a0c2e4d6b";
 
 pub(crate) fn hooks(app: &TestApp) -> Webhooks {
     app.webhooks(SECRET)
@@ -364,7 +364,7 @@ async fn concurrent_webhooks_and_deletes_never_drift(env: &'static Env) {
     }
 }
 
-fn platform_event(kind: &str, id: &str, detail: Value) -> Value {
+pub(crate) fn platform_event(kind: &str, id: &str, detail: Value) -> Value {
     json!({"version": "0", "id": id, "detail-type": kind, "source": "platform",
         "account": "123456789012", "time": "2026-11-30T10:00:00Z", "region": "us-east-1",
         "resources": [], "detail": detail})
@@ -484,7 +484,7 @@ async fn platform_events_that_break_a_rule_write_nothing(env: &'static Env) {
 }
 
 /// Every item in the test's table.
-async fn item_count(app: &TestApp) -> i32 {
+pub(crate) async fn item_count(app: &TestApp) -> i32 {
     let out = app
         .store
         .client()
@@ -577,10 +577,10 @@ async fn the_event_schema_file_matches_what_the_handler_accepts(env: &'static En
             "ownerUserID": UserId::random(), "subscriptionStatus": "active",
             "createdAt": "2026-11-30T10:00:00Z",
             "stripeCustomerID": format!("cus_{}", uuid::Uuid::new_v4().simple()),
-            "stripeSubscriptionID": "sub_1"
+            "stripeSubscriptionID": "sub_1", "version": 1
         }),
         _ => {
-            json!({"customerID": id, "name": "Umbrella 2", "tierName": "basic", "tierID": TIER_ID})
+            json!({"customerID": id, "name": "Umbrella 2", "tierName": "basic", "tierID": TIER_ID, "version": 2})
         }
     };
     let base = CustomerId::random();

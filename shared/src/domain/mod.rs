@@ -16,7 +16,7 @@ pub use page::{PageRequest, pages};
 pub use role::Role;
 pub use status::SubscriptionStatus;
 pub use stripe_id::StripeIdKind;
-pub use tier::TierName;
+pub use tier::{TierName, TierSource};
 pub use time::{Timestamp, now};
 
 /// Why a value from a request was rejected; becomes a 400 with `param`.

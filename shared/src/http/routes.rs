@@ -162,9 +162,9 @@ impl Endpoint {
             | Self::ListMembers
             | Self::GetUserCustomer
             | Self::ListAudit => &[],
-            // The cascade: listing deltas and the audit entry (Put), the
-            // record and counts (Update), entries, members, memberships and
-            // the record (Delete).
+            // The cascade: listing deltas, the audit entry and the
+            // customer's tombstone (Put), the record and counts (Update),
+            // entries, members, memberships and the record (Delete).
             Self::DeleteCustomer => &[PUT_ITEM, UPDATE_ITEM, DELETE_ITEM],
             // The members and memberships (Put), the customer's count, its
             // entries' and its members directory (Update).

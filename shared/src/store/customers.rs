@@ -9,8 +9,8 @@ use super::ranked::{Ranked, Window};
 use super::table::{
     CUSTOMER_ACTIVE, CUSTOMER_DELETING, CustomerItem, DELETING_INDEX, DELETING_PARTITION,
     DELETING_SINCE, EXISTS, EntryItem, IN_PARTITION, Item, Listing, MARK_DELETING, NOT_EXISTS, SK,
-    STRIPE_FREE_OR_OF, customer_key, deleting_sort, dir_delta_item, entry_key, n, s,
-    stripe_customer_key,
+    STRIPE_FREE_OR_OF, TOMBSTONE_FREE_OR_KEPT, customer_key, customer_tombstone_key, deleting_sort,
+    dir_delta_item, entry_key, n, s, stripe_customer_key, tombstone_item, tombstone_values,
 };
 use super::tx::{Tx, TxError};
 use super::{Page, PageAt, Store, StoreError, observe};
@@ -208,8 +208,9 @@ impl Store {
     }
 
     /// Deletes the record of a deleting customer whose members are all gone,
-    /// with the lookup of its Stripe customer. `Ok(false)` when the record was
-    /// already gone.
+    /// with the lookup of its Stripe customer, and puts its tombstone (its id
+    /// remembered for `table::TOMBSTONE_DAYS`) in the same transaction.
+    /// `Ok(false)` when the record was already gone.
     pub async fn delete_customer_record(&self, id: &CustomerId) -> Result<bool, StoreError> {
         let span = store_span!("delete_customer_record", customer = %id);
         observe(span, async {
@@ -223,6 +224,9 @@ impl Store {
                 &condition,
                 &[(":deleting", s("deleting")), (":zero", n(0))],
             )?;
+            let tombstone = tombstone_item(customer_tombstone_key(id), &now());
+            let values = tombstone_values(&now());
+            tx = tx.put("tombstone", tombstone, TOMBSTONE_FREE_OR_KEPT, &values)?;
             if let Some(stripe_id) = &record.stripe_customer_id {
                 tx = tx.delete(
                     "lookup",

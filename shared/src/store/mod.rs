@@ -30,6 +30,7 @@ mod ranked;
 mod reindex;
 mod scan;
 pub mod table;
+mod tombstones;
 mod tx;
 
 use std::future::Future;
@@ -87,7 +88,9 @@ fn outcome<T>(result: &Result<T, StoreError>) -> &'static str {
             | StoreError::OwnerRoleChange
             | StoreError::CustomerExists
             | StoreError::StripeCustomerClaimed
-            | StoreError::IdempotencyClaimLost,
+            | StoreError::IdempotencyClaimLost
+            | StoreError::CustomerDeleted(_)
+            | StoreError::OwnerDeleted(_),
         ) => "conflict",
         Err(StoreError::Contention) => "contention",
         Err(StoreError::Corrupt(_) | StoreError::Dynamo(_)) => "error",

@@ -541,6 +541,8 @@ mod tests {
             stripe_subscription_id: sub.map(str::to_owned),
             billing_version: None,
             billing_gone_at: None,
+            platform_version: None,
+            tier_source: None,
         }
     }
 

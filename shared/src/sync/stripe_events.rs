@@ -21,7 +21,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::{CustomerId, Invalid, StripeIdKind, SubscriptionStatus, TierName, Timestamp};
+use crate::domain::{
+    CustomerId, Invalid, StripeIdKind, SubscriptionStatus, TierName, TierSource, Timestamp,
+};
 use crate::store::CustomerChange;
 
 /// An event's envelope and what it says.
@@ -193,6 +195,7 @@ impl Subscription {
             tier: self.tier.clone(),
             stripe_customer_id: Some(Some(self.stripe_customer.clone())),
             stripe_subscription_id: Some(Some(self.id.clone())),
+            tier_source: Some(TierSource::after_stripe(self.tier.is_some())),
             ..CustomerChange::default()
         }
     }

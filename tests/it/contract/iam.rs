@@ -110,10 +110,14 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
             secret("StripeSecretKeySecretArn", None),
         ]),
         // As the webhook's change path, plus the owner's member and membership
-        // (Put) and the members' directory (Update, ADD); no secret at all.
-        PLATFORM_CUSTOMER_HOOK => {
-            grants.extend([in_tx("PutItem"), in_tx("UpdateItem"), in_tx("DeleteItem")])
-        }
+        // (Put), the members' directory (Update, ADD) and the tombstones of a
+        // new customer's id and owner (ConditionCheck); no secret at all.
+        PLATFORM_CUSTOMER_HOOK => grants.extend([
+            in_tx("ConditionCheckItem"),
+            in_tx("PutItem"),
+            in_tx("UpdateItem"),
+            in_tx("DeleteItem"),
+        ]),
         // Walks every customer (the listing's entries by Query, their records by
         // BatchGetItem), reads Stripe, repairs through the webhook's change path.
         RECONCILE => grants.extend([
