@@ -681,12 +681,13 @@ async fn dying(env: &Env, app: &TestApp) -> (TestApp, LostCommit) {
 /// Runs `request` until its transaction committed, then drops it (the
 /// function died before answering); returns when its claim's lock ran out.
 async fn die_after_commit(proxy: &LostCommit, request: impl Future<Output = Reply>) {
-    let claimed_by = now();
     tokio::select! {
         () = proxy.committed() => {}
         reply = request => panic!("answered despite the fault: {reply:?}"),
     }
-    // A retry now would find the claim held: wait until its lock ran out.
+    // A retry now would find the claim held: wait until its lock ran out
+    // (the claim was taken before the commit, so no later than now).
+    let claimed_by = now();
     for _ in 0..50 {
         if now() > claimed_by + SHORT_LOCK.as_secs() as i64 {
             break;
