@@ -571,7 +571,7 @@ export interface components {
         Status: components["schemas"]["SubscriptionStatus"];
         /** @description The `next` value of the previous page, unchanged: this page then holds the `limit` items that follow that page's last one, whatever was added or removed before it meanwhile. Tied to its listing (filters, or customer); cannot be combined with `page`. Anything else is 400 `invalid_cursor`. */
         Cursor: string;
-        /** @description Makes retries of this request safe: 1 to 255 visible ASCII characters (else 400 `invalid_idempotency_key`), unique per request, e.g. a UUID. Within 24 hours the same caller sending the same key with the same method, path and body (JSON compared as values) gets the first answer again, with `Idempotent-Replayed: true`, and nothing is done twice; with a different request the key is 422 `idempotency_key_reused`, and while the first request runs 409 `idempotency_key_in_use`. 400 and 5xx answers are not kept: a retry acts. */
+        /** @description Makes retries of this request safe: 1 to 255 visible ASCII characters (else 400 `invalid_idempotency_key`), unique per request, e.g. a UUID. Within 24 hours the same caller sending the same key with the same method, path and body (JSON compared as values) gets the first answer again, with `Idempotent-Replayed: true`, and nothing is done twice; with a different request the key is 422 `idempotency_key_reused`, and while the first request runs 409 `idempotency_key_in_use`. 400 and 5xx answers are not kept: a retry acts. The answer of a change is stored with the change itself, so a request that failed or timed out after its change took effect is answered again, never run again. */
         IdempotencyKey: string;
         /** @description Customer UUID (canonical hyphenated form, any case). */
         CustomerID: components["schemas"]["Uuid"];
@@ -662,7 +662,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retries of this request safe: 1 to 255 visible ASCII characters (else 400 `invalid_idempotency_key`), unique per request, e.g. a UUID. Within 24 hours the same caller sending the same key with the same method, path and body (JSON compared as values) gets the first answer again, with `Idempotent-Replayed: true`, and nothing is done twice; with a different request the key is 422 `idempotency_key_reused`, and while the first request runs 409 `idempotency_key_in_use`. 400 and 5xx answers are not kept: a retry acts. */
+                /** @description Makes retries of this request safe: 1 to 255 visible ASCII characters (else 400 `invalid_idempotency_key`), unique per request, e.g. a UUID. Within 24 hours the same caller sending the same key with the same method, path and body (JSON compared as values) gets the first answer again, with `Idempotent-Replayed: true`, and nothing is done twice; with a different request the key is 422 `idempotency_key_reused`, and while the first request runs 409 `idempotency_key_in_use`. 400 and 5xx answers are not kept: a retry acts. The answer of a change is stored with the change itself, so a request that failed or timed out after its change took effect is answered again, never run again. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -731,7 +731,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retries of this request safe: 1 to 255 visible ASCII characters (else 400 `invalid_idempotency_key`), unique per request, e.g. a UUID. Within 24 hours the same caller sending the same key with the same method, path and body (JSON compared as values) gets the first answer again, with `Idempotent-Replayed: true`, and nothing is done twice; with a different request the key is 422 `idempotency_key_reused`, and while the first request runs 409 `idempotency_key_in_use`. 400 and 5xx answers are not kept: a retry acts. */
+                /** @description Makes retries of this request safe: 1 to 255 visible ASCII characters (else 400 `invalid_idempotency_key`), unique per request, e.g. a UUID. Within 24 hours the same caller sending the same key with the same method, path and body (JSON compared as values) gets the first answer again, with `Idempotent-Replayed: true`, and nothing is done twice; with a different request the key is 422 `idempotency_key_reused`, and while the first request runs 409 `idempotency_key_in_use`. 400 and 5xx answers are not kept: a retry acts. The answer of a change is stored with the change itself, so a request that failed or timed out after its change took effect is answered again, never run again. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -801,7 +801,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes retries of this request safe: 1 to 255 visible ASCII characters (else 400 `invalid_idempotency_key`), unique per request, e.g. a UUID. Within 24 hours the same caller sending the same key with the same method, path and body (JSON compared as values) gets the first answer again, with `Idempotent-Replayed: true`, and nothing is done twice; with a different request the key is 422 `idempotency_key_reused`, and while the first request runs 409 `idempotency_key_in_use`. 400 and 5xx answers are not kept: a retry acts. */
+                /** @description Makes retries of this request safe: 1 to 255 visible ASCII characters (else 400 `invalid_idempotency_key`), unique per request, e.g. a UUID. Within 24 hours the same caller sending the same key with the same method, path and body (JSON compared as values) gets the first answer again, with `Idempotent-Replayed: true`, and nothing is done twice; with a different request the key is 422 `idempotency_key_reused`, and while the first request runs 409 `idempotency_key_in_use`. 400 and 5xx answers are not kept: a retry acts. The answer of a change is stored with the change itself, so a request that failed or timed out after its change took effect is answered again, never run again. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
