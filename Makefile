@@ -39,7 +39,7 @@ fmt:
 install:
 	infra/install.sh
 
-## Latency, DynamoDB round trips and list cost by table size.
+## Latency, DynamoDB round trips, a Stripe webhook's cost per event and list cost by table size.
 bench: install
 	$(CARGO) run --release -p billing-tests --bin bench
 
