@@ -70,7 +70,7 @@ pub async fn run(app: &App, stripe_url: &str) -> Result<Table> {
     let mut row = Row::new(
         "status change (canceled in Stripe)",
         "applied",
-        "0 / 2 / 12",
+        "0 / 2 / 13",
     );
     for i in 0..WARMUP + N {
         let (cus, sub) = bench.billed("active").await?;
@@ -81,7 +81,7 @@ pub async fn run(app: &App, stripe_url: &str) -> Result<Table> {
     }
     rows.push(row);
 
-    let mut row = Row::new("status + tier (new plan)", "applied", "0 / 2 / 15");
+    let mut row = Row::new("status + tier (new plan)", "applied", "0 / 2 / 16");
     for i in 0..WARMUP + N {
         let (cus, old) = bench.billed("past_due").await?;
         let form = format!("customer={cus}&items[0][plan]={enterprise}");
