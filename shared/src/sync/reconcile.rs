@@ -174,6 +174,8 @@ pub struct Report {
     pub stripe_malformed: u64,
     /// Live Stripe customers that no customer of ours points at or names.
     pub stripe_only: u64,
+    /// Bytes of compact rows written to the partitions on local disk.
+    pub spilled_bytes: u64,
     /// The drifted customers, partition by partition.
     pub drifts: Vec<Drift>,
 }
@@ -450,6 +452,7 @@ impl Reconciler {
             stripe_customers,
             stripe_subscriptions: subscriptions,
             stripe_malformed: malformed,
+            spilled_bytes: named_bytes + sub_bytes + our_bytes + linked_bytes,
             ..Report::default()
         };
         for p in 0..PARTITIONS {
@@ -512,7 +515,7 @@ impl Reconciler {
             repaired = report.repaired,
             repair_failed = report.repair_failed,
             stripe_only = report.stripe_only,
-            spilled_bytes = named_bytes + sub_bytes + our_bytes + linked_bytes,
+            spilled_bytes = report.spilled_bytes,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "reconciled with Stripe"
         );
