@@ -10,7 +10,8 @@
 use std::fs::{File, OpenOptions};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,6 +20,11 @@ use serde::de::DeserializeOwned;
 pub const PARTITIONS: usize = 64;
 /// Write buffer per open partition file.
 const BUFFER: usize = 8 * 1024;
+/// Name of every run's directory, before the run's id.
+const PREFIX: &str = "billing-reconcile-";
+/// Age past which a run's directory is left over from a run that died (a
+/// run lasts at most Lambda's 15 minutes).
+const STALE: Duration = Duration::from_secs(6 * 3600);
 
 /// A directory of partition files, removed with everything in it when dropped.
 #[derive(Debug)]
@@ -27,9 +33,14 @@ pub struct Dir {
 }
 
 impl Dir {
-    /// A new directory named after `run` under the temporary directory.
+    /// A new directory named after `run` under the temporary directory. The
+    /// directories of runs that died without removing theirs (a Lambda
+    /// timeout: a warm sandbox keeps `/tmp`) are removed first once older
+    /// than [`STALE`], which no run lasts.
     pub fn create(run: &str) -> std::io::Result<Self> {
-        let path = std::env::temp_dir().join(format!("billing-reconcile-{run}"));
+        let tmp = std::env::temp_dir();
+        remove_stale(&tmp);
+        let path = tmp.join(format!("{PREFIX}{run}"));
         std::fs::create_dir_all(&path)?;
         Ok(Self { path })
     }
@@ -70,7 +81,7 @@ impl Dir {
 
     /// Where the files are.
     #[cfg(test)]
-    fn path(&self) -> &std::path::Path {
+    fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -78,6 +89,24 @@ impl Dir {
 impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Removes the partition directories under `tmp` last changed before [`STALE`].
+fn remove_stale(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE);
+        if stale && entry.file_name().to_string_lossy().starts_with(PREFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
