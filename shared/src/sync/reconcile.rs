@@ -39,7 +39,9 @@
 //! stays in memory is a page of each walk, the partitions' write buffers and
 //! one partition, plus the drifts found (the report lists them); the same
 //! Stripe list calls as before (one per 100 objects), and the disk holds about
-//! 0.6 KB per customer while the run lasts (`make bench-scale` measures both).
+//! 0.46 KB per customer while the run lasts. `make bench-scale`: peak RSS 19.2 MiB
+//! at 10,000 Stripe subscriptions and 19.1 MiB at 100,000, against 222.9 MiB and
+//! 2,116.6 MiB holding both lists.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
