@@ -408,6 +408,17 @@ async fn cli_serves_tokens_of_a_jwks_provider(env: &'static Env) {
     let _ = server.wait();
 }
 
+/// A server process, killed (by its PID) and reaped when dropped, the test
+/// failing or not.
+struct StopOnDrop(std::process::Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The webhook secret of the seeding test's server and localstripe webhook.
 const WEBHOOK_SECRET: &str = "whsec_fixtures_test";
 
@@ -526,7 +537,8 @@ async fn seeded_statuses_stay_under_the_webhook_and_reconcile_without_drift(env:
     run(cli(env, &table).arg("create-table"));
     let mut command = cli(env, &table);
     command.env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET);
-    let (port, mut server) = serve(command).await;
+    let (port, server) = serve(command).await;
+    let server = StopOnDrop(server);
     let relay = Relay::start(format!("127.0.0.1:{port}")).await;
     let hook = format!("fixtures-{}", uuid::Uuid::new_v4().simple());
     register_webhook(env, &hook, Some(&relay.url));
@@ -617,8 +629,7 @@ async fn seeded_statuses_stay_under_the_webhook_and_reconcile_without_drift(env:
         );
         assert_eq!(page["items"], 1, "{status}: {page}");
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     // AND the reconciliation finds nothing drifted
     let out = run(cli(env, &table).arg("reconcile"));
