@@ -92,9 +92,9 @@ clients+=("$!")
 listen "$port" "billing-dev serve"
 
 # localstripe signs and posts its subscription and customer events to the
-# webhook, as Stripe would (its /_config/webhooks/{id} endpoint). It posts each
-# event a second after it happens, to the webhooks registered then: registering
-# after the seeding's events have gone keeps the demo's statuses as seeded.
+# webhook, as Stripe would (its /_config/webhooks/{id} endpoint), a second after
+# each happens. Seeding puts each subscription in its fixture's status first, so
+# the webhook keeps every seeded status, then and for a later `seed --file`.
 sleep 2
 webhook_url="http://127.0.0.1:$port/api/billing/v1/webhooks/stripe"
 curl -sSf -m 5 -X POST "$STRIPE_API_BASE/_config/webhooks/billing-dev" \

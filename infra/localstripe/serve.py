@@ -20,8 +20,9 @@ webhook tests and `make dev` change tiers through it).
 
 Listing subscriptions (`GET /v1/subscriptions`, `?customer=`, `?status=`) is made
 Stripe's: newest first, and every status filter Stripe takes (`all`, `ended` and
-`paused` too; localstripe refuses the last two), each subscription with its items
-and their plans' metadata.
+`paused` too; localstripe refuses the last two). Each subscription item carries
+its `price` beside its legacy `plan`, as Stripe's do (localstripe has no prices):
+the plan's id, amount, interval and metadata (the tier), as a price.
 
 `POST /_config/subscriptions/{id}/status` (`status=<one of Stripe's eight>`) puts
 a subscription in a status localstripe cannot reach by itself (it has no trials,
@@ -104,6 +105,29 @@ def list_subscriptions_as_stripe() -> None:
     resources.Subscription._api_list_all = classmethod(_api_list_all)
 
 
+def items_with_prices() -> None:
+    """Makes each subscription item carry `price`: its plan, as a price."""
+    export = resources.SubscriptionItem._export
+
+    def _export(self, expand=None):
+        obj = export(self, expand=expand)
+        plan = self.plan
+        obj['price'] = {
+            'id': plan.id, 'object': 'price', 'active': plan.active,
+            'billing_scheme': plan.billing_scheme, 'created': plan.created,
+            'currency': plan.currency, 'livemode': False,
+            'metadata': plan.metadata or {}, 'nickname': plan.nickname,
+            'product': obj['plan'].get('product'),
+            'recurring': {'interval': plan.interval,
+                          'interval_count': plan.interval_count,
+                          'usage_type': 'licensed'},
+            'type': 'recurring', 'unit_amount': plan.amount,
+        }
+        return obj
+
+    resources.SubscriptionItem._export = _export
+
+
 def put_in_status(sub, status: str) -> None:
     """Puts `sub` in `status` with the fields Stripe sets with it, and sends
     the event Stripe sends for the change."""
@@ -157,6 +181,7 @@ def main() -> None:
     cancel_subscriptions_on_customer_delete()
     send_subscription_updated()
     list_subscriptions_as_stripe()
+    items_with_prices()
     server.app.router.add_post('/_config/subscriptions/{id}/status',
                                config_subscription_status)
 

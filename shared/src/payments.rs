@@ -21,6 +21,8 @@ use crate::http::{InsecureUrl, secure_url};
 use crate::secrets::{Refreshing, SecretError};
 use uuid::Uuid;
 
+mod fixtures;
+
 /// Timeout of one attempt of a Stripe call.
 ///
 /// Sized for the DELETE request's budget (`cascade::DEFAULT_BUDGET`, 20 s): the
@@ -177,6 +179,8 @@ pub struct Created {
 #[derive(Clone)]
 pub struct Payments {
     client: Clients,
+    /// Stripe's base URL (seeding reaches a local fake's `/_config/` routes).
+    base_url: Arc<str>,
 }
 
 /// The Stripe client: built once from a key, or from a secret read again on
@@ -199,6 +203,7 @@ impl Payments {
     pub fn new(base_url: &str, secret_key: &SecretString) -> Result<Self, PaymentsError> {
         Ok(Self {
             client: Clients::Fixed(Arc::new(client(base_url, secret_key)?)),
+            base_url: base_url.into(),
         })
     }
 
@@ -211,16 +216,17 @@ impl Payments {
         secrets: aws_sdk_secretsmanager::Client,
         ttl: Duration,
     ) -> Result<Self, SecretError> {
-        let base_url = base_url.to_owned();
+        let url = base_url.to_owned();
         let clients = Refreshing::load(
             source,
             secrets,
-            Box::new(move |key| client(&base_url, key).map_err(|e| e.to_string())),
+            Box::new(move |key| client(&url, key).map_err(|e| e.to_string())),
             ttl,
         )
         .await?;
         Ok(Self {
             client: Clients::Secret(Arc::new(clients)),
+            base_url: base_url.into(),
         })
     }
 
@@ -478,11 +484,6 @@ impl Payments {
                 .collect(),
             next: page.next,
         })
-    }
-
-    /// Every Stripe customer, all pages.
-    pub async fn all_customers(&self) -> Result<Vec<StripeCustomer>, PaymentsError> {
-        every_page(|after| async move { self.customers_page(after.as_deref()).await }).await
     }
 
     /// One page of every subscription in any status (`GET /v1/subscriptions?status=all`),

@@ -4,7 +4,7 @@
 //! table size, and the cold start of the function binaries next to two
 //! baselines. Starts DynamoDB Local (and localstripe) itself and stops them by PID.
 //!
-//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--webhook-only]`
+//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--webhook-only] [--scale N] [--reconcile N,...]`
 
 // The handlers' futures (deadlines, spans) nest deeper than the default limit allows.
 #![recursion_limit = "256"]
@@ -14,6 +14,7 @@ mod counter;
 mod endpoints;
 mod harness;
 mod listing;
+mod reconcile;
 mod report;
 mod scale;
 mod tokens;
@@ -35,6 +36,8 @@ const USAGE: &str =
   --large          also list at 100,000 customers (seeding takes minutes)
   --scale N        only the listings at N customers and the concurrent writers
                    (`make bench-scale`: 100,000)
+  --reconcile N,.. only the reconciliation's peak memory at N Stripe
+                   subscriptions each (`make bench-scale`: 10,000 and 100,000)
   --no-cold-start  skip the cold start of the function binaries and baselines
   --cold-start-only  only the cold start (its own DynamoDB Local and table)
   --tokens-only    only the token verification section (no DynamoDB)
@@ -49,6 +52,7 @@ struct Args {
     tokens_only: bool,
     webhook_only: bool,
     scale: Option<usize>,
+    reconcile: Option<Vec<usize>>,
 }
 
 impl Args {
@@ -60,6 +64,7 @@ impl Args {
             tokens_only: false,
             webhook_only: false,
             scale: None,
+            reconcile: None,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -67,6 +72,13 @@ impl Args {
                 "--scale" => {
                     let n = args.next().and_then(|n| n.parse().ok());
                     parsed.scale = Some(n.ok_or("--scale takes a number of customers")?);
+                }
+                "--reconcile" => {
+                    let sizes: Option<Vec<usize>> = args
+                        .next()
+                        .and_then(|n| n.split(',').map(|n| n.parse().ok()).collect());
+                    parsed.reconcile =
+                        Some(sizes.ok_or("--reconcile takes numbers of subscriptions: N,N")?);
                 }
                 "--large" => parsed.large = true,
                 "--no-cold-start" => parsed.cold_start = false,
@@ -82,6 +94,27 @@ impl Args {
 }
 
 fn main() -> ExitCode {
+    // One reconciliation in a process of its own, measured (see reconcile.rs).
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, how, table, dynamodb, stripe] = argv.as_slice()
+        && flag == "--reconcile-child"
+    {
+        let outcome = tokio::runtime::Runtime::new()
+            .map_err(Into::into)
+            .and_then(|rt| {
+                rt.block_on(async {
+                    let (client, _) = client(dynamodb).await;
+                    reconcile::child(client, how, table, stripe).await
+                })
+            });
+        return match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("bench: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {
@@ -146,6 +179,17 @@ fn main() -> ExitCode {
         ))
     } else if args.webhook_only {
         Some(webhooks(&runtime, &log_dir))
+    } else if let Some(sizes) = &args.reconcile {
+        Some(with_dynamodb(
+            &runtime,
+            &log_dir,
+            "dynamodb-local-reconcile",
+            async |url| {
+                let (client, counter) = client(url).await;
+                reconcile::run(&client, &counter, url, sizes).await?.print();
+                Ok(())
+            },
+        ))
     } else {
         args.scale.map(|n| {
             with_dynamodb(&runtime, &log_dir, "dynamodb-local-scale", async |url| {

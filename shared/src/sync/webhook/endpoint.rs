@@ -15,7 +15,7 @@ use crate::store::{Applied, CustomerChange, EventStamp, Store, StoreError};
 use crate::telemetry::metrics;
 
 use super::{FUNCTION, MAX_BODY, SOURCE};
-use crate::sync::reconcile::{Truth, drift};
+use crate::sync::reconcile::{Billing, Truth, drift};
 use crate::sync::signature::{SignatureError, WebhookSecrets};
 use crate::sync::stripe_events::{self, About, Malformed, StripeEvent, Subscription};
 
@@ -251,7 +251,7 @@ fn billing_change(
                 customer: &customer,
                 subscription: subscription.as_ref(),
             };
-            drift(c, &truth).2
+            drift(&Billing::of(c), &truth).2
         }
     }
 }
