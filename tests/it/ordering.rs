@@ -4,6 +4,7 @@
 //! localstripe: after every delivery the record is what Stripe holds now.
 
 use billing::domain::{CustomerId, NewCustomer, SubscriptionStatus, TierName, UserId};
+use billing::sync::platform::{Platform, PlatformError};
 use billing::sync::stripe_events::{self, Subscription};
 use billing::sync::webhook::Webhooks;
 use billing_tests::Env;
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::TestFn;
-use crate::sync::{hooks, listing, now, send, sub_event};
+use crate::sync::{hooks, listing, now, platform_event, send, sub_event};
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     crate::trials![
@@ -268,23 +269,36 @@ async fn stripe_speaking_before_the_platform_is_delivered_again(env: &'static En
     assert_eq!(reply.json["error"]["code"], "customer_not_yet_created");
     assert_eq!(app.store.customer_of_stripe(&cus).await.unwrap(), None);
     assert_eq!(app.store.find_customer(&id).await.unwrap(), None);
-    // AND WHEN the platform creates the customer, then Stripe delivers again
-    let customer = NewCustomer {
-        id,
-        name: "Late Corp".into(),
-        tier_name: TierName::parse("basic").unwrap(),
-        tier_id: Uuid::new_v4(),
-        subscription_status: SubscriptionStatus::Incomplete,
-        created_at: billing::domain::now(),
-        owner_user_id: UserId::random(),
-        stripe_customer_id: None,
-        stripe_subscription_id: None,
+    // AND WHEN the platform creates the customer with its Stripe customer
+    // (naming a status Stripe does not hold)
+    let platform = Platform::with_stripe(app.store.clone(), app.payments().clone());
+    let detail = |id: &CustomerId, cus: &str| {
+        json!({"customerID": id.to_string(), "name": "Late Corp", "tierName": "basic",
+            "tierID": Uuid::new_v4().to_string(), "ownerUserID": UserId::random().to_string(),
+            "subscriptionStatus": "incomplete", "stripeCustomerID": cus})
     };
-    app.store
-        .create_customer(&customer, &billing_tests::by_test())
-        .await
-        .expect("create");
-    assert_eq!(send(&hooks, &event).await.json["outcome"], "applied");
+    let created = platform_event(
+        "customer.created",
+        &Uuid::new_v4().to_string(),
+        detail(&id, &cus),
+    );
+    platform.on_event(&created).await.expect("created");
+    // THEN it starts with Stripe's billing, and Stripe's redelivery changes nothing
+    assert_as_stripe_says(&app, env, &id, &cus).await;
+    assert_eq!(send(&hooks, &event).await.json["outcome"], "unchanged");
+    // AND a customer created naming a Stripe customer Stripe does not know is
+    // refused, nothing written
+    let other = CustomerId::random();
+    let unknown = platform_event(
+        "customer.created",
+        &Uuid::new_v4().to_string(),
+        detail(&other, "cus_NoSuchCustomer1"),
+    );
+    assert!(matches!(
+        platform.on_event(&unknown).await,
+        Err(PlatformError::Rejected(_))
+    ));
+    assert_eq!(app.store.find_customer(&other).await.unwrap(), None);
     // THEN the customer is linked and billed as Stripe says
     assert_as_stripe_says(&app, env, &id, &cus).await;
 }

@@ -355,7 +355,8 @@ async fn run(command: Command) -> Result<(), Error> {
             reconcile::run(&store, payments, repair).await?
         }
         Command::SendEvent { kind, detail, id } => {
-            send_event(&store, config.region.as_deref(), &kind, &detail, id).await?
+            let region = config.region.clone();
+            send_event(&Platform::from(deps), region.as_deref(), &kind, &detail, id).await?
         }
         Command::Token { .. } => {}
     }
@@ -440,7 +441,7 @@ async fn run_import(
 /// Wraps `detail` in an EventBridge envelope from the platform and hands it
 /// to the platform events' handler.
 async fn send_event(
-    store: &Store,
+    platform: &Platform,
     region: Option<&str>,
     kind: &str,
     detail: &str,
@@ -460,7 +461,7 @@ async fn send_event(
         "resources": [],
         "detail": detail,
     });
-    match Platform::new(store.clone()).on_event(&event).await {
+    match platform.on_event(&event).await {
         Ok(outcome) => {
             println!(
                 "{}",

@@ -173,6 +173,10 @@ pub enum PlatformError {
     /// The table failed; the event is retried.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Stripe could not be read; the event is retried.
+    #[cfg(feature = "stripe")]
+    #[error(transparent)]
+    Stripe(#[from] crate::payments::PaymentsError),
 }
 
 /// The EventBridge envelope, as delivered to the function.
@@ -185,22 +189,75 @@ struct Envelope {
     detail: serde_json::Value,
 }
 
-/// The platform's customer events over a store.
+/// The platform's customer events over a store and, with the `stripe`
+/// feature, Stripe: a customer created with its `stripeCustomerID` starts with
+/// Stripe's current billing, read then.
 #[derive(Debug, Clone)]
 pub struct Platform {
     store: Store,
+    #[cfg(feature = "stripe")]
+    payments: Option<crate::payments::Payments>,
 }
 
 impl From<Dependencies> for Platform {
     fn from(deps: Dependencies) -> Self {
-        Self::new(deps.store)
+        Self {
+            store: deps.store,
+            #[cfg(feature = "stripe")]
+            payments: deps.payments,
+        }
     }
 }
 
 impl Platform {
-    /// The handlers over a store.
+    /// The handlers over a store, without Stripe: a customer is created with
+    /// the billing its event names.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            #[cfg(feature = "stripe")]
+            payments: None,
+        }
+    }
+
+    /// The handlers over a store, reading Stripe's state of the customers
+    /// created with a Stripe customer.
+    #[cfg(feature = "stripe")]
+    pub fn with_stripe(store: Store, payments: crate::payments::Payments) -> Self {
+        Self {
+            store,
+            payments: Some(payments),
+        }
+    }
+
+    /// `customer` with Stripe's current billing of its Stripe customer, read
+    /// now (the webhook's rule: `sync::stripe_events::current`), stamped with
+    /// the read's version so that a webhook's older read cannot replace it.
+    /// Refused when Stripe does not know that Stripe customer. Unchanged
+    /// without Stripe or a Stripe customer.
+    #[cfg(feature = "stripe")]
+    async fn with_stripe_state(&self, mut customer: Customer) -> Result<Customer, PlatformError> {
+        let (Some(payments), Some(cus)) = (&self.payments, customer.stripe_customer_id.clone())
+        else {
+            return Ok(customer);
+        };
+        let read_at = now();
+        let Some(subscriptions) = payments.subscriptions_of(&cus).await? else {
+            return Err(reject(format!(
+                "stripeCustomerID {cus} is not a Stripe customer"
+            )));
+        };
+        customer.billing_version = Some(super::stripe_events::read_version(read_at));
+        if let Some(current) = super::stripe_events::current(subscriptions) {
+            let change = current.change();
+            customer = change.applied_to(&customer);
+        }
+        Ok(customer)
+    }
+
+    #[cfg(not(feature = "stripe"))]
+    async fn with_stripe_state(&self, customer: Customer) -> Result<Customer, PlatformError> {
+        Ok(customer)
     }
 
     /// Handles an event as EventBridge delivers it; counts it in `SyncEvents`.
@@ -212,7 +269,7 @@ impl Platform {
         let outcome = match &result {
             Ok(o) => o.as_str(),
             Err(PlatformError::Rejected(_)) => "rejected",
-            Err(PlatformError::Store(_)) => "failed",
+            Err(_) => "failed",
         };
         metrics::sync_event(SOURCE, outcome);
         result
@@ -273,11 +330,13 @@ impl Platform {
             stripe_customer_id: d.stripe_customer_id,
             stripe_subscription_id: d.stripe_subscription_id,
         };
-        let customer = Customer {
-            platform_version: d.version.map(Version::get),
-            tier_source: Some(TierSource::Platform),
-            ..Customer::from(&new)
-        };
+        let customer = self
+            .with_stripe_state(Customer {
+                platform_version: d.version.map(Version::get),
+                tier_source: Some(TierSource::Platform),
+                ..Customer::from(&new)
+            })
+            .await?;
         let owner = Member {
             role_id: Uuid::new_v4(),
             user_id: d.owner_user_id,

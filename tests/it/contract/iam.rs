@@ -111,12 +111,14 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
         ]),
         // As the webhook's change path, plus the owner's member and membership
         // (Put), the members' directory (Update, ADD) and the tombstones of a
-        // new customer's id and owner (ConditionCheck); no secret at all.
+        // new customer's id and owner (ConditionCheck); the Stripe key (a customer
+        // created with its Stripe customer reads Stripe's billing).
         PLATFORM_CUSTOMER_HOOK => grants.extend([
             in_tx("ConditionCheckItem"),
             in_tx("PutItem"),
             in_tx("UpdateItem"),
             in_tx("DeleteItem"),
+            secret("StripeSecretKeySecretArn", None),
         ]),
         // Walks every customer (the listing's entries by Query, their records by
         // BatchGetItem), reads Stripe, repairs through the webhook's change path.

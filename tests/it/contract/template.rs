@@ -26,9 +26,13 @@ fn runs_cascade(binary: &str) -> bool {
         || binary == USER_DELETED_HOOK
 }
 
-/// Functions that call Stripe: the cascade's, the reconciliation, the webhook.
+/// Functions that call Stripe: the cascade's, the reconciliation, the webhook,
+/// the platform's customer events.
 fn calls_stripe(binary: &str) -> bool {
-    runs_cascade(binary) || binary == RECONCILE || binary == STRIPE_WEBHOOK
+    runs_cascade(binary)
+        || binary == RECONCILE
+        || binary == STRIPE_WEBHOOK
+        || binary == PLATFORM_CUSTOMER_HOOK
 }
 
 /// The token settings of the HTTP functions, each from its parameter.
@@ -467,7 +471,7 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                         &["STRIPE_WEBHOOK_SECRET_SECRET_ID", stripe[0], stripe[1]],
                     )
                 } else {
-                    ("EventBridgeRule", &[])
+                    ("EventBridgeRule", &stripe)
                 };
                 assert_eq!(f.event_types, [invoked_by], "{id}");
                 assert_eq!(
