@@ -44,10 +44,12 @@ bench: install
 	$(CARGO) run --release -p billing-tests --bin bench
 
 ## Listings at 100,000 customers and 16 concurrent writers; the reconciliation's
-## peak memory at 10,000 and 100,000 Stripe subscriptions (minutes; not in `make test`).
+## peak memory at 10,000 and 100,000 Stripe subscriptions; a customer's audit trail
+## pages at 10,000 entries (minutes; not in `make test`).
 bench-scale: install
 	DYNAMODB_LOCAL_HEAP=6g $(CARGO) run --release -p billing-tests --bin bench -- --scale 100000
 	DYNAMODB_LOCAL_HEAP=6g $(CARGO) run --release -p billing-tests --bin bench -- --reconcile 10000,100000
+	$(CARGO) run --release -p billing-tests --bin bench -- --audit 10000
 
 ## schemathesis against the local server (billing-dev serve, DynamoDB Local,
 ## localstripe, demo data): every check, >= 1,000 cases, fixed seed (infra/fuzz.sh).

@@ -69,7 +69,7 @@ impl App {
         let verifier = JwtVerifier::new(PUBLIC_KEY.as_bytes(), &jwt_settings())?;
         let admin = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 3600);
         Ok(Self {
-            state: State::new(store.clone(), verifier, None),
+            state: State::new(store.clone(), verifier, None)?,
             store,
             counter: counter.clone(),
             bearer: format!("Bearer {admin}"),

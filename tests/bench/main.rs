@@ -4,13 +4,13 @@
 //! table size, and the cold start of the function binaries next to two
 //! baselines. Starts DynamoDB Local (and localstripe) itself and stops them by PID.
 //!
-//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--webhook-only] [--scale N] [--reconcile N,...]`
+//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--webhook-only] [--scale N] [--reconcile N,...] [--audit N]`
 
 // The handlers' futures (deadlines, spans) nest deeper than the default limit allows.
 #![recursion_limit = "256"]
 
+mod audit;
 mod cold_start;
-mod counter;
 mod endpoints;
 mod harness;
 mod listing;
@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
+use billing_tests::counter;
 use billing_tests::servers::{Server, repo_root};
 
 use crate::counter::Counter;
@@ -41,7 +42,8 @@ const USAGE: &str =
   --no-cold-start  skip the cold start of the function binaries and baselines
   --cold-start-only  only the cold start (its own DynamoDB Local and table)
   --tokens-only    only the token verification section (no DynamoDB)
-  --webhook-only   only the Stripe webhook's cost per event (DynamoDB Local, localstripe)";
+  --webhook-only   only the Stripe webhook's cost per event (DynamoDB Local, localstripe)
+  --audit N        only a customer's audit trail pages at N entries (`make bench-scale`: 10,000)";
 
 /// Command-line options.
 #[derive(Debug)]
@@ -53,6 +55,7 @@ struct Args {
     webhook_only: bool,
     scale: Option<usize>,
     reconcile: Option<Vec<usize>>,
+    audit: Option<usize>,
 }
 
 impl Args {
@@ -65,6 +68,7 @@ impl Args {
             webhook_only: false,
             scale: None,
             reconcile: None,
+            audit: None,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -79,6 +83,10 @@ impl Args {
                         .and_then(|n| n.split(',').map(|n| n.parse().ok()).collect());
                     parsed.reconcile =
                         Some(sizes.ok_or("--reconcile takes numbers of subscriptions: N,N")?);
+                }
+                "--audit" => {
+                    let n = args.next().and_then(|n| n.parse().ok());
+                    parsed.audit = Some(n.ok_or("--audit takes a number of entries")?);
                 }
                 "--large" => parsed.large = true,
                 "--no-cold-start" => parsed.cold_start = false,
@@ -179,6 +187,17 @@ fn main() -> ExitCode {
         ))
     } else if args.webhook_only {
         Some(webhooks(&runtime, &log_dir))
+    } else if let Some(n) = args.audit {
+        Some(with_dynamodb(
+            &runtime,
+            &log_dir,
+            "dynamodb-local-audit",
+            async |url| {
+                let (client, counter) = client(url).await;
+                audit::run(&client, &counter, n).await?.print();
+                Ok(())
+            },
+        ))
     } else if let Some(sizes) = &args.reconcile {
         Some(with_dynamodb(
             &runtime,

@@ -1,5 +1,6 @@
 //! The audit trail: an entry written in the transaction of the change it
-//! records, and the newest-first pages of a customer's entries.
+//! records ([`super::tx::Tx::audit`] numbers it), and the newest-first pages
+//! of a customer's entries.
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::Select;
@@ -7,15 +8,64 @@ use aws_sdk_dynamodb::types::Select;
 use crate::domain::CustomerId;
 use crate::domain::audit::AuditEntry;
 
-use super::table::{AuditItem, IN_PARTITION, Item, NOT_EXISTS, PK, audit_pk, key, s};
-use super::tx::Tx;
+use super::table::{
+    AuditItem, ENTRIES_FROM, Item, LEGACY_TO, PK, SK, audit_number, audit_pk, audit_sequence_key,
+    audit_sequence_of, audit_sort, key, s,
+};
 use super::{Page, PageAt, Store, StoreError, observe};
 
-impl Tx<'_> {
-    /// Adds the audit entry of the change this transaction makes (named `audit`).
-    pub(super) fn audit(self, entry: &AuditEntry) -> Result<Self, StoreError> {
-        let item = serde_dynamo::to_item(AuditItem::new(entry))?;
-        self.put("audit", item, NOT_EXISTS, &[])
+/// A sort key range of a customer's audit partition.
+#[derive(Debug, Clone, Copy)]
+struct Range<'a> {
+    from: &'a str,
+    to: Option<&'a str>,
+}
+
+impl Range<'_> {
+    /// Every entry, numbered or not (not the sequence item).
+    const ENTRIES: Range<'static> = Range {
+        from: ENTRIES_FROM,
+        to: None,
+    };
+    /// The entries written before numbering.
+    const LEGACY: Range<'static> = Range {
+        from: ENTRIES_FROM,
+        to: Some(LEGACY_TO),
+    };
+}
+
+/// What a trail holds: its newest number, and how its oldest entry is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Extent {
+    /// The customer's sequence: the newest entry's number (0: none yet).
+    newest: u64,
+    /// The oldest entry kept.
+    oldest: Oldest,
+}
+
+/// The oldest entry of a trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Oldest {
+    /// No entry at all.
+    None,
+    /// A numbered entry: every entry is numbered, from it to the newest.
+    Numbered(u64),
+    /// An entry written before numbering: those sort below (and are older
+    /// than) every numbered entry.
+    Legacy,
+}
+
+impl Extent {
+    /// How many numbered entries are kept: from the oldest kept to the
+    /// newest (numbers are dense; the time to live removes the oldest first).
+    /// Below entries written before numbering, none has expired yet: 1 to
+    /// the newest.
+    fn numbered(self) -> u64 {
+        match self.oldest {
+            Oldest::None => 0,
+            Oldest::Numbered(oldest) => self.newest.saturating_sub(oldest) + 1,
+            Oldest::Legacy => self.newest,
+        }
     }
 }
 
@@ -25,8 +75,11 @@ impl Store {
     /// [`super::table::AUDIT_RETENTION_DAYS`]); a customer without any has
     /// an empty page.
     ///
-    /// The total is a `COUNT` query over the partition, run beside the page's
-    /// own query; a numbered page reads the entries before it.
+    /// The total is the customer's sequence less the oldest number kept (a
+    /// GetItem and a one-item Query, beside the page's own Query); numbered
+    /// page *n* is the key range below number `newest - offset`, read after
+    /// them. Only entries written before numbering cost what they did:
+    /// counting them, and skipping them to a page among them.
     pub async fn list_audit(
         &self,
         customer: &CustomerId,
@@ -35,57 +88,111 @@ impl Store {
         let span = store_span!("list_audit", customer = %customer, at = ?at);
         observe(span, async {
             let pk = audit_pk(customer);
-            let (skip, take, start) = match at {
-                PageAt::Number(p) => (p.offset(), p.limit as usize, None),
+            let (extent, items, take) = match at {
                 PageAt::After { after, limit } => {
-                    (0, limit as usize, Some(key(pk.clone(), &after)))
+                    let take = limit as usize;
+                    let upper = Range {
+                        from: ENTRIES_FROM,
+                        to: Some(&after),
+                    };
+                    let start = Some(key(pk.clone(), &after));
+                    let (extent, items) = tokio::join!(
+                        self.audit_extent(customer),
+                        self.newest_first(&pk, upper, start, 0, take + 1)
+                    );
+                    (extent?, items?, take)
+                }
+                PageAt::Number(p) if p.offset() == 0 => {
+                    let take = p.limit as usize;
+                    let (extent, items) = tokio::join!(
+                        self.audit_extent(customer),
+                        self.newest_first(&pk, Range::ENTRIES, None, 0, take + 1)
+                    );
+                    (extent?, items?, take)
+                }
+                PageAt::Number(p) => {
+                    let (offset, take) = (p.offset(), p.limit as usize);
+                    let extent = self.audit_extent(customer).await?;
+                    let items = if offset < extent.numbered() {
+                        // The numbered entry at `offset`, and down from it.
+                        let first = audit_sort(extent.newest - offset);
+                        let below = Range {
+                            from: ENTRIES_FROM,
+                            to: Some(&first),
+                        };
+                        self.newest_first(&pk, below, None, 0, take + 1).await?
+                    } else {
+                        let skip = offset - extent.numbered();
+                        self.newest_first(&pk, Range::LEGACY, None, skip, take + 1)
+                            .await?
+                    };
+                    (extent, items, take)
                 }
             };
-            let (total, items) = tokio::join!(
-                self.count_partition(&pk),
-                self.newest_first(&pk, start, skip, take + 1)
-            );
-            let (total, mut items) = (total?, items?);
-            let more = items.len() > take;
-            items.truncate(take);
-            let entries = items
-                .into_iter()
-                .map(serde_dynamo::from_item::<_, AuditItem>)
-                .collect::<Result<Vec<_>, _>>()?;
-            let more_after = match (more, entries.last()) {
-                (true, Some(last)) => Some(last.sort_key().to_owned()),
-                _ => None,
-            };
-            Ok(Page {
-                items: entries
-                    .into_iter()
-                    .map(AuditItem::into_entry)
-                    .collect::<Result<_, _>>()?,
-                total,
-                more_after,
-            })
+            let total = extent.numbered()
+                + match extent.oldest {
+                    Oldest::Legacy => self.count_range(&pk, Range::LEGACY).await?,
+                    Oldest::None | Oldest::Numbered(_) => 0,
+                };
+            page(items, take, total)
         })
         .await
     }
 
-    /// A strongly consistent query of one partition.
-    fn in_partition(&self, pk: &str) -> QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression(IN_PARTITION)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":pk", s(pk))
-            .consistent_read(true)
+    /// The customer's sequence and its oldest entry, read at once.
+    async fn audit_extent(&self, customer: &CustomerId) -> Result<Extent, StoreError> {
+        let pk = audit_pk(customer);
+        let oldest = self
+            .in_range(&pk, Range::ENTRIES)
+            .scan_index_forward(true)
+            .limit(1)
+            .projection_expression("#sk")
+            .expression_attribute_names("#sk", SK)
+            .send();
+        let (sequence, oldest) = tokio::join!(self.get(audit_sequence_key(customer)), oldest);
+        let newest = audit_sequence_of(sequence?.as_ref())
+            .ok_or_else(|| StoreError::Corrupt(format!("audit sequence of customer {customer}")))?;
+        let oldest = oldest
+            .map_err(StoreError::dynamo)?
+            .items
+            .unwrap_or_default()
+            .first()
+            .and_then(|item| item.get(SK)?.as_s().ok().cloned());
+        Ok(Extent {
+            newest,
+            oldest: match oldest.as_deref() {
+                None => Oldest::None,
+                Some(sk) => audit_number(sk).map_or(Oldest::Legacy, Oldest::Numbered),
+            },
+        })
     }
 
-    /// How many items a partition holds.
-    async fn count_partition(&self, pk: &str) -> Result<u64, StoreError> {
+    /// A strongly consistent query of a sort key range of one partition.
+    fn in_range(&self, pk: &str, range: Range<'_>) -> QueryFluentBuilder {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":from", s(range.from))
+            .consistent_read(true);
+        match range.to {
+            None => query.key_condition_expression("#pk = :pk AND #sk >= :from"),
+            Some(to) => query
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_values(":to", s(to)),
+        }
+    }
+
+    /// How many items a range of a partition holds.
+    async fn count_range(&self, pk: &str, range: Range<'_>) -> Result<u64, StoreError> {
         let mut total = 0u64;
         let mut start = None;
         loop {
             let out = self
-                .in_partition(pk)
+                .in_range(pk, range)
                 .select(Select::Count)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -99,11 +206,12 @@ impl Store {
         }
     }
 
-    /// Up to `take` items of a partition from its newest, after `start` (a
-    /// key) and past the first `skip`.
+    /// Up to `take` items of a range of a partition from its newest, after
+    /// `start` (a key) and past the first `skip`.
     async fn newest_first(
         &self,
         pk: &str,
+        range: Range<'_>,
         mut start: Option<Item>,
         mut skip: u64,
         take: usize,
@@ -112,7 +220,7 @@ impl Store {
         loop {
             let wanted = skip + (take - items.len()) as u64;
             let out = self
-                .in_partition(pk)
+                .in_range(pk, range)
                 .scan_index_forward(false)
                 .limit(i32::try_from(wanted).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take())
@@ -131,5 +239,45 @@ impl Store {
                 _ => return Ok(items),
             }
         }
+    }
+}
+
+/// A page of `take` entries from `items` (one more when more follow).
+fn page(mut items: Vec<Item>, take: usize, total: u64) -> Result<Page<AuditEntry>, StoreError> {
+    let more = items.len() > take;
+    items.truncate(take);
+    let entries = items
+        .into_iter()
+        .map(serde_dynamo::from_item::<_, AuditItem>)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more_after = match (more, entries.last()) {
+        (true, Some(last)) => Some(last.sort_key().to_owned()),
+        _ => None,
+    };
+    Ok(Page {
+        items: entries
+            .into_iter()
+            .map(AuditItem::into_entry)
+            .collect::<Result<_, _>>()?,
+        total,
+        more_after,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_total_counts_numbered_entries_kept() {
+        let extent = |newest, oldest| Extent { newest, oldest };
+        // No entry; a trail from 1; one whose oldest entries expired.
+        assert_eq!(extent(0, Oldest::None).numbered(), 0);
+        assert_eq!(extent(5, Oldest::None).numbered(), 0);
+        assert_eq!(extent(10_000, Oldest::Numbered(1)).numbered(), 10_000);
+        assert_eq!(extent(10_000, Oldest::Numbered(9_001)).numbered(), 1_000);
+        // Entries from before numbering below numbered ones 1..=newest.
+        assert_eq!(extent(7, Oldest::Legacy).numbered(), 7);
+        assert_eq!(extent(0, Oldest::Legacy).numbered(), 0);
     }
 }

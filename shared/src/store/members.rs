@@ -573,7 +573,8 @@ fn fitting<'m>(
     members: &'m [Member],
     reserved: usize,
 ) -> Result<(&'m [Member], Additions), StoreError> {
-    let fixed = 1 + Listing::of(&record.tier_name, record.subscription_status).len() + reserved;
+    // The record, its listing entries, the audit sequence, an answer.
+    let fixed = 2 + Listing::of(&record.tier_name, record.subscription_status).len() + reserved;
     // Each member: its member item, its membership and its audit entry.
     const PER_MEMBER: usize = 3;
     let mut take = 0;

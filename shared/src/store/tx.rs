@@ -10,11 +10,22 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 
-use super::table::{Item, names};
+use crate::domain::CustomerId;
+use crate::domain::audit::AuditEntry;
+
+use super::table::{
+    AuditItem, Item, NOT_EXISTS, SEQUENCE_IS, audit_sequence_item, audit_sequence_key,
+    audit_sequence_of, names,
+};
 use super::{Store, StoreError};
 
 /// Attempts before a transaction that keeps conflicting gives up.
 const ATTEMPTS: u32 = 10;
+/// Attempts at numbering a transaction's audit entries while other writers
+/// take the numbers first.
+const NUMBERING_ATTEMPTS: u32 = 10;
+/// Names of the writes that number audit entries.
+const AUDIT_WRITES: [&str; 2] = ["audit", "audit sequence"];
 
 /// Why a transaction was cancelled: for each write, in order, its name, the
 /// reason code and the item its condition found. Read by name:
@@ -52,6 +63,12 @@ impl Cancelled {
         self.0.iter().filter(|r| r.code == "ConditionalCheckFailed")
     }
 
+    /// Whether the only conditions that failed are the audit numbering's:
+    /// another writer took the numbers first.
+    fn numbering_only(&self) -> bool {
+        self.any_failed() && self.failures().all(|r| AUDIT_WRITES.contains(&r.write))
+    }
+
     fn conflicted(&self) -> bool {
         !self.any_failed() && self.0.iter().any(|r| r.code == "TransactionConflict")
     }
@@ -63,9 +80,19 @@ impl Cancelled {
 pub struct Tx<'s> {
     store: &'s Store,
     writes: Vec<(&'static str, TransactWriteItem)>,
+    /// Audit entries, numbered when the transaction commits.
+    audits: Vec<AuditEntry>,
 }
 
 impl Tx<'_> {
+    /// Adds the audit entry of the change this transaction makes: at commit
+    /// it is numbered after its customer's newest entry and put (named
+    /// `audit`), and the customer's sequence moved on (`audit sequence`).
+    pub(super) fn audit(mut self, entry: &AuditEntry) -> Result<Self, StoreError> {
+        self.audits.push(entry.clone());
+        Ok(self)
+    }
+
     /// Adds a conditional put named `write`.
     pub(super) fn put(
         mut self,
@@ -128,9 +155,61 @@ impl Tx<'_> {
         Ok(self)
     }
 
-    /// Runs the transaction (see [`Store::transact`]).
+    /// Runs the transaction (see [`Store::transact`]). With audit entries,
+    /// it first reads each of their customers' sequence (one consistent
+    /// GetItem each) and numbers the entries after it; when another writer
+    /// numbered entries meanwhile (the only conditions that failed are the
+    /// numbering's), it reads again and retries, a bounded number of times.
     pub(super) async fn commit(self) -> Result<(), TxError> {
-        self.store.transact(self.writes).await
+        if self.audits.is_empty() {
+            return self.store.transact(self.writes).await;
+        }
+        for attempt in 0..NUMBERING_ATTEMPTS {
+            let mut writes = self.writes.clone();
+            writes.extend(self.numbered_audits().await?);
+            match self.store.transact(writes).await {
+                Err(TxError::Cancelled(c)) if c.numbering_only() => {
+                    crate::telemetry::metrics::transaction_conflicts(1, 1);
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                outcome => return outcome,
+            }
+        }
+        Err(StoreError::Contention.into())
+    }
+
+    /// The puts of the audit entries, numbered after their customers'
+    /// sequences as read now, and each sequence's move.
+    async fn numbered_audits(&self) -> Result<Vec<(&'static str, TransactWriteItem)>, StoreError> {
+        let mut customers: Vec<CustomerId> = Vec::new();
+        for entry in &self.audits {
+            if !customers.contains(&entry.customer_id) {
+                customers.push(entry.customer_id);
+            }
+        }
+        let mut writes = Vec::with_capacity(self.audits.len() + customers.len());
+        for customer in customers {
+            let read = self.store.get(audit_sequence_key(&customer)).await?;
+            let last = audit_sequence_of(read.as_ref()).ok_or_else(|| {
+                StoreError::Corrupt(format!("audit sequence of customer {customer}"))
+            })?;
+            let mut next = last;
+            for entry in self.audits.iter().filter(|e| e.customer_id == customer) {
+                next += 1;
+                let item = serde_dynamo::to_item(AuditItem::new(entry, next))?;
+                writes.push(("audit", self.store.put(item, NOT_EXISTS, &[])?));
+            }
+            let sequence = audit_sequence_item(&customer, next);
+            let moved = match read {
+                None => self.store.put(sequence, NOT_EXISTS, &[])?,
+                Some(_) => {
+                    let at = AttributeValue::N(last.to_string());
+                    self.store.put(sequence, SEQUENCE_IS, &[(":seq", at)])?
+                }
+            };
+            writes.push(("audit sequence", moved));
+        }
+        Ok(writes)
     }
 }
 
@@ -183,6 +262,7 @@ impl Store {
         Tx {
             store: self,
             writes: Vec::new(),
+            audits: Vec::new(),
         }
     }
 
