@@ -105,7 +105,7 @@ impl TestApp {
         }
         let admin = token(&uuid::Uuid::new_v4().to_string(), &["billing_admin"], 600);
         Self {
-            state: State::new(store.clone(), verifier, Some(env.payments())),
+            state: State::new(store.clone(), verifier, Some(env.payments())).expect("randomness"),
             payments: env.payments(),
             _table: std::sync::Arc::new(TableGuard(store.clone())),
             store,

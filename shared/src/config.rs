@@ -55,13 +55,40 @@ pub struct Config {
     /// `STRIPE_WEBHOOK_SECRET_SECRET_ID`): one `whsec_...`, or two separated
     /// by a comma while the secret is rolled.
     pub stripe_webhook_secret: Option<SecretSource>,
+    /// The longest an API key lives, in days (`API_KEY_MAX_DAYS`, default
+    /// [`API_KEY_MAX_DAYS_DEFAULT`]): issuing refuses longer, and a key is
+    /// refused this long after it was issued whatever its own expiry says.
+    pub api_key_max_days: u32,
+}
+
+/// Default of `API_KEY_MAX_DAYS`.
+pub const API_KEY_MAX_DAYS_DEFAULT: u32 = 90;
+/// Largest `API_KEY_MAX_DAYS` accepted: ten years.
+const API_KEY_MAX_DAYS_LIMIT: u32 = 3660;
+
+/// `API_KEY_MAX_DAYS` through `get` (an empty value is unset): a whole
+/// number of days from 1 to 3660, [`API_KEY_MAX_DAYS_DEFAULT`] when unset.
+pub fn api_key_max_days(get: impl Fn(&str) -> Option<String>) -> Result<u32, ConfigError> {
+    match get("API_KEY_MAX_DAYS").filter(|v| !v.trim().is_empty()) {
+        None => Ok(API_KEY_MAX_DAYS_DEFAULT),
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|days| (1..=API_KEY_MAX_DAYS_LIMIT).contains(days))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "API_KEY_MAX_DAYS must be a whole number of days from 1 to {API_KEY_MAX_DAYS_LIMIT}"
+                ))
+            }),
+    }
 }
 
 /// Token verification settings.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     /// What a token must match (`JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_ALGORITHMS`,
-    /// `JWT_ROLES_CLAIM`, `JWT_MAX_AGE_SECONDS`).
+    /// `JWT_ROLES_CLAIM`, `JWT_MAX_AGE_SECONDS`, `JWT_ACCEPT_ID_TOKENS`).
     pub jwt: JwtSettings,
     /// Where the verification keys come from.
     pub keys: KeySource,
@@ -86,7 +113,7 @@ pub struct StripeConfig {
 }
 
 /// The token settings: given to the HTTP functions, to none of the event functions.
-const AUTH_SETTINGS: [&str; 8] = [
+const AUTH_SETTINGS: [&str; 9] = [
     "JWT_ISSUER",
     "JWT_AUDIENCE",
     "JWT_PUBLIC_KEY",
@@ -95,6 +122,7 @@ const AUTH_SETTINGS: [&str; 8] = [
     "JWT_ALGORITHMS",
     "JWT_ROLES_CLAIM",
     "JWT_MAX_AGE_SECONDS",
+    "JWT_ACCEPT_ID_TOKENS",
 ];
 
 /// A required setting is missing or empty.
@@ -159,6 +187,7 @@ impl Config {
                 (None, None) => None,
                 _ => Some(secret(&optional, "STRIPE_WEBHOOK_SECRET")?),
             },
+            api_key_max_days: api_key_max_days(&get)?,
             cascade_grace: match optional("CASCADE_GRACE_SECONDS") {
                 None => std::time::Duration::from_secs(30),
                 Some(raw) => raw
@@ -192,6 +221,17 @@ fn auth(get: &impl Fn(&str) -> Option<String>) -> Result<AuthConfig, ConfigError
                     ConfigError("JWT_MAX_AGE_SECONDS must be a positive whole number".into())
                 })?,
         );
+    }
+    if let Some(raw) = get("JWT_ACCEPT_ID_TOKENS") {
+        jwt.accept_id_tokens = match raw.trim() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(ConfigError(
+                    "JWT_ACCEPT_ID_TOKENS must be true or false".into(),
+                ));
+            }
+        };
     }
     let keys = match get("JWT_JWKS_URL") {
         Some(url) => {
@@ -316,16 +356,24 @@ mod tests {
         assert_eq!(defaults.algorithms, ASYMMETRIC.to_vec());
         assert_eq!(defaults.roles_claim, "roles");
         assert_eq!(defaults.max_age, None);
+        assert!(
+            !defaults.accept_id_tokens,
+            "ID tokens are refused by default"
+        );
         let set = with(&[
             ("JWT_ALGORITHMS", " RS256, ES256 ,"),
             ("JWT_ROLES_CLAIM", "realm_access.roles"),
             ("JWT_MAX_AGE_SECONDS", "3600"),
+            ("JWT_ACCEPT_ID_TOKENS", "true"),
         ])
         .unwrap();
         assert_eq!(set.algorithms, [Algorithm::RS256, Algorithm::ES256]);
         assert_eq!(set.roles_claim, "realm_access.roles");
         assert_eq!(set.max_age, Some(3600));
+        assert!(set.accept_id_tokens);
         for (name, bad) in [
+            ("JWT_ACCEPT_ID_TOKENS", "yes"),
+            ("JWT_ACCEPT_ID_TOKENS", "1"),
             ("JWT_ALGORITHMS", "HS256"),
             ("JWT_ALGORITHMS", "RS256,none"),
             ("JWT_MAX_AGE_SECONDS", "0"),
@@ -333,6 +381,19 @@ mod tests {
         ] {
             let err = with(&[(name, bad)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn api_keys_live_ninety_days_unless_configured() {
+        let days = |raw: &str| api_key_max_days(lookup(&[("API_KEY_MAX_DAYS", raw)]));
+        assert_eq!(api_key_max_days(lookup(&[])).unwrap(), 90);
+        assert_eq!(days("").unwrap(), 90, "empty is unset");
+        assert_eq!(days(" 30 ").unwrap(), 30);
+        assert_eq!(days("3660").unwrap(), 3660);
+        for bad in ["0", "-1", "3661", "7d", "1.5"] {
+            let err = days(bad).unwrap_err();
+            assert!(err.to_string().contains("API_KEY_MAX_DAYS"), "{bad}: {err}");
         }
     }
 
@@ -382,6 +443,7 @@ mod tests {
         }
         let events_only = Config::from_lookup(lookup(&[("TABLE_NAME", "t")])).unwrap();
         assert!(events_only.auth.is_none());
+        assert_eq!(events_only.api_key_max_days, 90);
         assert_eq!(
             events_only.cascade_grace,
             std::time::Duration::from_secs(30)

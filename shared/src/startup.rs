@@ -31,6 +31,9 @@ pub enum InitError {
     /// The JWKS URL is not acceptable.
     #[error(transparent)]
     Jwks(#[from] JwksError),
+    /// The operating system gave no randomness (a process-local cursor key).
+    #[error("no randomness for a cursor key: {0}")]
+    Randomness(getrandom::Error),
     /// The Stripe client could not be built.
     #[cfg(feature = "stripe")]
     #[error(transparent)]
@@ -53,6 +56,8 @@ pub struct Dependencies {
     pub cursor_key: Option<secrecy::SecretString>,
     /// The Stripe webhook endpoint's secrets, when configured.
     pub webhook_secrets: Option<WebhookSecrets>,
+    /// The longest an API key lives, in days (`API_KEY_MAX_DAYS`).
+    pub api_key_max_days: u32,
 }
 
 impl Dependencies {
@@ -140,6 +145,7 @@ impl Dependencies {
             cascade_grace: config.cascade_grace,
             cursor_key: config.cursor_key.clone(),
             webhook_secrets,
+            api_key_max_days: config.api_key_max_days,
         })
     }
 

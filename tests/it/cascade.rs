@@ -199,7 +199,8 @@ async fn stripe_retries_only_where_stripe_says_it_is_safe(env: &'static Env) {
             )
             .unwrap(),
             Some(env.payments_at(&stripe.url)),
-        );
+        )
+        .expect("randomness");
         let auth = format!(
             "Bearer {}",
             billing_tests::app::token("u", &["billing_admin"], 60)

@@ -373,7 +373,7 @@ async fn database_failures_are_500_without_internals(env: &'static Env) {
         &billing_tests::app::jwt_settings(),
     )
     .unwrap();
-    let state = billing::api::State::new(store, verifier, None);
+    let state = billing::api::State::new(store, verifier, None).expect("randomness");
     let auth = format!(
         "Bearer {}",
         billing_tests::app::token("u", &["billing_admin"], 60)

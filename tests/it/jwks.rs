@@ -20,7 +20,10 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         rotated_keys_are_picked_up_and_removed_ones_dropped_after_the_ttl,
         a_flood_of_made_up_kids_costs_a_bounded_number_of_fetches,
         provider_down_keeps_cached_keys_and_without_any_is_503,
+        cached_keys_stop_a_day_past_their_ttl_while_refreshes_fail,
         max_age_rejects_old_and_long_lived_tokens,
+        id_tokens_are_refused_unless_accepted,
+        a_namespaced_roles_claim_is_never_read_as_a_path,
     ]
 }
 
@@ -304,6 +307,8 @@ async fn provider_token_shapes_are_200_with_the_role_and_403_without(env: &'stat
     for shape in shapes {
         let mut settings = settings();
         settings.roles_claim = shape.roles_claim.to_owned();
+        // ID tokens only where they are accepted (JWT_ACCEPT_ID_TOKENS=true).
+        settings.accept_id_tokens = shape.admin["token_use"] == "id";
         let app = app_for(env, &server, &settings, JwksOptions::default()).await;
         let admin = get(&app, &key.sign(&claims(shape.admin.clone()))).await;
         assert_eq!(admin.status, StatusCode::OK, "{}: admin", shape.name);
@@ -426,6 +431,99 @@ async fn provider_down_keeps_cached_keys_and_without_any_is_503(env: &'static En
     server.set_up(true);
     tokio::time::sleep(quick().cooldown).await;
     assert_eq!(get(&fresh, &token).await.status, StatusCode::OK);
+}
+
+async fn cached_keys_stop_a_day_past_their_ttl_while_refreshes_fail(env: &'static Env) {
+    // GIVEN keys cached for 1 s (max-age), a staleness limit of 1 s (24 h in
+    // production: the same rule, scaled), and the provider going down
+    let key = SigningKey::load("rsa-1", "k1", Algorithm::RS256, true);
+    let server = JwksServer::start(&[&key], Some(1)).await;
+    let limit = JwksOptions {
+        max_stale: Duration::from_secs(1),
+        ..quick()
+    };
+    assert_eq!(
+        JwksOptions::default().max_stale,
+        Duration::from_secs(24 * 3600),
+        "the production limit is a day"
+    );
+    let app = app_for(env, &server, &settings(), limit).await;
+    let token = key.sign(&claims(json!({})));
+    assert_eq!(get(&app, &token).await.status, StatusCode::OK);
+    server.set_up(false);
+    // WHEN the TTL has passed but not the limit, THEN the cached key still verifies
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(get(&app, &token).await.status, StatusCode::OK);
+    // WHEN the limit has passed too, THEN 503 auth_unavailable, as a JSON error
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let reply = get(&app, &token).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.error_code(), "auth_unavailable");
+    assert_eq!(reply.json["error"]["type"], "CRITICAL");
+    assert!(reply.headers.contains_key("retry-after"));
+    // AND it stays so on every request while the provider is down
+    tokio::time::sleep(quick().cooldown).await;
+    assert_eq!(
+        get(&app, &token).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // WHEN a refresh succeeds again, THEN the same verifier recovers
+    server.set_up(true);
+    tokio::time::sleep(quick().cooldown).await;
+    assert_eq!(get(&app, &token).await.status, StatusCode::OK);
+}
+
+async fn id_tokens_are_refused_unless_accepted(env: &'static Env) {
+    let key = SigningKey::load("ec-p256", "cognito", Algorithm::ES256, true);
+    let server = JwksServer::start(&[&key], None).await;
+    let mut settings = settings();
+    settings.roles_claim = "cognito:groups".into();
+    let id_token = key.sign(&claims(json!({"token_use": "id", "roles": null,
+        "cognito:groups": ["billing_admin"], "email": "ops@example.com"})));
+    let access_token = key.sign(&claims(json!({"aud": null, "token_use": "access",
+        "client_id": AUDIENCE, "roles": null, "cognito:groups": ["billing_admin"]})));
+    // GIVEN the default (JWT_ACCEPT_ID_TOKENS unset): an ID token is 401, an
+    // access token of the same user pool 200
+    let strict = app_for(env, &server, &settings, JwksOptions::default()).await;
+    let reply = get(&strict, &id_token).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.error_code(), "unauthorized");
+    assert_eq!(get(&strict, &access_token).await.status, StatusCode::OK);
+    // GIVEN JWT_ACCEPT_ID_TOKENS=true: the ID token is 200
+    settings.accept_id_tokens = true;
+    let lenient = app_for(env, &server, &settings, JwksOptions::default()).await;
+    assert_eq!(get(&lenient, &id_token).await.status, StatusCode::OK);
+    assert_eq!(get(&lenient, &access_token).await.status, StatusCode::OK);
+}
+
+async fn a_namespaced_roles_claim_is_never_read_as_a_path(env: &'static Env) {
+    let key = SigningKey::load("ed25519", "auth0", Algorithm::EdDSA, true);
+    let server = JwksServer::start(&[&key], None).await;
+    for claim in [
+        "https://billing.example.com/roles",
+        "urn:billing:roles.admin",
+    ] {
+        let mut settings = settings();
+        settings.roles_claim = claim.to_owned();
+        let app = app_for(env, &server, &settings, JwksOptions::default()).await;
+        // The claim itself grants the role.
+        let granted = key.sign(&claims(json!({"roles": null, claim: ["billing_admin"]})));
+        assert_eq!(get(&app, &granted).await.status, StatusCode::OK, "{claim}");
+        // WHEN it is absent and claims of other names spell its path, THEN no role
+        let spoofed = key.sign(&claims(json!({"roles": null,
+            "https://billing": {"example": {"com/roles": ["billing_admin"]}},
+            "urn:billing:roles": {"admin": ["billing_admin"]}})));
+        let reply = get(&app, &spoofed).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{claim}");
+        assert_eq!(reply.error_code(), "forbidden");
+    }
+    // A plain dotted path still walks the claims (Keycloak's realm roles).
+    let mut settings = settings();
+    settings.roles_claim = "realm_access.roles".into();
+    let app = app_for(env, &server, &settings, JwksOptions::default()).await;
+    let nested = key.sign(&claims(json!({"roles": null,
+        "realm_access": {"roles": ["billing_admin"]}})));
+    assert_eq!(get(&app, &nested).await.status, StatusCode::OK);
 }
 
 async fn max_age_rejects_old_and_long_lived_tokens(env: &'static Env) {

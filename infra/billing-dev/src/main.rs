@@ -80,18 +80,20 @@ enum Command {
     },
     /// Issue an API key; prints {"apiKey", "apiSecret", "expiresAt"}.
     ApiKey {
-        /// The user the key acts as.
+        /// The user the key acts as, and is listed and revoked by.
         #[arg(long)]
         user: String,
         /// A role to grant; repeat for several.
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
-        /// Lifetime in seconds; without it the key lives until revoked.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_KEY_LIFETIME))]
+        /// Lifetime in seconds, at most API_KEY_MAX_DAYS days (default 90);
+        /// without it, that maximum.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         expires_in: Option<u64>,
     },
     /// List the API keys without their secrets: a JSON array of
-    /// {apiKey, userID, roles, createdAt, expiresAt, revokedAt}.
+    /// {apiKey, userID (the user who holds it: its creator), roles, createdAt,
+    /// expiresAt, revokedAt}.
     ListApiKeys,
     /// Run the stream consumer: poll the table's stream and feed the Lambda's handler.
     ConsumeStream {
@@ -99,10 +101,15 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         interval: u64,
     },
-    /// Revoke an API key.
+    /// Revoke an API key, or with --user every key of a user.
     RevokeApiKey {
         /// The key id (`apiKey`).
-        key: String,
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        key: Option<String>,
+        /// Revoke every key this user holds (issued with `api-key --user`);
+        /// prints their ids.
+        #[arg(long, value_name = "SUB")]
+        user: Option<String>,
     },
     /// Re-project the table into the listings: give every active customer its
     /// entry and count in each listing it belongs to (once), fold the counts,
@@ -169,9 +176,6 @@ enum Command {
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Longest API key lifetime `--expires-in` accepts: ten years.
-const MAX_KEY_LIFETIME: u64 = 10 * 366 * 86_400;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -211,9 +215,10 @@ async fn main() -> ExitCode {
 /// The API key commands against a deployed stack's table.
 async fn remote_keys(target: &remote::Target, command: Command) -> Result<(), Error> {
     let store = match command {
-        Command::ApiKey { .. } | Command::ListApiKeys | Command::RevokeApiKey { .. } => {
-            target.store().await?
-        }
+        Command::ApiKey { .. } | Command::ListApiKeys | Command::RevokeApiKey { .. } => (
+            target.store().await?,
+            billing::config::api_key_max_days(|name| std::env::var(name).ok())?,
+        ),
         Command::Reindex { checkpoint } => {
             return reindex::run(&target.store().await?, checkpoint.as_deref()).await;
         }
@@ -237,29 +242,37 @@ async fn remote_keys(target: &remote::Target, command: Command) -> Result<(), Er
             );
         }
     };
-    keys(&store, command).await
+    let (store, max_days) = store;
+    keys(&store, max_days, command).await
 }
 
-/// Issues, lists or revokes API keys.
-async fn keys(store: &Store, command: Command) -> Result<(), Error> {
+/// Issues, lists or revokes API keys; keys live at most `max_days`.
+async fn keys(store: &Store, max_days: u32, command: Command) -> Result<(), Error> {
     match command {
         Command::ApiKey {
             user,
             roles,
             expires_in,
         } => {
-            let expires_at = expires_in
-                .map(|secs| i64::try_from(secs).map(chrono::Duration::seconds))
-                .transpose()?
-                .map(|lifetime| billing::domain::now() + lifetime);
-            let issued = issue_api_key(&user, roles, expires_at)?;
+            let max_seconds = u64::from(max_days) * 86_400;
+            let lifetime = expires_in.unwrap_or(max_seconds);
+            if lifetime > max_seconds {
+                return Err(format!(
+                    "--expires-in {lifetime} is longer than the longest API key lifetime, \
+                     {max_days} days ({max_seconds} s; API_KEY_MAX_DAYS)"
+                )
+                .into());
+            }
+            let expires_at =
+                billing::domain::now() + chrono::Duration::seconds(i64::try_from(lifetime)?);
+            let issued = issue_api_key(&user, roles, Some(expires_at))?;
             store.put_api_key(&issued.key_id, &issued.record).await?;
             println!(
                 "{}",
                 serde_json::json!({
                     "apiKey": issued.key_id,
                     "apiSecret": issued.secret,
-                    "expiresAt": expires_at.as_ref().map(billing::domain::time::to_seconds),
+                    "expiresAt": billing::domain::time::to_seconds(&expires_at),
                 })
             );
         }
@@ -269,11 +282,22 @@ async fn keys(store: &Store, command: Command) -> Result<(), Error> {
                 serde_json::to_string_pretty(&store.list_api_keys().await?)?
             );
         }
-        Command::RevokeApiKey { key } => {
+        Command::RevokeApiKey {
+            key: Some(key),
+            user: None,
+        } => {
             if !store.revoke_api_key(&key).await? {
                 return Err(format!("no API key {key}").into());
             }
             eprintln!("revoked {key}");
+        }
+        Command::RevokeApiKey {
+            key: None,
+            user: Some(user),
+        } => {
+            let revoked = store.revoke_user_api_keys(&user).await?;
+            println!("{}", serde_json::to_string_pretty(&revoked)?);
+            eprintln!("revoked {} API keys of {user}", revoked.len());
         }
         _ => return Err("not an API key command".into()),
     }
@@ -341,7 +365,7 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         command
         @ (Command::ApiKey { .. } | Command::ListApiKeys | Command::RevokeApiKey { .. }) => {
-            keys(&store, command).await?
+            keys(&store, config.api_key_max_days, command).await?
         }
         Command::Reindex { checkpoint } => reindex::run(&store, checkpoint.as_deref()).await?,
         command @ Command::Import { .. } => {

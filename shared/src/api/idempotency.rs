@@ -64,6 +64,8 @@ pub(super) async fn start(
     let Some(key) = key(req.headers())? else {
         return Ok(Start::Act(None));
     };
+    // An oversized body is refused before it is hashed, as the handler would.
+    crate::http::within_size(req)?;
     let scope = hex(&Sha256::new()
         .chain_update(caller.scope())
         .chain_update([0])

@@ -49,15 +49,22 @@ pub struct State {
 }
 
 impl State {
-    /// The state over a store, a token verifier and (for deletions) Stripe.
-    pub fn new(store: Store, jwt: JwtVerifier, payments: Option<Payments>) -> Self {
-        Self {
+    /// The state over a store, a token verifier and (for deletions) Stripe,
+    /// sealing cursors under a random key of its own until
+    /// [`State::with_cursor_key`] gives it the deployment's. Fails when the
+    /// operating system has no randomness to give.
+    pub fn new(
+        store: Store,
+        jwt: JwtVerifier,
+        payments: Option<Payments>,
+    ) -> Result<Self, getrandom::Error> {
+        Ok(Self {
             auth: Authenticator::new(jwt, store.clone()),
             cascade: Cascade::new(store.clone(), payments),
-            cursors: Cursors::new(random_key()),
+            cursors: Cursors::new(random_key()?),
             idempotency_lock: idempotency::LOCK,
             store,
-        }
+        })
     }
 
     /// This state, sealing and opening listing cursors under `key`.
@@ -69,13 +76,14 @@ impl State {
     }
 }
 
-/// A key for cursors that only this process opens (tests, one local server).
-fn random_key() -> Vec<u8> {
+/// A key for cursors that only this process opens (tests, one local server):
+/// 32 bytes of the operating system's randomness, or an error. There is no
+/// fallback: a fixed key (all zeros) would be public, and anyone could seal
+/// cursors that this process then trusts.
+fn random_key() -> Result<Vec<u8>, getrandom::Error> {
     let mut key = vec![0; 32];
-    // Without randomness the key is fixed: cursors stay tamper-evident
-    // against clients, only not secret.
-    let _ = getrandom::fill(&mut key);
-    key
+    getrandom::fill(&mut key)?;
+    Ok(key)
 }
 
 impl TryFrom<Dependencies> for State {
@@ -84,7 +92,8 @@ impl TryFrom<Dependencies> for State {
     /// Fails when token verification is not configured.
     fn try_from(deps: Dependencies) -> Result<Self, InitError> {
         let jwt = deps.jwt.ok_or_else(|| ConfigError::missing("JWT_ISSUER"))?;
-        let state = Self::new(deps.store, jwt, deps.payments);
+        let mut state = Self::new(deps.store, jwt, deps.payments).map_err(InitError::Randomness)?;
+        state.auth = state.auth.with_api_key_max_days(deps.api_key_max_days);
         Ok(match &deps.cursor_key {
             Some(key) => state.with_cursor_key(secrecy::ExposeSecret::expose_secret(key)),
             None => state,

@@ -62,11 +62,14 @@ pub(super) fn is_key_id(key: &str) -> bool {
 }
 
 /// Checks a secret against a looked-up record in constant time (an unknown key
-/// costs the same comparison as a known one), then revocation and expiry at `now`.
+/// costs the same comparison as a known one), then revocation and expiry at
+/// `now`: its own expiry, and `max_lifetime` after it was issued (a key issued
+/// without expiry, or before the limit, included).
 pub(super) fn check(
     record: Option<ApiKeyRecord>,
     secret: &str,
     now: Timestamp,
+    max_lifetime: chrono::Duration,
 ) -> Result<Caller, AuthError> {
     let presented = hash_secret(secret);
     let stored = record
@@ -76,6 +79,7 @@ pub(super) fn check(
     match record {
         Some(r) if equal && !r.revoked => match r.expires_at {
             Some(expires_at) if expires_at <= now => Err(AuthError::ApiKeyExpired),
+            _ if r.created_at + max_lifetime <= now => Err(AuthError::ApiKeyExpired),
             _ => Ok(Caller {
                 subject: r.user_id,
                 roles: r.roles,
@@ -94,6 +98,8 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    const DAYS_90: chrono::Duration = chrono::Duration::days(90);
+
     #[test]
     fn issued_keys_verify_and_wrong_or_revoked_ones_do_not() {
         // GIVEN an issued key
@@ -105,30 +111,59 @@ mod tests {
             "the secret itself is never stored"
         );
         // THEN its secret verifies, another does not, and revocation wins
-        let caller = check(Some(issued.record.clone()), &issued.secret, now).unwrap();
+        let caller = check(Some(issued.record.clone()), &issued.secret, now, DAYS_90).unwrap();
         assert_eq!(caller.subject, "u1");
-        assert!(check(Some(issued.record.clone()), "wrong", now).is_err());
-        assert!(check(None, &issued.secret, now).is_err());
+        assert!(check(Some(issued.record.clone()), "wrong", now, DAYS_90).is_err());
+        assert!(check(None, &issued.secret, now, DAYS_90).is_err());
         let revoked = ApiKeyRecord {
             revoked: true,
             ..issued.record.clone()
         };
-        assert!(check(Some(revoked), &issued.secret, now).is_err());
+        assert!(check(Some(revoked), &issued.secret, now, DAYS_90).is_err());
         // AND a key with an expiry works until then, and is refused from then on
         let expiring = ApiKeyRecord {
             expires_at: Some(now + chrono::Duration::seconds(60)),
             ..issued.record
         };
-        assert!(check(Some(expiring.clone()), &issued.secret, now).is_ok());
+        assert!(check(Some(expiring.clone()), &issued.secret, now, DAYS_90).is_ok());
         let later = now + chrono::Duration::seconds(60);
         assert!(matches!(
-            check(Some(expiring.clone()), &issued.secret, later),
+            check(Some(expiring.clone()), &issued.secret, later, DAYS_90),
             Err(AuthError::ApiKeyExpired)
         ));
         assert!(matches!(
-            check(Some(expiring), "wrong", later),
+            check(Some(expiring), "wrong", later, DAYS_90),
             Err(AuthError::InvalidApiKey)
         ));
+    }
+
+    #[test]
+    fn no_key_outlives_the_maximum_lifetime() {
+        // GIVEN a key issued 30 days ago without expiry, and one with an expiry
+        // a year after it was issued (a table written before the limit)
+        let now = crate::domain::now();
+        let issued = issue_api_key("u1", vec!["billing_admin".into()], None).unwrap();
+        let old = ApiKeyRecord {
+            created_at: now - chrono::Duration::days(30),
+            ..issued.record.clone()
+        };
+        let long = ApiKeyRecord {
+            expires_at: Some(old.created_at + chrono::Duration::days(365)),
+            ..old.clone()
+        };
+        // THEN under a 90-day limit both verify, under a 30-day limit neither
+        for record in [&old, &long] {
+            assert!(check(Some(record.clone()), &issued.secret, now, DAYS_90).is_ok());
+            assert!(matches!(
+                check(
+                    Some(record.clone()),
+                    &issued.secret,
+                    now,
+                    chrono::Duration::days(30)
+                ),
+                Err(AuthError::ApiKeyExpired)
+            ));
+        }
     }
 
     #[test]

@@ -31,11 +31,16 @@ pub struct JwksOptions {
     pub timeout: Duration,
     /// Largest accepted document.
     pub max_bytes: usize,
+    /// How long past their TTL cached keys keep verifying while every refresh
+    /// fails; after that, tokens are 503 `auth_unavailable` until one succeeds
+    /// (a key the provider revoked must not live on for ever in an outage).
+    pub max_stale: Duration,
 }
 
 impl Default for JwksOptions {
     /// Ten minutes unless the provider says otherwise (bounded to 1 min..1 day);
-    /// at most one triggered fetch per 15 s; 3 s per fetch; 256 KiB.
+    /// at most one triggered fetch per 15 s; 3 s per fetch; 256 KiB; cached
+    /// keys used at most 24 h past their TTL while refreshes fail.
     fn default() -> Self {
         Self {
             default_ttl: Duration::from_secs(600),
@@ -44,6 +49,7 @@ impl Default for JwksOptions {
             cooldown: Duration::from_secs(15),
             timeout: Duration::from_secs(3),
             max_bytes: 256 * 1024,
+            max_stale: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -217,8 +223,9 @@ impl Jwks {
     }
 
     /// The key with `kid`. Fresh cache and known `kid`: no network call. Otherwise
-    /// one rate-limited refresh; when it fails, cached keys keep working, and
-    /// only with no key at all is the answer an error.
+    /// one rate-limited refresh; when it fails, cached keys keep working up to
+    /// [`JwksOptions::max_stale`] past their TTL, and with no key at all, or
+    /// only keys staler than that, the answer is an error.
     pub async fn key(&self, kid: &str) -> Result<Lookup, JwksError> {
         let current = self.current();
         if let Some(snapshot) = &current {
@@ -232,6 +239,13 @@ impl Jwks {
         let seen = current.as_ref().map(|s| s.generation);
         let error = self.refresh(seen).await.err();
         match (self.current(), error) {
+            (Some(snapshot), error) if self.too_stale(&snapshot) => {
+                let why = error.map_or_else(|| "no refresh yet".to_owned(), |e| e.to_string());
+                Err(JwksError::Unavailable(format!(
+                    "cached keys expired more than {:?} ago and cannot be refreshed ({why})",
+                    self.options.max_stale
+                )))
+            }
             (Some(snapshot), _) => Ok(snapshot
                 .keys
                 .get(kid)
@@ -239,6 +253,14 @@ impl Jwks {
             (None, Some(err)) => Err(err),
             (None, None) => Err(JwksError::Unavailable("no key fetched yet".to_owned())),
         }
+    }
+
+    /// Whether `snapshot` is past its TTL by more than the staleness limit.
+    fn too_stale(&self, snapshot: &Snapshot) -> bool {
+        snapshot
+            .expires
+            .checked_add(self.options.max_stale)
+            .is_some_and(|limit| Instant::now() >= limit)
     }
 
     fn current(&self) -> Option<Arc<Snapshot>> {

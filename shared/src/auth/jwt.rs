@@ -56,11 +56,15 @@ pub struct JwtSettings {
     pub roles_claim: String,
     /// Oldest `iat` and longest lifetime accepted, in seconds (`JWT_MAX_AGE_SECONDS`).
     pub max_age: Option<u64>,
+    /// Whether Cognito ID tokens (`token_use: id`) are accepted
+    /// (`JWT_ACCEPT_ID_TOKENS`); refused by default: an ID token says who
+    /// signed in to an app, an access token what it may call.
+    pub accept_id_tokens: bool,
 }
 
 impl JwtSettings {
     /// Issuer and audience with the defaults: every asymmetric algorithm, roles
-    /// in `roles`, no age limit.
+    /// in `roles`, no age limit, no Cognito ID tokens.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
@@ -68,6 +72,7 @@ impl JwtSettings {
             algorithms: ASYMMETRIC.to_vec(),
             roles_claim: "roles".to_owned(),
             max_age: None,
+            accept_id_tokens: false,
         }
     }
 }
@@ -105,6 +110,10 @@ pub enum TokenError {
     /// `sub` or the roles claim has the wrong shape.
     #[error("malformed claim {0}")]
     Claim(&'static str),
+    /// A Cognito ID token (`token_use: id`) where only access tokens are
+    /// accepted (`JWT_ACCEPT_ID_TOKENS` unset).
+    #[error("an ID token, not an access token")]
+    IdToken,
 }
 
 /// Where verification keys come from.
@@ -218,6 +227,9 @@ impl JwtVerifier {
     /// Audience, age and roles of claims whose signature and times are valid.
     fn caller(&self, claims: &Value) -> Result<Caller, TokenError> {
         let settings = &self.settings;
+        if !settings.accept_id_tokens && claims["token_use"].as_str() == Some("id") {
+            return Err(TokenError::IdToken);
+        }
         if !has_audience(claims, &settings.audience) {
             return Err(TokenError::Audience);
         }
@@ -283,9 +295,16 @@ fn check_age(claims: &Value, max_age: u64, now: i64) -> Result<(), TokenError> {
 /// The roles at `claim`: a top-level claim of that exact name (`roles`,
 /// `cognito:groups`, `https://billing.example.com/roles`), else a dotted path
 /// (`realm_access.roles`); an array of strings or a space-separated string.
-/// No claim means no roles.
+/// No claim means no roles. A namespaced name (one holding `:` or `/`) is
+/// only ever that top-level claim: were it absent, walking
+/// `https://billing.example.com/roles` as a path would read
+/// `claims["https://billing"]["example"]["com/roles"]`, a claim of another name.
 pub fn roles(claims: &Value, claim: &str) -> Result<Vec<String>, TokenError> {
+    let namespaced = claim.contains([':', '/']);
     let value = claims.get(claim).or_else(|| {
+        if namespaced {
+            return None;
+        }
         claim
             .split('.')
             .try_fold(claims, |node, part| node.get(part))
@@ -353,6 +372,16 @@ mod tests {
         assert!(of("realm_access.missing").unwrap().is_empty());
         assert!(of("bad").is_err());
         assert!(of("mixed").is_err());
+        // A namespaced claim that is absent is no roles, never a path through
+        // claims of other names.
+        let spoofed = json!({"https://billing": {"example": {"com/roles": ["billing_admin"]}},
+            "cognito:groups": null, "urn:x": {"roles": ["billing_admin"]}});
+        assert!(
+            roles(&spoofed, "https://billing.example.com/roles")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(roles(&spoofed, "urn:x.roles").unwrap().is_empty());
     }
 
     #[test]

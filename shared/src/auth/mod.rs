@@ -84,6 +84,7 @@ impl TokenError {
             Self::Audience => "audience",
             Self::TooOld => "too_old",
             Self::Claim(_) => "claim",
+            Self::IdToken => "id_token",
         }
     }
 }
@@ -133,12 +134,30 @@ impl Caller {
 pub struct Authenticator {
     jwt: JwtVerifier,
     store: Store,
+    api_key_lifetime: chrono::Duration,
 }
 
 impl Authenticator {
-    /// An authenticator with a JWT verifier and the table holding API keys.
+    /// An authenticator with a JWT verifier and the table holding API keys,
+    /// refusing keys older than [`crate::config::API_KEY_MAX_DAYS_DEFAULT`] days.
     pub fn new(jwt: JwtVerifier, store: Store) -> Self {
-        Self { jwt, store }
+        Self {
+            jwt,
+            store,
+            api_key_lifetime: chrono::Duration::days(
+                crate::config::API_KEY_MAX_DAYS_DEFAULT.into(),
+            ),
+        }
+    }
+
+    /// This authenticator, refusing API keys `days` after they were issued
+    /// (`API_KEY_MAX_DAYS`), whatever expiry they were given.
+    #[must_use]
+    pub fn with_api_key_max_days(self, days: u32) -> Self {
+        Self {
+            api_key_lifetime: chrono::Duration::days(days.into()),
+            ..self
+        }
     }
 
     /// The caller behind the request's headers.
@@ -154,7 +173,8 @@ impl Authenticator {
                 } else {
                     None
                 };
-                api_key::check(record, &secret, crate::domain::now()).map(|caller| Caller {
+                let now = crate::domain::now();
+                api_key::check(record, &secret, now, self.api_key_lifetime).map(|caller| Caller {
                     api_key: Some(key),
                     ..caller
                 })
@@ -199,6 +219,7 @@ mod tests {
             (token(TokenError::Audience), "audience"),
             (token(TokenError::TooOld), "too_old"),
             (token(TokenError::Claim("sub")), "claim"),
+            (token(TokenError::IdToken), "id_token"),
             (rejected(ErrorKind::ExpiredSignature), "expired"),
             (rejected(ErrorKind::ImmatureSignature), "not_yet_valid"),
             (rejected(ErrorKind::InvalidSignature), "signature"),

@@ -9,7 +9,7 @@ use http::{StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
-pub use request::{JsonObject, Query, json_object, path_param};
+pub use request::{JsonObject, Query, json_object, path_param, within_size};
 pub use routes::{CONSOLE_FUNCTION, CONSOLE_ROUTES, Endpoint, PREFIX, is_console_path, route};
 pub use url::{InsecureUrl, secure_url};
 

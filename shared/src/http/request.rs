@@ -53,6 +53,18 @@ impl Query {
     }
 }
 
+/// Refuses a body larger than 16 KiB (400 `body_too_large`): checked before
+/// anything reads the body (parsing, an `Idempotency-Key`'s fingerprint).
+pub fn within_size(req: &Request) -> Result<(), ApiError> {
+    if req.body().as_ref().len() > MAX_BODY {
+        return Err(ApiError::Body {
+            code: "body_too_large",
+            message: "the body exceeds 16 KiB",
+        });
+    }
+    Ok(())
+}
+
 /// A JSON object body.
 pub type JsonObject = Map<String, Value>;
 
@@ -70,14 +82,8 @@ pub fn json_object(req: &Request) -> Result<JsonObject, ApiError> {
             message: "Content-Type must be application/json",
         });
     }
-    let body = req.body().as_ref();
-    if body.len() > MAX_BODY {
-        return Err(ApiError::Body {
-            code: "body_too_large",
-            message: "the body exceeds 16 KiB",
-        });
-    }
-    match serde_json::from_slice(body) {
+    within_size(req)?;
+    match serde_json::from_slice(req.body().as_ref()) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(ApiError::Body {
             code: "malformed_body",

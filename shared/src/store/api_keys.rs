@@ -76,7 +76,7 @@ impl Store {
             let item: ApiKeyItem = serde_dynamo::from_item(item)?;
             Ok(Some(ApiKeyRecord {
                 created_at: timestamp(&item.created_at)?,
-                expires_at: item.expires_at.as_deref().map(timestamp).transpose()?,
+                expires_at: expiry(&item)?,
                 secret_hash: item.secret_hash,
                 user_id: item.user_id,
                 roles: item.roles,
@@ -98,10 +98,10 @@ impl Store {
                     let item: ApiKeyItem = serde_dynamo::from_item(item)?;
                     Ok(ApiKeySummary {
                         api_key: item.key_id().to_owned(),
+                        expires_at: expiry(&item)?.as_ref().map(time::to_seconds),
                         user_id: item.user_id,
                         roles: item.roles,
                         created_at: item.created_at,
-                        expires_at: item.expires_at,
                         revoked_at: item.revoked_at,
                     })
                 })
@@ -129,6 +129,28 @@ impl Store {
         })
         .await
     }
+
+    /// Revokes every unrevoked key `user` holds (the keys issued with
+    /// `--user <user>`): their ids, in key id order. Keys revoked already are
+    /// left as they were.
+    pub async fn revoke_user_api_keys(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        let mut revoked = Vec::new();
+        for key in self.list_api_keys().await? {
+            if key.user_id == user
+                && key.revoked_at.is_none()
+                && self.revoke_api_key(&key.api_key).await?
+            {
+                revoked.push(key.api_key);
+            }
+        }
+        Ok(revoked)
+    }
+}
+
+/// A key's expiry, under its name or its old one.
+fn expiry(item: &ApiKeyItem) -> Result<Option<Timestamp>, StoreError> {
+    item.expires_at()
+        .map_err(|_| StoreError::Corrupt(format!("API key {} expiry", item.key_id())))
 }
 
 fn timestamp(text: &str) -> Result<Timestamp, StoreError> {

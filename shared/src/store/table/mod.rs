@@ -14,7 +14,8 @@
 //! | api key     | `APIKEY`          | `APIKEY#<keyId>` | -                            | -                                 |
 //! | stripe customer | `STRIPE#<cus_...>` | `CUSTOMER`  | -                               | -                                 |
 //! | applied event | `EVENT#<source>#<id>` | `EVENT`    | -                               | -                                 |
-//! | audit entry | `AUDIT#<customerID>` | `<at>#<entryID>` | -                           | -                                 |
+//! | audit entry | `AUDIT#<customerID>` | `SEQ#<n>` (before numbering: `<at>#<entryID>`) | - | - ([`audit`])  |
+//! | audit sequence | `AUDIT#<customerID>` | `#SEQ` | -                                   | -                                 |
 //! | idempotency record | `IDEMPOTENCY#<sha256(caller, key)>` | `IDEMPOTENCY` | -       | -                                 |
 //! | tombstone   | `TOMBSTONE#CUSTOMER#<id>`, `TOMBSTONE#USER#<uid>` | `TOMBSTONE` | - | - ([`tombstone`])        |
 //!
@@ -41,7 +42,10 @@ use crate::domain::{
     TierSource, Timestamp, UserId, time,
 };
 
-pub use audit::{AUDIT_RETENTION_DAYS, AuditItem, audit_pk};
+pub use audit::{
+    AUDIT_RETENTION_DAYS, AuditItem, ENTRIES_FROM, LEGACY_TO, SEQUENCE_IS, audit_number, audit_pk,
+    audit_sequence_item, audit_sequence_key, audit_sequence_of, audit_sort,
+};
 pub use idempotency::{
     CLAIM_FREE, CLAIMED_BY, CLAIMED_RUNNING, CLAIMED_UNANSWERED, COMPLETE_CLAIM, IdempotencyItem,
     IdempotencyState, PENDING_ANSWER, idempotency_key,
@@ -91,6 +95,7 @@ pub fn names() -> HashMap<String, String> {
         ("#platformVersion", "platformVersion"),
         ("#tierSource", "tierSource"),
         ("#expires", TTL_ATTRIBUTE),
+        ("#seq", "seq"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -723,9 +728,17 @@ pub struct ApiKeyItem {
     pub roles: Vec<String>,
     /// When the key was issued.
     pub created_at: String,
-    /// When the key stops working, if it ever does.
+    /// When the key stops working (RFC 3339). Never the table's time to live
+    /// ([`TTL_ATTRIBUTE`]): a key is refused from then on, and stays listed
+    /// until someone removes it; nothing deletes it behind the operator's back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
+    valid_until: Option<String>,
+    /// The expiry as keys written before `validUntil` stored it: in
+    /// [`TTL_ATTRIBUTE`], as an RFC 3339 string (which the time to live
+    /// ignores), or as epoch seconds were it ever made a number. Read, never
+    /// written.
+    #[serde(rename = "expiresAt", default, skip_serializing)]
+    legacy_expires_at: Option<LegacyExpiry>,
     /// When the key was revoked, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
@@ -749,8 +762,21 @@ impl ApiKeyItem {
             user_id,
             roles,
             created_at: time::to_seconds(created_at),
-            expires_at: expires_at.map(time::to_seconds),
+            valid_until: expires_at.map(time::to_seconds),
+            legacy_expires_at: None,
             revoked_at: None,
+        }
+    }
+
+    /// When the key stops working, if it ever does: `validUntil`, else the
+    /// expiry of a key written before it (`expiresAt`).
+    pub fn expires_at(&self) -> Result<Option<Timestamp>, chrono::ParseError> {
+        match (&self.valid_until, &self.legacy_expires_at) {
+            (Some(text), _) | (None, Some(LegacyExpiry::Text(text))) => parse_time(text).map(Some),
+            (None, Some(LegacyExpiry::Seconds(seconds))) => {
+                Ok(chrono::DateTime::from_timestamp(*seconds, 0))
+            }
+            (None, None) => Ok(None),
         }
     }
 
@@ -758,6 +784,16 @@ impl ApiKeyItem {
     pub fn key_id(&self) -> &str {
         self.sk.strip_prefix(API_KEY_PREFIX).unwrap_or(&self.sk)
     }
+}
+
+/// An API key's expiry under its old name.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum LegacyExpiry {
+    /// RFC 3339, as every release before `validUntil` wrote it.
+    Text(String),
+    /// Epoch seconds.
+    Seconds(i64),
 }
 
 fn parse_time(raw: &str) -> Result<Timestamp, chrono::ParseError> {
