@@ -25,6 +25,9 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         a_bulk_add_audits_each_member_once,
         membership_events_are_published_once_per_change,
         each_audited_change_is_one_transaction_of_known_size,
+        a_deep_audit_page_at_10k_entries_reads_only_its_page,
+        audit_numbers_stay_dense_when_changes_race,
+        entries_from_before_numbering_list_below_the_numbered_ones,
     ]
 }
 
@@ -832,18 +835,20 @@ async fn each_audited_change_is_one_transaction_of_known_size(env: &'static Env)
     let user = uuid::Uuid::new_v4().to_string();
     let changes = [
         // An add: the record's count, its 4 listing entries' counts, the member, the
-        // membership, the members directory's month and day, the audit entry.
+        // membership, the members directory's month and day, the audit entry and
+        // the customer's audit sequence.
         (
             add_request(&c.id, &user, json!("user")),
             StatusCode::CREATED,
         ),
         // A role change: the record's condition, the member, the membership, the
-        // directory (out of one group, into the other: month and day of each), the entry.
+        // directory (out of one group, into the other: month and day of each), the
+        // entry and sequence.
         (role_request(&c.id, &user, json!("admin")), StatusCode::OK),
         // A removal: as an add.
         (remove_request(&c.id, &user), StatusCode::NO_CONTENT),
         // A deletion's first transaction: the record, its 4 entries deleted and 4
-        // deltas put, the entry; then the members (3 with the members directory),
+        // deltas put, the entry and sequence; then the members (3 with the members directory),
         // then the record.
         (delete_request(&c.id), StatusCode::NO_CONTENT),
     ];
@@ -936,11 +941,355 @@ async fn each_audited_change_is_one_transaction_of_known_size(env: &'static Env)
 /// The write of an `Idempotency-Key`'s answer in the transaction of its change.
 const ANSWER: u64 = 1;
 
-/// Write actions of adding a member (1 of them the audit entry).
-const ADD_MEMBER: u64 = 10;
-/// Of changing a member's role (1 of them the audit entry, 1 a condition check).
-const CHANGE_ROLE: u64 = 8;
-/// Of removing a member (1 of them the audit entry).
-const REMOVE_MEMBER: u64 = 10;
-/// Of a deletion's first transaction (1 of them the audit entry).
-const DELETE_FIRST: u64 = 10;
+/// Write actions of adding a member (2 of them the audit entry and its
+/// customer's audit sequence).
+const ADD_MEMBER: u64 = 11;
+/// Of changing a member's role (2 of them the audit entry and sequence, 1 a
+/// condition check).
+const CHANGE_ROLE: u64 = 9;
+/// Of removing a member (2 of them the audit entry and sequence).
+const REMOVE_MEMBER: u64 = 11;
+/// Of a deletion's first transaction (2 of them the audit entry and sequence).
+const DELETE_FIRST: u64 = 11;
+
+/// `n` role-change entries of `customer` written straight into its trail, one
+/// millisecond apart, numbered after `after` (its sequence), the sequence then
+/// moved to `after + n`: what `n` audited changes leave, without making them
+/// one by one. Returns the entries' ids, oldest first.
+async fn load_trail(
+    env: &Env,
+    table: &str,
+    customer: &CustomerId,
+    after: u64,
+    n: u64,
+) -> Vec<uuid::Uuid> {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    use billing::domain::audit::{Action, AuditEntry};
+    use billing::store::table::{AuditItem, Item, audit_sequence_item};
+    use futures_util::StreamExt;
+    let client = env.dynamodb_client();
+    let origin = billing_tests::by_test();
+    let start = billing::domain::now() - chrono::Duration::milliseconds(n as i64 + 1000);
+    let user = billing::domain::UserId::random();
+    let mut ids = Vec::new();
+    let mut items: Vec<Item> = Vec::new();
+    for i in 0..n {
+        let mut entry = AuditEntry::new(Action::MemberRoleChanged, &origin, *customer)
+            .member(user, billing::domain::Role::Admin)
+            .changed("role", Some("user"), Some("admin"));
+        entry.at = start + chrono::Duration::milliseconds(i as i64);
+        ids.push(entry.id);
+        items.push(serde_dynamo::to_item(AuditItem::new(&entry, after + i + 1)).unwrap());
+    }
+    items.push(audit_sequence_item(customer, after + n));
+    let batches: Vec<Vec<Item>> = items.chunks(25).map(<[Item]>::to_vec).collect();
+    futures_util::stream::iter(batches)
+        .for_each_concurrent(8, |batch| {
+            let client = client.clone();
+            async move {
+                let mut requests: Vec<WriteRequest> = batch
+                    .into_iter()
+                    .map(|item| {
+                        let put = PutRequest::builder().set_item(Some(item)).build().unwrap();
+                        WriteRequest::builder().put_request(put).build()
+                    })
+                    .collect();
+                for _ in 0..50 {
+                    if requests.is_empty() {
+                        return;
+                    }
+                    let out = client
+                        .batch_write_item()
+                        .request_items(table, requests)
+                        .send()
+                        .await
+                        .expect("BatchWriteItem");
+                    requests = out
+                        .unprocessed_items
+                        .and_then(|mut left| left.remove(table))
+                        .unwrap_or_default();
+                }
+                assert!(requests.is_empty(), "items left unprocessed");
+            }
+        })
+        .await;
+    ids
+}
+
+/// The same table and handlers over a client whose calls, items read and
+/// read units a [`Counter`] counts.
+fn counted(env: &Env, app: &TestApp) -> (TestApp, billing_tests::counter::Counter) {
+    let counter = billing_tests::counter::Counter::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+            .endpoint_url(&env.dynamodb_url)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    (app.through(client), counter)
+}
+
+/// The ids of a page's events.
+fn ids(reply: &Reply) -> Vec<String> {
+    reply.json["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+async fn a_deep_audit_page_at_10k_entries_reads_only_its_page(env: &'static Env) {
+    // GIVEN a customer whose trail holds its own entries and 10,000 more
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::with_members(1)).await;
+    let customer = CustomerId::parse(&c.id).unwrap();
+    let own = audit_entries(&app, &c.id).await.len() as u64;
+    let loaded = load_trail(env, app.store.table_name(), &customer, own, 10_000).await;
+    // AND one more change audited on top, numbered after them by its writer
+    let user = &c.members[0];
+    let reply = app
+        .admin(
+            Method::PATCH,
+            &format!("/customer/{}/member/{user}", c.id),
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    let total = own + 10_000 + 1;
+    let (counted, counter) = counted(env, &app);
+    let limit = 20u64;
+    let pages = total.div_ceil(limit);
+    let get = |query: String| {
+        let (counted, counter, customer) = (&counted, &counter, &c.id);
+        async move {
+            let before = counter.snapshot();
+            let reply = counted
+                .get(&format!("/customer/{customer}/audit?limit={limit}&{query}"))
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{query}: {:?}", reply.json);
+            (reply, counter.snapshot().since(&before))
+        }
+    };
+
+    // WHEN page 1 is read THEN it is the newest change, with the exact total
+    let (first, _) = get("page=1".into()).await;
+    assert_eq!(first.json["items"], json!(total));
+    assert_eq!(first.json["pages"], json!(pages));
+    assert_eq!(first.json["events"][0]["action"], "member.role_changed");
+    assert_eq!(first.json["events"][0]["userID"], json!(user));
+    let newest_loaded = |skip: usize, n: usize| -> Vec<String> {
+        loaded
+            .iter()
+            .rev()
+            .skip(skip)
+            .take(n)
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(ids(&first)[1..], newest_loaded(0, limit as usize - 1)[..]);
+
+    // WHEN a deep page is read (entries 5,001 to 5,020 from the newest)
+    let deep = 251;
+    let (reply, calls) = get(format!("page={deep}")).await;
+    // THEN it holds exactly those entries, with the same totals
+    let offset = ((deep - 1) * limit) as usize;
+    assert_eq!(ids(&reply), newest_loaded(offset - 1, limit as usize));
+    assert_eq!(reply.json["items"], json!(total));
+    assert_eq!(reply.json["pages"], json!(pages));
+    assert!(reply.json["next"].is_string());
+    // AND it read its page and two items more, not the 5,000 before it:
+    // the sequence (GetItem), the oldest entry (Query, 1) and limit + 1
+    eprintln!("audit page {deep} of {pages} at {total} entries: {calls:?}");
+    assert_eq!(calls.calls, 3, "{calls:?}");
+    assert_eq!(calls.items_read, 1 + 1 + limit + 1, "{calls:?}");
+    assert!(calls.capacity <= 10.0, "{calls:?}");
+
+    // AND the last page: the oldest entries, as few reads
+    let (last, calls) = get(format!("page={pages}")).await;
+    let last_ids = ids(&last);
+    assert_eq!(last_ids.len() as u64, total - (pages - 1) * limit);
+    assert!(last.json["next"].is_null());
+    assert!(calls.items_read <= 1 + 1 + limit + 1, "{calls:?}");
+    // AND the page after a deep cursor reads as little, totals included
+    let cursor = reply.json["next"].as_str().unwrap().to_owned();
+    let (after, calls) = get(format!("cursor={cursor}")).await;
+    assert_eq!(
+        ids(&after),
+        newest_loaded(offset - 1 + limit as usize, limit as usize)
+    );
+    assert_eq!(after.json["items"], json!(total));
+    assert!(calls.items_read <= 1 + 1 + limit + 1, "{calls:?}");
+    // AND a page past the end is empty, the totals the same
+    let (past, _) = get(format!("page={}", pages + 1)).await;
+    assert_eq!(past.json["events"], json!([]));
+    assert_eq!(past.json["items"], json!(total));
+}
+
+async fn audit_numbers_stay_dense_when_changes_race(env: &'static Env) {
+    // GIVEN a customer with 12 members
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::with_members(12)).await;
+    let before = audit_entries(&app, &c.id).await.len();
+    // WHEN all of them change role at once (the first, an admin, to user),
+    // and 6 users are added at once
+    let changes = c.members.iter().enumerate().map(|(i, user)| {
+        let role = if i == 0 { "user" } else { "admin" };
+        let path = format!("/customer/{}/member/{user}", c.id);
+        let app = &app;
+        async move {
+            app.admin(Method::PATCH, &path, Some(json!({ "role": role })))
+                .await
+        }
+    });
+    let adds = (0..6).map(|_| {
+        let user = uuid::Uuid::new_v4().to_string();
+        let path = format!("/customer/{}/member", c.id);
+        let app = &app;
+        async move {
+            app.admin(
+                Method::POST,
+                &path,
+                Some(json!({"userID": user, "role": "user"})),
+            )
+            .await
+        }
+    });
+    let (changed, added) = tokio::join!(
+        futures_util::future::join_all(changes),
+        futures_util::future::join_all(adds)
+    );
+    for reply in changed.iter().chain(&added) {
+        assert!(reply.status.is_success(), "{:?}", reply.json);
+    }
+    // THEN every change has its entry, numbered 1..n without a gap or a repeat
+    let trail = audit_entries(&app, &c.id).await;
+    assert_eq!(trail.len(), before + c.members.len() + 6);
+    let out = env
+        .dynamodb_client()
+        .query()
+        .table_name(app.store.table_name())
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("AUDIT#{}", c.id)),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("Query");
+    let mut numbers: Vec<u64> = out
+        .items
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| billing::store::table::audit_number(item["SK"].as_s().ok()?))
+        .collect();
+    numbers.sort_unstable();
+    let expected: Vec<u64> = (1..=trail.len() as u64).collect();
+    assert_eq!(numbers, expected);
+    // AND numbered pages cut the same order as the cursor walk
+    let mut paged = Vec::new();
+    for page in 1..=trail.len().div_ceil(7) {
+        let reply = app
+            .get(&format!("/customer/{}/audit?limit=7&page={page}", c.id))
+            .await;
+        paged.extend(reply.json["events"].as_array().unwrap().clone());
+    }
+    assert_eq!(paged, trail);
+}
+
+async fn entries_from_before_numbering_list_below_the_numbered_ones(env: &'static Env) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    // GIVEN a customer whose trail was written before numbering: its entries'
+    // sort keys are `<at>#<id>` and there is no sequence
+    let app = TestApp::new(env).await;
+    let c = app.customer(Spec::with_members(2)).await;
+    let client = env.dynamodb_client();
+    let table = app.store.table_name().to_owned();
+    let pk = AttributeValue::S(format!("AUDIT#{}", c.id));
+    let out = client
+        .query()
+        .table_name(&table)
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", pk.clone())
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("Query");
+    for mut item in out.items.unwrap_or_default() {
+        let numbered = item["SK"].as_s().unwrap().clone();
+        client
+            .delete_item()
+            .table_name(&table)
+            .key("PK", pk.clone())
+            .key("SK", AttributeValue::S(numbered))
+            .send()
+            .await
+            .expect("DeleteItem");
+        if item["type"].as_s().unwrap() == "audit" {
+            let legacy = format!(
+                "{}#{}",
+                item["at"].as_s().unwrap(),
+                item["id"].as_s().unwrap()
+            );
+            item.insert("SK".to_owned(), AttributeValue::S(legacy));
+            client
+                .put_item()
+                .table_name(&table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .expect("PutItem");
+        }
+    }
+    let legacy = audit_entries(&app, &c.id).await;
+    assert!(
+        legacy.len() >= 3,
+        "the creation and the members: {legacy:?}"
+    );
+    // WHEN changes are made after the upgrade
+    for user in &c.members {
+        let reply = app
+            .admin(
+                Method::DELETE,
+                &format!("/customer/{}/member/{user}", c.id),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    }
+    // THEN they list first, newest first, then the older entries as before
+    let trail = audit_entries(&app, &c.id).await;
+    assert_eq!(trail.len(), legacy.len() + 2);
+    assert_eq!(trail[0]["userID"], json!(c.members[1]));
+    assert_eq!(trail[1]["userID"], json!(c.members[0]));
+    assert_eq!(trail[2..], legacy[..]);
+    // AND every numbered page, across the boundary and among the older
+    // entries, is its slice of that order, with the exact total
+    for limit in [1, 2, 3] {
+        for page in 1..=trail.len().div_ceil(limit) + 1 {
+            let reply = app
+                .get(&format!(
+                    "/customer/{}/audit?limit={limit}&page={page}",
+                    c.id
+                ))
+                .await;
+            assert_eq!(
+                reply.json["items"],
+                json!(trail.len()),
+                "limit {limit} page {page}"
+            );
+            let want: Vec<Value> = trail
+                .iter()
+                .skip((page - 1) * limit)
+                .take(limit)
+                .cloned()
+                .collect();
+            assert_eq!(
+                reply.json["events"],
+                json!(want),
+                "limit {limit} page {page}"
+            );
+        }
+    }
+}

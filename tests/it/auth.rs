@@ -26,6 +26,8 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         tokens_without_billing_admin_are_403_before_validation,
         api_keys_authenticate_until_revoked,
         api_keys_expire_and_are_listed_without_secrets,
+        api_keys_keep_their_expiry_out_of_the_ttl_attribute,
+        no_api_key_outlives_api_key_max_days,
         secrets_manager_holds_the_jwt_and_stripe_keys,
         a_rotated_jwt_key_is_picked_up_without_a_cold_start,
         a_rotated_stripe_key_is_picked_up_without_a_cold_start,
@@ -362,6 +364,183 @@ async fn api_keys_expire_and_are_listed_without_secrets(env: &'static Env) {
     assert_eq!(
         stored.expires_at.map(|t| t.timestamp()),
         live.record.expires_at.map(|t| t.timestamp())
+    );
+}
+
+/// `GET /customers` with an API key's headers.
+async fn with_key(app: &TestApp, key_id: &str, secret: &str) -> billing_tests::Reply {
+    let headers = [("api-key", key_id), ("api-secret", secret)];
+    app.call(Method::GET, "/customers", &headers, None).await
+}
+
+async fn api_keys_keep_their_expiry_out_of_the_ttl_attribute(env: &'static Env) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = TestApp::new(env).await;
+    let client = env.dynamodb_client();
+    let table = app.store.table_name().to_owned();
+    let raw = |key_id: &str| {
+        let (client, table) = (client.clone(), table.clone());
+        let key = billing::store::table::api_key_key(key_id);
+        async move {
+            client
+                .get_item()
+                .table_name(table)
+                .set_key(Some(key))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("GetItem")
+                .item
+        }
+    };
+    // The table's time to live reads `expiresAt`.
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("DescribeTimeToLive");
+    let ttl_attribute = ttl
+        .time_to_live_description
+        .and_then(|d| d.attribute_name)
+        .expect("a TTL attribute");
+    assert_eq!(ttl_attribute, billing::store::table::TTL_ATTRIBUTE);
+
+    // GIVEN a key that expired a second ago
+    let now = billing::domain::now();
+    let expired = issue_api_key(
+        "user-1",
+        vec!["billing_admin".into()],
+        Some(now - chrono::Duration::seconds(1)),
+    )
+    .unwrap();
+    app.store
+        .put_api_key(&expired.key_id, &expired.record)
+        .await
+        .unwrap();
+    // THEN its expiry is stored under its own name, never the TTL attribute
+    let item = raw(&expired.key_id).await.expect("stored");
+    assert!(!item.contains_key(&ttl_attribute), "{item:?}");
+    assert!(item["validUntil"].as_s().is_ok(), "{item:?}");
+    // AND it is refused, and stays in the table (listed) rather than vanishing
+    let reply = with_key(&app, &expired.key_id, &expired.secret).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.error_code(), "unauthorized");
+    assert!(
+        raw(&expired.key_id).await.is_some(),
+        "an expired key is kept"
+    );
+    let listed = app.store.list_api_keys().await.unwrap();
+    assert!(listed.iter().any(|k| k.api_key == expired.key_id
+        && k.expires_at.as_deref()
+            == Some(
+                billing::domain::time::to_seconds(&(now - chrono::Duration::seconds(1))).as_str()
+            )));
+
+    // GIVEN keys written before the rename: the expiry in `expiresAt`, as the
+    // RFC 3339 string older releases wrote, or as epoch seconds
+    let old = |expires: AttributeValue| {
+        let issued = issue_api_key("user-2", vec!["billing_admin".into()], None).unwrap();
+        let mut item = billing::store::table::api_key_key(&issued.key_id);
+        for (name, value) in [
+            ("type", AttributeValue::S("apiKey".into())),
+            (
+                "secretHash",
+                AttributeValue::S(issued.record.secret_hash.clone()),
+            ),
+            ("userID", AttributeValue::S("user-2".into())),
+            (
+                "roles",
+                AttributeValue::L(vec![AttributeValue::S("billing_admin".into())]),
+            ),
+            (
+                "createdAt",
+                AttributeValue::S(billing::domain::time::to_seconds(&now)),
+            ),
+            ("expiresAt", expires),
+        ] {
+            item.insert(name.to_owned(), value);
+        }
+        (issued, item)
+    };
+    let text =
+        |t: chrono::DateTime<chrono::Utc>| AttributeValue::S(billing::domain::time::to_seconds(&t));
+    let seconds = |t: chrono::DateTime<chrono::Utc>| AttributeValue::N(t.timestamp().to_string());
+    let hour = chrono::Duration::hours(1);
+    for (what, expires, status) in [
+        ("string, live", text(now + hour), StatusCode::OK),
+        (
+            "string, expired",
+            text(now - hour),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("number, live", seconds(now + hour), StatusCode::OK),
+        (
+            "number, expired",
+            seconds(now - hour),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let (issued, item) = old(expires);
+        client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("PutItem");
+        // THEN they are read by the old name: live ones work, expired ones do not
+        let reply = with_key(&app, &issued.key_id, &issued.secret).await;
+        assert_eq!(reply.status, status, "{what}");
+        let stored = app
+            .store
+            .get_api_key(&issued.key_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.expires_at.is_some(), "{what}: expiry read");
+    }
+}
+
+async fn no_api_key_outlives_api_key_max_days(env: &'static Env) {
+    // GIVEN keys issued 100 days ago: one without expiry (before the limit
+    // existed), one with an expiry still a year away
+    let app = TestApp::new(env).await;
+    let issued_at = billing::domain::now() - chrono::Duration::days(100);
+    let mut keys = Vec::new();
+    for expires_at in [None, Some(issued_at + chrono::Duration::days(465))] {
+        let mut key = issue_api_key("user-1", vec!["billing_admin".into()], expires_at).unwrap();
+        key.record.created_at = issued_at;
+        app.store
+            .put_api_key(&key.key_id, &key.record)
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    // THEN with the default limit (90 days) both are refused
+    for key in &keys {
+        let reply = with_key(&app, &key.key_id, &key.secret).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(reply.error_code(), "unauthorized");
+    }
+    // AND with API_KEY_MAX_DAYS=120 both work (the limit is configuration)
+    let mut longer = app.with_cascade(app.state.cascade.clone());
+    longer.state.auth = longer.state.auth.clone().with_api_key_max_days(120);
+    for key in &keys {
+        assert_eq!(
+            with_key(&longer, &key.key_id, &key.secret).await.status,
+            StatusCode::OK
+        );
+    }
+    // AND a key issued now under the default limit works
+    let fresh = issue_api_key("user-1", vec!["billing_admin".into()], None).unwrap();
+    app.store
+        .put_api_key(&fresh.key_id, &fresh.record)
+        .await
+        .unwrap();
+    assert_eq!(
+        with_key(&app, &fresh.key_id, &fresh.secret).await.status,
+        StatusCode::OK
     );
 }
 

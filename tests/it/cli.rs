@@ -246,7 +246,7 @@ async fn cli_manages_api_keys_of_a_deployed_table(env: &'static Env) {
     };
     let user = "5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e";
 
-    // GIVEN two keys, one expiring in an hour and one without expiry
+    // GIVEN two keys, one expiring in an hour and one given no lifetime
     let issued: Value = serde_json::from_slice(
         &run(&mut remote(&[
             "api-key",
@@ -275,7 +275,69 @@ async fn cli_manages_api_keys_of_a_deployed_table(env: &'static Env) {
         .stdout,
     )
     .unwrap();
-    assert_eq!(forever["expiresAt"], Value::Null);
+    // THEN the second lives the longest a key may: API_KEY_MAX_DAYS, 90 days
+    let lifetime_of = |issued: &Value| {
+        chrono::DateTime::parse_from_rfc3339(issued["expiresAt"].as_str().expect("expiresAt"))
+            .unwrap()
+            .timestamp()
+            - billing::domain::now().timestamp()
+    };
+    let ninety_days = 90 * 86_400;
+    assert!((ninety_days - 10..=ninety_days).contains(&lifetime_of(&forever)));
+    // AND a longer lifetime is refused, naming the limit
+    let out = remote(&[
+        "api-key",
+        "--user",
+        user,
+        "--role",
+        "support",
+        "--expires-in",
+        "7776001",
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("API_KEY_MAX_DAYS") && stderr.contains("90 days"),
+        "{stderr}"
+    );
+    // AND with API_KEY_MAX_DAYS=1 two days are refused, one is the default
+    let out = remote(&[
+        "api-key",
+        "--user",
+        user,
+        "--role",
+        "support",
+        "--expires-in",
+        "172800",
+    ])
+    .env("API_KEY_MAX_DAYS", "1")
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 days"));
+    let day: Value =
+        serde_json::from_slice(
+            &run(remote(&["api-key", "--user", user, "--role", "support"])
+                .env("API_KEY_MAX_DAYS", "1"))
+            .stdout,
+        )
+        .unwrap();
+    assert!((86_390..=86_400).contains(&lifetime_of(&day)));
+    // AND a key of another user
+    let other = "9de7068a-2422-46c1-b718-4a95a91cd559";
+    let others: Value = serde_json::from_slice(
+        &run(&mut remote(&[
+            "api-key",
+            "--user",
+            other,
+            "--role",
+            "billing_admin",
+        ]))
+        .stdout,
+    )
+    .unwrap();
 
     // WHEN they are listed, THEN every field but the secret is shown
     let listed = run(&mut remote(&["list-api-keys"])).stdout;
@@ -288,7 +350,7 @@ async fn cli_manages_api_keys_of_a_deployed_table(env: &'static Env) {
         "no secret hash listed"
     );
     let keys: Vec<Value> = serde_json::from_str(&text).unwrap();
-    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.len(), 4);
     let entry = keys
         .iter()
         .find(|k| k["apiKey"] == expiring.as_str())
@@ -308,6 +370,45 @@ async fn cli_manages_api_keys_of_a_deployed_table(env: &'static Env) {
         .find(|k| k["apiKey"] == expiring.as_str())
         .unwrap();
     assert!(entry["revokedAt"].as_str().is_some());
+
+    // WHEN every key of the user is revoked
+    let out = run(&mut remote(&["revoke-api-key", "--user", user]));
+    let mut revoked: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    revoked.sort();
+    let mut expected = vec![
+        forever["apiKey"].as_str().unwrap().to_owned(),
+        day["apiKey"].as_str().unwrap().to_owned(),
+    ];
+    expected.sort();
+    // THEN exactly their unrevoked keys are, the other user's stays live
+    assert_eq!(revoked, expected);
+    let keys: Vec<Value> =
+        serde_json::from_slice(&run(&mut remote(&["list-api-keys"])).stdout).unwrap();
+    for key in &keys {
+        assert_eq!(key["revokedAt"].is_string(), key["userID"] == user, "{key}");
+    }
+    assert!(keys.iter().any(|k| k["apiKey"] == others["apiKey"]));
+    // AND a second run finds nothing left to revoke
+    let out = run(&mut remote(&["revoke-api-key", "--user", user]));
+    assert_eq!(
+        serde_json::from_slice::<Vec<String>>(&out.stdout).unwrap(),
+        Vec::<String>::new()
+    );
+    // AND neither a key nor --user, or both, is a usage error
+    assert!(
+        !remote(&["revoke-api-key"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    assert!(
+        !remote(&["revoke-api-key", &expiring, "--user", user])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
 
     // An endpoint in the environment is refused rather than silently used.
     let out = operator("ops")

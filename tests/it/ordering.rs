@@ -506,7 +506,8 @@ async fn each_webhook_is_one_transaction_of_known_size(env: &'static Env) {
     let t = now();
     // A status change (Stripe canceled it): the record, the 2 entries it keeps
     // (rewritten), the 2 it leaves (deleted, counted out), the 2 it joins (put,
-    // counted in), the audit entry, the event's id: 13 writes in one transaction.
+    // counted in), the audit entry and the customer's audit sequence, the
+    // event's id: 14 writes in one transaction.
     cancel(env, &sub);
     let event = sub_event(
         "customer.subscription.deleted",
@@ -518,9 +519,9 @@ async fn each_webhook_is_one_transaction_of_known_size(env: &'static Env) {
     );
     let (reply, sizes) = committed_transactions(send(&hooks, &event)).await;
     assert_eq!(reply.json["outcome"], "applied");
-    assert_eq!(sizes, vec![13]);
+    assert_eq!(sizes, vec![14]);
     // Status and tier (a new enterprise subscription): 1 entry kept, 3 left,
-    // 3 joined, the audit entry: 16.
+    // 3 joined, the audit entry and sequence: 17.
     let new = subscribe(env, &cus, &enterprise);
     let event = sub_event(
         "customer.subscription.created",
@@ -531,7 +532,7 @@ async fn each_webhook_is_one_transaction_of_known_size(env: &'static Env) {
         None,
     );
     let (_, sizes) = committed_transactions(send(&hooks, &event)).await;
-    assert_eq!(sizes, vec![16]);
+    assert_eq!(sizes, vec![17]);
     // An event that finds Stripe as the record shows it writes nothing.
     let event = sub_event(
         "customer.subscription.updated",

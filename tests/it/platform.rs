@@ -451,9 +451,10 @@ async fn writes_per_platform_event(env: &'static Env) {
     // The actions of each transaction a platform event commits (writes and
     // condition checks): `customer.created` creates the record, its 4 listing
     // entries and 4 count deltas, the owner's member and membership, its
-    // members' directory (2), the 2 audit entries and the event's id (16), and
-    // checks the 2 tombstones: 18. A rename: the record, its 4 entries, the
-    // audit entry and the event's id: 7. A stale event commits nothing.
+    // members' directory (2), the 2 audit entries and the customer's audit
+    // sequence, and the event's id (17), and checks the 2 tombstones: 19. A
+    // rename: the record, its 4 entries, the audit entry and sequence and the
+    // event's id: 8. A stale event commits nothing.
     let app = TestApp::new(env).await;
     let platform = Platform::new(app.store.clone());
     let (id, owner) = (CustomerId::random(), UserId::random());
@@ -461,13 +462,13 @@ async fn writes_per_platform_event(env: &'static Env) {
         committed_transactions(platform.on_event(&created("w-1", &id, &owner, Some(3)))).await;
     assert_eq!(
         (outcome.unwrap(), sizes),
-        (PlatformOutcome::Created, vec![18])
+        (PlatformOutcome::Created, vec![19])
     );
     let (outcome, sizes) =
         committed_transactions(platform.on_event(&renamed("w-2", &id, "Renamed", Some(4)))).await;
     assert_eq!(
         (outcome.unwrap(), sizes),
-        (PlatformOutcome::Updated, vec![7])
+        (PlatformOutcome::Updated, vec![8])
     );
     let (outcome, sizes) =
         committed_transactions(platform.on_event(&renamed("w-3", &id, "Old", Some(2)))).await;

@@ -13,17 +13,21 @@ use aws_sdk_dynamodb::types::{
 use crate::domain::CustomerId;
 use crate::domain::audit::AuditEntry;
 
+use std::collections::HashMap;
+
 use super::table::{
-    AuditItem, Item, NOT_EXISTS, SEQUENCE_IS, audit_sequence_item, audit_sequence_key,
-    audit_sequence_of, names,
+    AuditItem, Item, NOT_EXISTS, PK, SEQUENCE_IS, audit_pk, audit_sequence_item,
+    audit_sequence_key, audit_sequence_of, names,
 };
 use super::{Store, StoreError};
 
 /// Attempts before a transaction that keeps conflicting gives up.
 const ATTEMPTS: u32 = 10;
 /// Attempts at numbering a transaction's audit entries while other writers
-/// take the numbers first.
-const NUMBERING_ATTEMPTS: u32 = 10;
+/// of the same customer take the numbers first: each round of racing
+/// writers numbers one, so a burst of n concurrent changes to one customer
+/// needs up to n rounds.
+const NUMBERING_ATTEMPTS: u32 = 40;
 /// Names of the writes that number audit entries.
 const AUDIT_WRITES: [&str; 2] = ["audit", "audit sequence"];
 
@@ -67,6 +71,19 @@ impl Cancelled {
     /// another writer took the numbers first.
     fn numbering_only(&self) -> bool {
         self.any_failed() && self.failures().all(|r| AUDIT_WRITES.contains(&r.write))
+    }
+
+    /// The audit sequences the failed numbering found, by partition key:
+    /// what the next attempt numbers after, without reading them again.
+    fn sequences_found(&self) -> HashMap<String, Item> {
+        self.failures()
+            .filter(|r| r.write == "audit sequence")
+            .filter_map(|r| {
+                let item = r.item.as_ref()?;
+                let pk = item.get(PK)?.as_s().ok()?.clone();
+                Some((pk, item.clone()))
+            })
+            .collect()
     }
 
     fn conflicted(&self) -> bool {
@@ -159,18 +176,21 @@ impl Tx<'_> {
     /// it first reads each of their customers' sequence (one consistent
     /// GetItem each) and numbers the entries after it; when another writer
     /// numbered entries meanwhile (the only conditions that failed are the
-    /// numbering's), it reads again and retries, a bounded number of times.
+    /// numbering's), it numbers them again after the sequence the failed
+    /// condition found and retries, a bounded number of times.
     pub(super) async fn commit(self) -> Result<(), TxError> {
         if self.audits.is_empty() {
             return self.store.transact(self.writes).await;
         }
+        let mut found = HashMap::new();
         for attempt in 0..NUMBERING_ATTEMPTS {
             let mut writes = self.writes.clone();
-            writes.extend(self.numbered_audits().await?);
+            writes.extend(self.numbered_audits(&mut found).await?);
             match self.store.transact(writes).await {
                 Err(TxError::Cancelled(c)) if c.numbering_only() => {
                     crate::telemetry::metrics::transaction_conflicts(1, 1);
-                    tokio::time::sleep(backoff(attempt)).await;
+                    found = c.sequences_found();
+                    tokio::time::sleep(renumbering_backoff(attempt)).await;
                 }
                 outcome => return outcome,
             }
@@ -179,8 +199,12 @@ impl Tx<'_> {
     }
 
     /// The puts of the audit entries, numbered after their customers'
-    /// sequences as read now, and each sequence's move.
-    async fn numbered_audits(&self) -> Result<Vec<(&'static str, TransactWriteItem)>, StoreError> {
+    /// sequences (as `found` holds them, else as read now), and each
+    /// sequence's move.
+    async fn numbered_audits(
+        &self,
+        found: &mut HashMap<String, Item>,
+    ) -> Result<Vec<(&'static str, TransactWriteItem)>, StoreError> {
         let mut customers: Vec<CustomerId> = Vec::new();
         for entry in &self.audits {
             if !customers.contains(&entry.customer_id) {
@@ -189,7 +213,10 @@ impl Tx<'_> {
         }
         let mut writes = Vec::with_capacity(self.audits.len() + customers.len());
         for customer in customers {
-            let read = self.store.get(audit_sequence_key(&customer)).await?;
+            let read = match found.remove(&audit_pk(&customer)) {
+                Some(item) => Some(item),
+                None => self.store.get(audit_sequence_key(&customer)).await?,
+            };
             let last = audit_sequence_of(read.as_ref()).ok_or_else(|| {
                 StoreError::Corrupt(format!("audit sequence of customer {customer}"))
             })?;
@@ -425,6 +452,15 @@ struct Tally {
     retries: u32,
 }
 
+/// Before numbering again: full jitter up to 10 ms, 20 ms, ... capped at
+/// 640 ms (as [`backoff`]), so that a burst of writers racing for one
+/// customer's numbers spreads out instead of retrying in step.
+fn renumbering_backoff(attempt: u32) -> Duration {
+    let cap = 10u64 << attempt.min(6);
+    let jitter = getrandom::u64().unwrap_or(cap) % (cap + 1);
+    Duration::from_millis(jitter.max(1))
+}
+
 /// Exponential backoff with full jitter: up to 10 ms, 20 ms, ... capped at 640 ms.
 fn backoff(attempt: u32) -> Duration {
     let cap = 10u64 << attempt.min(6);
@@ -456,6 +492,7 @@ mod tests {
     fn backoff_stays_within_its_cap() {
         for attempt in 0..20 {
             assert!(backoff(attempt) <= Duration::from_millis(640));
+            assert!(renumbering_backoff(attempt) <= Duration::from_millis(640));
         }
     }
 }

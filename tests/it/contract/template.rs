@@ -36,13 +36,14 @@ fn calls_stripe(binary: &str) -> bool {
 }
 
 /// The token settings of the HTTP functions, each from its parameter.
-const JWT_SETTINGS: [(&str, &str); 6] = [
+const JWT_SETTINGS: [(&str, &str); 7] = [
     ("JWT_ISSUER", "JwtIssuer"),
     ("JWT_AUDIENCE", "JwtAudience"),
     ("JWT_JWKS_URL", "JwtJwksUrl"),
     ("JWT_ALGORITHMS", "JwtAlgorithms"),
     ("JWT_ROLES_CLAIM", "JwtRolesClaim"),
     ("JWT_MAX_AGE_SECONDS", "JwtMaxAgeSeconds"),
+    ("JWT_ACCEPT_ID_TOKENS", "JwtAcceptIdTokens"),
 ];
 /// The other token setting: set, and its secret readable, in PEM mode only.
 const JWT_PUBLIC_KEY_SECRET_ID: &str = "JWT_PUBLIC_KEY_SECRET_ID";
@@ -324,6 +325,7 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
             // The optional settings' defaults are the code's.
             assert_eq!(auth.jwt.roles_claim, "roles", "{id}: JWT_ROLES_CLAIM");
             assert_eq!(auth.jwt.max_age, None, "{id}: JWT_MAX_AGE_SECONDS");
+            assert!(!auth.jwt.accept_id_tokens, "{id}: JWT_ACCEPT_ID_TOKENS");
             match mode {
                 TokenMode::Pem => {
                     assert!(
@@ -351,6 +353,14 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
             }
         }
         let (_, config) = config_in(&pem, TokenMode::Pem);
+        // The API keys' longest lifetime where keys are verified: the HTTP
+        // functions, from its parameter (90 days by default).
+        assert_eq!(
+            vars.get("API_KEY_MAX_DAYS").map(String::as_str),
+            serves_http.then_some("Ref:ApiKeyMaxDays"),
+            "{id}: API_KEY_MAX_DAYS"
+        );
+        assert_eq!(config.api_key_max_days, 90, "{id}: API_KEY_MAX_DAYS");
         // The cursor key exactly where listings are served (the route table's
         // endpoints that page with cursors), resolved from the generated
         // secret at deploy time.
@@ -752,6 +762,8 @@ pub(super) async fn template_parameters_choose_exactly_one_token_key_source(_env
         ("JwtAlgorithms", "", "JWT_ALGORITHMS"),
         ("JwtRolesClaim", "roles", "JWT_ROLES_CLAIM"),
         ("JwtMaxAgeSeconds", "", "JWT_MAX_AGE_SECONDS"),
+        ("JwtAcceptIdTokens", "", "JWT_ACCEPT_ID_TOKENS"),
+        ("ApiKeyMaxDays", "90", "API_KEY_MAX_DAYS"),
     ] {
         let p = &params[name];
         assert_eq!(p["Type"].as_str(), Some("String"), "{name}: Type");
@@ -774,6 +786,8 @@ pub(super) async fn template_parameters_choose_exactly_one_token_key_source(_env
         "JwtJwksUrl",
         "JwtAlgorithms",
         "JwtMaxAgeSeconds",
+        "JwtAcceptIdTokens",
+        "ApiKeyMaxDays",
     ] {
         let pattern = str_of(&params[name]["AllowedPattern"], name);
         assert!(pattern.starts_with("^$|"), "{name}: allows \"\"");
