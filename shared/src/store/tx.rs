@@ -27,7 +27,7 @@ const ATTEMPTS: u32 = 10;
 /// of the same customer take the numbers first: each round of racing
 /// writers numbers one, so a burst of n concurrent changes to one customer
 /// needs up to n rounds.
-const NUMBERING_ATTEMPTS: u32 = 40;
+const NUMBERING_ATTEMPTS: u32 = 100;
 /// Names of the writes that number audit entries.
 const AUDIT_WRITES: [&str; 2] = ["audit", "audit sequence"];
 
@@ -456,7 +456,7 @@ struct Tally {
 /// 640 ms (as [`backoff`]), so that a burst of writers racing for one
 /// customer's numbers spreads out instead of retrying in step.
 fn renumbering_backoff(attempt: u32) -> Duration {
-    let cap = 10u64 << attempt.min(6);
+    let cap = 2u64 << attempt.min(2);
     let jitter = getrandom::u64().unwrap_or(cap) % (cap + 1);
     Duration::from_millis(jitter.max(1))
 }
