@@ -1127,25 +1127,32 @@ async fn a_deep_audit_page_at_10k_entries_reads_only_its_page(env: &'static Env)
 }
 
 async fn audit_numbers_stay_dense_when_changes_race(env: &'static Env) {
-    // GIVEN a customer with 12 members
+    // GIVEN a customer with 12 members, and three servers on its table (each
+    // its own store, as Lambda instances are: their writers race for the
+    // customer's numbers, where one process's writers take turns)
     let app = TestApp::new(env).await;
     let c = app.customer(Spec::with_members(12)).await;
     let before = audit_entries(&app, &c.id).await.len();
+    let servers = [
+        app.through(env.dynamodb_client()),
+        app.through(env.dynamodb_client()),
+        app.through(env.dynamodb_client()),
+    ];
     // WHEN all of them change role at once (the first, an admin, to user),
-    // and 6 users are added at once
+    // and 6 users are added at once, spread over the servers
     let changes = c.members.iter().enumerate().map(|(i, user)| {
         let role = if i == 0 { "user" } else { "admin" };
         let path = format!("/customer/{}/member/{user}", c.id);
-        let app = &app;
+        let app = &servers[i % 3];
         async move {
             app.admin(Method::PATCH, &path, Some(json!({ "role": role })))
                 .await
         }
     });
-    let adds = (0..6).map(|_| {
+    let adds = (0..6).map(|i| {
         let user = uuid::Uuid::new_v4().to_string();
         let path = format!("/customer/{}/member", c.id);
-        let app = &app;
+        let app = &servers[i % 3];
         async move {
             app.admin(
                 Method::POST,

@@ -143,6 +143,9 @@ impl PageAt {
 pub struct Store {
     client: Client,
     table: String,
+    /// This process's writers of each customer's audit trail, one at a time
+    /// (see [`tx::Tx::commit`]); clones share it.
+    audit_writers: tx::AuditWriters,
 }
 
 impl Store {
@@ -151,6 +154,7 @@ impl Store {
         Self {
             client,
             table: table.into(),
+            audit_writers: tx::AuditWriters::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use crate::domain::CustomerId;
 use crate::domain::audit::AuditEntry;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::table::{
     AuditItem, Item, NOT_EXISTS, PK, SEQUENCE_IS, audit_pk, audit_sequence_item,
@@ -27,7 +28,7 @@ const ATTEMPTS: u32 = 10;
 /// of the same customer take the numbers first: each round of racing
 /// writers numbers one, so a burst of n concurrent changes to one customer
 /// needs up to n rounds.
-const NUMBERING_ATTEMPTS: u32 = 100;
+const NUMBERING_ATTEMPTS: u32 = 40;
 /// Names of the writes that number audit entries.
 const AUDIT_WRITES: [&str; 2] = ["audit", "audit sequence"];
 
@@ -178,10 +179,19 @@ impl Tx<'_> {
     /// numbered entries meanwhile (the only conditions that failed are the
     /// numbering's), it numbers them again after the sequence the failed
     /// condition found and retries, a bounded number of times.
+    ///
+    /// Within one process the transactions that audit the same customer take
+    /// turns (an async lock per customer, held from numbering to commit):
+    /// racing there would only make all but one of them number again. Across
+    /// processes (Lambda instances) the condition on the sequence decides.
     pub(super) async fn commit(self) -> Result<(), TxError> {
         if self.audits.is_empty() {
             return self.store.transact(self.writes).await;
         }
+        let mut customers: Vec<CustomerId> = self.audits.iter().map(|e| e.customer_id).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        let _turns = self.store.audit_writers.turns(&customers).await;
         let mut found = HashMap::new();
         for attempt in 0..NUMBERING_ATTEMPTS {
             let mut writes = self.writes.clone();
@@ -237,6 +247,58 @@ impl Tx<'_> {
             writes.push(("audit sequence", moved));
         }
         Ok(writes)
+    }
+}
+
+/// Per customer, the lock its audit writers in this process take turns on.
+#[derive(Clone, Debug, Default)]
+pub(super) struct AuditWriters(Arc<Mutex<HashMap<CustomerId, Arc<tokio::sync::Mutex<()>>>>>);
+
+/// Turns held on some customers' audit trails; released when dropped.
+pub(super) struct Turns<'w> {
+    writers: &'w AuditWriters,
+    held: Vec<(CustomerId, tokio::sync::OwnedMutexGuard<()>)>,
+}
+
+impl AuditWriters {
+    /// Waits for this process's turn at each of `customers` (sorted, so two
+    /// writers never wait for each other crosswise).
+    async fn turns(&self, customers: &[CustomerId]) -> Turns<'_> {
+        let mut held = Vec::with_capacity(customers.len());
+        for customer in customers {
+            let lock = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(*customer)
+                .or_default()
+                .clone();
+            held.push((*customer, lock.lock_owned().await));
+        }
+        Turns {
+            writers: self,
+            held,
+        }
+    }
+}
+
+impl Drop for Turns<'_> {
+    /// Releases the turns, and forgets the locks nobody else holds or awaits.
+    fn drop(&mut self) {
+        let mut locks = self
+            .writers
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (customer, guard) in self.held.drain(..) {
+            drop(guard);
+            if locks
+                .get(&customer)
+                .is_some_and(|l| Arc::strong_count(l) == 1)
+            {
+                locks.remove(&customer);
+            }
+        }
     }
 }
 
@@ -453,10 +515,10 @@ struct Tally {
 }
 
 /// Before numbering again: full jitter up to 10 ms, 20 ms, ... capped at
-/// 640 ms (as [`backoff`]), so that a burst of writers racing for one
-/// customer's numbers spreads out instead of retrying in step.
+/// 640 ms (as [`backoff`]), so that writers of several processes racing for
+/// one customer's numbers spread out instead of retrying in step.
 fn renumbering_backoff(attempt: u32) -> Duration {
-    let cap = 2u64 << attempt.min(2);
+    let cap = 10u64 << attempt.min(6);
     let jitter = getrandom::u64().unwrap_or(cap) % (cap + 1);
     Duration::from_millis(jitter.max(1))
 }
