@@ -9,7 +9,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::views::PageInfo;
@@ -123,7 +123,7 @@ impl Cursors {
 
     fn hmac(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length.
-        <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
     }
 
