@@ -22,20 +22,25 @@ test-console: install
 	$(CARGO) build --workspace
 	infra/test-console.sh
 
-## Formatting and clippy, warnings as errors; template.yaml and openapi.yaml:
-## cfn-lint, sam validate --lint, openapi-spec-validator (infra/lint-template.sh,
+## Formatting and clippy, warnings as errors; the dependencies' bans, licenses
+## and sources (cargo deny, deny.toml: its advisories need the RustSec database
+## from GitHub, which cannot be fetched here, so they are not checked);
+## template.yaml and openapi.yaml: cfn-lint, sam validate --lint, openapi-spec-validator (infra/lint-template.sh,
 ## offline; installs the SAM CLI venv .local/sam-venv on first use); the
 ## console: its API types are openapi.yaml's (openapi-typescript), and tsc.
 lint: install
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	infra/install.sh deny
+	.local/cargo-deny/bin/cargo-deny --offline check bans licenses sources
 	infra/lint-template.sh
 	cd console && npm run --silent check
 
 fmt:
 	$(CARGO) fmt --all
 
-## DynamoDB Local, the Python venv (localstripe, moto) and the launcher.
+## DynamoDB Local, the Python venv (localstripe, moto) and the launcher; cargo-deny
+## (`infra/install.sh deny`) comes with the first `make lint`.
 install:
 	infra/install.sh
 
