@@ -7,6 +7,7 @@
 //! `customer.updated`).
 
 mod alarms;
+mod docs;
 mod events;
 mod iam;
 mod ingress;
@@ -21,6 +22,11 @@ use serde_norway::Value as Yaml;
 
 use crate::TestFn;
 use alarms::template_alarms_watch_what_they_claim;
+use docs::{
+    docs_alarm_table_is_the_template_alarms, docs_checks_catch_what_they_claim,
+    docs_configuration_names_every_variable_and_parameter,
+    docs_metrics_table_is_the_code_catalogue, docs_name_only_paths_that_exist,
+};
 use events::{
     events_run_through_the_real_handlers, events_without_a_fresh_token_or_signature_are_refused,
 };
@@ -49,6 +55,11 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         template_locks_the_platform_ingress,
         openapi_operations_are_the_endpoints,
         openapi_parameters_and_statuses_match_the_code,
+        docs_metrics_table_is_the_code_catalogue,
+        docs_alarm_table_is_the_template_alarms,
+        docs_configuration_names_every_variable_and_parameter,
+        docs_name_only_paths_that_exist,
+        docs_checks_catch_what_they_claim,
     ]
 }
 
