@@ -28,3 +28,20 @@ pub mod startup;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+
+/// The optional features this build links, as a marker that also stays readable
+/// in a stripped binary (`billing-features[stripe,events]`): each function logs
+/// it at start (debug), and `infra/check-features.sh` reads it from every
+/// `bootstrap` to check that a function links exactly the features its
+/// `functions/<name>/Cargo.toml` declares.
+pub const LINKED_FEATURES: &str = {
+    #[cfg(all(feature = "stripe", feature = "events"))]
+    let features = "billing-features[stripe,events]";
+    #[cfg(all(feature = "stripe", not(feature = "events")))]
+    let features = "billing-features[stripe]";
+    #[cfg(all(not(feature = "stripe"), feature = "events"))]
+    let features = "billing-features[events]";
+    #[cfg(not(any(feature = "stripe", feature = "events")))]
+    let features = "billing-features[]";
+    features
+};

@@ -213,9 +213,14 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 .get(name)
                 .unwrap_or_else(|| panic!("{id}: no {name}"))
         };
-        // cargo-lambda builds `--bin <Binary>` in CodeUri and SAM copies
-        // CodeUri/target/lambda/<Binary>/bootstrap: CodeUri is the workspace root.
-        assert_eq!(render(prop("CodeUri")), ".", "{id}");
+        // cargo-lambda builds `--bin <Binary>` in CodeUri and SAM copies the
+        // workspace's target/lambda/<Binary>/bootstrap: CodeUri is the function's
+        // package, so that cargo resolves that package's features alone.
+        assert_eq!(
+            render(prop("CodeUri")),
+            format!("functions/{}", f.binary),
+            "{id}"
+        );
         assert_eq!(render(prop("Runtime")), "provided.al2023", "{id}");
         assert_eq!(render(prop("Handler")), "bootstrap", "{id}");
         assert_eq!(one_or_many(prop("Architectures")), ["arm64"], "{id}");
