@@ -36,7 +36,7 @@ def requests_to_send(admin, user):
         ("change role", "PATCH", f"{PREFIX}/customer/{ACME}/member/{NEW_USER}", json_auth,
          json.dumps({"role": "admin"}), 200),
         ("remove member", "DELETE", f"{PREFIX}/customer/{ACME}/member/{NEW_USER}", auth, None, 204),
-        ("delete", "DELETE", f"{PREFIX}/customer/{GLOBEX}", auth, None, 202),
+        ("delete", "DELETE", f"{PREFIX}/customer/{GLOBEX}", auth, None, 204),
         ("401 no credentials", "GET", f"{PREFIX}/customers?page=1&limit=5", {}, None, 401),
         ("403 not billing_admin", "GET", f"{PREFIX}/customers?page=1&limit=5",
          {"authorization": f"Bearer {user}"}, None, 403),
