@@ -68,6 +68,11 @@ start-api: install
 start-api-smoke: install
 	infra/sam-local.sh smoke
 
+## Deploy rehearsal: template.yaml transformed (aws-sam-translator), created in
+## moto's CloudFormation, the stack checked against the template (CI).
+deploy-local: install
+	infra/deploy-local.sh
+
 clean:
 	$(CARGO) clean
 	rm -rf .local .aws-sam
