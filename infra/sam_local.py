@@ -9,6 +9,13 @@ against the local stack, as `make dev` starts it (docs/local-lambda.md).
                         3000) until Ctrl-C
     smoke               sam local start-api and `billing-dev serve` side by side on
                         the same data: the same requests must get the same answers
+    figures             per function: a cold and a warm invocation of its event under
+                        `sam local start-lambda` (warm containers), with the emulator's
+                        REPORT figures (Init Duration, Duration) and the wall time
+    watch               the Docker-free path: `cargo lambda watch` runs get-customer
+                        on the host and `cargo lambda invoke --data-file` sends it
+                        events/get-customer.json; the answer must be a 200 with the
+                        sample customer
 
 The local stack (each server on 127.0.0.1 only, stopped by its PID at the end):
 DynamoDB Local, localstripe and moto (Secrets Manager holding the dev JWT public
@@ -155,7 +162,7 @@ def port_from_env(name):
     return int(value) if value else free_port()
 
 
-def bring_up(stack):
+def bring_up(stack, docker=True):
     """Starts the servers, creates and seeds the table, writes the env-vars file
     and the local template; returns (settings, parameter overrides)."""
     ddb, stripe, moto = (port_from_env(n) for n in ("DYNAMODB_PORT", "STRIPE_PORT", "MOTO_PORT"))
@@ -172,7 +179,8 @@ def bring_up(stack):
     seed(env)
 
     # The functions' containers reach the three on their own 127.0.0.1 (sam_local_net).
-    stack.bridge = Bridge([ddb, stripe, moto])
+    if docker:
+        stack.bridge = Bridge([ddb, stripe, moto])
     moto_url = f"http://127.0.0.1:{moto}"
     aws = dict(region_name=REGION, endpoint_url=moto_url, aws_access_key_id="local",
                aws_secret_access_key="local")
@@ -213,7 +221,10 @@ def bring_up(stack):
         "StripeApiBase": settings["STRIPE_API_BASE"],
         "EventBusName": BUS,
     }
-    write_local_files(settings)
+    if docker:
+        write_local_files(settings)
+    else:
+        os.makedirs(LOCAL, exist_ok=True)
     return settings, overrides, env
 
 
@@ -416,18 +427,101 @@ def cmd_start_api(args, overrides):
             proc.wait(timeout=30)
 
 
+def cmd_figures(overrides):
+    """Cold and warm invocations of every function under sam local start-lambda."""
+    port = free_port()
+    log_path = os.path.join(ROOT, "target", "sam-local-start-lambda.log")
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen([SAM, "local", "start-lambda", "--host", "127.0.0.1", "--port", str(port),
+                                 *sam_common(overrides), "--warm-containers", "LAZY"],
+                                cwd=ROOT, env=sam_env(), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        wait_for_port(port, "sam local start-lambda", proc, timeout=120)
+        lam = boto3.client("lambda", region_name=REGION, endpoint_url=f"http://127.0.0.1:{port}",
+                           aws_access_key_id="local", aws_secret_access_key="local",
+                           config=__import__("botocore.config").config.Config(
+                               read_timeout=300, retries={"max_attempts": 0}))
+        rows = []
+        for name, expected in EXPECTED:
+            if (name, expected) == RESEED:
+                continue
+            function = "platform-customer" if name.startswith("platform-customer") else name
+            walls = []
+            for _ in range(2):
+                with open(prepared_event(os.path.join(ROOT, "events", f"{name}.json")), "rb") as f:
+                    payload = f.read()
+                started = time.monotonic()
+                answer = json.loads(lam.invoke(FunctionName=logical_id(function), Payload=payload)["Payload"].read() or b"null")
+                walls.append((time.monotonic() - started) * 1000)
+            with open(log_path, encoding="utf-8", errors="replace") as f:
+                reports = REPORT.findall(f.read())[-2:]
+            status = answer.get("statusCode", "ok") if isinstance(answer, dict) else "ok"
+            rows.append((name, reports, walls, status))
+            print(f"{name:28} cold: init {reports[0][0] or '-':>6} ms, duration {float(reports[0][1]):8.1f} ms, "
+                  f"wall {walls[0]:7.0f} ms | warm: duration {float(reports[1][1]):7.1f} ms, wall {walls[1]:6.0f} ms "
+                  f"| last answer {status}", flush=True)
+        return 0
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+CARGO_LAMBDA = os.path.join(
+    os.environ.get("BILLING_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "billing-admin"),
+    "cargo-lambda-1.9.2-pypi", "bin", "cargo-lambda")
+
+
+def cmd_watch(settings, stack):
+    """cargo lambda watch + cargo lambda invoke --data-file of events/get-customer.json."""
+    function = "get-customer"
+    port = free_port()
+    env = dict(os.environ, **settings, AWS_REGION=REGION, AWS_ACCESS_KEY_ID="local",
+               AWS_SECRET_ACCESS_KEY="local")
+    watch = stack.start("cargo-lambda-watch", [
+        CARGO_LAMBDA, "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
+        "--ignore-changes", "--package", function], port, env=env)
+    del watch
+    event = prepared_event(os.path.join(ROOT, "events", f"{function}.json"))
+    started = time.monotonic()
+    # The first invocation compiles the function (cargo build -p get-customer).
+    proc = subprocess.run([CARGO_LAMBDA, "lambda", "invoke", function, "--invoke-address", "127.0.0.1",
+                           "--invoke-port", str(port), "--data-file", event, "--output-format", "json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    os.unlink(event)
+    try:
+        answer = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        answer = None
+    body = json.loads(answer.get("body") or "{}") if isinstance(answer, dict) else {}
+    ok = proc.returncode == 0 and answer.get("statusCode") == 200 and \
+        body.get("id") == "a1b2c3d4-5633-4b16-bbf0-5ca22ef8ea2e"
+    print(f"cargo lambda invoke {function}: {answer and answer.get('statusCode')} "
+          f"{body.get('name')!r} ({time.monotonic() - started:.1f} s)")
+    if not ok:
+        sys.stderr.write(proc.stderr[-3000:] + "\n" + proc.stdout[-2000:] + "\n")
+        log("cargo lambda watch + invoke did not answer 200 with the sample customer")
+        return 1
+    return 0
+
+
 def main():
-    if len(sys.argv) < 2 or sys.argv[1] not in ("invoke", "invoke-all", "start-api", "smoke"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("invoke", "invoke-all", "start-api", "smoke", "watch", "figures"):
         sys.exit(__doc__)
     command, args = sys.argv[1], sys.argv[2:]
     stack = Stack()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        _settings, overrides, env = bring_up(stack)
+        settings, overrides, env = bring_up(stack, docker=command != "watch")
+        if command == "watch":
+            return cmd_watch(settings, stack)
         if command == "invoke":
             return cmd_invoke(args, overrides)
         if command == "invoke-all":
             return cmd_invoke_all(args, overrides, env)
+        if command == "figures":
+            return cmd_figures(overrides)
         if command == "start-api":
             return cmd_start_api(args, overrides)
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
