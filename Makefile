@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: dev test lint fmt install bench bench-scale build fuzz invoke invoke-all start-api start-api-smoke deploy-local clean
+.PHONY: dev test lint fmt install bench bench-scale build fuzz invoke invoke-all start-api start-api-smoke invoke-watch deploy-local clean
 
 ## Run the service locally with demo data on http://127.0.0.1:$${PORT:-3000}.
 dev:
@@ -67,6 +67,11 @@ start-api: install
 ## Black-box requests through sam local start-api, compared with billing-dev serve (CI).
 start-api-smoke: install
 	infra/sam-local.sh smoke
+
+## The Docker-free path: cargo lambda watch runs get-customer, cargo lambda invoke
+## --data-file sends it events/get-customer.json; a 200 is required (CI).
+invoke-watch: install
+	infra/sam-local.sh watch
 
 ## Deploy rehearsal: template.yaml transformed (aws-sam-translator), created in
 ## moto's CloudFormation, the stack checked against the template (CI).

@@ -16,11 +16,21 @@ log() { printf 'sam-local.sh: %s\n' "$*" >&2; }
 
 start=$SECONDS
 infra/install.sh sam
-cargo build --quiet -p billing-dev
+# billing-dev (seeding, tokens): the workspace build `make dev` and `make test` make.
+cargo build --quiet --workspace
 mode=(--debug)
 [[ -z ${SAM_LOCAL_RELEASE:-} ]] || mode=()
-infra/build.sh --arch x86_64 "${mode[@]}" --parallel
-log "built in $((SECONDS - start)) s"
+# Built once: rebuilt only when a source, the template or the mode changed since.
+stamp=.aws-sam/build-x86_64/.built
+want=debug; [[ -z ${SAM_LOCAL_RELEASE:-} ]] || want=release
+if [[ -f $stamp && "$(<"$stamp")" == "$want" ]] \
+  && [[ -z "$(find functions shared Cargo.toml Cargo.lock template.yaml infra/build.sh -newer "$stamp" -print -quit)" ]]; then
+  log "x86_64 artifacts up to date ($want)"
+else
+  infra/build.sh --arch x86_64 "${mode[@]}" --parallel
+  printf '%s\n' "$want" >"$stamp"
+  log "built in $((SECONDS - start)) s"
+fi
 if [[ ${1:-} == watch ]]; then
   # No Docker: cargo lambda watch runs the function on the host.
   exec "$root/.local/sam-venv/bin/python" "$root/infra/sam_local.py" "$@"
