@@ -41,10 +41,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import boto3
+import botocore.config
 from samcli.yamlhelper import yaml_dump, yaml_parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -440,8 +439,7 @@ def cmd_figures(overrides):
         wait_for_port(port, "sam local start-lambda", proc, timeout=120)
         lam = boto3.client("lambda", region_name=REGION, endpoint_url=f"http://127.0.0.1:{port}",
                            aws_access_key_id="local", aws_secret_access_key="local",
-                           config=__import__("botocore.config").config.Config(
-                               read_timeout=300, retries={"max_attempts": 0}))
+                           config=botocore.config.Config(read_timeout=300, retries={"max_attempts": 0}))
         rows = []
         for name, expected in EXPECTED:
             if (name, expected) == RESEED:
@@ -479,10 +477,9 @@ def cmd_watch(settings, stack):
     port = free_port()
     env = dict(os.environ, **settings, AWS_REGION=REGION, AWS_ACCESS_KEY_ID="local",
                AWS_SECRET_ACCESS_KEY="local")
-    watch = stack.start("cargo-lambda-watch", [
+    stack.start("cargo-lambda-watch", [
         CARGO_LAMBDA, "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
         "--ignore-changes", "--package", function], port, env=env)
-    del watch
     event = prepared_event(os.path.join(ROOT, "events", f"{function}.json"))
     started = time.monotonic()
     # The first invocation compiles the function (cargo build -p get-customer).

@@ -84,7 +84,7 @@ def run(stack, env, start_api, token, free_port, wait_for_port):
     for argv in (["create-table"], ["seed", "--demo"], ["seed", "--file", "infra/sam-local-fixtures.json"]):
         subprocess.run([cli, *argv], env=dev_env, check=True, timeout=300, stdout=subprocess.DEVNULL)
     serve_port, api_port = free_port(), free_port()
-    serve = stack.start("billing-dev-serve", [cli, "serve", "--port", str(serve_port)], serve_port,
+    stack.start("billing-dev-serve", [cli, "serve", "--port", str(serve_port)], serve_port,
                         env=dev_env)
     api = start_api(api_port)
     stack.procs.append(("sam-local-start-api", api))
@@ -105,7 +105,6 @@ def run(stack, env, start_api, token, free_port, wait_for_port):
         print(f"{name:26} {got_api[0]:>9} {got_serve[0]:>6}  "
               f"{'; '.join(problems) or 'same'} ({time.monotonic() - started:.1f} s)", flush=True)
         failures += bool(problems)
-    del serve
     if failures:
         print(f"sam_local smoke: {failures} request(s) failed")
         return 1
