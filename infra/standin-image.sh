@@ -23,6 +23,7 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
+  env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
   env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
