@@ -18,6 +18,13 @@ start=$SECONDS
 infra/install.sh sam
 # billing-dev (seeding, tokens): the workspace build `make dev` and `make test` make.
 cargo build --quiet --workspace
+if [[ ${1:-} == watch ]]; then
+  # No Docker, no sam build: cargo lambda watch builds and runs the function on
+  # the host (cargo-lambda from infra/build.sh's cache, installed there first).
+  [[ -x ${BILLING_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/billing-admin}/cargo-lambda-1.9.2-pypi/bin/cargo-lambda ]] \
+    || infra/build.sh --arch x86_64 --debug --parallel
+  exec "$root/.local/sam-venv/bin/python" "$root/infra/sam_local.py" "$@"
+fi
 mode=(--debug)
 [[ -z ${SAM_LOCAL_RELEASE:-} ]] || mode=()
 # Built once: rebuilt only when a source, the template or the mode changed since.
@@ -30,9 +37,5 @@ else
   infra/build.sh --arch x86_64 "${mode[@]}" --parallel
   printf '%s\n' "$want" >"$stamp"
   log "built in $((SECONDS - start)) s"
-fi
-if [[ ${1:-} == watch ]]; then
-  # No Docker: cargo lambda watch runs the function on the host.
-  exec "$root/.local/sam-venv/bin/python" "$root/infra/sam_local.py" "$@"
 fi
 exec infra/with-docker.sh "$root/.local/sam-venv/bin/python" "$root/infra/sam_local.py" "$@"

@@ -475,8 +475,18 @@ def cmd_watch(settings, stack):
     """cargo lambda watch + cargo lambda invoke --data-file of events/get-customer.json."""
     function = "get-customer"
     port = free_port()
-    env = dict(os.environ, **settings, AWS_REGION=REGION, AWS_ACCESS_KEY_ID="local",
-               AWS_SECRET_ACCESS_KEY="local")
+    # The variables the template gives this function (as sam local would), and the
+    # local endpoints; none of the others (e.g. Stripe's, which a function built
+    # without the `stripe` feature refuses).
+    with open(os.path.join(ROOT, "template.yaml"), encoding="utf-8") as f:
+        template = yaml_parse(f.read())
+    declared = set(LOCAL_ONLY)
+    declared |= set(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+    declared |= set(template["Resources"][logical_id(function)]["Properties"]
+                    .get("Environment", {}).get("Variables", {}))
+    env = {k: v for k, v in os.environ.items() if k not in settings}
+    env.update({k: v for k, v in settings.items() if k in declared},
+               AWS_REGION=REGION, AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
     stack.start("cargo-lambda-watch", [
         CARGO_LAMBDA, "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port),
         "--ignore-changes", "--package", function], port, env=env)
@@ -485,7 +495,7 @@ def cmd_watch(settings, stack):
     # The first invocation compiles the function (cargo build -p get-customer).
     proc = subprocess.run([CARGO_LAMBDA, "lambda", "invoke", function, "--invoke-address", "127.0.0.1",
                            "--invoke-port", str(port), "--data-file", event, "--output-format", "json"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     os.unlink(event)
     try:
         answer = json.loads(proc.stdout)
