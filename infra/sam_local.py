@@ -368,6 +368,10 @@ def check(function, expected, proc, answer, duration):
 def cmd_invoke(args, overrides):
     function = args[0]
     event = args[1] if len(args) > 1 and args[1] else os.path.join("events", f"{function}.json")
+    if not os.path.exists(os.path.join(ROOT, event)):
+        choices = sorted(f for f in os.listdir(os.path.join(ROOT, "events")) if f.startswith(function))
+        log(f"no {event}: give EVENT=events/<file>.json ({', '.join(choices) or 'see events/'})")
+        return 2
     proc, answer, init, duration = invoke(function, os.path.join(ROOT, event), overrides)
     sys.stderr.write(proc.stderr)
     print(json.dumps(answer, indent=2) if answer is not None else proc.stdout)
