@@ -75,4 +75,12 @@ else
 fi
 log "base image: $LAMBDA_BASE_IMAGE"
 
-"$@"
+# In the background, so that a SIGTERM reaches this script at once (bash runs a
+# trap only after the foreground child ends) and is passed on to COMMAND.
+"$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null || true; wait "$child" || true; exit 143' TERM
+trap 'kill -INT "$child" 2>/dev/null || true; wait "$child" || true; exit 130' INT
+status=0
+wait "$child" || status=$?
+exit "$status"
