@@ -3,24 +3,34 @@
 
 CARGO ?= cargo
 
-.PHONY: dev test lint fmt install bench bench-scale build fuzz invoke invoke-all start-api start-api-smoke invoke-watch deploy-local clean
+.PHONY: dev test test-console lint fmt install bench bench-scale build fuzz invoke invoke-all start-api start-api-smoke invoke-watch deploy-local clean
 
 ## Run the service locally with demo data on http://127.0.0.1:$${PORT:-3000}.
 dev:
 	infra/dev.sh
 
-## Every check and test: format, lints, unit and integration tests.
+## Every check and test: format, lints, unit and integration tests, then the
+## console's browser tests.
 test: install lint
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace -- --test-threads 4
+	infra/test-console.sh
+
+## The console in Debian's chromium against a `make dev` stack on free ports:
+## every screen, axe-core, screenshots in target/console-screenshots/.
+test-console: install
+	$(CARGO) build --workspace
+	infra/test-console.sh
 
 ## Formatting and clippy, warnings as errors; template.yaml and openapi.yaml:
 ## cfn-lint, sam validate --lint, openapi-spec-validator (infra/lint-template.sh,
-## offline; installs the SAM CLI venv .local/sam-venv on first use).
-lint:
+## offline; installs the SAM CLI venv .local/sam-venv on first use); the
+## console: its API types are openapi.yaml's (openapi-typescript), and tsc.
+lint: install
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	infra/lint-template.sh
+	cd console && npm run --silent check
 
 fmt:
 	$(CARGO) fmt --all
@@ -29,13 +39,15 @@ fmt:
 install:
 	infra/install.sh
 
-## Latency, DynamoDB round trips and list cost by table size.
+## Latency, DynamoDB round trips, a Stripe webhook's cost per event and list cost by table size.
 bench: install
 	$(CARGO) run --release -p billing-tests --bin bench
 
-## Listings at 100,000 customers and 16 concurrent writers (minutes; not in `make test`).
+## Listings at 100,000 customers and 16 concurrent writers; the reconciliation's
+## peak memory at 10,000 and 100,000 Stripe subscriptions (minutes; not in `make test`).
 bench-scale: install
 	DYNAMODB_LOCAL_HEAP=6g $(CARGO) run --release -p billing-tests --bin bench -- --scale 100000
+	DYNAMODB_LOCAL_HEAP=6g $(CARGO) run --release -p billing-tests --bin bench -- --reconcile 10000,100000
 
 ## schemathesis against the local server (billing-dev serve, DynamoDB Local,
 ## localstripe, demo data): every check, >= 1,000 cases, fixed seed (infra/fuzz.sh).

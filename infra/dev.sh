@@ -19,17 +19,10 @@ export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_billing_dev}"
 
 log() { printf 'make dev: %s\n' "$*" >&2; }
 
-# wait_for_port PORT NAME: up to 60 s for 127.0.0.1:PORT to accept connections.
-wait_for_port() {
-  for _ in $(seq 1 600); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  log "$2 did not listen on 127.0.0.1:$1 within 60 s"
-  return 1
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=infra/procs.sh
+. infra/procs.sh
+# listen PORT NAME: waits for NAME to listen on 127.0.0.1:PORT, or fails.
+listen() { wait_for_port "$1" || { log "$2 did not listen on 127.0.0.1:$1 within 60 s"; return 1; }; }
 
 for p in "$port" "$ddb_port" "$stripe_port"; do
   port_free "$p" || { log "port $p is in use (another make dev?); set PORT / DYNAMODB_PORT / STRIPE_PORT"; exit 1; }
@@ -40,26 +33,31 @@ log "building"
 cargo build --workspace --quiet
 cli="${CARGO_TARGET_DIR:-$root/target}/debug/billing-dev"
 
-pids=()
+# The servers (DynamoDB Local, localstripe) and, started after them, their
+# clients (the stream consumer, the API server): stopped clients first, so each
+# client finishes against a live server, then the servers.
+servers=()
+clients=()
 stop() {
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  trap - EXIT INT TERM HUP
+  stop_all 4 ${clients[@]+"${clients[@]}"}
+  stop_all 4 ${servers[@]+"${servers[@]}"}
   log "stopped"
 }
 trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 log "starting DynamoDB Local on 127.0.0.1:$ddb_port (in memory)"
 infra/run-dynamodb-local.sh "$ddb_port" >"$root/target/dynamodb-local.log" 2>&1 &
-pids+=("$!")
-wait_for_port "$ddb_port" "DynamoDB Local"
+servers+=("$!")
+listen "$ddb_port" "DynamoDB Local"
 
 log "starting localstripe on 127.0.0.1:$stripe_port"
 infra/run-localstripe.sh "$stripe_port" >"$root/target/localstripe.log" 2>&1 &
-pids+=("$!")
-wait_for_port "$stripe_port" "localstripe"
+servers+=("$!")
+listen "$stripe_port" "localstripe"
 
 "$cli" create-table
 "$cli" seed --demo
@@ -72,6 +70,7 @@ if [[ -n ${JWT_JWKS_URL:-} ]]; then
   key="$("$cli" api-key --user "$admin_user" --role billing_admin --expires-in 43200)"
   api_key="$(sed -E 's/.*"apiKey":"([^"]+)".*/\1/' <<<"$key")"
   api_secret="$(sed -E 's/.*"apiSecret":"([^"]+)".*/\1/' <<<"$key")"
+  console_url="http://127.0.0.1:$port/console/#api-key=$api_key&api-secret=$api_secret"
   credentials="Bearer tokens: from the identity provider at $JWT_JWKS_URL.
 Demo admin API key (12 h):
   export API_KEY=$api_key API_SECRET=$api_secret
@@ -79,6 +78,7 @@ Try:
   curl -s '$list_url' -H \"api-key: \$API_KEY\" -H \"api-secret: \$API_SECRET\""
 else
   token="$("$cli" token --sub "$admin_user" --role billing_admin --expires-in 43200)"
+  console_url="http://127.0.0.1:$port/console/#token=$token"
   credentials="Demo admin token (12 h):
   export TOKEN=$token
 Try:
@@ -86,15 +86,15 @@ Try:
 fi
 
 "$cli" consume-stream &
-pids+=("$!")
+clients+=("$!")
 "$cli" serve --port "$port" &
-pids+=("$!")
-wait_for_port "$port" "billing-dev serve"
+clients+=("$!")
+listen "$port" "billing-dev serve"
 
 # localstripe signs and posts its subscription and customer events to the
-# webhook, as Stripe would (its /_config/webhooks/{id} endpoint). It posts each
-# event a second after it happens, to the webhooks registered then: registering
-# after the seeding's events have gone keeps the demo's statuses as seeded.
+# webhook, as Stripe would (its /_config/webhooks/{id} endpoint), a second after
+# each happens. Seeding puts each subscription in its fixture's status first, so
+# the webhook keeps every seeded status, then and for a later `seed --file`.
 sleep 2
 webhook_url="http://127.0.0.1:$port/api/billing/v1/webhooks/stripe"
 curl -sSf -m 5 -X POST "$STRIPE_API_BASE/_config/webhooks/billing-dev" \
@@ -107,6 +107,8 @@ log "localstripe posts its Stripe events to $webhook_url"
 cat <<MSG
 
 Ready: http://127.0.0.1:$port/api/billing/v1/admin  (Ctrl-C stops everything)
+Console (signs in with the demo credentials below; the page drops them from the URL):
+  $console_url
 $credentials
 Stripe (localstripe): $STRIPE_API_BASE/v1/customers (key sk_test_local); deleting a customer
 deletes its Stripe customer, which cancels its subscription; the stream consumer then
@@ -117,4 +119,4 @@ the webhook within seconds. Platform events: $cli send-event customer.created --
 MSG
 
 # Run until a child exits or a signal arrives; the EXIT trap stops the rest.
-wait -n "${pids[@]}"
+wait -n "${servers[@]}" "${clients[@]}"

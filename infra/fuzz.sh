@@ -31,14 +31,10 @@ venv="$root/.local/venv"
 log() { printf 'fuzz.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# wait_for_port PORT NAME: up to 60 s for 127.0.0.1:PORT to accept connections.
-wait_for_port() {
-  for _ in $(seq 1 600); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  die "$2 did not listen on 127.0.0.1:$1 within 60 s (log: $out/$2.log)"
-}
+# shellcheck source=infra/procs.sh
+. infra/procs.sh
+# listen PORT NAME: waits for NAME to listen on 127.0.0.1:PORT, or fails.
+listen() { wait_for_port "$1" || die "$2 did not listen on 127.0.0.1:$1 within 60 s (log: $out/$2.log)"; }
 
 # Three distinct free loopback ports (bound, read and released by the kernel).
 free_ports() {
@@ -61,17 +57,20 @@ cli="${CARGO_TARGET_DIR:-$root/target}/debug/billing-dev"
 rm -rf "$out"
 mkdir -p "$out"
 
-pids=()
+# The servers, then their client (the API server): the client stops first.
+servers=()
+clients=()
 stop() {
   local rc=$?
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  trap - EXIT INT TERM HUP
+  stop_all 4 ${clients[@]+"${clients[@]}"}
+  stop_all 4 ${servers[@]+"${servers[@]}"}
   exit "$rc"
 }
 trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 read -r ddb_port stripe_port api_port < <(free_ports)
 # Only what billing-dev reads; everything else keeps its local default (local.rs).
@@ -82,11 +81,11 @@ export RUST_LOG="${RUST_LOG:-warn}"
 unset PORT
 
 infra/run-dynamodb-local.sh "$ddb_port" >"$out/dynamodb-local.log" 2>&1 &
-pids+=("$!")
+servers+=("$!")
 infra/run-localstripe.sh "$stripe_port" >"$out/localstripe.log" 2>&1 &
-pids+=("$!")
-wait_for_port "$ddb_port" dynamodb-local
-wait_for_port "$stripe_port" localstripe
+servers+=("$!")
+listen "$ddb_port" dynamodb-local
+listen "$stripe_port" localstripe
 
 "$cli" create-table >>"$out/billing-dev.log" 2>&1
 log "seeding the demo data"
@@ -94,8 +93,8 @@ log "seeding the demo data"
 token="$("$cli" token --sub 5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e --role billing_admin --expires-in 3600)"
 
 "$cli" serve --port "$api_port" >"$out/serve.log" 2>&1 &
-pids+=("$!")
-wait_for_port "$api_port" serve
+clients+=("$!")
+listen "$api_port" serve
 
 base="http://127.0.0.1:$api_port/api/billing/v1/admin"
 # The webhook's path item has its own `servers` (/api/billing/v1), which

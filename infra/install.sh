@@ -6,7 +6,12 @@
 #   .local/dynamodb-local/classes  infra/dynamodb-local/LoopbackLauncher.java, compiled
 #   .local/venv                 Python venv from infra/requirements.txt
 #                               (localstripe, moto[server], boto3)
+#   console/node_modules        npm ci of console/package.json + package-lock.json
+#   console/dist                the console built (npm run build), embedded by
+#                               functions/console at compile time
 # Optional parts, installed only when named on the command line:
+#   browser  Debian's chromium (apt-get, when /usr/bin/chromium is missing), which
+#                               the console's browser tests drive
 #   sam   .local/sam-venv         Python venv from infra/requirements-sam.txt
 #                               (aws-sam-cli, cfn-lint, ziglang); its own venv
 #                               because aws-sam-cli's pins conflict with .local/venv's
@@ -14,7 +19,7 @@
 #                               the project venv on top of infra/requirements.txt
 # Idempotent: each part is redone only when its inputs change (sha256 stamps in
 # .local/stamps), so a run with nothing to do takes well under a second.
-# Usage: infra/install.sh [--force] [sam] [fuzz]
+# Usage: infra/install.sh [--force] [sam] [fuzz] [browser]
 #   (INFRA_PYTHON=/path/to/python3.11 to pick the interpreter)
 set -euo pipefail
 
@@ -30,12 +35,14 @@ python="${INFRA_PYTHON:-python3}"
 force=0
 want_sam=0
 want_fuzz=0
+want_browser=0
 for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
     sam) want_sam=1 ;;
     fuzz) want_fuzz=1 ;;
-    *) echo "usage: $0 [--force] [sam] [fuzz]" >&2; exit 2 ;;
+    browser) want_browser=1 ;;
+    *) echo "usage: $0 [--force] [sam] [fuzz] [browser]" >&2; exit 2 ;;
   esac
 done
 
@@ -91,6 +98,54 @@ else
   [[ -z $so || -f "$home/DynamoDBLocal_lib/$so" ]] || die "sqlite4java native lib $so missing in $home"
   ln -sfn "../node/${home#"$node_dir"/}" "$ddb_dir/home"
   stamp node "$node_hash"
+fi
+
+# ---- Console (npm) ----------------------------------------------------------
+# Its dependencies from the lockfile, then its build, each redone only when its
+# inputs change: a rebuild changes console/dist, which recompiles the crates
+# that embed it.
+console_dir="$root/console"
+console_deps_hash="$(hash_inputs "$console_dir/package.json" "$console_dir/package-lock.json" <<<"console-deps-v1")"
+if fresh console-deps "$console_deps_hash" "$console_dir/node_modules/.package-lock.json"; then
+  log "console dependencies: up to date"
+else
+  log "console dependencies: npm ci in console/"
+  rm -f "$stamps/console-deps" "$stamps/console-build"
+  (cd "$console_dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  stamp console-deps "$console_deps_hash"
+fi
+console_inputs=()
+while IFS= read -r -d '' file; do console_inputs+=("$file"); done < <(
+  find "$console_dir/src" "$console_dir/scripts" -type f -print0 | sort -z
+)
+console_build_hash="$(hash_inputs "${console_inputs[@]}" "$console_dir/tsconfig.json" <<<"console-build-v1 $console_deps_hash")"
+if fresh console-build "$console_build_hash" "$console_dir/dist/index.html"; then
+  log "console build: up to date"
+else
+  log "console build: npm run build in console/"
+  rm -f "$stamps/console-build"
+  (cd "$console_dir" && npm run --silent build >&2)
+  stamp console-build "$console_build_hash"
+fi
+
+# ---- Chromium (optional part `browser`) ----------------------------------------
+# Debian's package: browser builds that download themselves cannot be fetched
+# here. The browser tests drive /usr/bin/chromium (CHROMIUM_PATH overrides).
+if [[ $want_browser -eq 1 ]]; then
+  if [[ -x ${CHROMIUM_PATH:-/usr/bin/chromium} ]]; then
+    log "chromium: present"
+  else
+    log "chromium: apt-get install chromium"
+    as_root=()
+    if [[ $(id -u) -ne 0 ]]; then
+      command -v sudo >/dev/null 2>&1 || die "chromium is missing and installing it needs root (or sudo)"
+      as_root=(sudo -n)
+    fi
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium fonts-dejavu-core >&2
+    [[ -x /usr/bin/chromium ]] || die "apt-get installed no /usr/bin/chromium"
+  fi
 fi
 
 # ---- Loopback launcher (javac) ---------------------------------------------

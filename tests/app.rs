@@ -127,6 +127,35 @@ impl TestApp {
         }
     }
 
+    /// The tests' Stripe (localstripe).
+    pub fn payments(&self) -> &billing::payments::Payments {
+        &self.payments
+    }
+
+    /// Stripe's webhook endpoint over this table, signed with `secret`, reading
+    /// the tests' localstripe.
+    pub fn webhooks(&self, secret: &str) -> billing::sync::webhook::Webhooks {
+        use billing::sync::signature::{Secrets, WebhookSecrets};
+        let secrets = Secrets::parse(&secrecy::SecretString::from(secret)).expect("secret");
+        billing::sync::webhook::Webhooks::new(
+            self.store.clone(),
+            WebhookSecrets::Fixed(secrets),
+            self.payments.clone(),
+        )
+    }
+
+    /// The same table and admin, with handlers (the store and the deletion
+    /// cascade) that reach the table through `client` (a fault proxy).
+    pub fn through(&self, client: aws_sdk_dynamodb::Client) -> Self {
+        let store = Store::new(client, self.store.table_name().to_owned());
+        let mut app = self.with_cascade(billing::cascade::Cascade::new(
+            store.clone(),
+            Some(self.payments.clone()),
+        ));
+        app.state.store = store;
+        app
+    }
+
     /// Seeds fixtures given as JSON (without Stripe objects).
     pub async fn seed(&self, fixtures: Value) {
         self.seed_with(fixtures, false).await;

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod jwks;
 pub mod net;
+pub mod proxy;
 pub mod servers;
 pub mod sinks;
 

@@ -221,10 +221,16 @@ impl Env {
     /// concurrent races (4 test threads) some take seconds, which those timeouts
     /// would turn into `database_error`s that DynamoDB itself would not cause.
     pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        self.dynamodb_client_at(&self.dynamodb_url)
+    }
+
+    /// [`Env::dynamodb_client`] with another endpoint (a fault proxy in front
+    /// of DynamoDB Local).
+    pub fn dynamodb_client_at(&self, url: &str) -> aws_sdk_dynamodb::Client {
         let timeouts = billing::aws::TimeoutConfig::builder()
             .connect_timeout(billing::aws::DYNAMODB_CONNECT_TIMEOUT)
             .build();
-        billing::aws::dynamodb_with_timeouts(&self.sdk, Some(&self.dynamodb_url), timeouts)
+        billing::aws::dynamodb_with_timeouts(&self.sdk, Some(url), timeouts)
     }
 }
 

@@ -25,7 +25,7 @@ use crate::domain::audit::Origin;
 use crate::domain::{Customer, CustomerId};
 #[cfg(feature = "stripe")]
 pub use crate::payments::{Payments, PaymentsError};
-use crate::store::{Store, StoreError};
+use crate::store::{Answering, Store, StoreError};
 use crate::telemetry::metrics::{self, StepOutcome};
 
 /// The Stripe client of a build without the `stripe` feature: it has no value,
@@ -182,7 +182,22 @@ impl Cascade {
         deadline: Deadline,
         origin: &Origin,
     ) -> Result<Deleted, CascadeError> {
-        let customer = self.mark_deleting_until(id, deadline, origin).await?;
+        self.run_answered(id, deadline, origin, None).await
+    }
+
+    /// [`Cascade::run_until`], committing a claimed request's answer in the
+    /// transaction that marks the customer deleting (step 1; a resumed
+    /// cascade commits none).
+    pub async fn run_answered(
+        &self,
+        id: &CustomerId,
+        deadline: Deadline,
+        origin: &Origin,
+        answering: Option<&Answering<'_>>,
+    ) -> Result<Deleted, CascadeError> {
+        let customer = self
+            .mark_deleting_until(id, deadline, origin, answering)
+            .await?;
         let billing = self.close_billing_until(&customer, deadline).await?;
         let members = self.delete_members_until(id, deadline).await?;
         let record_removed = self.delete_record_until(id, deadline).await?;
@@ -200,7 +215,7 @@ impl Cascade {
         id: &CustomerId,
         origin: &Origin,
     ) -> Result<Customer, CascadeError> {
-        self.mark_deleting_until(id, self.fresh_deadline(), origin)
+        self.mark_deleting_until(id, self.fresh_deadline(), origin, None)
             .await
     }
 
@@ -232,11 +247,12 @@ impl Cascade {
         id: &CustomerId,
         deadline: Deadline,
         origin: &Origin,
+        answering: Option<&Answering<'_>>,
     ) -> Result<Customer, CascadeError> {
         bounded(
             Step::MarkDeleting,
             deadline,
-            self.store.begin_deletion(id, origin),
+            self.store.begin_deletion_answered(id, origin, answering),
         )
         .await
     }

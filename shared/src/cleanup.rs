@@ -222,14 +222,18 @@ impl Cleanup {
         self.on_user_deleted(&event.detail.user_id, &origin).await
     }
 
-    /// The platform deleted a user: an owner's customer is deleted through the
-    /// cascade, a member's membership is removed, audited as by `origin`.
-    /// Unknown users and replays are no-ops.
+    /// The platform deleted a user: they are remembered first (their
+    /// tombstone, so a late `customer.created` naming them owner is refused,
+    /// even while what follows is under way), then an owner's customer is
+    /// deleted through the cascade, a member's membership is removed, audited
+    /// as by `origin`. Unknown users and replays remove nothing (a replay
+    /// renews the tombstone).
     pub async fn on_user_deleted(
         &self,
         user: &UserId,
         origin: &Origin,
     ) -> Result<UserCleanup, CleanupError> {
+        self.store.remember_deleted_user(user).await?;
         let Some((customer, role)) = self.store.membership_of(user).await? else {
             return Ok(UserCleanup::Nothing);
         };

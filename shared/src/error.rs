@@ -53,6 +53,14 @@ pub enum ApiError {
     /// Stripe failed during the deletion cascade (500).
     #[error("billing provider error during the deletion cascade")]
     Billing(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Stripe could not be read to apply a webhook event (503; Stripe delivers
+    /// the event again).
+    #[error("the billing provider could not be read; the event is delivered again")]
+    BillingUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A webhook event names a customer that does not exist yet (409; Stripe
+    /// delivers the event again).
+    #[error("the event names a customer that does not exist yet; it is delivered again")]
+    CustomerNotYetCreated,
     /// The deletion cascade ran out of its time budget; the customer stays deleting
     /// and a retried DELETE (or the stream consumer) finishes it (503).
     #[error("the deletion is in progress and did not finish in time; retry the request")]
@@ -100,11 +108,16 @@ impl ApiError {
                 | StoreError::OwnerNotRemovable
                 | StoreError::OwnerRoleChange
                 | StoreError::CustomerExists
-                | StoreError::StripeCustomerClaimed => StatusCode::CONFLICT,
+                | StoreError::StripeCustomerClaimed
+                | StoreError::IdempotencyClaimLost
+                | StoreError::CustomerDeleted(_)
+                | StoreError::OwnerDeleted(_) => StatusCode::CONFLICT,
                 StoreError::Contention => StatusCode::SERVICE_UNAVAILABLE,
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::Billing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BillingUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::CustomerNotYetCreated => StatusCode::CONFLICT,
             Self::DeletionInProgress(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -130,10 +143,15 @@ impl ApiError {
                 StoreError::OwnerRoleChange => "owner_role_change",
                 StoreError::CustomerExists => "customer_exists",
                 StoreError::StripeCustomerClaimed => "stripe_customer_claimed",
+                StoreError::IdempotencyClaimLost => "idempotency_key_in_use",
+                StoreError::CustomerDeleted(_) => "customer_deleted",
+                StoreError::OwnerDeleted(_) => "owner_deleted",
                 StoreError::Contention => "contention",
                 StoreError::Corrupt(_) | StoreError::Dynamo(_) => "database_error",
             },
             Self::Billing(_) => "billing_error",
+            Self::BillingUnavailable(_) => "billing_unavailable",
+            Self::CustomerNotYetCreated => "customer_not_yet_created",
             Self::DeletionInProgress(_) => "deletion_in_progress",
         }
     }

@@ -16,10 +16,12 @@ use stripe_core::customer::{CreateCustomer, CreateCustomerInvoiceSettings, Delet
 pub use crate::cascade::Closed;
 use crate::config::SecretSource;
 use crate::deadline::Deadline;
-use crate::domain::{CustomerId, TierName};
+use crate::domain::{CustomerId, StripeIdKind, TierName};
 use crate::http::{InsecureUrl, secure_url};
 use crate::secrets::{Refreshing, SecretError};
 use uuid::Uuid;
+
+mod fixtures;
 
 /// Timeout of one attempt of a Stripe call.
 ///
@@ -63,6 +65,27 @@ pub enum PaymentsError {
     /// The base URL is not HTTPS (plain HTTP is only for a fake Stripe on loopback).
     #[error("the Stripe base URL (STRIPE_API_BASE) {0}")]
     InsecureBaseUrl(#[from] InsecureUrl),
+    /// An id that is not of Stripe's alphabet was to go into a request; nothing
+    /// was sent.
+    #[error("stripe {operation} not attempted: {reason}")]
+    InvalidId {
+        /// What was to be done.
+        operation: &'static str,
+        /// What is wrong with the id.
+        reason: String,
+    },
+}
+
+/// `id` when it is a Stripe id of `kind`, else the error refusing `operation`.
+fn checked<'a>(
+    kind: StripeIdKind,
+    id: &'a str,
+    operation: &'static str,
+) -> Result<&'a str, PaymentsError> {
+    kind.check(id).map_err(|invalid| PaymentsError::InvalidId {
+        operation,
+        reason: invalid.message,
+    })
 }
 
 impl PaymentsError {
@@ -116,10 +139,19 @@ fn backoff_before(attempts: u32) -> Duration {
         .sum()
 }
 
+/// A Stripe client and the mode of its key.
+struct Keyed {
+    client: Client,
+    /// Whether the key is a live-mode key (`sk_live_…`, `rk_live_…`), whose
+    /// events carry `livemode: true`; test-mode keys' events carry `false`.
+    livemode: bool,
+}
+
 /// A Stripe client for `base_url` (which must be HTTPS unless on loopback).
-fn client(base_url: &str, secret_key: &SecretString) -> Result<Client, PaymentsError> {
+fn client(base_url: &str, secret_key: &SecretString) -> Result<Keyed, PaymentsError> {
     secure_url(base_url)?;
-    ClientBuilder::new(secret_key.expose_secret())
+    let key = secret_key.expose_secret();
+    let client = ClientBuilder::new(key)
         .url(base_url)
         .timeout(ATTEMPT_TIMEOUT)
         .request_strategy(RequestStrategy::ExponentialBackoff(ATTEMPTS))
@@ -127,7 +159,11 @@ fn client(base_url: &str, secret_key: &SecretString) -> Result<Client, PaymentsE
         .map_err(|source| PaymentsError::Stripe {
             operation: "client setup",
             source,
-        })
+        })?;
+    Ok(Keyed {
+        client,
+        livemode: key.get(2..8) == Some("_live_"),
+    })
 }
 
 /// The Stripe objects created for a seeded customer.
@@ -143,14 +179,16 @@ pub struct Created {
 #[derive(Clone)]
 pub struct Payments {
     client: Clients,
+    /// Stripe's base URL (seeding reaches a local fake's `/_config/` routes).
+    base_url: Arc<str>,
 }
 
 /// The Stripe client: built once from a key, or from a secret read again on
 /// its TTL so that a rotated key is picked up without a cold start.
 #[derive(Clone)]
 enum Clients {
-    Fixed(Arc<Client>),
-    Secret(Arc<Refreshing<Client>>),
+    Fixed(Arc<Keyed>),
+    Secret(Arc<Refreshing<Keyed>>),
 }
 
 impl std::fmt::Debug for Payments {
@@ -165,6 +203,7 @@ impl Payments {
     pub fn new(base_url: &str, secret_key: &SecretString) -> Result<Self, PaymentsError> {
         Ok(Self {
             client: Clients::Fixed(Arc::new(client(base_url, secret_key)?)),
+            base_url: base_url.into(),
         })
     }
 
@@ -177,21 +216,27 @@ impl Payments {
         secrets: aws_sdk_secretsmanager::Client,
         ttl: Duration,
     ) -> Result<Self, SecretError> {
-        let base_url = base_url.to_owned();
+        let url = base_url.to_owned();
         let clients = Refreshing::load(
             source,
             secrets,
-            Box::new(move |key| client(&base_url, key).map_err(|e| e.to_string())),
+            Box::new(move |key| client(&url, key).map_err(|e| e.to_string())),
             ttl,
         )
         .await?;
         Ok(Self {
             client: Clients::Secret(Arc::new(clients)),
+            base_url: base_url.into(),
         })
     }
 
+    /// Whether the current key is a live-mode key (else a test-mode one).
+    pub async fn livemode(&self) -> bool {
+        self.client().await.livemode
+    }
+
     /// The current client.
-    async fn client(&self) -> Arc<Client> {
+    async fn client(&self) -> Arc<Keyed> {
         match &self.client {
             Clients::Fixed(client) => client.clone(),
             Clients::Secret(clients) => clients.get().await,
@@ -209,6 +254,7 @@ impl Payments {
         deadline: Deadline,
     ) -> Result<Closed, PaymentsError> {
         let mut closed = Closed::default();
+        let customer = checked(StripeIdKind::Customer, customer, "delete customer")?;
         let deleted = self
             .send(
                 &DeleteCustomer::new(customer),
@@ -242,7 +288,7 @@ impl Payments {
             .customize()
             .request_strategy(RequestStrategy::ExponentialBackoff(attempts.count))
             .timeout(attempts.timeout)
-            .send(&*self.client().await)
+            .send(&self.client().await.client)
             .await;
         let result = gone_is_none(sent, operation);
         crate::telemetry::metrics::stripe_call(operation, result.is_ok());
@@ -273,7 +319,7 @@ impl Payments {
                 default_payment_method: Some(TEST_PAYMENT_METHOD.to_owned()),
                 ..CreateCustomerInvoiceSettings::new()
             })
-            .send(&*self.client().await)
+            .send(&self.client().await.client)
             .await
             .map_err(at("create customer"))?;
         if !subscribe {
@@ -288,7 +334,7 @@ impl Payments {
             items: [SubscriptionItem { plan: &plan }],
         }
         .customize()
-        .send(&*self.client().await)
+        .send(&self.client().await.client)
         .await
         .map_err(at("create subscription"))?;
         Ok(Created {
@@ -327,7 +373,7 @@ impl Payments {
         // One attempt: "already exists" is the common answer, and some
         // Stripe-compatible servers send it as a retryable 409.
         .request_strategy(RequestStrategy::Once)
-        .send(&*self.client().await)
+        .send(&self.client().await.client)
         .await;
         match created {
             Ok(_) => Ok(id),
@@ -368,6 +414,18 @@ pub struct StripeCustomer {
 }
 
 impl StripeCustomer {
+    /// A Stripe customer known only by its id (Stripe just listed its
+    /// subscriptions): no name, no metadata, not deleted.
+    pub fn known(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: None,
+            metadata: HashMap::new(),
+            deleted: false,
+            created: 0,
+        }
+    }
+
     /// Reads the fields kept from a customer object; `None` without an `id`.
     pub fn from_json(object: &serde_json::Value) -> Option<Self> {
         let id = object.get("id")?.as_str()?.to_owned();
@@ -428,11 +486,6 @@ impl Payments {
         })
     }
 
-    /// Every Stripe customer, all pages.
-    pub async fn all_customers(&self) -> Result<Vec<StripeCustomer>, PaymentsError> {
-        every_page(|after| async move { self.customers_page(after.as_deref()).await }).await
-    }
-
     /// One page of every subscription in any status (`GET /v1/subscriptions?status=all`),
     /// up to [`LIST_PAGE`], after the subscription `after`, as raw objects
     /// (read them with `sync::stripe_events::subscription`).
@@ -452,9 +505,9 @@ impl Payments {
     /// One Stripe customer (`GET /v1/customers/{id}`); `None` when Stripe
     /// does not know it. A deleted customer comes back with `deleted`.
     pub async fn stripe_customer(&self, id: &str) -> Result<Option<StripeCustomer>, PaymentsError> {
-        // Stripe ids are `[A-Za-z0-9_]`: anything else names no customer
-        // (and must not change the path).
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        // Anything but a Stripe customer id names no customer (and must not
+        // change the path).
+        if StripeIdKind::Customer.check(id).is_err() {
             return Ok(None);
         }
         let request = Retrieve {
@@ -471,6 +524,37 @@ impl Payments {
         Ok(found.map(json).as_ref().and_then(StripeCustomer::from_json))
     }
 
+    /// Every subscription of the Stripe customer `customer` in any status
+    /// (`GET /v1/subscriptions?customer=…&status=all`), as raw objects: one
+    /// call for up to [`LIST_PAGE`] of them (a customer has a handful), one
+    /// more per further page. `None` when Stripe does not know the customer,
+    /// or it is deleted.
+    pub async fn subscriptions_of(
+        &self,
+        customer: &str,
+    ) -> Result<Option<Vec<serde_json::Value>>, PaymentsError> {
+        let operation = "list customer subscriptions";
+        let customer = checked(StripeIdKind::Customer, customer, operation)?;
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let query = ListQuery {
+                limit: LIST_PAGE,
+                starting_after: after.as_deref(),
+                status: Some("all"),
+                customer: Some(customer),
+            };
+            let Some(page) = self.list_query("/subscriptions", query, operation).await? else {
+                return Ok(None);
+            };
+            all.extend(page.data);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(Some(all)),
+            }
+        }
+    }
+
     /// One page of a list at `path`, as JSON objects.
     async fn list(
         &self,
@@ -479,21 +563,37 @@ impl Payments {
         after: Option<&str>,
         operation: &'static str,
     ) -> Result<ListPage<serde_json::Value>, PaymentsError> {
-        let request = List {
-            path,
-            query: ListQuery {
-                limit: LIST_PAGE,
-                starting_after: after,
-                status,
-            },
+        let query = ListQuery {
+            limit: LIST_PAGE,
+            starting_after: after,
+            status,
+            customer: None,
         };
-        let page = self
+        // Boxed: the walks over every page would otherwise need a higher
+        // `recursion_limit` to lay out their futures.
+        Ok(Box::pin(self.list_query(path, query, operation))
+            .await?
+            .unwrap_or(ListPage {
+                data: Vec::new(),
+                next: None,
+            }))
+    }
+
+    /// One page of the list at `path` that `query` asks for; `None` when Stripe
+    /// answers that what it filters on is missing.
+    async fn list_query(
+        &self,
+        path: &'static str,
+        query: ListQuery<'_>,
+        operation: &'static str,
+    ) -> Result<Option<ListPage<serde_json::Value>>, PaymentsError> {
+        let request = List { path, query };
+        let Some(page) = self
             .send(&request, Deadline::after(READ_BUDGET), operation, &mut 0)
             .await?
-            .unwrap_or(RawList {
-                data: Vec::new(),
-                has_more: false,
-            });
+        else {
+            return Ok(None);
+        };
         let data: Vec<serde_json::Value> = page.data.into_iter().map(json).collect();
         let next = match page.has_more {
             true => data
@@ -503,7 +603,7 @@ impl Payments {
                 .map(str::to_owned),
             false => None,
         };
-        Ok(ListPage { data, next })
+        Ok(Some(ListPage { data, next }))
     }
 }
 
@@ -544,6 +644,8 @@ struct ListQuery<'a> {
     starting_after: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer: Option<&'a str>,
 }
 
 /// A list page, its objects left as JSON.

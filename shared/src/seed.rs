@@ -151,9 +151,11 @@ impl FixtureCustomer {
     }
 }
 
-/// Seeds every fixture: creates the Stripe customer (and, for statuses that have
-/// one, a subscription) when Stripe is given, then the customer, then its members.
-/// Customers that already exist are skipped.
+/// Seeds every fixture: when Stripe is given, creates the Stripe customer and
+/// its subscription and puts that in the fixture's status
+/// ([`Payments::put_subscription_in`]: Stripe is the truth, so the webhook and
+/// the reconciliation find the status seeded), then the customer with those
+/// ids, then its members. Customers that already exist are skipped.
 pub async fn seed(
     store: &Store,
     payments: Option<&Payments>,
@@ -169,17 +171,23 @@ pub async fn seed(
             continue;
         }
         if let Some(payments) = payments {
-            let subscribe = customer.subscription_status.has_subscription();
+            let stripe = |source| SeedError::Stripe { id, source };
             let created = payments
                 .create_customer(
                     &id,
                     &customer.name,
                     &customer.tier_name,
                     customer.tier_id,
-                    subscribe,
+                    true,
                 )
                 .await
-                .map_err(|source| SeedError::Stripe { id, source })?;
+                .map_err(stripe)?;
+            if let Some(sub) = &created.subscription {
+                payments
+                    .put_subscription_in(sub, customer.subscription_status)
+                    .await
+                    .map_err(stripe)?;
+            }
             customer.stripe_customer_id = Some(created.customer);
             customer.stripe_subscription_id = created.subscription;
         }

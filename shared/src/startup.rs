@@ -15,7 +15,7 @@ use crate::payments::PaymentsError;
 use crate::secrets::{self, Refreshing, SecretError};
 use crate::store::Store;
 use crate::sync::signature::Secrets;
-use crate::sync::webhook::WebhookSecrets;
+use crate::sync::signature::WebhookSecrets;
 
 type SecretsManager = aws_sdk_secretsmanager::Client;
 

@@ -173,7 +173,8 @@ pub struct Sample {
 }
 
 impl Sample {
-    fn record(&mut self, took: Duration, calls: Calls) {
+    /// Adds one run: its time and its calls.
+    pub fn record(&mut self, took: Duration, calls: Calls) {
         self.latencies.push(took);
         self.calls_range = Some(match self.calls_range {
             None => (calls.calls, calls.calls),

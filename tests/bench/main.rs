@@ -1,10 +1,10 @@
 //! The benchmark (`make bench`): the warm-path cost of token verification per
 //! algorithm, DynamoDB round trips per request, latency of each endpoint next to
-//! its raw DynamoDB call, list cost vs table size, and the cold start of the
-//! function binaries next to two baselines. Starts DynamoDB Local itself and
-//! stops it by PID.
+//! its raw DynamoDB call, the cost of a Stripe webhook per event, list cost vs
+//! table size, and the cold start of the function binaries next to two
+//! baselines. Starts DynamoDB Local (and localstripe) itself and stops them by PID.
 //!
-//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start] [--cold-start-only] [--tokens-only]`
+//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--webhook-only] [--scale N] [--reconcile N,...]`
 
 // The handlers' futures (deadlines, spans) nest deeper than the default limit allows.
 #![recursion_limit = "256"]
@@ -14,9 +14,11 @@ mod counter;
 mod endpoints;
 mod harness;
 mod listing;
+mod reconcile;
 mod report;
 mod scale;
 mod tokens;
+mod webhook;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -30,13 +32,16 @@ use crate::counter::Counter;
 use crate::harness::{App, Result};
 
 const USAGE: &str =
-    "usage: bench [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--scale N]
+    "usage: bench [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--webhook-only] [--scale N]
   --large          also list at 100,000 customers (seeding takes minutes)
   --scale N        only the listings at N customers and the concurrent writers
                    (`make bench-scale`: 100,000)
+  --reconcile N,.. only the reconciliation's peak memory at N Stripe
+                   subscriptions each (`make bench-scale`: 10,000 and 100,000)
   --no-cold-start  skip the cold start of the function binaries and baselines
   --cold-start-only  only the cold start (its own DynamoDB Local and table)
-  --tokens-only    only the token verification section (no DynamoDB)";
+  --tokens-only    only the token verification section (no DynamoDB)
+  --webhook-only   only the Stripe webhook's cost per event (DynamoDB Local, localstripe)";
 
 /// Command-line options.
 #[derive(Debug)]
@@ -45,7 +50,9 @@ struct Args {
     cold_start: bool,
     cold_start_only: bool,
     tokens_only: bool,
+    webhook_only: bool,
     scale: Option<usize>,
+    reconcile: Option<Vec<usize>>,
 }
 
 impl Args {
@@ -55,7 +62,9 @@ impl Args {
             cold_start: true,
             cold_start_only: false,
             tokens_only: false,
+            webhook_only: false,
             scale: None,
+            reconcile: None,
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -64,10 +73,18 @@ impl Args {
                     let n = args.next().and_then(|n| n.parse().ok());
                     parsed.scale = Some(n.ok_or("--scale takes a number of customers")?);
                 }
+                "--reconcile" => {
+                    let sizes: Option<Vec<usize>> = args
+                        .next()
+                        .and_then(|n| n.split(',').map(|n| n.parse().ok()).collect());
+                    parsed.reconcile =
+                        Some(sizes.ok_or("--reconcile takes numbers of subscriptions: N,N")?);
+                }
                 "--large" => parsed.large = true,
                 "--no-cold-start" => parsed.cold_start = false,
                 "--cold-start-only" => parsed.cold_start_only = true,
                 "--tokens-only" => parsed.tokens_only = true,
+                "--webhook-only" => parsed.webhook_only = true,
                 "-h" | "--help" => return Ok(None),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -77,6 +94,27 @@ impl Args {
 }
 
 fn main() -> ExitCode {
+    // One reconciliation in a process of its own, measured (see reconcile.rs).
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, how, table, dynamodb, stripe] = argv.as_slice()
+        && flag == "--reconcile-child"
+    {
+        let outcome = tokio::runtime::Runtime::new()
+            .map_err(Into::into)
+            .and_then(|rt| {
+                rt.block_on(async {
+                    let (client, _) = client(dynamodb).await;
+                    reconcile::child(client, how, table, stripe).await
+                })
+            });
+        return match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("bench: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {
@@ -89,6 +127,9 @@ fn main() -> ExitCode {
         }
     };
     stop_children_on_abort();
+    // The handlers' metrics (EMF lines) stay out of the tables; the webhook
+    // section reads its own through `metrics::Capture`, which takes precedence.
+    billing::telemetry::metrics::set_sink(|_| {});
     let root = repo_root();
     match Command::new(root.join("infra/install.sh")).status() {
         Ok(status) if status.success() => {}
@@ -136,6 +177,19 @@ fn main() -> ExitCode {
                 Ok(())
             },
         ))
+    } else if args.webhook_only {
+        Some(webhooks(&runtime, &log_dir))
+    } else if let Some(sizes) = &args.reconcile {
+        Some(with_dynamodb(
+            &runtime,
+            &log_dir,
+            "dynamodb-local-reconcile",
+            async |url| {
+                let (client, counter) = client(url).await;
+                reconcile::run(&client, &counter, url, sizes).await?.print();
+                Ok(())
+            },
+        ))
     } else {
         args.scale.map(|n| {
             with_dynamodb(&runtime, &log_dir, "dynamodb-local-scale", async |url| {
@@ -171,6 +225,12 @@ fn main() -> ExitCode {
                     Ok(())
                 },
             )
+        })
+        .and_then(|()| {
+            if args.tokens_only {
+                return Ok(());
+            }
+            webhooks(&runtime, &log_dir)
         })
         .and_then(|()| {
             if args.tokens_only {
@@ -220,6 +280,22 @@ fn with_dynamodb(
         }
     });
     server.stop();
+    outcome
+}
+
+/// The Stripe webhook section, on its own DynamoDB Local and localstripe
+/// (stopped by PID).
+fn webhooks(runtime: &tokio::runtime::Runtime, log_dir: &Path) -> Result<()> {
+    let mut stripe = Server::start("localstripe-webhooks", "run-localstripe.sh", log_dir);
+    eprintln!("bench: localstripe-webhooks at {}", stripe.url);
+    let outcome = with_dynamodb(runtime, log_dir, "dynamodb-local-webhooks", async |url| {
+        let (client, counter) = client(url).await;
+        let table = format!("bench-webhooks-{}", uuid::Uuid::new_v4().simple());
+        let app = App::new(&client, &counter, &table).await?;
+        webhook::run(&app, &stripe.url).await?.print();
+        Ok(())
+    });
+    stripe.stop();
     outcome
 }
 

@@ -863,8 +863,8 @@ async fn each_audited_change_is_one_transaction_of_known_size(env: &'static Env)
         Some(&DELETE_FIRST),
         "delete customer: {delete:?}"
     );
-    // With an Idempotency-Key the transaction is the same: the key's record
-    // is written outside it.
+    // With an Idempotency-Key the transaction also writes the answer into
+    // the key's record: one more write, none after it.
     let c = app.customer(Spec::default()).await;
     let body_user = uuid::Uuid::new_v4().to_string();
     let body = json!({"userID": body_user, "role": "user"});
@@ -880,7 +880,7 @@ async fn each_audited_change_is_one_transaction_of_known_size(env: &'static Env)
     };
     let (reply, sizes) = keyed_add().await;
     assert_eq!(reply.status, StatusCode::CREATED);
-    assert_eq!(sizes, vec![ADD_MEMBER]);
+    assert_eq!(sizes, vec![ADD_MEMBER + ANSWER]);
     // Its replay, and a role change to the role a member has, commit nothing.
     let (reply, sizes) = keyed_add().await;
     assert_eq!(
@@ -908,7 +908,33 @@ async fn each_audited_change_is_one_transaction_of_known_size(env: &'static Env)
     .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(sizes, Vec::<u64>::new(), "the same role writes nothing");
+    // A keyed role change, and a keyed deletion's first transaction.
+    let (method, path, body) = role_request(&c.id, &user, json!("admin"));
+    let (reply, sizes) = committed_transactions(keyed.send(
+        &app,
+        method,
+        &path,
+        body,
+        &[("idempotency-key", "writes-2")],
+    ))
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(sizes, vec![CHANGE_ROLE + ANSWER]);
+    let (method, path, _) = delete_request(&c.id);
+    let (reply, sizes) = committed_transactions(keyed.send(
+        &app,
+        method,
+        &path,
+        None,
+        &[("idempotency-key", "writes-3")],
+    ))
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(sizes.first(), Some(&(DELETE_FIRST + ANSWER)), "{sizes:?}");
 }
+
+/// The write of an `Idempotency-Key`'s answer in the transaction of its change.
+const ANSWER: u64 = 1;
 
 /// Write actions of adding a member (1 of them the audit entry).
 const ADD_MEMBER: u64 = 10;

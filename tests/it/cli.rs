@@ -4,6 +4,7 @@
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use billing_tests::Env;
@@ -18,10 +19,12 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         cli_rejects_invalid_fixtures,
         cli_manages_api_keys_of_a_deployed_table,
         cli_serves_tokens_of_a_jwks_provider,
+        seeded_statuses_stay_under_the_webhook_and_reconcile_without_drift,
     ]
 }
 
-fn binary() -> PathBuf {
+/// The `billing-dev` binary beside this test binary.
+pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()
@@ -403,4 +406,240 @@ async fn cli_serves_tokens_of_a_jwks_provider(env: &'static Env) {
     assert_eq!(jwks.fetches(), 1, "one fetch, then the cache");
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// A server process, killed (by its PID) and reaped when dropped, the test
+/// failing or not.
+struct StopOnDrop(std::process::Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The webhook secret of the seeding test's server and localstripe webhook.
+const WEBHOOK_SECRET: &str = "whsec_fixtures_test";
+
+/// The statuses a fixture can name and the subscription's Stripe then holds.
+const SEEDED: [&str; 7] = [
+    "active",
+    "trialing",
+    "past_due",
+    "unpaid",
+    "canceled",
+    "incomplete",
+    "paused",
+];
+
+/// A loopback relay between localstripe and the server's webhook: forwards
+/// each delivery as it came (body and signature) and notes the Stripe customer
+/// it is about once the server has answered. Stopped by the test.
+struct Relay {
+    url: String,
+    answered: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let answered = Arc::new(Mutex::new(Vec::new()));
+        let seen = answered.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let (target, seen) = (target.clone(), seen.clone());
+            async move {
+                let signature = req
+                    .headers()
+                    .get("stripe-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                let body = String::from_utf8_lossy(&body).into_owned();
+                let about: Value = serde_json::from_str(&body).unwrap_or_default();
+                let about = about["data"]["object"]["customer"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let (status, _) = tokio::task::spawn_blocking(move || {
+                    billing_tests::net::request(
+                        &format!("http://{target}"),
+                        "POST",
+                        billing::sync::webhook::PATH,
+                        &[
+                            ("Content-Type", "application/json"),
+                            ("Stripe-Signature", &signature),
+                        ],
+                        Some(&body),
+                    )
+                })
+                .await
+                .expect("relay");
+                seen.lock().unwrap().push(about);
+                axum::http::StatusCode::from_u16(status).unwrap_or_default()
+            }
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            url,
+            answered,
+            task,
+        }
+    }
+
+    /// Deliveries answered so far about any of `customers`.
+    fn answered_about(&self, customers: &[String]) -> usize {
+        let answered = self.answered.lock().unwrap();
+        answered.iter().filter(|c| customers.contains(c)).count()
+    }
+}
+
+/// Points localstripe's webhook `id` at `url` for the subscription events
+/// (none: off).
+fn register_webhook(env: &Env, id: &str, url: Option<&str>) {
+    let events: &[&str] = match url {
+        Some(_) => &[
+            "customer.subscription.created",
+            "customer.subscription.updated",
+            "customer.subscription.deleted",
+            "customer.subscription.paused",
+            "customer.subscription.resumed",
+            "customer.deleted",
+        ],
+        None => &[],
+    };
+    let body = json!({"url": url.unwrap_or("http://127.0.0.1:9/off"), "secret": WEBHOOK_SECRET,
+        "events": events})
+    .to_string();
+    let (status, reply) = billing_tests::net::request(
+        &env.stripe_url,
+        "POST",
+        &format!("/_config/webhooks/{id}"),
+        &[("Content-Type", "application/json")],
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{reply}");
+}
+
+async fn seeded_statuses_stay_under_the_webhook_and_reconcile_without_drift(env: &'static Env) {
+    // GIVEN a running server with its webhook secret, localstripe posting its
+    // subscription events to it (through a relay that notes each answer)
+    let table = format!("cli-{}", uuid::Uuid::new_v4().simple());
+    run(cli(env, &table).arg("create-table"));
+    let mut command = cli(env, &table);
+    command.env("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET);
+    let (port, server) = serve(command).await;
+    let server = StopOnDrop(server);
+    let relay = Relay::start(format!("127.0.0.1:{port}")).await;
+    let hook = format!("fixtures-{}", uuid::Uuid::new_v4().simple());
+    register_webhook(env, &hook, Some(&relay.url));
+
+    // WHEN a fixture of each status is seeded into it
+    let owner = |i: usize| format!("5f35d2c4-5633-4b16-bbf0-{:012x}", 0x5ca2_2ef8_ea00 + i);
+    let ids: Vec<String> = (0..SEEDED.len())
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let customers: Vec<Value> = SEEDED
+        .iter()
+        .zip(&ids)
+        .enumerate()
+        .map(|(i, (status, id))| {
+            json!({"id": id, "name": format!("Seeded {status}"), "tierName": "pro",
+                "tierID": "e1f2a3b4-5633-4b16-bbf0-5ca22ef8ea2e", "subscriptionStatus": status,
+                "createdAt": format!("2026-02-03T09:14:{i:02}Z"), "ownerUserID": owner(i),
+                "members": [{"userID": owner(i), "role": "owner"}]})
+        })
+        .collect();
+    let fixtures = std::env::temp_dir().join(format!("{table}.json"));
+    std::fs::write(&fixtures, json!({ "customers": customers }).to_string()).unwrap();
+    run(cli(env, &table).arg("seed").arg("--file").arg(&fixtures));
+    let _ = std::fs::remove_file(&fixtures);
+
+    // THEN Stripe holds each subscription in its fixture's status
+    let store = billing::store::Store::new(env.dynamodb_client(), table.clone());
+    let mut stripe_ids = Vec::new();
+    for (id, status) in ids.iter().zip(SEEDED) {
+        let record = store
+            .find_customer(&billing::domain::CustomerId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .expect("seeded");
+        let cus = record.stripe_customer_id.expect("a Stripe customer");
+        let sub = record.stripe_subscription_id.expect("a subscription");
+        let (code, list) = env.stripe_call(
+            "GET",
+            &format!("/v1/subscriptions?customer={cus}&status=all&limit=10"),
+        );
+        assert_eq!(code, 200, "{list}");
+        let subs: Vec<(&str, &str)> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["id"].as_str().unwrap(), s["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(subs, vec![(sub.as_str(), status)], "{status}");
+        stripe_ids.push(cus);
+    }
+
+    // AND once the server has answered every event about them (a creation for
+    // each, and the change to its status for all but `active`)...
+    let expected = 1 + 2 * (SEEDED.len() - 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while relay.answered_about(&stripe_ids) < expected {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {expected} events answered",
+            relay.answered_about(&stripe_ids)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    register_webhook(env, &hook, None);
+    relay.task.abort();
+
+    // ...every customer still has the status it was seeded with
+    let token = String::from_utf8(
+        run(cli(env, &table).args(["token", "--sub", &owner(0), "--role", "billing_admin"])).stdout,
+    )
+    .unwrap();
+    let bearer = format!("Bearer {}", token.trim());
+    let base = billing_tests::app::API;
+    for (id, status) in ids.iter().zip(SEEDED) {
+        let (code, body) = http(
+            port,
+            "GET",
+            &format!("{base}/customer/{id}"),
+            &[("Authorization", &bearer)],
+        );
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body["subscriptionStatus"], status, "{body}");
+        let (_, page) = http(
+            port,
+            "GET",
+            &format!("{base}/customers?status={status}"),
+            &[("Authorization", &bearer)],
+        );
+        assert_eq!(page["items"], 1, "{status}: {page}");
+    }
+    drop(server);
+
+    // AND the reconciliation finds nothing drifted
+    let out = run(cli(env, &table).arg("reconcile"));
+    let (drifts, summary) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(drifts, "", "no drift line");
+    assert!(
+        summary.contains("7 checked, 0 drifted, 0 repaired"),
+        "{summary}"
+    );
 }

@@ -1,13 +1,16 @@
 //! `Idempotency-Key` on `POST .../member`, `PATCH .../member/{userID}` and
 //! `DELETE /customer/{customerID}`: replays, reuse, concurrency, scope,
-//! validation, expiry and release on 5xx.
+//! validation, expiry, release on 5xx, and answers committed with the change
+//! (a request that dies right after its commit is replayed, not run again).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::cascade::Cascade;
 use billing_tests::app::{Seeded, Spec, TestApp, bearer, request};
+use billing_tests::proxy::LostCommit;
 use billing_tests::sinks::{FailingStripe, SlowStripe};
 use billing_tests::{Env, Reply};
 use futures_util::future::join_all;
@@ -31,6 +34,11 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         a_server_error_releases_the_key,
         a_request_that_failed_validation_keeps_no_answer,
         a_claim_whose_holder_died_is_taken_over_by_the_same_request,
+        an_add_that_died_after_its_commit_is_replayed,
+        a_role_change_that_died_after_its_commit_is_replayed,
+        a_deletion_that_died_after_its_commit_is_replayed,
+        a_request_whose_claim_was_taken_over_commits_nothing,
+        an_add_whose_commit_reply_was_lost_is_replayed,
     ]
 }
 
@@ -655,4 +663,237 @@ async fn a_claim_whose_holder_died_is_taken_over_by_the_same_request(env: &'stat
     assert_eq!(record["state"].as_s().unwrap(), "done");
     let reply = patch("user").await;
     assert_replays(&reply, &first);
+}
+
+/// The lock of the requests that die in these tests: a retry may take their
+/// key over a second or two later instead of a minute.
+const SHORT_LOCK: Duration = Duration::from_secs(1);
+
+/// `app`'s handlers reaching the table through a proxy that withholds the
+/// answer to their first transaction, holding keys for [`SHORT_LOCK`].
+async fn dying(env: &Env, app: &TestApp) -> (TestApp, LostCommit) {
+    let proxy = LostCommit::start(&env.dynamodb_url).await;
+    let mut dying = app.through(env.dynamodb_client_at(&proxy.url));
+    dying.state.idempotency_lock = SHORT_LOCK;
+    (dying, proxy)
+}
+
+/// Runs `request` until its transaction committed, then drops it (the
+/// function died before answering); returns when its claim's lock ran out.
+async fn die_after_commit(proxy: &LostCommit, request: impl Future<Output = Reply>) {
+    tokio::select! {
+        () = proxy.committed() => {}
+        reply = request => panic!("answered despite the fault: {reply:?}"),
+    }
+    // A retry now would find the claim held: wait until its lock ran out
+    // (the claim was taken before the commit, so no later than now).
+    let claimed_by = now();
+    for _ in 0..50 {
+        if now() > claimed_by + SHORT_LOCK.as_secs() as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(now() > claimed_by + SHORT_LOCK.as_secs() as i64);
+}
+
+/// Asserts the test's one idempotency record holds `status` as its answer,
+/// committed with the change before the request died, in `state`: `done`, or
+/// `in_progress` for a deletion (whose cascade went on after it).
+async fn assert_answer_committed(app: &TestApp, status: u16, state: &str) {
+    let kept = records(app).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (
+            kept[0]["state"].as_s().unwrap().as_str(),
+            kept[0]["answerStatus"].as_n().unwrap().as_str()
+        ),
+        (state, status.to_string().as_str()),
+        "the answer was committed with the change"
+    );
+}
+
+async fn an_add_that_died_after_its_commit_is_replayed(env: &'static Env) {
+    let (app, c, admin) = given(env, Spec::default()).await;
+    let (dying, proxy) = dying(env, &app).await;
+    let user = uuid::Uuid::new_v4().to_string();
+    let before = audit_entries(&app, &c.id).await;
+    // GIVEN a keyed add whose function died right after its transaction committed
+    die_after_commit(&proxy, add(&admin, &dying, &c.id, as_user(&user), "lost")).await;
+    assert_answer_committed(&app, 201, "done").await;
+    // WHEN it is retried after its lock ran out
+    let retry = add(&admin, &app, &c.id, as_user(&user), "lost").await;
+    // THEN the retry gets the answer of the add that happened (not 409
+    // already_member), and the member was added once
+    assert_answer(&retry, StatusCode::CREATED, true);
+    assert_eq!(retry.json, json!({"message": "acknowledged"}));
+    assert_eq!(member_count(&app, &c.id).await, 2);
+    let entries = audit_entries(&app, &c.id).await;
+    assert_eq!(entries.len(), before.len() + 1);
+    assert_eq!(
+        count_of(&entries, "member.added"),
+        count_of(&before, "member.added") + 1
+    );
+    let reply = app.get(&format!("/user/{user}/customer")).await;
+    assert_eq!(
+        (reply.status, reply.json["role"].clone()),
+        (StatusCode::OK, json!("user"))
+    );
+}
+
+async fn a_role_change_that_died_after_its_commit_is_replayed(env: &'static Env) {
+    let (app, c, admin) = given(env, Spec::with_members(1)).await;
+    let (dying, proxy) = dying(env, &app).await;
+    let member = &c.members[0];
+    let path = format!("/customer/{}/member/{member}", c.id);
+    let audited = audit_entries(&app, &c.id).await.len();
+    let to_user = || Some(json!({"role": "user"}));
+    // GIVEN a keyed change of an admin to user whose function died right after
+    // its commit
+    let request = keyed(&admin, &dying, Method::PATCH, &path, to_user(), "lost");
+    die_after_commit(&proxy, request).await;
+    assert_answer_committed(&app, 200, "done").await;
+    // and another admin making the member an admin again meanwhile
+    let other = Who::user("other-admin");
+    let back = other
+        .send(
+            &app,
+            Method::PATCH,
+            &path,
+            Some(json!({"role": "admin"})),
+            &[],
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::OK);
+    // WHEN the first change is retried after its lock ran out
+    let retry = keyed(&admin, &app, Method::PATCH, &path, to_user(), "lost").await;
+    // THEN it gets the first change's answer and does not undo the other
+    // admin's change
+    assert_answer(&retry, StatusCode::OK, true);
+    assert_eq!(
+        (retry.json["userID"].clone(), retry.json["role"].clone()),
+        (json!(member), json!("user"))
+    );
+    let reply = app.get(&format!("/user/{member}/customer")).await;
+    assert_eq!(reply.json["role"], "admin");
+    let entries = audit_entries(&app, &c.id).await;
+    assert_eq!(entries.len(), audited + 2, "two changes, each once");
+    assert_eq!(count_of(&entries, "member.role_changed"), 2);
+    assert_eq!(member_count(&app, &c.id).await, 2);
+}
+
+async fn a_deletion_that_died_after_its_commit_is_replayed(env: &'static Env) {
+    let (app, c, admin) = given(env, Spec::with_members(2)).await;
+    let (dying, proxy) = dying(env, &app).await;
+    let path = format!("/customer/{}", c.id);
+    let audited = audit_entries(&app, &c.id).await.len();
+    // GIVEN a keyed DELETE whose function died right after its first
+    // transaction (the customer marked deleting) committed
+    let request = keyed(&admin, &dying, Method::DELETE, &path, None, "lost");
+    die_after_commit(&proxy, request).await;
+    assert_answer_committed(&app, 204, "in_progress").await;
+    assert_eq!(app.get(&path).await.status, StatusCode::NOT_FOUND);
+    // and the stream consumer finishing the cascade it began
+    let id = billing::domain::CustomerId::parse(&c.id).unwrap();
+    let deleted = app
+        .state
+        .cascade
+        .run(&id, &billing_tests::by_test())
+        .await
+        .expect("finish the cascade");
+    assert!(deleted.record_removed);
+    // WHEN the DELETE is retried after its lock ran out
+    let retry = keyed(&admin, &app, Method::DELETE, &path, None, "lost").await;
+    // THEN it gets the deletion's answer (not 404 for its own success), and
+    // the customer was deleted once
+    assert_answer(&retry, StatusCode::NO_CONTENT, true);
+    let entries = audit_entries(&app, &c.id).await;
+    assert_eq!(entries.len(), audited + 1);
+    assert_eq!(count_of(&entries, "customer.deleted"), 1);
+    let unkeyed = admin.send(&app, Method::DELETE, &path, None, &[]).await;
+    assert_refused(&unkeyed, StatusCode::NOT_FOUND, "customer_not_found");
+}
+
+async fn a_request_whose_claim_was_taken_over_commits_nothing(env: &'static Env) {
+    use billing::store::{Answer, Answering, Claim, ClaimRequest, Claimed};
+    let (app, c, _) = given(env, Spec::default()).await;
+    let id = billing::domain::CustomerId::parse(&c.id).unwrap();
+    // GIVEN a key claimed by a retry (claim B) while the first request
+    // (claim A) still ran past its lock
+    let (late, retry) = (
+        Claimed::new("scope".into(), "claim-a".into()),
+        ClaimRequest {
+            scope: "scope",
+            fingerprint: "f",
+            claim_id: "claim-b",
+            now: now(),
+            lock_seconds: 60,
+            keep_seconds: 3600,
+        },
+    );
+    assert_eq!(
+        app.store.claim_idempotency(&retry).await.unwrap(),
+        Claim::Acquired
+    );
+    // WHEN the first request commits its change with its answer
+    let answer = |_: &()| Answer {
+        status: 201,
+        body: "{}".into(),
+    };
+    let member = billing::domain::Member {
+        role_id: uuid::Uuid::new_v4(),
+        user_id: billing::domain::UserId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
+        role: billing::domain::Role::User,
+        joined_at: billing::domain::now(),
+    };
+    let answering = Answering::new(&late, &answer);
+    let err = app
+        .store
+        .add_members_answered(&id, &[member], &billing_tests::by_test(), Some(&answering))
+        .await
+        .unwrap_err();
+    // THEN nothing commits: the retry that holds the key acts
+    assert!(
+        matches!(err, billing::store::StoreError::IdempotencyClaimLost),
+        "{err:?}"
+    );
+    assert!(!late.answered());
+    assert_eq!(member_count(&app, &c.id).await, 1);
+    let kept = records(&app).await;
+    assert_eq!(
+        (
+            kept[0]["claimID"].as_s().unwrap().as_str(),
+            kept[0]["state"].as_s().unwrap().as_str()
+        ),
+        ("claim-b", "in_progress")
+    );
+    // and the first request's release leaves the retry's claim alone
+    assert!(!app.store.release_idempotency(&late).await.unwrap());
+    assert_eq!(records(&app).await.len(), 1);
+}
+
+async fn an_add_whose_commit_reply_was_lost_is_replayed(env: &'static Env) {
+    let (app, c, admin) = given(env, Spec::default()).await;
+    // GIVEN handlers whose DynamoDB calls time out after a second, without
+    // retries, behind a proxy that withholds the reply to their transaction
+    let proxy = LostCommit::start(&env.dynamodb_url).await;
+    let timeouts = billing::aws::TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_secs(1))
+        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+        .endpoint_url(&proxy.url)
+        .timeout_config(timeouts)
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .build();
+    let impatient = app.through(aws_sdk_dynamodb::Client::from_conf(config));
+    let user = uuid::Uuid::new_v4().to_string();
+    // WHEN a keyed add commits and its reply is lost: the request fails (5xx)
+    let failed = add(&admin, &impatient, &c.id, as_user(&user), "timeout").await;
+    assert_refused(&failed, StatusCode::INTERNAL_SERVER_ERROR, "database_error");
+    // THEN the answer committed with the add is not released with the 5xx
+    assert_answer_committed(&app, 201, "done").await;
+    // and a retry, at once, gets it: the member was added once
+    let retry = add(&admin, &app, &c.id, as_user(&user), "timeout").await;
+    assert_answer(&retry, StatusCode::CREATED, true);
+    assert_eq!(member_count(&app, &c.id).await, 2);
 }

@@ -11,8 +11,11 @@ mod idempotency;
 mod jwks;
 mod listings;
 mod members;
+mod ordering;
+mod platform;
 mod reconcile;
 mod roles;
+mod shutdown;
 mod sync;
 mod telemetry;
 
@@ -61,8 +64,11 @@ fn main() {
         jwks::trials(),
         listings::trials(),
         members::trials(),
+        ordering::trials(),
+        platform::trials(),
         reconcile::trials(),
         roles::trials(),
+        shutdown::trials(),
         sync::trials(),
         telemetry::trials(),
     ]

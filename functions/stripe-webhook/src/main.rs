@@ -1,5 +1,5 @@
 //! Lambda for `POST /api/billing/v1/webhooks/stripe`: Stripe's subscription and
-//! customer events, verified by their signature and applied once, in order.
+//! customer events, verified by their signature, answered with Stripe's current state.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -19,7 +19,7 @@ use billing::store::Store;
 use billing::sync::platform::{CUSTOMER_CREATED, CUSTOMER_UPDATED, Platform, PlatformError};
 use billing_dev::import::{self, Source};
 use billing_dev::local;
-use billing_dev::stream::StreamPoller;
+use billing_dev::stream::{self, StreamPoller};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -307,11 +307,14 @@ async fn run(command: Command) -> Result<(), Error> {
     let store = deps.store.clone();
     match command {
         Command::Serve { port } => {
-            let hooks = deps
-                .webhook_secrets
-                .clone()
-                .map(|secrets| billing::sync::webhook::Webhooks::new(deps.store.clone(), secrets));
-            server::serve(State::try_from(deps)?, hooks, port).await?
+            // The webhook needs its secret and Stripe (which it reads).
+            let hooks = deps.webhook_secrets.clone().zip(deps.payments.clone()).map(
+                |(secrets, payments)| {
+                    billing::sync::webhook::Webhooks::new(deps.store.clone(), secrets, payments)
+                },
+            );
+            let console = console::Settings::from_env()?;
+            server::serve(State::try_from(deps)?, hooks, console, port).await?
         }
         Command::ConsumeStream { interval } => {
             consume_stream(deps, &sdk, &config, interval).await?
@@ -352,7 +355,8 @@ async fn run(command: Command) -> Result<(), Error> {
             reconcile::run(&store, payments, repair).await?
         }
         Command::SendEvent { kind, detail, id } => {
-            send_event(&store, config.region.as_deref(), &kind, &detail, id).await?
+            let region = config.region.clone();
+            send_event(&Platform::from(deps), region.as_deref(), &kind, &detail, id).await?
         }
         Command::Token { .. } => {}
     }
@@ -437,7 +441,7 @@ async fn run_import(
 /// Wraps `detail` in an EventBridge envelope from the platform and hands it
 /// to the platform events' handler.
 async fn send_event(
-    store: &Store,
+    platform: &Platform,
     region: Option<&str>,
     kind: &str,
     detail: &str,
@@ -457,7 +461,7 @@ async fn send_event(
         "resources": [],
         "detail": detail,
     });
-    match Platform::new(store.clone()).on_event(&event).await {
+    match platform.on_event(&event).await {
         Ok(outcome) => {
             println!(
                 "{}",
@@ -472,7 +476,7 @@ async fn send_event(
     }
 }
 
-/// Polls until SIGTERM/Ctrl-C; a batch that fails is retried on the next poll.
+/// Consumes the table's stream until SIGTERM/Ctrl-C (see [`stream::consume`]).
 async fn consume_stream(
     deps: Dependencies,
     sdk: &aws_config::SdkConfig,
@@ -484,28 +488,16 @@ async fn consume_stream(
         builder = builder.endpoint_url(url);
     }
     let streams = aws_sdk_dynamodbstreams::Client::from_conf(builder.build());
-    let mut poller = StreamPoller::open(deps.store.client(), streams, &config.table_name).await?;
+    let stop = server::shutdown();
+    tokio::pin!(stop);
+    let poller = tokio::select! {
+        opened = StreamPoller::open(deps.store.client(), streams, &config.table_name) => opened?,
+        () = &mut stop => return Ok(()),
+    };
     let cleanup = Cleanup::from(deps);
     // Metrics of this process are the stream consumer's, as in AWS.
     billing::telemetry::metrics::set_function("cleanup-stream");
-    let mut pending = Vec::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(interval.max(1)));
     tracing::info!(table = %config.table_name, "consuming the table's stream");
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = server::shutdown() => return Ok(()),
-        }
-        match poller.poll().await {
-            Ok(events) => pending.extend(events),
-            Err(err) => tracing::warn!(error = %err, "stream poll failed"),
-        }
-        while let Some(event) = pending.first() {
-            if let Err(err) = cleanup.on_stream(event).await {
-                tracing::warn!(error = %err, "stream batch failed; retrying on the next poll");
-                break;
-            }
-            pending.remove(0);
-        }
-    }
+    stream::consume(poller, &cleanup, Duration::from_secs(interval.max(1)), stop).await;
+    Ok(())
 }

@@ -1,12 +1,100 @@
 //! Polls a table's DynamoDB stream (DynamoDB Local has no Lambda triggers) and
 //! turns its records into the events Lambda would deliver, for the same handler.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord};
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 
+use billing::cleanup::Cleanup;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// How long a batch being applied may go on once a stop is asked for.
+pub const STOP_GRACE: Duration = Duration::from_millis(1500);
+/// The longest wait between polls while the stream cannot be read or applied.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Polls every `interval` and hands each batch read to `cleanup`, in order,
+/// until `stop` resolves.
+///
+/// - A poll or a batch that fails is retried after a wait that doubles with
+///   each failure in a row (from `interval` up to [`MAX_BACKOFF`]), so an
+///   unreachable DynamoDB is not hammered; a clean round resets it. A failed
+///   batch stays first in line and is retried whole, as Lambda redelivers one.
+/// - On `stop`, a poll in flight is dropped (it applied nothing) and a batch
+///   being applied gets [`STOP_GRACE`] to finish. A batch cut short, and those
+///   not begun, are left to the next run, which reads the stream from its
+///   start: each record's change is one transaction or an idempotent step
+///   (folds, resumable cascades, events with stable ids), so none is left half
+///   applied and applying one again changes nothing.
+pub async fn consume(
+    mut poller: StreamPoller,
+    cleanup: &Cleanup,
+    interval: Duration,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut pending: VecDeque<Event> = VecDeque::new();
+    let mut failures = 0;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(backoff(interval, failures)) => {}
+            () = &mut stop => return,
+        }
+        let polled = tokio::select! {
+            polled = poller.poll() => polled,
+            () = &mut stop => return,
+        };
+        let mut clean = match polled {
+            Ok(events) => {
+                pending.extend(events);
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "stream poll failed");
+                false
+            }
+        };
+        while let Some(event) = pending.front() {
+            let result = {
+                let applied = cleanup.on_stream(event);
+                tokio::pin!(applied);
+                tokio::select! {
+                    result = &mut applied => result,
+                    () = &mut stop => {
+                        if tokio::time::timeout(STOP_GRACE, applied).await.is_err() {
+                            tracing::warn!("stopped during a stream batch; the next run applies it again");
+                        }
+                        return;
+                    }
+                }
+            };
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "stream batch failed; retrying on the next poll");
+                clean = false;
+                break;
+            }
+            pending.pop_front();
+        }
+        failures = if clean { 0 } else { failures.saturating_add(1) };
+        if failures > 0 {
+            tracing::info!(
+                retry_in_ms =
+                    u64::try_from(backoff(interval, failures).as_millis()).unwrap_or(u64::MAX),
+                "stream consumer backing off"
+            );
+        }
+    }
+}
+
+/// The wait before the next poll after `failures` failed rounds in a row.
+fn backoff(interval: Duration, failures: u32) -> Duration {
+    interval
+        .saturating_mul(1 << failures.min(16))
+        .min(MAX_BACKOFF.max(interval))
+}
 
 /// Reads every shard of one table's stream from its start, in order.
 pub struct StreamPoller {

@@ -3,16 +3,19 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
 use super::State;
+use super::idempotency::answer_of;
 use crate::domain::audit::Origin;
 use crate::domain::{CustomerId, Invalid, Member, Role, UserId, now};
 use crate::error::ApiError;
 use crate::http::{JsonObject, json, json_object, path_param};
+use crate::store::{Answering, Claimed};
 
 /// `POST /customer/{customerID}/member` with `{"userID", "role"}`.
 pub async fn run(
     state: &State,
     req: &Request,
     origin: &Origin,
+    claim: Option<&Claimed>,
 ) -> Result<Response<Body>, ApiError> {
     let id = CustomerId::parse(&path_param(req, "customerID")?)?;
     let (user_id, role) = parse_body(&json_object(req)?)?;
@@ -22,11 +25,15 @@ pub async fn run(
         role,
         joined_at: now(),
     };
-    state.store.add_members(&id, &[member], origin).await?;
-    Ok(json(
-        StatusCode::CREATED,
-        &json!({ "message": "acknowledged" }),
-    ))
+    let added = json(StatusCode::CREATED, &json!({ "message": "acknowledged" }));
+    let answer = answer_of(&added);
+    let answer = move |_: &()| answer.clone();
+    let answering = claim.map(|c| Answering::new(c, &answer));
+    state
+        .store
+        .add_members_answered(&id, &[member], origin, answering.as_ref())
+        .await?;
+    Ok(added)
 }
 
 /// The user and a role other than owner.

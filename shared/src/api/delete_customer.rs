@@ -3,11 +3,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use super::State;
+use super::idempotency::answer_of;
 use crate::deadline::Deadline;
 use crate::domain::CustomerId;
 use crate::domain::audit::Origin;
 use crate::error::ApiError;
 use crate::http::{no_content, path_param};
+use crate::store::{Answering, Claimed};
 
 /// Time kept back from the function's own timeout, whatever came before the
 /// cascade, to answer (the 503 `deletion_in_progress`) before Lambda cuts it off.
@@ -19,10 +21,20 @@ pub async fn run(
     state: &State,
     req: &Request,
     origin: &Origin,
+    claim: Option<&Claimed>,
 ) -> Result<Response<Body>, ApiError> {
     let id = CustomerId::parse(&path_param(req, "customerID")?)?;
     let deadline = deadline(state, req);
-    let deleted = state.cascade.run_until(&id, deadline, origin).await?;
+    // The answer of a deletion that begins, committed as it begins: pending
+    // while this request runs the rest of the cascade (resumable, and
+    // finished by the stream consumer should this request die).
+    let answer = answer_of(&no_content());
+    let answer = move |_: &()| answer.clone();
+    let answering = claim.map(|c| Answering::pending(c, &answer));
+    let deleted = state
+        .cascade
+        .run_answered(&id, deadline, origin, answering.as_ref())
+        .await?;
     let billing = deleted.billing.unwrap_or_default();
     tracing::info!(
         customer = %id,

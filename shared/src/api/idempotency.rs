@@ -2,16 +2,26 @@
 //! request within [`KEEP`] gets its first answer again, without acting twice.
 //!
 //! The request claims the caller's key before it acts (a record holding a
-//! hash of the request), and leaves its answer there: a retry of the same
+//! hash of the request), and its answer is kept there: a retry of the same
 //! request gets that answer (`Idempotent-Replayed: true`), a different request
 //! with the key is 422 `idempotency_key_reused`, and a retry while the first
-//! still runs is 409 `idempotency_key_in_use`. A 400 (the request failed
-//! validation and did nothing) or a 5xx (nothing done, or not known to be)
-//! is not kept: it releases the key, so a retry, corrected or not, acts. A
+//! still runs is 409 `idempotency_key_in_use`.
+//!
+//! A request whose change commits writes its answer in the transaction of
+//! that change (the store's `*_answered` operations), conditioned on still
+//! holding the claim: a request that dies right after its commit is replayed,
+//! never run again, and a request whose claim was taken over commits nothing.
+//! A deletion commits its answer in the transaction that marks the customer
+//! deleting, as pending: while its cascade runs, a retry is 409 in use; once
+//! it answered, or its lock ran out, a retry replays it. A request that
+//! commits nothing (refused, or a role it already has) keeps its answer after
+//! it ([`finish`]). A 400 (the request failed validation and
+//! did nothing) or a 5xx (nothing done, or not known to be) is not kept: it
+//! releases the key, so a retry, corrected or not, acts; an answer committed
+//! with a change this request did not see through stays for replays. A
 //! request that dies holding its claim keeps it for [`LOCK`]; the same
 //! request then takes over.
 
-use std::future::Future;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -21,7 +31,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::Caller;
 use crate::domain::Invalid;
 use crate::error::ApiError;
-use crate::store::{Claim, ClaimRequest, Store};
+use crate::store::{Answer, Claim, ClaimRequest, Claimed, Store};
 
 /// The request header.
 pub const KEY_HEADER: &str = "idempotency-key";
@@ -35,15 +45,24 @@ pub const LOCK: Duration = Duration::from_secs(60);
 /// Longest key accepted, in bytes.
 const MAX_KEY_LEN: usize = 255;
 
-/// Runs `work` at most once per caller and key: the whole answer, as served.
-pub async fn once(
+/// How a mutation starts: it acts (holding its key's claim when it has a
+/// key), or its first answer is served again.
+pub(super) enum Start {
+    /// Act; with the claim when the request has a key.
+    Act(Option<Claimed>),
+    /// The first answer, replayed.
+    Replay(Response<Body>),
+}
+
+/// Claims the request's `Idempotency-Key`, if it has one, for `lock`.
+pub(super) async fn start(
     store: &Store,
     caller: &Caller,
     req: &Request,
-    work: impl Future<Output = Result<Response<Body>, ApiError>>,
-) -> Result<Response<Body>, ApiError> {
+    lock: Duration,
+) -> Result<Start, ApiError> {
     let Some(key) = key(req.headers())? else {
-        return work.await;
+        return Ok(Start::Act(None));
     };
     let scope = hex(&Sha256::new()
         .chain_update(caller.scope())
@@ -51,36 +70,58 @@ pub async fn once(
         .chain_update(key)
         .finalize());
     let fingerprint = fingerprint(req);
-    let claim_id = uuid::Uuid::new_v4().to_string();
+    let claimed = Claimed::new(scope, uuid::Uuid::new_v4().to_string());
     let claim = ClaimRequest {
-        scope: &scope,
+        scope: claimed.scope(),
         fingerprint: &fingerprint,
-        claim_id: &claim_id,
+        claim_id: claimed.claim_id(),
         now: crate::domain::now().timestamp(),
-        lock_seconds: LOCK.as_secs() as i64,
+        lock_seconds: lock.as_secs() as i64,
         keep_seconds: KEEP.as_secs() as i64,
     };
     match store.claim_idempotency(&claim).await? {
-        Claim::Acquired => {}
-        Claim::Answered { status, body } => return Ok(replay(status, body)),
-        Claim::Reused => return Err(ApiError::IdempotencyKeyReused),
-        Claim::InUse => return Err(ApiError::IdempotencyKeyInUse),
+        Claim::Acquired => Ok(Start::Act(Some(claimed))),
+        Claim::Answered { status, body } => Ok(Start::Replay(replay(status, body))),
+        Claim::Reused => Err(ApiError::IdempotencyKeyReused),
+        Claim::InUse => Err(ApiError::IdempotencyKeyInUse),
     }
-    let response = work.await.unwrap_or_else(ApiError::into_response);
+}
+
+/// The mutation's outcome as served: with a claim, kept for retries unless
+/// its change committed it already, or released (400, 5xx).
+pub(super) async fn finish(
+    store: &Store,
+    claimed: Option<&Claimed>,
+    outcome: Result<Response<Body>, ApiError>,
+) -> Result<Response<Body>, ApiError> {
+    let Some(claimed) = claimed else {
+        return outcome;
+    };
+    let response = outcome.unwrap_or_else(ApiError::into_response);
     let status = response.status();
     let kept = if status == StatusCode::BAD_REQUEST || status.is_server_error() {
-        store.release_idempotency(&scope, &claim_id).await
+        store.release_idempotency(claimed).await
+    } else if claimed.settled() {
+        return Ok(response);
     } else {
         store
-            .complete_idempotency(&scope, &claim_id, status.as_u16(), text(response.body()))
+            .complete_idempotency(claimed, &answer_of(&response))
             .await
     };
     match kept {
         Ok(true) => {}
-        Ok(false) => tracing::warn!("idempotency claim was taken over before the answer"),
+        Ok(false) => tracing::warn!("idempotency claim taken over, or answered with its change"),
         Err(err) => tracing::warn!(error = %err, "idempotency answer not kept"),
     }
     Ok(response)
+}
+
+/// A response as kept for replays.
+pub(super) fn answer_of(response: &Response<Body>) -> Answer {
+    Answer {
+        status: response.status().as_u16(),
+        body: text(response.body()).to_owned(),
+    }
 }
 
 /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.

@@ -43,6 +43,9 @@ pub struct State {
     pub cascade: Cascade,
     /// Listing cursors.
     pub cursors: Cursors,
+    /// How long a running request holds its `Idempotency-Key` against
+    /// retries (60 s; tests shorten it).
+    pub idempotency_lock: std::time::Duration,
 }
 
 impl State {
@@ -52,6 +55,7 @@ impl State {
             auth: Authenticator::new(jwt, store.clone()),
             cascade: Cascade::new(store.clone(), payments),
             cursors: Cursors::new(random_key()),
+            idempotency_lock: idempotency::LOCK,
             store,
         }
     }
@@ -261,24 +265,27 @@ async fn serve(
         return Err(ApiError::Forbidden);
     }
     let origin = Origin::new(caller.actor()).for_request(request_id);
-    let work = async {
-        match endpoint {
-            Endpoint::ListCustomers => list_customers::run(state, req).await,
-            Endpoint::GetCustomer => get_customer::run(state, req).await,
-            Endpoint::DeleteCustomer => delete_customer::run(state, req, &origin).await,
-            Endpoint::ListMembers => list_members::run(state, req).await,
-            Endpoint::AddMember => add_member::run(state, req, &origin).await,
-            Endpoint::RemoveMember => remove_member::run(state, req, &origin).await,
-            Endpoint::ChangeMemberRole => change_member_role::run(state, req, &origin).await,
-            Endpoint::GetUserCustomer => get_user_customer::run(state, req).await,
-            Endpoint::ListAudit => list_audit::run(state, req).await,
-        }
+    let claimed = match endpoint.idempotent() {
+        false => None,
+        true => match idempotency::start(&state.store, &caller, req, state.idempotency_lock).await?
+        {
+            idempotency::Start::Act(claimed) => claimed,
+            idempotency::Start::Replay(answer) => return Ok(answer),
+        },
     };
-    if endpoint.idempotent() {
-        idempotency::once(&state.store, &caller, req, work).await
-    } else {
-        work.await
-    }
+    let claim = claimed.as_ref();
+    let outcome = match endpoint {
+        Endpoint::ListCustomers => list_customers::run(state, req).await,
+        Endpoint::GetCustomer => get_customer::run(state, req).await,
+        Endpoint::DeleteCustomer => delete_customer::run(state, req, &origin, claim).await,
+        Endpoint::ListMembers => list_members::run(state, req).await,
+        Endpoint::AddMember => add_member::run(state, req, &origin, claim).await,
+        Endpoint::RemoveMember => remove_member::run(state, req, &origin).await,
+        Endpoint::ChangeMemberRole => change_member_role::run(state, req, &origin, claim).await,
+        Endpoint::GetUserCustomer => get_user_customer::run(state, req).await,
+        Endpoint::ListAudit => list_audit::run(state, req).await,
+    };
+    idempotency::finish(&state.store, claim, outcome).await
 }
 
 /// Counts (`AuthFailures`) and notes in the request span why a caller was refused.

@@ -1,6 +1,6 @@
 use uuid::Uuid;
 
-use super::{CustomerId, Role, SubscriptionStatus, TierName, Timestamp, UserId};
+use super::{CustomerId, Role, SubscriptionStatus, TierName, TierSource, Timestamp, UserId};
 
 /// A customer's display name as given: 1 to 200 characters once trimmed;
 /// returns it trimmed, or why not.
@@ -55,6 +55,12 @@ pub struct Customer {
     /// When Stripe reported the customer's billing deleted (someone deleted the
     /// Stripe customer): the record stays, without Stripe ids.
     pub billing_gone_at: Option<Timestamp>,
+    /// The platform's revision of the customer last applied (its events'
+    /// `version`): an event with a version at or below it changes nothing.
+    pub platform_version: Option<u64>,
+    /// Who owns the tier (see [`TierSource`]); `None` on records written before
+    /// the marker was kept.
+    pub tier_source: Option<TierSource>,
 }
 
 /// What it takes to create a customer (seeding and fixtures).
@@ -122,6 +128,8 @@ impl From<&NewCustomer> for Customer {
             stripe_subscription_id: c.stripe_subscription_id.clone(),
             billing_version: None,
             billing_gone_at: None,
+            platform_version: None,
+            tier_source: None,
         }
     }
 }

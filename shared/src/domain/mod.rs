@@ -6,6 +6,7 @@ mod ids;
 mod page;
 mod role;
 mod status;
+mod stripe_id;
 mod tier;
 pub mod time;
 
@@ -14,7 +15,8 @@ pub use ids::{CustomerId, UserId};
 pub use page::{PageRequest, pages};
 pub use role::Role;
 pub use status::SubscriptionStatus;
-pub use tier::TierName;
+pub use stripe_id::StripeIdKind;
+pub use tier::{TierName, TierSource};
 pub use time::{Timestamp, now};
 
 /// Why a value from a request was rejected; becomes a 400 with `param`.

@@ -54,6 +54,47 @@ impl fmt::Display for TierName {
     }
 }
 
+/// Who owns a customer's tier when the platform and Stripe both name one.
+///
+/// Stripe's price metadata owns it whenever the customer's current Stripe
+/// subscription names a tier (`Stripe`): the platform's tier is then ignored.
+/// Otherwise (`Platform`, or no marker on a record written before it was
+/// kept) the platform's `customer.created` / `customer.updated` set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TierSource {
+    /// The current Stripe subscription's price metadata names the tier.
+    Stripe,
+    /// The platform set the tier, or Stripe names none.
+    Platform,
+}
+
+impl TierSource {
+    /// As stored (`tierSource`): `stripe` or `platform`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stripe => "stripe",
+            Self::Platform => "platform",
+        }
+    }
+
+    /// The owner once Stripe's current subscription is known: Stripe when its
+    /// price metadata names a tier, else the platform.
+    pub fn after_stripe(names_tier: bool) -> Self {
+        if names_tier {
+            Self::Stripe
+        } else {
+            Self::Platform
+        }
+    }
+
+    /// Whether the platform's tier may replace the tier of a customer whose
+    /// tier is owned by `owner` (`None`: unknown, a record older than the marker).
+    pub fn platform_may_set(owner: Option<Self>) -> bool {
+        owner != Some(Self::Stripe)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +114,25 @@ mod tests {
                 TierName::parse(raw).unwrap_err().code,
                 "invalid_tier_name",
                 "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stripe_owns_the_tier_only_while_its_subscription_names_one() {
+        // GIVEN what Stripe's current subscription says
+        // THEN Stripe owns the tier when it names one, else the platform does
+        assert_eq!(TierSource::after_stripe(true), TierSource::Stripe);
+        assert_eq!(TierSource::after_stripe(false), TierSource::Platform);
+        // AND the platform may set a tier Stripe does not own (or nobody marked)
+        assert!(!TierSource::platform_may_set(Some(TierSource::Stripe)));
+        assert!(TierSource::platform_may_set(Some(TierSource::Platform)));
+        assert!(TierSource::platform_may_set(None));
+        // AND the stored spelling is serde's
+        for source in [TierSource::Stripe, TierSource::Platform] {
+            assert_eq!(
+                serde_json::to_value(source).unwrap(),
+                serde_json::json!(source.as_str())
             );
         }
     }

@@ -10,7 +10,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 pub use request::{JsonObject, Query, json_object, path_param};
-pub use routes::{Endpoint, PREFIX, route};
+pub use routes::{CONSOLE_FUNCTION, CONSOLE_ROUTES, Endpoint, PREFIX, is_console_path, route};
 pub use url::{InsecureUrl, secure_url};
 
 /// A Lambda request from a plain HTTP request, with its query string parsed as

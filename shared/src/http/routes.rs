@@ -153,7 +153,8 @@ impl Endpoint {
 
     /// The item actions inside its `TransactWriteItems` (IAM authorizes a
     /// transaction by them). Every change of a customer, a member or a
-    /// membership puts its audit entry in the same transaction.
+    /// membership puts its audit entry in the same transaction, and with an
+    /// `Idempotency-Key` its answer (an Update of the key's record).
     pub fn transaction_writes(self) -> &'static [&'static str] {
         match self {
             Self::ListCustomers
@@ -161,9 +162,9 @@ impl Endpoint {
             | Self::ListMembers
             | Self::GetUserCustomer
             | Self::ListAudit => &[],
-            // The cascade: listing deltas and the audit entry (Put), the
-            // record and counts (Update), entries, members, memberships and
-            // the record (Delete).
+            // The cascade: listing deltas, the audit entry and the
+            // customer's tombstone (Put), the record and counts (Update),
+            // entries, members, memberships and the record (Delete).
             Self::DeleteCustomer => &[PUT_ITEM, UPDATE_ITEM, DELETE_ITEM],
             // The members and memberships (Put), the customer's count, its
             // entries' and its members directory (Update).
@@ -178,8 +179,8 @@ impl Endpoint {
     }
 
     /// The item actions it performs outside a transaction, on its
-    /// `Idempotency-Key` records only (claim, answer, release), each
-    /// conditional.
+    /// `Idempotency-Key` records only (claim; the answer of a request whose
+    /// change committed none; release), each conditional.
     pub fn idempotency_writes(self) -> &'static [&'static str] {
         if self.idempotent() {
             &[PUT_ITEM, UPDATE_ITEM, DELETE_ITEM]
@@ -196,6 +197,18 @@ const UPDATE_ITEM: &str = "dynamodb:UpdateItem";
 const DELETE_ITEM: &str = "dynamodb:DeleteItem";
 const CONDITION_CHECK_ITEM: &str = "dynamodb:ConditionCheckItem";
 
+/// The operators' console (`functions/console`): its function and its two
+/// routes, outside the admin prefix and its auth (the page it serves signs in
+/// to the API itself). Any other method on its paths is 405.
+pub const CONSOLE_FUNCTION: &str = "console";
+/// `(METHOD, path)` of the console's routes, as the template declares them.
+pub const CONSOLE_ROUTES: [(&str, &str); 2] = [("GET", "/console"), ("GET", "/console/{proxy+}")];
+
+/// Whether `path` is the console's: `/console` or below `/console/`.
+pub fn is_console_path(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
+}
+
 /// Path parameters captured by a route.
 pub type PathParams = Vec<(String, String)>;
 
@@ -207,6 +220,11 @@ pub type PathParams = Vec<(String, String)>;
 pub fn route(method: &Method, path: &str) -> Result<(Endpoint, PathParams), ApiError> {
     if path == crate::sync::webhook::PATH && method != Method::POST {
         return Err(ApiError::MethodNotAllowed(vec![Method::POST]));
+    }
+    if is_console_path(path) {
+        // API Gateway sends the console's GETs to its function: what reaches
+        // a router here is another method.
+        return Err(ApiError::MethodNotAllowed(vec![Method::GET]));
     }
     let rest = path.strip_prefix(PREFIX).ok_or(ApiError::RouteNotFound)?;
     let mut allowed = Vec::new();
@@ -367,6 +385,16 @@ mod tests {
             Err(ApiError::MethodNotAllowed(allowed)) => assert_eq!(allowed, vec![Method::POST]),
             other => panic!("{other:?}"),
         }
+        for path in ["/console", "/console/", "/console/assets/app.js"] {
+            match route(&Method::POST, path) {
+                Err(ApiError::MethodNotAllowed(allowed)) => assert_eq!(allowed, vec![Method::GET]),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            route(&Method::GET, "/consoles"),
+            Err(ApiError::RouteNotFound)
+        ));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::domain::audit::{Action, Actor, AuditEntry, Origin};
 use crate::domain::{
     Customer, CustomerId, CustomerState, Member, NewCustomer, SubscriptionStatus, TierName,
-    Timestamp,
+    TierSource, Timestamp,
 };
 
 use super::customers::{count, unexpected};
@@ -16,8 +16,10 @@ use super::rank::Additions;
 use super::ranked::add_to_directory;
 use super::table::{
     CUSTOMER_AS_READ, CustomerItem, EXISTS, EntryItem, Listing, MemberItem, MembershipItem,
-    NOT_EXISTS, STRIPE_FREE_OR_OF, applied_event_item, customer_pk, entry_key, n, s,
-    stripe_customer_item, stripe_customer_key, stripe_customer_of,
+    NOT_EXISTS, NOT_TOMBSTONED, STRIPE_FREE_OR_OF, applied_event_item, applied_event_key,
+    customer_pk, customer_tombstone_key, entry_key, n, provenance_as_read, s, stripe_customer_item,
+    stripe_customer_key, stripe_customer_of, tombstone_deleted_at, tombstone_values,
+    user_tombstone_key,
 };
 use super::tx::{Tx, TxError};
 use super::{Store, StoreError, observe};
@@ -44,17 +46,27 @@ pub struct CustomerChange {
     pub stripe_subscription_id: Option<Option<String>>,
     /// Stripe reported the customer deleted at this time.
     pub billing_gone_at: Option<Timestamp>,
+    /// The platform's revision this change comes from (its event's
+    /// `version`): applied only above the customer's `platformVersion`
+    /// ([`CustomerChange::is_stale_for`]), which it then becomes.
+    pub platform_version: Option<u64>,
+    /// Who owns the tier from now on ([`TierSource`]): the platform's changes
+    /// set `Platform` with the tier they apply; Stripe's set
+    /// `TierSource::after_stripe(its current subscription names a tier)`.
+    pub tier_source: Option<TierSource>,
 }
 
 impl CustomerChange {
     /// Stripe no longer has the customer (deleted at `at`): its Stripe ids go,
-    /// its status becomes `canceled`, its billing is marked gone.
+    /// its status becomes `canceled`, its billing is marked gone, and Stripe
+    /// names its tier no more (the platform owns it again).
     pub fn billing_gone(at: Timestamp) -> Self {
         Self {
             status: Some(SubscriptionStatus::Canceled),
             stripe_customer_id: Some(None),
             stripe_subscription_id: Some(None),
             billing_gone_at: Some(at),
+            tier_source: Some(TierSource::after_stripe(false)),
             ..Self::default()
         }
     }
@@ -81,7 +93,22 @@ impl CustomerChange {
         if let Some(at) = self.billing_gone_at {
             new.billing_gone_at = Some(at);
         }
+        if let Some(v) = self.platform_version {
+            new.platform_version = Some(v);
+        }
+        if let Some(source) = self.tier_source {
+            new.tier_source = Some(source);
+        }
         new
+    }
+
+    /// Whether this change comes from a platform revision at or below the one
+    /// `c` has applied already: then it changes nothing.
+    pub fn is_stale_for(&self, c: &Customer) -> bool {
+        matches!(
+            (self.platform_version, c.platform_version),
+            (Some(v), Some(seen)) if v <= seen
+        )
     }
 }
 
@@ -156,6 +183,18 @@ impl Store {
         .await
     }
 
+    /// Whether the event was applied before (within the days its id is kept):
+    /// one consistent read.
+    pub async fn event_applied(&self, event: &EventStamp) -> Result<bool, StoreError> {
+        observe(store_span!("event_applied"), async {
+            Ok(self
+                .get(applied_event_key(event.source, &event.id))
+                .await?
+                .is_some())
+        })
+        .await
+    }
+
     /// Changes an active customer as `decide` says from its current record
     /// (`None`: nothing to change), in one transaction with its listing
     /// entries, the counts of the listings it leaves and joins, the lookup of
@@ -191,6 +230,9 @@ impl Store {
                 let Some(change) = decide(&old) else {
                     return Ok(Applied::Unchanged);
                 };
+                if change.is_stale_for(&old) {
+                    return self.stale_or_duplicate(event).await;
+                }
                 let mut new = change.applied_to(&old);
                 if let Some(v) = version {
                     new.billing_version = Some(v.to_owned());
@@ -228,6 +270,19 @@ impl Store {
         .await
     }
 
+    /// What a stale change from `event` comes to: [`Applied::Duplicate`] when
+    /// that very event was applied before (one read of its id), else
+    /// [`Applied::Stale`].
+    async fn stale_or_duplicate(&self, event: Option<&EventStamp>) -> Result<Applied, StoreError> {
+        let Some(e) = event else {
+            return Ok(Applied::Stale);
+        };
+        match self.event_applied(e).await? {
+            true => Ok(Applied::Duplicate),
+            false => Ok(Applied::Stale),
+        }
+    }
+
     /// A transaction replacing the record `old` (as read) with `new`: the
     /// entries of the listings it stays in are rewritten when what they show
     /// changed, those it leaves are deleted and counted out, those it joins are
@@ -243,7 +298,7 @@ impl Store {
         if version.is_some() {
             condition.push_str(" AND (attribute_not_exists(#version) OR #version <= :version)");
         }
-        let values = [
+        let mut values = vec![
             (":active", s("active")),
             (":members", n(old.member_count as i64)),
             (":name", s(old.name.clone())),
@@ -251,6 +306,9 @@ impl Store {
             (":status", s(old.subscription_status.as_str())),
             (":version", s(version.unwrap_or_default())),
         ];
+        let (provenance, read) = provenance_as_read(old);
+        condition.push_str(&format!(" AND {provenance}"));
+        values.extend(read);
         let record = serde_dynamo::to_item(CustomerItem::of(new))?;
         let mut tx = self.tx().put("customer", record, &condition, &values)?;
         if listed {
@@ -304,9 +362,40 @@ impl Store {
         event: Option<&EventStamp>,
         origin: &Origin,
     ) -> Result<Applied, StoreError> {
+        let record = Customer::from(customer);
+        self.create(&record, owner, event, origin, false).await
+    }
+
+    /// [`Store::create_customer_with_owner`] for the platform's
+    /// `customer.created`: the record keeps what `record` says of its
+    /// provenance (`platformVersion`, `tierSource`), and the transaction also
+    /// checks (`ConditionCheck`) that neither the customer's id nor its owner
+    /// has a live tombstone: [`StoreError::CustomerDeleted`] or
+    /// [`StoreError::OwnerDeleted`] when one has, and nothing is written.
+    pub async fn create_customer_from_event(
+        &self,
+        record: &Customer,
+        owner: &Member,
+        event: &EventStamp,
+        origin: &Origin,
+    ) -> Result<Applied, StoreError> {
+        self.create(record, Some(owner), Some(event), origin, true)
+            .await
+    }
+
+    /// Creates `record` (active, no members yet) as the two above say;
+    /// `unless_tombstoned`: checks the tombstones of its id and its owner.
+    async fn create(
+        &self,
+        customer: &Customer,
+        owner: Option<&Member>,
+        event: Option<&EventStamp>,
+        origin: &Origin,
+        unless_tombstoned: bool,
+    ) -> Result<Applied, StoreError> {
         let span = store_span!("create_customer", customer = %customer.id);
         observe(span, async {
-            let mut listed = Customer::from(customer);
+            let mut listed = customer.clone();
             listed.member_count = u64::from(owner.is_some());
             let item = serde_dynamo::to_item(CustomerItem::of(&listed))?;
             let mut tx = self.tx().put("customer", item, NOT_EXISTS, &[])?.audit(
@@ -341,9 +430,24 @@ impl Store {
             if let Some(e) = event {
                 tx = tx.put("event", event_item(e), NOT_EXISTS, &[])?;
             }
+            if unless_tombstoned {
+                let values = tombstone_values(&crate::domain::now());
+                let id = customer_tombstone_key(&customer.id);
+                tx = tx.check("customer tombstone", id, NOT_TOMBSTONED, &values)?;
+                if let Some(m) = owner {
+                    let user = user_tombstone_key(&m.user_id);
+                    tx = tx.check("owner tombstone", user, NOT_TOMBSTONED, &values)?;
+                }
+            }
             match tx.commit().await {
                 Ok(()) => Ok(Applied::Changed),
                 Err(TxError::Cancelled(c)) if c.failed("event") => Ok(Applied::Duplicate),
+                Err(TxError::Cancelled(c)) if c.failed("customer tombstone") => Err(
+                    StoreError::CustomerDeleted(deleted_at(c.old("customer tombstone"))),
+                ),
+                Err(TxError::Cancelled(c)) if c.failed("owner tombstone") => Err(
+                    StoreError::OwnerDeleted(deleted_at(c.old("owner tombstone"))),
+                ),
                 Err(TxError::Cancelled(c)) if c.failed("customer") || c.failed("entry") => {
                     Err(StoreError::CustomerExists)
                 }
@@ -361,8 +465,96 @@ impl Store {
     }
 }
 
+/// When a tombstone a creation ran into says its id was deleted.
+fn deleted_at(tombstone: Option<&super::table::Item>) -> String {
+    tombstone
+        .and_then(tombstone_deleted_at)
+        .unwrap_or("an unknown time")
+        .to_owned()
+}
+
 /// The item remembering that `e` was applied, until [`EVENT_MEMORY_DAYS`] from now.
 fn event_item(e: &EventStamp) -> super::table::Item {
     let expires = crate::domain::now().timestamp() + EVENT_MEMORY_DAYS * 86_400;
     applied_event_item(e.source, &e.id, expires)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewCustomer, UserId, now};
+
+    fn customer(platform_version: Option<u64>) -> Customer {
+        Customer {
+            platform_version,
+            ..Customer::from(&NewCustomer {
+                id: CustomerId::random(),
+                name: "Acme".into(),
+                tier_name: TierName::parse("pro").unwrap(),
+                tier_id: Uuid::nil(),
+                subscription_status: SubscriptionStatus::Active,
+                created_at: now(),
+                owner_user_id: UserId::random(),
+                stripe_customer_id: None,
+                stripe_subscription_id: None,
+            })
+        }
+    }
+
+    fn at(version: Option<u64>) -> CustomerChange {
+        CustomerChange {
+            name: Some("New".into()),
+            platform_version: version,
+            ..CustomerChange::default()
+        }
+    }
+
+    #[test]
+    fn a_revision_at_or_below_the_applied_one_is_stale() {
+        // GIVEN a customer at revision 5
+        let c = customer(Some(5));
+        // THEN 4 and 5 are stale, 6 is not, and a change without one never is
+        assert!(at(Some(4)).is_stale_for(&c));
+        assert!(at(Some(5)).is_stale_for(&c));
+        assert!(!at(Some(6)).is_stale_for(&c));
+        assert!(!at(None).is_stale_for(&c));
+        // AND any revision applies to a customer that has none yet
+        assert!(!at(Some(1)).is_stale_for(&customer(None)));
+    }
+
+    #[test]
+    fn a_change_carries_its_revision_and_tier_owner_onto_the_record() {
+        // GIVEN a customer at revision 5
+        let c = customer(Some(5));
+        // WHEN revision 6 moves the tier, owned by the platform
+        let change = CustomerChange {
+            tier: Some((TierName::parse("enterprise").unwrap(), Uuid::nil())),
+            tier_source: Some(TierSource::Platform),
+            ..at(Some(6))
+        };
+        let new = change.applied_to(&c);
+        // THEN the record says so; a change without either leaves them
+        assert_eq!(
+            (new.platform_version, new.tier_source, new.name.as_str()),
+            (Some(6), Some(TierSource::Platform), "New")
+        );
+        let kept = at(None).applied_to(&new);
+        assert_eq!(
+            (kept.platform_version, kept.tier_source),
+            (Some(6), Some(TierSource::Platform))
+        );
+    }
+
+    #[test]
+    fn billing_gone_gives_the_tier_back_to_the_platform() {
+        // GIVEN a customer whose tier Stripe owns
+        let c = Customer {
+            tier_source: Some(TierSource::Stripe),
+            ..customer(None)
+        };
+        // WHEN Stripe deletes its customer
+        let new = CustomerChange::billing_gone(now()).applied_to(&c);
+        // THEN the platform owns the tier again
+        assert_eq!(new.tier_source, Some(TierSource::Platform));
+    }
 }

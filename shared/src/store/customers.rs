@@ -3,13 +3,14 @@
 use crate::domain::audit::{Action, AuditEntry, Origin};
 use crate::domain::{Customer, CustomerId, CustomerState, NewCustomer, Timestamp, now, time};
 
+use super::idempotency::Answering;
 use super::rank::{Directory, slot};
 use super::ranked::{Ranked, Window};
 use super::table::{
     CUSTOMER_ACTIVE, CUSTOMER_DELETING, CustomerItem, DELETING_INDEX, DELETING_PARTITION,
     DELETING_SINCE, EXISTS, EntryItem, IN_PARTITION, Item, Listing, MARK_DELETING, NOT_EXISTS, SK,
-    STRIPE_FREE_OR_OF, customer_key, deleting_sort, dir_delta_item, entry_key, n, s,
-    stripe_customer_key,
+    STRIPE_FREE_OR_OF, TOMBSTONE_FREE_OR_KEPT, customer_key, customer_tombstone_key, deleting_sort,
+    dir_delta_item, entry_key, n, s, stripe_customer_key, tombstone_item, tombstone_values,
 };
 use super::tx::{Tx, TxError};
 use super::{Page, PageAt, Store, StoreError, observe};
@@ -118,6 +119,17 @@ impl Store {
         id: &CustomerId,
         origin: &Origin,
     ) -> Result<Customer, StoreError> {
+        self.begin_deletion_answered(id, origin, None).await
+    }
+
+    /// [`Store::begin_deletion`], committing a claimed request's answer in
+    /// the transaction that marks the customer deleting (resuming commits none).
+    pub async fn begin_deletion_answered(
+        &self,
+        id: &CustomerId,
+        origin: &Origin,
+        answering: Option<&Answering<'_>>,
+    ) -> Result<Customer, StoreError> {
         observe(store_span!("begin_deletion", customer = %id), async {
             let mut listed = true;
             for _ in 0..3 {
@@ -143,13 +155,15 @@ impl Store {
                         (":now", s(stamp)),
                     ],
                 )?;
-                let mut tx = tx.audit(
-                    &AuditEntry::new(Action::CustomerDeleted, origin, *id).changed(
-                        "state",
-                        Some("active"),
-                        Some("deleting"),
-                    ),
-                )?;
+                let mut tx = tx
+                    .audit(
+                        &AuditEntry::new(Action::CustomerDeleted, origin, *id).changed(
+                            "state",
+                            Some("active"),
+                            Some("deleting"),
+                        ),
+                    )?
+                    .answer(answering, &())?;
                 let listings = match listed {
                     true => Listing::of(&customer.tier_name, customer.subscription_status),
                     false => Vec::new(),
@@ -161,11 +175,15 @@ impl Store {
                 }
                 match tx.commit().await {
                     Ok(()) => {
+                        Answering::committed(answering);
                         return Ok(Customer {
                             state: CustomerState::Deleting,
                             deleting_since: Some(since),
                             ..customer
                         });
+                    }
+                    Err(TxError::Cancelled(c)) if c.failed("idempotency") => {
+                        return Err(StoreError::IdempotencyClaimLost);
                     }
                     // Changed under us (deleted, or marked by a concurrent call): look again.
                     Err(TxError::Cancelled(c)) if c.failed("customer") => continue,
@@ -190,8 +208,9 @@ impl Store {
     }
 
     /// Deletes the record of a deleting customer whose members are all gone,
-    /// with the lookup of its Stripe customer. `Ok(false)` when the record was
-    /// already gone.
+    /// with the lookup of its Stripe customer, and puts its tombstone (its id
+    /// remembered for `table::TOMBSTONE_DAYS`) in the same transaction.
+    /// `Ok(false)` when the record was already gone.
     pub async fn delete_customer_record(&self, id: &CustomerId) -> Result<bool, StoreError> {
         let span = store_span!("delete_customer_record", customer = %id);
         observe(span, async {
@@ -205,6 +224,9 @@ impl Store {
                 &condition,
                 &[(":deleting", s("deleting")), (":zero", n(0))],
             )?;
+            let tombstone = tombstone_item(customer_tombstone_key(id), &now());
+            let values = tombstone_values(&now());
+            tx = tx.put("tombstone", tombstone, TOMBSTONE_FREE_OR_KEPT, &values)?;
             if let Some(stripe_id) = &record.stripe_customer_id {
                 tx = tx.delete(
                     "lookup",

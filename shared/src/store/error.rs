@@ -24,6 +24,18 @@ pub enum StoreError {
     /// The Stripe customer is another customer's already.
     #[error("the Stripe customer belongs to another customer")]
     StripeCustomerClaimed,
+    /// The request's `Idempotency-Key` claim was taken over by a retry (its
+    /// lock ran out): the retry acts, this request changed nothing.
+    #[error("a request with this Idempotency-Key is in progress; retry after it answers")]
+    IdempotencyClaimLost,
+    /// The customer's id was deleted (at this time) less than
+    /// `table::TOMBSTONE_DAYS` ago: a creation from an event does not bring it back.
+    #[error("the customer was deleted at {0}; its id is not created again")]
+    CustomerDeleted(String),
+    /// The owner was deleted (`user.deleted`, at this time) less than
+    /// `table::TOMBSTONE_DAYS` ago: no customer is created for them.
+    #[error("the owner was deleted at {0}")]
+    OwnerDeleted(String),
     /// Transactions kept conflicting with concurrent writes.
     #[error("too many concurrent writes to the same items")]
     Contention,

@@ -7,6 +7,7 @@ use crate::domain::audit::{Action, AuditEntry, Origin};
 use crate::domain::{Customer, CustomerId, CustomerState, Member, Membership, Role, UserId, time};
 
 use super::customers::{decode_customer, unexpected};
+use super::idempotency::Answering;
 use super::rank::{Additions, slot};
 use super::ranked::{Ranked, Window, add_to_directory};
 use super::table::{
@@ -100,6 +101,19 @@ impl Store {
         members: &[Member],
         origin: &Origin,
     ) -> Result<(), StoreError> {
+        self.add_members_answered(customer, members, origin, None)
+            .await
+    }
+
+    /// [`Store::add_members`], committing a claimed request's answer in the
+    /// transaction of the last members.
+    pub async fn add_members_answered(
+        &self,
+        customer: &CustomerId,
+        members: &[Member],
+        origin: &Origin,
+        answering: Option<&Answering<'_>>,
+    ) -> Result<(), StoreError> {
         let span = store_span!("add_members", customer = %customer, members = members.len());
         observe(span, async {
             let mut rest = members;
@@ -108,8 +122,12 @@ impl Store {
                 let mut outcome = Err(StoreError::Contention);
                 for _ in 0..ATTEMPTS {
                     let record = self.get_customer(customer).await?;
-                    let (chunk, add) = fitting(&record, rest)?;
+                    let reserved = usize::from(answering.is_some());
+                    let (chunk, add) = fitting(&record, rest, reserved)?;
+                    let last = chunk.len() == rest.len();
+                    let answer = answering.filter(|_| last);
                     let mut tx = self.change_members(&record, listed, chunk.len() as i64, &add)?;
+                    tx = tx.answer(answer, &())?;
                     for m in chunk {
                         let membership = MembershipItem::new(customer, m);
                         tx = tx.put(
@@ -127,7 +145,13 @@ impl Store {
                         )?;
                     }
                     outcome = match tx.commit().await {
-                        Ok(()) => Ok(chunk.len()),
+                        Ok(()) => {
+                            Answering::committed(answer);
+                            Ok(chunk.len())
+                        }
+                        Err(TxError::Cancelled(c)) if c.failed("idempotency") => {
+                            Err(StoreError::IdempotencyClaimLost)
+                        }
                         Err(TxError::Cancelled(c)) if c.failed("customer") => {
                             Err(StoreError::CustomerNotFound)
                         }
@@ -227,6 +251,20 @@ impl Store {
         role: Role,
         origin: &Origin,
     ) -> Result<Member, StoreError> {
+        self.change_member_role_answered(customer, user, role, origin, None)
+            .await
+    }
+
+    /// [`Store::change_member_role`], committing a claimed request's answer
+    /// (of the changed member) in the transaction of the change.
+    pub async fn change_member_role_answered(
+        &self,
+        customer: &CustomerId,
+        user: &UserId,
+        role: Role,
+        origin: &Origin,
+        answering: Option<&Answering<'_, Member>>,
+    ) -> Result<Member, StoreError> {
         let span = store_span!("change_member_role", customer = %customer, user = %user);
         observe(span, async {
             for _ in 0..ATTEMPTS {
@@ -276,9 +314,16 @@ impl Store {
                             .member(*user, role)
                             .changed("role", Some(member.role.as_str()), Some(role.as_str())),
                     )?;
-                let tx = add_to_directory(tx, &customer_pk(customer), &add)?;
+                let tx = add_to_directory(tx, &customer_pk(customer), &add)?
+                    .answer(answering, &changed)?;
                 return match tx.commit().await {
-                    Ok(()) => Ok(changed),
+                    Ok(()) => {
+                        Answering::committed(answering);
+                        Ok(changed)
+                    }
+                    Err(TxError::Cancelled(c)) if c.failed("idempotency") => {
+                        Err(StoreError::IdempotencyClaimLost)
+                    }
                     Err(TxError::Cancelled(c)) if c.failed("customer") => {
                         Err(StoreError::CustomerNotFound)
                     }
@@ -522,12 +567,13 @@ pub(super) fn member_slot(m: &Member) -> String {
 }
 
 /// The longest run of `members` (at least one) that fits one transaction with
-/// the customer's writes, and its directory additions.
+/// the customer's writes and `reserved` more, and its directory additions.
 fn fitting<'m>(
     record: &Customer,
     members: &'m [Member],
+    reserved: usize,
 ) -> Result<(&'m [Member], Additions), StoreError> {
-    let fixed = 1 + Listing::of(&record.tier_name, record.subscription_status).len();
+    let fixed = 1 + Listing::of(&record.tier_name, record.subscription_status).len() + reserved;
     // Each member: its member item, its membership and its audit entry.
     const PER_MEMBER: usize = 3;
     let mut take = 0;

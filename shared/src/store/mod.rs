@@ -30,6 +30,7 @@ mod ranked;
 mod reindex;
 mod scan;
 pub mod table;
+mod tombstones;
 mod tx;
 
 use std::future::Future;
@@ -45,7 +46,7 @@ pub use api_keys::{ApiKeyRecord, ApiKeySummary};
 pub use changes::{Applied, CustomerChange, EventStamp};
 pub use customers::DeletingCustomers;
 pub use error::StoreError;
-pub use idempotency::{Claim, ClaimRequest};
+pub use idempotency::{Answer, Answering, Claim, ClaimRequest, Claimed};
 pub use reindex::Reindexed;
 pub use table::Listing;
 
@@ -86,7 +87,10 @@ fn outcome<T>(result: &Result<T, StoreError>) -> &'static str {
             | StoreError::OwnerNotRemovable
             | StoreError::OwnerRoleChange
             | StoreError::CustomerExists
-            | StoreError::StripeCustomerClaimed,
+            | StoreError::StripeCustomerClaimed
+            | StoreError::IdempotencyClaimLost
+            | StoreError::CustomerDeleted(_)
+            | StoreError::OwnerDeleted(_),
         ) => "conflict",
         Err(StoreError::Contention) => "contention",
         Err(StoreError::Corrupt(_) | StoreError::Dynamo(_)) => "error",

@@ -5,10 +5,14 @@
 //! may hold both secrets too: a delivery is genuine when any `v1` matches any
 //! secret. Comparisons are constant-time.
 
+use std::sync::Arc;
+
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+use crate::secrets::Refreshing;
 
 /// How far a signature's timestamp may be from now, either way: Stripe's
 /// libraries' default (5 minutes) against replays of captured deliveries.
@@ -132,6 +136,25 @@ fn decode_hex(raw: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(raw.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// The endpoint secrets: given, or read from Secrets Manager and refreshed.
+#[derive(Clone)]
+pub enum WebhookSecrets {
+    /// From the environment.
+    Fixed(Secrets),
+    /// From Secrets Manager, read again every `secrets::REFRESH_AFTER`.
+    Refreshing(Arc<Refreshing<Secrets>>),
+}
+
+impl WebhookSecrets {
+    /// The secrets in force now.
+    pub async fn current(&self) -> Arc<Secrets> {
+        match self {
+            Self::Fixed(s) => Arc::new(s.clone()),
+            Self::Refreshing(r) => r.get().await,
+        }
+    }
 }
 
 #[cfg(test)]

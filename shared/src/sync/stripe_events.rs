@@ -1,30 +1,29 @@
-//! Stripe events, read for what they change of a customer.
+//! Stripe events, read for whom they are about.
 //!
 //! Only the fields used are read (Stripe's full types reject the leaner objects
 //! of Stripe-compatible servers, and would weigh on every cold start):
 //!
-//! | event | change |
-//! |-------|--------|
-//! | `customer.subscription.created`, `.updated`, `.paused`, `.resumed`, `.deleted` | `subscriptionStatus` := the subscription's `status`; the tier := its price's (else its plan's, else its own) metadata `tierName` and `tierID` when both are there and valid; the Stripe ids := the subscription's |
-//! | `customer.deleted` | the Stripe ids are removed, `subscriptionStatus` := `canceled`, billing marked gone (`billingGoneAt`); the customer stays |
-//! | anything else | acknowledged, nothing changes |
+//! | event | about |
+//! |-------|-------|
+//! | `customer.subscription.created`, `.updated`, `.paused`, `.resumed`, `.deleted` | the subscription's Stripe customer and its `metadata.customerID` |
+//! | `customer.deleted` | that Stripe customer, gone for good |
+//! | anything else | nothing this service keeps |
 //!
-//! The customer is found by the Stripe customer's lookup item, else by the
-//! object's `metadata.customerID`.
+//! An event's snapshot of the subscription is **not** what is applied: Stripe
+//! does not deliver events in order, so the webhook applies Stripe's current
+//! state of the customer's billing, read when the event arrives (see
+//! [`super::webhook`]). [`current`] picks the subscription that state shows.
 //!
-//! **Order.** Each event has a *version*: its `created` time, then a rank
-//! (subscription created 0, updated/paused/resumed 1, deleted 2, customer
-//! deleted 3), so that of two events of one second the later in a
-//! subscription's life wins. A customer's record keeps the version of the last
-//! event applied (`billingVersion`), and an older event changes nothing. An
-//! event about a subscription other than the customer's current one changes
-//! nothing either, unless it creates one (a new subscription supersedes the old).
+//! Every Stripe id an event names is checked ([`StripeIdKind::check`]): an
+//! event with any other is refused whole.
 
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::domain::{Customer, CustomerId, SubscriptionStatus, TierName, Timestamp};
+use crate::domain::{
+    CustomerId, Invalid, StripeIdKind, SubscriptionStatus, TierName, TierSource, Timestamp,
+};
 use crate::store::CustomerChange;
 
 /// An event's envelope and what it says.
@@ -36,6 +35,10 @@ pub struct StripeEvent {
     pub kind: String,
     /// When Stripe created it (unix seconds).
     pub created: i64,
+    /// The connected account it comes from (Stripe Connect), when it does.
+    pub account: Option<String>,
+    /// Whether it is a live-mode event (`None` when the body does not say).
+    pub livemode: Option<bool>,
     /// What it is about.
     pub about: About,
 }
@@ -69,12 +72,20 @@ pub struct Subscription {
     pub tier: Option<(TierName, Uuid)>,
     /// Its `metadata.customerID`, when it parses.
     pub customer: Option<CustomerId>,
+    /// When it was created (unix seconds; 0 when not given).
+    pub created: i64,
 }
 
-/// Why an event cannot be read.
+/// Why an event or a subscription cannot be read.
 #[derive(Debug, thiserror::Error)]
-#[error("malformed Stripe event: {0}")]
-pub struct Malformed(String);
+pub enum Malformed {
+    /// Not the shape of one.
+    #[error("malformed Stripe event: {0}")]
+    Shape(String),
+    /// A Stripe id in it is not of Stripe's alphabet.
+    #[error("{0}")]
+    Id(Invalid),
+}
 
 #[derive(Deserialize)]
 struct Envelope {
@@ -82,6 +93,10 @@ struct Envelope {
     #[serde(rename = "type")]
     kind: String,
     created: i64,
+    #[serde(default)]
+    account: Option<String>,
+    #[serde(default)]
+    livemode: Option<bool>,
     data: Data,
 }
 
@@ -95,6 +110,8 @@ struct RawSubscription {
     id: String,
     customer: Value,
     status: String,
+    #[serde(default)]
+    created: i64,
     #[serde(default)]
     metadata: Value,
     #[serde(default)]
@@ -134,14 +151,14 @@ impl StripeEvent {
     /// Reads an event from a webhook's body.
     pub fn parse(body: &[u8]) -> Result<Self, Malformed> {
         let env: Envelope =
-            serde_json::from_slice(body).map_err(|e| Malformed(format!("envelope: {e}")))?;
+            serde_json::from_slice(body).map_err(|e| Malformed::Shape(format!("envelope: {e}")))?;
         let about = if SUBSCRIPTION_EVENTS.contains(&env.kind.as_str()) {
             About::Subscription(subscription(env.data.object)?)
         } else if env.kind == "customer.deleted" {
             let id = env.data.object.get("id").and_then(Value::as_str);
-            let id = id.ok_or_else(|| Malformed("customer without id".into()))?;
+            let id = id.ok_or_else(|| Malformed::Shape("customer without id".into()))?;
             About::CustomerDeleted {
-                stripe_customer: id.to_owned(),
+                stripe_customer: checked(StripeIdKind::Customer, id)?,
                 customer: customer_id(env.data.object.get("metadata")),
             }
         } else {
@@ -151,19 +168,10 @@ impl StripeEvent {
             id: env.id,
             kind: env.kind,
             created: env.created,
+            account: env.account,
+            livemode: env.livemode,
             about,
         })
-    }
-
-    /// Where this event sorts among a customer's billing events (see the module).
-    pub fn version(&self) -> String {
-        let rank = match self.kind.as_str() {
-            "customer.subscription.created" => 0,
-            "customer.subscription.deleted" => 2,
-            "customer.deleted" => 3,
-            _ => 1,
-        };
-        version(self.created, rank)
     }
 
     /// The Stripe customer the event is about, and its `metadata.customerID`.
@@ -177,30 +185,6 @@ impl StripeEvent {
             About::Other => None,
         }
     }
-
-    /// What the event changes of `customer` as it is now; `None` for nothing.
-    pub fn change_for(&self, customer: &Customer, now: Timestamp) -> Option<CustomerChange> {
-        let (stripe_customer, _) = self.stripe_customer()?;
-        if customer
-            .stripe_customer_id
-            .as_deref()
-            .is_some_and(|ours| ours != stripe_customer)
-        {
-            return None;
-        }
-        match &self.about {
-            About::Subscription(s) => {
-                let current = customer.stripe_subscription_id.as_deref();
-                let creates = self.kind == "customer.subscription.created";
-                if current.is_some_and(|c| c != s.id) && !creates {
-                    return None;
-                }
-                Some(s.change())
-            }
-            About::CustomerDeleted { .. } => Some(CustomerChange::billing_gone(now)),
-            About::Other => None,
-        }
-    }
 }
 
 impl Subscription {
@@ -211,6 +195,7 @@ impl Subscription {
             tier: self.tier.clone(),
             stripe_customer_id: Some(Some(self.stripe_customer.clone())),
             stripe_subscription_id: Some(Some(self.id.clone())),
+            tier_source: Some(TierSource::after_stripe(self.tier.is_some())),
             ..CustomerChange::default()
         }
     }
@@ -221,18 +206,49 @@ pub fn version(created: i64, rank: u8) -> String {
     format!("{created:012}.{rank}")
 }
 
+/// The version of a state of Stripe read at `at`: the read's time to the
+/// nanosecond, so that of two reads the later (which saw at least as much of
+/// Stripe) sorts last. Reads sort after [`version`]s of the same second made
+/// with rank 0 (the reconciliation's list time).
+pub fn read_version(at: Timestamp) -> String {
+    format!("{:012}.{:09}", at.timestamp(), at.timestamp_subsec_nanos())
+}
+
+/// The current subscription among a Stripe customer's `subscriptions` (raw
+/// objects, any status): its newest not ended (neither `canceled` nor
+/// `incomplete_expired`), else its newest; ties of `created` go to the greater
+/// id. Unreadable objects are skipped.
+pub fn current(subscriptions: Vec<Value>) -> Option<Subscription> {
+    subscriptions
+        .into_iter()
+        .filter_map(|raw| subscription(raw).ok())
+        .max_by(|a, b| rank(a).cmp(&rank(b)))
+}
+
+/// Where a subscription sorts for [`current`]: not ended first, then newest.
+fn rank(s: &Subscription) -> (bool, i64, &str) {
+    (s.status.has_subscription(), s.created, &s.id)
+}
+
+/// `id` as an owned id of `kind`, or why it is none.
+fn checked(kind: StripeIdKind, id: &str) -> Result<String, Malformed> {
+    kind.check(id).map(str::to_owned).map_err(Malformed::Id)
+}
+
 /// Reads a subscription object.
 pub fn subscription(object: Value) -> Result<Subscription, Malformed> {
-    let raw: RawSubscription =
-        serde_json::from_value(object).map_err(|e| Malformed(format!("subscription: {e}")))?;
+    let raw: RawSubscription = serde_json::from_value(object)
+        .map_err(|e| Malformed::Shape(format!("subscription: {e}")))?;
     // `customer` is an id, or the customer object when expanded.
     let stripe_customer = match &raw.customer {
         Value::String(id) => Some(id.clone()),
         other => other.get("id").and_then(Value::as_str).map(str::to_owned),
     }
-    .ok_or_else(|| Malformed("subscription without customer".into()))?;
+    .ok_or_else(|| Malformed::Shape("subscription without customer".into()))?;
+    let stripe_customer = checked(StripeIdKind::Customer, &stripe_customer)?;
+    let id = checked(StripeIdKind::Subscription, &raw.id)?;
     let status = SubscriptionStatus::parse(&raw.status)
-        .map_err(|_| Malformed(format!("subscription status {:?}", raw.status)))?;
+        .map_err(|_| Malformed::Shape(format!("subscription status {:?}", raw.status)))?;
     let item = raw.items.and_then(|i| i.data.into_iter().next());
     let tier = [
         item.as_ref()
@@ -247,11 +263,12 @@ pub fn subscription(object: Value) -> Result<Subscription, Malformed> {
     .flatten()
     .find_map(tier_of);
     Ok(Subscription {
-        id: raw.id,
+        id,
         stripe_customer,
         status,
         tier,
         customer: customer_id(Some(&raw.metadata)),
+        created: raw.created,
     })
 }
 
@@ -274,125 +291,104 @@ mod tests {
 
     const TIER: &str = "0b8e7d8a-6a53-4a5b-9d3c-1c1d1e1f2a2b";
 
-    fn event(kind: &str, created: i64, object: Value) -> StripeEvent {
-        let body =
-            json!({"id": "evt_1", "type": kind, "created": created, "data": {"object": object}});
-        StripeEvent::parse(body.to_string().as_bytes()).unwrap()
+    fn body(kind: &str, object: Value) -> Value {
+        json!({"id": "evt_1", "type": kind, "created": 10, "livemode": false, "data": {"object": object}})
     }
 
-    fn sub(id: &str, status: &str, metadata: Value) -> Value {
+    fn event(kind: &str, object: Value) -> StripeEvent {
+        StripeEvent::parse(body(kind, object).to_string().as_bytes()).unwrap()
+    }
+
+    fn sub(id: &str, status: &str, created: i64, metadata: Value) -> Value {
         json!({
             "id": id, "object": "subscription", "customer": "cus_1", "status": status,
+            "created": created,
             "items": {"data": [{"plan": {"id": "tier-pro", "metadata": metadata}}]}
         })
     }
 
-    fn customer(sub: Option<&str>) -> Customer {
-        Customer {
-            id: CustomerId::random(),
-            name: "Acme".into(),
-            tier_name: TierName::parse("basic").unwrap(),
-            tier_id: Uuid::nil(),
-            subscription_status: SubscriptionStatus::Active,
-            member_count: 0,
-            created_at: crate::domain::now(),
-            owner_user_id: crate::domain::UserId::random(),
-            state: crate::domain::CustomerState::Active,
-            deleting_since: None,
-            stripe_customer_id: Some("cus_1".into()),
-            stripe_subscription_id: sub.map(str::to_owned),
-            billing_version: None,
-            billing_gone_at: None,
-        }
+    #[test]
+    fn a_subscription_event_names_its_stripe_customer_and_tag() {
+        // GIVEN a subscription event tagged with our customer's id
+        let ours = CustomerId::random();
+        let object = json!({"id": "sub_1", "customer": "cus_1", "status": "past_due",
+            "metadata": {"customerID": ours.to_string()}});
+        // WHEN it is read
+        let e = event("customer.subscription.updated", object);
+        // THEN it is about that Stripe customer and names our customer
+        assert_eq!(e.stripe_customer(), Some(("cus_1", Some(ours))));
+        assert_eq!((e.account.as_deref(), e.livemode), (None, Some(false)));
     }
 
     #[test]
-    fn a_subscription_event_sets_status_tier_and_ids() {
-        let e = event(
-            "customer.subscription.updated",
-            10,
-            sub(
-                "sub_1",
-                "past_due",
-                json!({"tierName": "pro", "tierID": TIER}),
-            ),
-        );
-        let change = e
-            .change_for(&customer(Some("sub_1")), crate::domain::now())
-            .unwrap();
-        assert_eq!(change.status, Some(SubscriptionStatus::PastDue));
-        assert_eq!(change.tier.unwrap().0.as_str(), "pro");
+    fn the_current_subscription_is_the_newest_not_ended_else_the_newest() {
+        // GIVEN a canceled newest, an active older and an active oldest
+        let tier = json!({"tierName": "enterprise", "tierID": TIER});
+        let subs = vec![
+            sub("sub_oldest", "active", 1, json!({})),
+            sub("sub_live", "past_due", 5, tier),
+            sub("sub_ended", "canceled", 9, json!({})),
+        ];
+        // THEN the newest live one is current, with its tier
+        let live = current(subs).unwrap();
+        assert_eq!(live.id, "sub_live");
+        assert_eq!(live.tier.unwrap().0.as_str(), "enterprise");
+        // AND with none live the newest ended one is; same second: greater id
+        let ended = vec![
+            sub("sub_a", "canceled", 3, json!({})),
+            sub("sub_b", "incomplete_expired", 3, json!({})),
+        ];
+        assert_eq!(current(ended).unwrap().id, "sub_b");
+        assert_eq!(current(Vec::new()), None);
+    }
+
+    #[test]
+    fn a_subscription_without_tier_metadata_names_no_tier() {
+        let change = subscription(sub("sub_1", "canceled", 1, json!({})))
+            .unwrap()
+            .change();
+        assert_eq!(change.status, Some(SubscriptionStatus::Canceled));
+        assert_eq!(change.tier, None);
         assert_eq!(change.stripe_subscription_id, Some(Some("sub_1".into())));
     }
 
     #[test]
-    fn a_subscription_without_tier_metadata_keeps_the_tier() {
-        let e = event(
-            "customer.subscription.deleted",
-            10,
-            sub("sub_1", "canceled", json!({})),
-        );
-        let change = e
-            .change_for(&customer(Some("sub_1")), crate::domain::now())
-            .unwrap();
-        assert_eq!(change.status, Some(SubscriptionStatus::Canceled));
-        assert_eq!(change.tier, None);
+    fn reads_sort_by_time_and_after_the_same_seconds_list_version() {
+        let at = |s, ns| chrono::DateTime::from_timestamp(s, ns).unwrap();
+        assert!(read_version(at(5, 1)) < read_version(at(5, 2)));
+        assert!(read_version(at(5, 999_999_999)) < read_version(at(6, 0)));
+        assert!(read_version(at(99, 0)) < read_version(at(100, 0)));
+        assert!(version(5, 0) < read_version(at(5, 0)));
+        assert!(read_version(at(5, 0)) < version(6, 0));
     }
 
     #[test]
-    fn only_a_new_subscription_supersedes_the_current_one() {
-        let old = event(
-            "customer.subscription.deleted",
-            10,
-            sub("sub_old", "canceled", json!({})),
-        );
-        assert_eq!(
-            old.change_for(&customer(Some("sub_new")), crate::domain::now()),
-            None
-        );
-        let new = event(
-            "customer.subscription.created",
-            10,
-            sub("sub_new", "active", json!({})),
-        );
-        assert!(
-            new.change_for(&customer(Some("sub_old")), crate::domain::now())
-                .is_some()
-        );
+    fn events_naming_ids_outside_stripes_alphabet_are_refused() {
+        for (kind, object) in [
+            (
+                "customer.subscription.updated",
+                json!({"id": "sub_1", "customer": "cus_abc/../../v1/customers", "status": "active"}),
+            ),
+            (
+                "customer.subscription.created",
+                json!({"id": "sub_1?x", "customer": "cus_1", "status": "active"}),
+            ),
+            ("customer.deleted", json!({"id": "cus_1 2"})),
+        ] {
+            let parsed = StripeEvent::parse(body(kind, object).to_string().as_bytes());
+            assert!(matches!(parsed, Err(Malformed::Id(_))), "{kind}");
+        }
     }
 
     #[test]
-    fn versions_order_by_time_then_by_a_subscriptions_life() {
-        let v = |kind: &str, t| event(kind, t, sub("sub_1", "active", json!({}))).version();
-        assert!(v("customer.subscription.created", 5) < v("customer.subscription.updated", 5));
-        assert!(v("customer.subscription.updated", 5) < v("customer.subscription.deleted", 5));
-        assert!(v("customer.subscription.deleted", 5) < v("customer.subscription.created", 6));
-        assert!(v("customer.subscription.updated", 99) < v("customer.subscription.updated", 100));
-    }
-
-    #[test]
-    fn a_deleted_stripe_customer_leaves_the_customer_without_billing() {
-        let e = event(
-            "customer.deleted",
-            10,
-            json!({"id": "cus_1", "object": "customer"}),
-        );
-        let change = e
-            .change_for(&customer(Some("sub_1")), crate::domain::now())
-            .unwrap();
-        assert_eq!(change.stripe_customer_id, Some(None));
-        assert_eq!(change.status, Some(SubscriptionStatus::Canceled));
-        assert!(change.billing_gone_at.is_some());
-    }
-
-    #[test]
-    fn other_events_change_nothing_and_bad_ones_are_refused() {
-        let e = event("invoice.paid", 10, json!({"id": "in_1"}));
+    fn other_events_are_about_nothing_and_bad_ones_are_refused() {
+        let e = event("invoice.paid", json!({"id": "in_1"}));
         assert_eq!(e.about, About::Other);
+        assert_eq!(e.stripe_customer(), None);
         for body in [
             "{}",
             "not json",
-            r#"{"id":"evt","type":"customer.subscription.updated","created":1,"data":{"object":{"id":"sub","customer":"cus","status":"bogus"}}}"#,
+            r#"{"id":"evt","type":"customer.subscription.updated","created":1,"data":{"object":{"id":"sub_1","customer":"cus_1","status":"bogus"}}}"#,
         ] {
             assert!(StripeEvent::parse(body.as_bytes()).is_err(), "{body}");
         }

@@ -1,31 +1,49 @@
-//! `POST /api/billing/v1/webhooks/stripe`: Stripe's events, verified and
-//! applied once, in order per customer (see [`super::stripe_events`]).
+//! `POST /api/billing/v1/webhooks/stripe`: Stripe's events, verified, and
+//! answered by applying Stripe's current state of the customer's billing.
 //!
 //! Outside the admin auth: the `Stripe-Signature` header is the credential.
-//! A missing, malformed, stale or wrong signature, or a body that is not an
-//! event, is 400 in the error convention and changes nothing. An event is
-//! answered 200 once it is applied, was applied before, is older than what
-//! the customer shows, or is about a customer this service does not have
-//! (counted as `unknown_customer`): Stripe retries only what failed here
-//! (5xx), until it is applied.
+//! A missing, malformed, stale or wrong signature, a body that is not an
+//! event, or an event naming an id outside Stripe's alphabet, is 400 in the
+//! error convention and changes nothing.
+//!
+//! **Convergence.** Stripe does not deliver events in order, and an event's
+//! snapshot may be older than what Stripe holds. So an event is a prompt, not
+//! a value: on a subscription event the handler lists the Stripe customer's
+//! subscriptions (one call) and applies the current one
+//! ([`stripe_events::current`]): its status, tier and ids; a Stripe customer
+//! Stripe no longer knows (or `customer.deleted`, which is final) leaves the
+//! customer without billing. The write carries the read's time as its version
+//! and is conditional on the stored version being no newer, in the same
+//! transaction as the record, its listings and the event's id. Of two
+//! handlers, the one whose read started later saw at least as much of Stripe,
+//! and it wins whatever order they commit in. Stripe sends an event after every
+//! change, and that event's read starts after the change: the last change is
+//! read by some handler, and only a read that started even later (seeing the
+//! same) can be stored after it. So, for any delivery order, duplicates and
+//! same-second events included, the record ends equal to Stripe.
+//!
+//! **Answers.** 200 once applied, applied before (`duplicate`), no newer than
+//! what the customer shows (`stale`), changing nothing (`unchanged`), about a
+//! Stripe customer that no customer of ours has or names (`unknown_customer`),
+//! or refused for its origin (`connect_account`: sent for a connected account;
+//! `livemode_mismatch`: live event for a test key or the reverse), all counted.
+//! An event whose `metadata.customerID` names a customer this service does not
+//! have yet (Stripe spoke before the platform) is 409 `customer_not_yet_created`,
+//! so that Stripe delivers it again (Stripe retries for up to three days with
+//! exponential backoff); by then the platform's `customer.created` has usually
+//! come, itself reading Stripe's state. 5xx when Stripe or the table failed.
+//!
+//! **Links.** A customer is linked to a Stripe customer by the platform's
+//! `stripeCustomerID`, by an import or reconciliation, or here: an event whose
+//! Stripe customer is not linked may link itself through its
+//! `metadata.customerID` only to a customer that has no Stripe customer yet,
+//! and only while Stripe confirms that Stripe customer exists.
 
-use std::sync::Arc;
-use std::time::Instant;
+#[cfg(feature = "stripe")]
+mod endpoint;
 
-use lambda_http::{Body, Request, Response};
-use tracing::Instrument;
-
-use crate::api::{finish, request_ids, request_span};
-use crate::config::ConfigError;
-use crate::domain::now;
-use crate::error::ApiError;
-use crate::secrets::Refreshing;
-use crate::startup::{Dependencies, InitError};
-use crate::store::{Applied, EventStamp, Store, StoreError};
-use crate::telemetry::metrics;
-
-use super::signature::{Secrets, SignatureError};
-use super::stripe_events::StripeEvent;
+#[cfg(feature = "stripe")]
+pub use endpoint::{ApplyError, Outcome, Webhooks, run_lambda};
 
 /// The route's path.
 pub const PATH: &str = "/api/billing/v1/webhooks/stripe";
@@ -35,169 +53,3 @@ pub const FUNCTION: &str = "stripe-webhook";
 pub const MAX_BODY: usize = 256 * 1024;
 /// `source` of Stripe's events in the applied-event ids and the metrics.
 pub const SOURCE: &str = "stripe";
-
-/// The endpoint secrets: given, or read from Secrets Manager and refreshed.
-#[derive(Clone)]
-pub enum WebhookSecrets {
-    /// From the environment.
-    Fixed(Secrets),
-    /// From Secrets Manager, read again every `secrets::REFRESH_AFTER`.
-    Refreshing(Arc<Refreshing<Secrets>>),
-}
-
-impl WebhookSecrets {
-    async fn current(&self) -> Arc<Secrets> {
-        match self {
-            Self::Fixed(s) => Arc::new(s.clone()),
-            Self::Refreshing(r) => r.get().await,
-        }
-    }
-}
-
-/// The webhook endpoint: the table and the endpoint secrets.
-#[derive(Clone)]
-pub struct Webhooks {
-    store: Store,
-    secrets: WebhookSecrets,
-}
-
-impl TryFrom<Dependencies> for Webhooks {
-    type Error = InitError;
-
-    /// Fails when the endpoint secret is not configured.
-    fn try_from(deps: Dependencies) -> Result<Self, InitError> {
-        let secrets = deps
-            .webhook_secrets
-            .ok_or_else(|| ConfigError::missing("STRIPE_WEBHOOK_SECRET(_SECRET_ID)"))?;
-        Ok(Self::new(deps.store, secrets))
-    }
-}
-
-impl Webhooks {
-    /// The endpoint over a store with these secrets.
-    pub fn new(store: Store, secrets: WebhookSecrets) -> Self {
-        Self { store, secrets }
-    }
-
-    /// Serves one delivery: never fails, errors become error responses. Logged
-    /// and counted like the admin requests (`Requests`, `Latency`), and each
-    /// event in `SyncEvents` by outcome.
-    pub async fn handle(&self, req: &Request) -> Response<Body> {
-        let started = Instant::now();
-        let ids = request_ids(req);
-        let span = request_span(FUNCTION, &ids);
-        let work = async {
-            let response = match self.serve(req).await {
-                Ok(response) => response,
-                Err(err) => err.into_response(),
-            };
-            finish(FUNCTION, &response, started, &ids);
-            response
-        };
-        metrics::in_function(FUNCTION, work.instrument(span)).await
-    }
-
-    async fn serve(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        if req.method() != http::Method::POST {
-            return Err(ApiError::MethodNotAllowed(vec![http::Method::POST]));
-        }
-        let body: &[u8] = req.body().as_ref();
-        if body.len() > MAX_BODY {
-            return Err(ApiError::Body {
-                code: "body_too_large",
-                message: "the body exceeds 256 KiB",
-            });
-        }
-        let header = req
-            .headers()
-            .get("stripe-signature")
-            .and_then(|v| v.to_str().ok());
-        let secrets = self.secrets.current().await;
-        if let Err(err) = secrets.verify(header, body, now().timestamp()) {
-            metrics::sync_event(SOURCE, err.code());
-            tracing::warn!(reason = err.code(), "webhook refused: {err}");
-            return Err(refused(err));
-        }
-        let event = StripeEvent::parse(body).map_err(|err| {
-            tracing::warn!(error = %err, "webhook refused");
-            ApiError::Body {
-                code: "invalid_event",
-                message: "the body is not a Stripe event",
-            }
-        })?;
-        let outcome = self.apply(&event).await?;
-        tracing::info!(
-            event_id = %event.id,
-            event_type = %event.kind,
-            outcome,
-            "stripe event handled"
-        );
-        metrics::sync_event(SOURCE, outcome);
-        Ok(crate::http::json(
-            http::StatusCode::OK,
-            &serde_json::json!({"received": true, "outcome": outcome}),
-        ))
-    }
-
-    /// Applies a verified event; returns its outcome (`applied`, `duplicate`,
-    /// `stale`, `unchanged`, `unknown_customer`, `ignored`, `rejected`).
-    pub async fn apply(&self, event: &StripeEvent) -> Result<&'static str, StoreError> {
-        let Some((stripe_customer, tagged)) = event.stripe_customer() else {
-            return Ok("ignored");
-        };
-        let id = match self.store.customer_of_stripe(stripe_customer).await? {
-            Some(id) => id,
-            None => match tagged {
-                Some(id) => id,
-                None => return Ok(Applied::NotFound.as_str()),
-            },
-        };
-        let stamp = EventStamp {
-            source: SOURCE,
-            id: event.id.clone(),
-            version: Some(event.version()),
-        };
-        let at = now();
-        match self
-            .store
-            .change_customer(&id, Some(&stamp), &stamp.origin(), |c| {
-                event.change_for(c, at)
-            })
-            .await
-        {
-            Ok(applied) => Ok(applied.as_str()),
-            // Stripe says this customer's Stripe customer is another's: a
-            // redelivery cannot change that; the reconciliation reports it.
-            Err(StoreError::StripeCustomerClaimed) => {
-                tracing::warn!(customer = %id, "stripe customer claimed by another customer");
-                Ok("rejected")
-            }
-            Err(e) => Err(e),
-        }
-    }
-}
-
-fn refused(err: SignatureError) -> ApiError {
-    ApiError::Body {
-        code: err.code(),
-        message: match err {
-            SignatureError::Missing => "the Stripe-Signature header is missing",
-            SignatureError::Malformed | SignatureError::Mismatch => {
-                "the Stripe-Signature header does not sign this body"
-            }
-            SignatureError::Expired => "the Stripe-Signature timestamp is too old or too new",
-        },
-    }
-}
-
-/// Runs the webhook Lambda.
-pub async fn run_lambda() -> Result<(), lambda_http::Error> {
-    crate::telemetry::init();
-    metrics::set_function(FUNCTION);
-    let hooks = Webhooks::try_from(Dependencies::from_env().await?)?;
-    lambda_http::run(lambda_http::service_fn(|req: Request| {
-        let hooks = &hooks;
-        async move { Ok::<_, std::convert::Infallible>(hooks.handle(&req).await) }
-    }))
-    .await
-}

@@ -15,9 +15,9 @@ use billing::sync::platform::{
     CUSTOMER_CREATED, CUSTOMER_UPDATED, Platform, PlatformError, PlatformOutcome,
 };
 use billing::sync::reconcile::Reconciler;
-use billing::sync::signature::{Secrets, header};
+use billing::sync::signature::header;
 use billing::sync::stripe_events::{About, StripeEvent};
-use billing::sync::webhook::{WebhookSecrets, Webhooks};
+use billing::sync::webhook::Webhooks;
 use billing_tests::app::{Reply, TestApp, token};
 use billing_tests::servers::repo_root;
 use billing_tests::sinks::{EventSink, settle};
@@ -88,6 +88,8 @@ enum Invokes {
     Endpoint(Endpoint),
     /// `route-not-found`: the payload 2.0 event of the `$default` route.
     RouteNotFound,
+    /// `console`: the payload 2.0 event of a page below `/console/`.
+    Console,
     /// `cleanup-stream`: a batch of the table's DynamoDB Streams records.
     StreamConsumer,
     /// `user-deleted`: the platform's `user.deleted` EventBridge event.
@@ -107,6 +109,7 @@ impl Invokes {
     fn all() -> impl Iterator<Item = Self> {
         Endpoint::ALL.into_iter().map(Self::Endpoint).chain([
             Self::RouteNotFound,
+            Self::Console,
             Self::StreamConsumer,
             Self::UserDeletedHook,
             Self::DeletionMonitor,
@@ -121,6 +124,7 @@ impl Invokes {
         match self {
             Self::Endpoint(e) => e.function(),
             Self::RouteNotFound => ROUTE_NOT_FOUND,
+            Self::Console => billing::http::CONSOLE_FUNCTION,
             Self::StreamConsumer => STREAM_CONSUMER,
             Self::UserDeletedHook => USER_DELETED_HOOK,
             Self::DeletionMonitor => DELETION_MONITOR,
@@ -598,6 +602,7 @@ pub(super) async fn events_run_through_the_real_handlers(env: &'static Env) {
         match invokes {
             Invokes::Endpoint(endpoint) => run_http_event(env, endpoint, &name, &raw, &event).await,
             Invokes::RouteNotFound => run_route_not_found_event(&name, &raw, &event),
+            Invokes::Console => run_console_event(&name, &raw, &event),
             Invokes::StreamConsumer => run_stream_event(env, &name, &raw, &event).await,
             Invokes::UserDeletedHook => run_user_deleted_event(env, &name, &raw, &event).await,
             Invokes::DeletionMonitor => check_schedule_event(
@@ -725,6 +730,48 @@ fn run_route_not_found_event(name: &str, raw: &str, event: &Value) {
         .collect();
     assert_eq!(allowed, BTreeSet::from(["GET", "DELETE"]), "{name}");
     assert_eq!(reply.error_code(), "method_not_allowed", "{name}");
+}
+
+/// The console's event: API Gateway's payload 2.0 for one of its routes; the
+/// function answers with the page and its security headers.
+fn run_console_event(name: &str, raw: &str, event: &Value) {
+    let route_key = event["routeKey"].as_str().expect("routeKey");
+    assert!(
+        billing::http::CONSOLE_ROUTES
+            .iter()
+            .any(|(method, path)| format!("{method} {path}") == route_key),
+        "{name}: {route_key} is a console route"
+    );
+    assert_eq!(event["requestContext"]["routeKey"], route_key, "{name}");
+    // GIVEN the event, parsed as the Lambda runtime does
+    let req = lambda_http::request::from_str(raw)
+        .unwrap_or_else(|e| panic!("{name}: not an API Gateway payload 2.0 event: {e}"));
+    assert_eq!(req.method(), Method::GET, "{name}");
+    assert!(console::serves(req.method(), req.uri().path()), "{name}");
+    // WHEN it reaches the function's handler, configured as the template does by default
+    let settings = console::Settings::from_lookup(|_| None).expect("default settings");
+    let response = console::respond(&settings, req.uri().path());
+    // THEN it is the page, revalidated on every load, under the console's CSP
+    assert_eq!(response.status(), StatusCode::OK, "{name}");
+    let header = |h: &str| {
+        response.headers()[h]
+            .to_str()
+            .unwrap_or_else(|_| panic!("{name}: {h}"))
+            .to_owned()
+    };
+    assert_eq!(header("content-type"), "text/html; charset=utf-8", "{name}");
+    assert_eq!(header("cache-control"), "no-cache", "{name}");
+    assert_eq!(
+        header("content-security-policy"),
+        settings.content_security_policy(),
+        "{name}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff", "{name}");
+    assert_eq!(header("referrer-policy"), "no-referrer", "{name}");
+    let lambda_http::Body::Binary(page) = response.body() else {
+        panic!("{name}: the page is a binary body");
+    };
+    assert!(page.starts_with(b"<!doctype html>"), "{name}");
 }
 
 /// Whether `event` matches an EventBridge-style pattern, in the subset the template
@@ -1280,8 +1327,7 @@ pub(super) async fn events_without_a_fresh_token_or_signature_are_refused(env: &
 
 /// The webhook endpoint over the app's table, with the tests' signing secret.
 fn webhook_hooks(app: &TestApp) -> Webhooks {
-    let secrets = Secrets::parse(&SecretString::from(WEBHOOK_SECRET)).expect("secret");
-    Webhooks::new(app.store.clone(), WebhookSecrets::Fixed(secrets))
+    app.webhooks(WEBHOOK_SECRET)
 }
 
 /// `events/stripe-webhook.json`: its path, text and JSON.
@@ -1354,10 +1400,39 @@ fn check_webhook_event(name: &str, event: &Value) {
 
 async fn run_webhook_event(env: &Env, name: &str, raw: &str, event: &Value) {
     check_webhook_event(name, event);
-    // GIVEN the active customer the event names
+    // GIVEN the active customer the event names, and Stripe (localstripe)
+    // holding its Stripe customer with a past-due pro subscription: the
+    // sample's ids stand for the ones localstripe makes
     let app = TestApp::new(env).await;
     app.seed(fixtures()).await;
     let hooks = webhook_hooks(&app);
+    let created = app
+        .payments()
+        .create_customer(
+            &customer_id(),
+            "Acme Corp",
+            &billing::domain::TierName::parse("pro").expect("tier"),
+            uuid::Uuid::parse_str(TIER_ID).expect("tier id"),
+            true,
+        )
+        .await
+        .expect("stripe customer");
+    let (stripe_customer, stripe_subscription) = (
+        created.customer,
+        created.subscription.expect("subscription"),
+    );
+    let (status, body) = billing_tests::net::request(
+        &env.stripe_url,
+        "POST",
+        &format!("/_config/subscriptions/{stripe_subscription}/status"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some("status=past_due"),
+    );
+    assert_eq!(status, 200, "{name}: put past due: {body}");
+    let raw = raw
+        .replace(STRIPE_CUSTOMER, &stripe_customer)
+        .replace(STRIPE_SUBSCRIPTION, &stripe_subscription);
+    let event: Value = serde_json::from_str(&raw).expect("event JSON");
     // WHEN the event, signed now as Stripe signs it, reaches the function's
     // handler as the runtime parses it
     let body = event["body"].as_str().expect("body");
@@ -1385,16 +1460,16 @@ async fn run_webhook_event(env: &Env, name: &str, raw: &str, event: &Value) {
     assert_eq!(customer.tier_name.as_str(), "pro", "{name}");
     assert_eq!(
         customer.stripe_customer_id.as_deref(),
-        Some(STRIPE_CUSTOMER),
+        Some(stripe_customer.as_str()),
         "{name}"
     );
     assert_eq!(
         customer.stripe_subscription_id.as_deref(),
-        Some(STRIPE_SUBSCRIPTION),
+        Some(stripe_subscription.as_str()),
         "{name}"
     );
     assert_eq!(
-        app.store.customer_of_stripe(STRIPE_CUSTOMER).await.ok(),
+        app.store.customer_of_stripe(&stripe_customer).await.ok(),
         Some(Some(customer_id())),
         "{name}"
     );

@@ -40,9 +40,10 @@ fn idempotency_partitions() -> String {
 /// and nothing more. TransactWriteItems is no IAM action: its Put/Update/Delete are
 /// authorized as PutItem/UpdateItem/DeleteItem within it.
 fn expected_grants(binary: &str) -> BTreeSet<Grant> {
-    if binary == ROUTE_NOT_FOUND {
-        // It answers from the route table alone: no table, no secret, nothing but
-        // the logging SAM's basic execution role gives every function.
+    if binary == ROUTE_NOT_FOUND || binary == billing::http::CONSOLE_FUNCTION {
+        // It answers from the route table (or the console's embedded assets)
+        // alone: no table, no secret, nothing but the logging SAM's basic
+        // execution role gives every function.
         return BTreeSet::new();
     }
     let table = "GetAtt:Table.Arn".to_owned();
@@ -97,20 +98,28 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
     ];
     match binary {
         USER_DELETED_HOOK => grants.extend(cascade),
-        // Signed by Stripe: its endpoint secret, never the JWT key or the Stripe
-        // key. An event replaces the record and its entries (Put), puts deltas,
-        // the applied event and the lookup, deletes the entries of listings it
-        // leaves and an old lookup: no Update, no Query.
+        // Signed by Stripe: its endpoint secret, and the Stripe key (each event
+        // reads Stripe's state), never the JWT key. An event replaces the record
+        // and its entries (Put), puts deltas, the applied event and the lookup,
+        // deletes the entries of listings it leaves and an old lookup: no
+        // Update, no Query.
         STRIPE_WEBHOOK => grants.extend([
             in_tx("PutItem"),
             in_tx("DeleteItem"),
             secret("StripeWebhookSecretArn", None),
+            secret("StripeSecretKeySecretArn", None),
         ]),
         // As the webhook's change path, plus the owner's member and membership
-        // (Put) and the members' directory (Update, ADD); no secret at all.
-        PLATFORM_CUSTOMER_HOOK => {
-            grants.extend([in_tx("PutItem"), in_tx("UpdateItem"), in_tx("DeleteItem")])
-        }
+        // (Put), the members' directory (Update, ADD) and the tombstones of a
+        // new customer's id and owner (ConditionCheck); the Stripe key (a customer
+        // created with its Stripe customer reads Stripe's billing).
+        PLATFORM_CUSTOMER_HOOK => grants.extend([
+            in_tx("ConditionCheckItem"),
+            in_tx("PutItem"),
+            in_tx("UpdateItem"),
+            in_tx("DeleteItem"),
+            secret("StripeSecretKeySecretArn", None),
+        ]),
         // Walks every customer (the listing's entries by Query, their records by
         // BatchGetItem), reads Stripe, repairs through the webhook's change path.
         RECONCILE => grants.extend([
@@ -287,7 +296,7 @@ pub(super) async fn template_grants_each_function_exactly_its_calls(_env: &'stat
             "{}: no role of its own",
             f.logical_id
         );
-        if f.binary == ROUTE_NOT_FOUND {
+        if f.binary == ROUTE_NOT_FOUND || f.binary == billing::http::CONSOLE_FUNCTION {
             assert!(
                 !f.properties.contains_key("Policies"),
                 "{}: no Policies at all",

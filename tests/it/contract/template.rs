@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use billing::config::{KeySource, SecretSource};
-use billing::http::{Endpoint, PREFIX};
+use billing::http::{CONSOLE_FUNCTION, CONSOLE_ROUTES, Endpoint, PREFIX};
 use billing::store::table::TableDefinition;
 use billing_tests::Env;
 use billing_tests::servers::repo_root;
@@ -26,9 +26,13 @@ fn runs_cascade(binary: &str) -> bool {
         || binary == USER_DELETED_HOOK
 }
 
-/// Functions that call Stripe: the cascade's, and the reconciliation.
+/// Functions that call Stripe: the cascade's, the reconciliation, the webhook,
+/// the platform's customer events.
 fn calls_stripe(binary: &str) -> bool {
-    runs_cascade(binary) || binary == RECONCILE
+    runs_cascade(binary)
+        || binary == RECONCILE
+        || binary == STRIPE_WEBHOOK
+        || binary == PLATFORM_CUSTOMER_HOOK
 }
 
 /// The token settings of the HTTP functions, each from its parameter.
@@ -77,10 +81,17 @@ pub(super) async fn template_routes_are_the_endpoints(_env: &'static Env) {
         !WEBHOOK_ROUTE.1.starts_with(PREFIX),
         "the webhook is not under {PREFIX}"
     );
+    let console_routes: BTreeSet<(String, String)> = CONSOLE_ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
     let mut routes = BTreeSet::new();
     for f in &functions {
         let is_endpoint = Endpoint::ALL.iter().any(|e| e.function() == f.binary);
-        let serves_http = is_endpoint || f.binary == ROUTE_NOT_FOUND || f.binary == STRIPE_WEBHOOK;
+        let serves_http = is_endpoint
+            || f.binary == ROUTE_NOT_FOUND
+            || f.binary == STRIPE_WEBHOOK
+            || f.binary == CONSOLE_FUNCTION;
         assert!(
             !f.event_types.is_empty(),
             "{}: no event invokes it",
@@ -103,6 +114,16 @@ pub(super) async fn template_routes_are_the_endpoints(_env: &'static Env) {
                 routes.insert(route.clone()),
                 "route {route:?} is declared twice"
             );
+            // The console's routes are the console function's, and its only ones.
+            assert_eq!(
+                console_routes.contains(route),
+                f.binary == CONSOLE_FUNCTION,
+                "{}: {CONSOLE_FUNCTION} serves exactly {CONSOLE_ROUTES:?} ({route:?})",
+                f.logical_id
+            );
+            if f.binary == CONSOLE_FUNCTION {
+                continue;
+            }
             // The $default route is route-not-found's, and its only one.
             assert_eq!(
                 *route == default_route,
@@ -142,9 +163,10 @@ pub(super) async fn template_routes_are_the_endpoints(_env: &'static Env) {
     let mut expected = endpoint_routes();
     expected.insert(default_route);
     expected.insert(webhook_route);
+    expected.extend(console_routes);
     assert_eq!(
         routes, expected,
-        "template routes == Endpoint::ALL + the $default route + the webhook"
+        "template routes == Endpoint::ALL + the $default route + the webhook + the console"
     );
     // The $default stage: paths are served as the spec writes them, no stage prefix.
     let api = &template["Resources"]["HttpApi"];
@@ -354,8 +376,8 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
             f.binary == STREAM_CONSUMER,
             "{id}: CASCADE_GRACE_SECONDS"
         );
-        // Stripe only where the cascade or the reconciliation runs, its key from
-        // Secrets Manager.
+        // Stripe only where the cascade, the reconciliation or the webhook (which
+        // reads Stripe's state) runs, its key from Secrets Manager.
         match &config.stripe {
             Some(stripe) => {
                 assert!(calls_stripe(&f.binary), "{id}: needs no Stripe key");
@@ -444,12 +466,17 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 }
             }
             USER_DELETED_HOOK => assert_eq!(f.event_types, ["EventBridgeRule"], "{id}"),
-            // Nothing but the table and its secret: no token, no Stripe, no bus.
+            // The table, the webhook's secret and Stripe (each event reads
+            // Stripe's state); no token, no bus.
             STRIPE_WEBHOOK | PLATFORM_CUSTOMER_HOOK => {
+                let stripe = ["STRIPE_SECRET_KEY_SECRET_ID", "STRIPE_API_BASE"];
                 let (invoked_by, own): (&str, &[&str]) = if f.binary == STRIPE_WEBHOOK {
-                    ("HttpApi", &["STRIPE_WEBHOOK_SECRET_SECRET_ID"])
+                    (
+                        "HttpApi",
+                        &["STRIPE_WEBHOOK_SECRET_SECRET_ID", stripe[0], stripe[1]],
+                    )
                 } else {
-                    ("EventBridgeRule", &[])
+                    ("EventBridgeRule", &stripe)
                 };
                 assert_eq!(f.event_types, [invoked_by], "{id}");
                 assert_eq!(
@@ -458,7 +485,11 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                     "{id}: its environment"
                 );
                 assert!(config.auth.is_none(), "{id}: verifies no tokens");
-                assert!(config.stripe.is_none(), "{id}: no Stripe key");
+                assert_eq!(
+                    config.stripe.is_some(),
+                    own.contains(&stripe[0]),
+                    "{id}: a Stripe key where it reads Stripe"
+                );
                 assert!(config.event_bus.is_none(), "{id}: publishes nothing");
             }
             RECONCILE => {
@@ -498,6 +529,47 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 // A walk of every customer and of Stripe's lists: Lambda's longest.
                 assert_eq!(prop("Timeout").as_u64(), Some(900), "{id}: Timeout");
                 assert!(config.auth.is_none(), "{id}: verifies no tokens");
+                assert!(config.event_bus.is_none(), "{id}: publishes nothing");
+            }
+            // The page and its settings: no table, token, Stripe or bus; the
+            // issuer and client of its sign-in, and the tiers it offers.
+            CONSOLE_FUNCTION => {
+                assert_eq!(f.event_types, ["HttpApi", "HttpApi"], "{id}");
+                assert_eq!(
+                    vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+                    BTreeSet::from([
+                        "TABLE_NAME",
+                        "CONSOLE_OIDC_ISSUER",
+                        "CONSOLE_OIDC_CLIENT_ID",
+                        "CONSOLE_TIERS",
+                    ]),
+                    "{id}: its environment"
+                );
+                assert_eq!(vars["CONSOLE_OIDC_ISSUER"], "Ref:JwtIssuer", "{id}");
+                assert_eq!(
+                    vars["CONSOLE_OIDC_CLIENT_ID"], "Ref:ConsoleOidcClientId",
+                    "{id}"
+                );
+                assert_eq!(vars["CONSOLE_TIERS"], "Ref:ConsoleTiers", "{id}");
+                // As deployed by default: no OpenID Connect client, the demo's tiers;
+                // with a client, the issuer's sign-in.
+                let settings = |client: &str| {
+                    console::Settings::from_lookup(|k| match k {
+                        "CONSOLE_OIDC_CLIENT_ID" => Some(client.to_owned()),
+                        _ => vars.get(k).map(|v| pem.value(v)),
+                    })
+                };
+                let default = settings("").expect("default console settings");
+                assert_eq!(default.oidc, None, "{id}");
+                assert_eq!(default.tiers, ["free", "pro", "enterprise"], "{id}");
+                let oidc = settings("console-client").expect("console settings with a client");
+                assert_eq!(
+                    oidc.oidc.map(|o| o.issuer).as_deref(),
+                    Some(SAMPLE_ISSUER),
+                    "{id}"
+                );
+                assert!(config.auth.is_none(), "{id}: verifies no tokens");
+                assert!(config.stripe.is_none(), "{id}: no Stripe");
                 assert!(config.event_bus.is_none(), "{id}: publishes nothing");
             }
             ROUTE_NOT_FOUND | DELETION_MONITOR => {

@@ -82,11 +82,24 @@ pub fn idempotency_key(scope: &str) -> Item {
 }
 
 /// Condition of a claim: no record, an expired one (not yet removed by the
-/// time to live), or a running one of the same request whose holder died.
+/// time to live), or a running one of the same request whose holder died
+/// before its change committed an answer.
 pub const CLAIM_FREE: &str = "attribute_not_exists(#pk) OR expiresAt < :now \
-     OR (#state = :running AND lockedUntil < :now AND fingerprint = :fingerprint)";
+     OR (#state = :running AND lockedUntil < :now AND fingerprint = :fingerprint \
+     AND attribute_not_exists(answerStatus))";
 /// Condition: the record is still held by claim `:claim`.
 pub const CLAIMED_BY: &str = "claimID = :claim";
+/// Condition: the record is held by claim `:claim` and has no answer yet
+/// (`:running`): an answer committed with its change is never overwritten.
+pub const CLAIMED_RUNNING: &str = "claimID = :claim AND #state = :running";
+/// Condition: the record is held by claim `:claim`, running, and holds no
+/// answer, not even a pending one (see [`PENDING_ANSWER`]).
+pub const CLAIMED_UNANSWERED: &str =
+    "claimID = :claim AND #state = :running AND attribute_not_exists(answerStatus)";
+/// Update: the answer (`:status`, `:body`) of a request whose change
+/// committed and that still runs (a deletion's cascade): kept for replays once
+/// the request answered or its lock ran out.
+pub const PENDING_ANSWER: &str = "SET answerStatus = :status, answerBody = :body";
 /// Update: the claimed request's answer (`:status`, `:body`).
 pub const COMPLETE_CLAIM: &str =
     "SET #state = :done, answerStatus = :status, answerBody = :body REMOVE lockedUntil";

@@ -16,6 +16,7 @@
 //! | applied event | `EVENT#<source>#<id>` | `EVENT`    | -                               | -                                 |
 //! | audit entry | `AUDIT#<customerID>` | `<at>#<entryID>` | -                           | -                                 |
 //! | idempotency record | `IDEMPOTENCY#<sha256(caller, key)>` | `IDEMPOTENCY` | -       | -                                 |
+//! | tombstone   | `TOMBSTONE#CUSTOMER#<id>`, `TOMBSTONE#USER#<uid>` | `TOMBSTONE` | - | - ([`tombstone`])        |
 //!
 //! A customer listing is a partition of entries, one per active customer,
 //! written in the same transaction as the customer ([`Listing`]); there is no
@@ -23,6 +24,7 @@
 
 mod audit;
 mod idempotency;
+mod tombstone;
 
 use std::collections::HashMap;
 
@@ -36,12 +38,17 @@ use uuid::Uuid;
 
 use crate::domain::{
     Customer, CustomerId, CustomerState, Member, NewCustomer, Role, SubscriptionStatus, TierName,
-    Timestamp, UserId, time,
+    TierSource, Timestamp, UserId, time,
 };
 
 pub use audit::{AUDIT_RETENTION_DAYS, AuditItem, audit_pk};
 pub use idempotency::{
-    CLAIM_FREE, CLAIMED_BY, COMPLETE_CLAIM, IdempotencyItem, IdempotencyState, idempotency_key,
+    CLAIM_FREE, CLAIMED_BY, CLAIMED_RUNNING, CLAIMED_UNANSWERED, COMPLETE_CLAIM, IdempotencyItem,
+    IdempotencyState, PENDING_ANSWER, idempotency_key,
+};
+pub use tombstone::{
+    NOT_TOMBSTONED, TOMBSTONE_DAYS, TOMBSTONE_FREE_OR_KEPT, customer_tombstone_key,
+    tombstone_deleted_at, tombstone_item, tombstone_values, user_tombstone_key,
 };
 
 /// A DynamoDB item or key.
@@ -81,6 +88,9 @@ pub fn names() -> HashMap<String, String> {
         ("#tier", "tierName"),
         ("#status", "subscriptionStatus"),
         ("#version", "billingVersion"),
+        ("#platformVersion", "platformVersion"),
+        ("#tierSource", "tierSource"),
+        ("#expires", TTL_ATTRIBUTE),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -137,6 +147,31 @@ pub const MEMBER_PREFIX: &str = "MEMBER#";
 /// it was read (what its entries and counts were written from).
 pub const CUSTOMER_AS_READ: &str = "attribute_exists(#pk) AND #state = :active \
      AND #members = :members AND #name = :name AND #tier = :tier AND #status = :status";
+/// Condition (beside [`CUSTOMER_AS_READ`]) on a customer record about to be
+/// replaced: its platform revision and tier owner are as read from `c`, so a
+/// platform event or a tier write committed since the read cancels the
+/// replacement (which then reads again and decides again). With the read
+/// revision below a platform event's `version`, the event's change commits
+/// only over a revision below its own. Returns the expression and its values.
+pub fn provenance_as_read(c: &Customer) -> (String, Vec<(&'static str, AttributeValue)>) {
+    let mut values = Vec::new();
+    let version = match c.platform_version {
+        Some(v) => {
+            values.push((":readPlatformVersion", AttributeValue::N(v.to_string())));
+            "#platformVersion = :readPlatformVersion"
+        }
+        None => "attribute_not_exists(#platformVersion)",
+    };
+    let source = match c.tier_source {
+        Some(source) => {
+            values.push((":readTierSource", s(source.as_str())));
+            "#tierSource = :readTierSource"
+        }
+        None => "attribute_not_exists(#tierSource)",
+    };
+    (format!("{version} AND {source}"), values)
+}
+
 /// Condition on the lookup of a Stripe customer: free, or this customer's.
 pub const STRIPE_FREE_OR_OF: &str = "attribute_not_exists(#pk) OR #customer = :customer";
 
@@ -159,10 +194,15 @@ pub fn stripe_customer_of(item: &Item) -> Option<CustomerId> {
     CustomerId::parse(raw).ok()
 }
 
+/// The key of the item recording that an event was applied.
+pub fn applied_event_key(source: &str, event_id: &str) -> Item {
+    key(format!("EVENT#{source}#{event_id}"), "EVENT")
+}
+
 /// The item recording that an event (`source`: `stripe`, `platform`) was
 /// applied, kept until `expires` (epoch seconds; the table's TTL attribute).
 pub fn applied_event_item(source: &str, event_id: &str, expires: i64) -> Item {
-    let mut item = key(format!("EVENT#{source}#{event_id}"), "EVENT");
+    let mut item = applied_event_key(source, event_id);
     item.insert("type".to_owned(), s("appliedEvent"));
     item.insert(TTL_ATTRIBUTE.to_owned(), n(expires));
     item
@@ -373,6 +413,8 @@ impl EntryItem {
             stripe_subscription_id: None,
             billing_version: None,
             billing_gone_at: None,
+            platform_version: None,
+            tier_source: None,
         })
     }
 }
@@ -489,6 +531,10 @@ pub struct CustomerItem {
     billing_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     billing_gone_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    platform_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tier_source: Option<TierSource>,
 }
 
 impl CustomerItem {
@@ -520,6 +566,8 @@ impl CustomerItem {
             stripe_subscription_id: c.stripe_subscription_id.clone(),
             billing_version: c.billing_version.clone(),
             billing_gone_at: c.billing_gone_at.as_ref().map(time::to_seconds),
+            platform_version: c.platform_version,
+            tier_source: c.tier_source,
         }
     }
 
@@ -549,6 +597,8 @@ impl CustomerItem {
                 .as_deref()
                 .map(parse_time)
                 .transpose()?,
+            platform_version: self.platform_version,
+            tier_source: self.tier_source,
         })
     }
 }
@@ -892,5 +942,47 @@ mod tests {
         assert_eq!(filtered.entries_pk(), format!("LIST#{}", keys[3]));
         assert_eq!(filtered.index_pk(), format!("INDEX#{}", keys[3]));
         assert_eq!(Listing::all().key(), "CUSTOMERS");
+    }
+
+    #[test]
+    fn a_replacement_is_conditioned_on_the_revision_and_tier_owner_read() {
+        // GIVEN a record as read, first without a revision or tier owner
+        let mut c = Customer::from(&NewCustomer {
+            id: CustomerId::random(),
+            name: "Acme".into(),
+            tier_name: TierName::parse("pro").unwrap(),
+            tier_id: Uuid::nil(),
+            subscription_status: SubscriptionStatus::Active,
+            created_at: crate::domain::now(),
+            owner_user_id: UserId::random(),
+            stripe_customer_id: None,
+            stripe_subscription_id: None,
+        });
+        // THEN the condition is that neither has appeared since
+        let (expr, values) = provenance_as_read(&c);
+        assert_eq!(
+            expr,
+            "attribute_not_exists(#platformVersion) AND attribute_not_exists(#tierSource)"
+        );
+        assert!(values.is_empty());
+        // AND with both read, that both are still as read
+        c.platform_version = Some(7);
+        c.tier_source = Some(TierSource::Stripe);
+        let (expr, values) = provenance_as_read(&c);
+        assert_eq!(
+            expr,
+            "#platformVersion = :readPlatformVersion AND #tierSource = :readTierSource"
+        );
+        assert_eq!(
+            values,
+            vec![
+                (":readPlatformVersion", AttributeValue::N("7".into())),
+                (":readTierSource", s("stripe")),
+            ]
+        );
+        // AND every name the expressions use is defined
+        for name in ["#platformVersion", "#tierSource", "#expires"] {
+            assert!(names().contains_key(name), "{name}");
+        }
     }
 }
