@@ -208,6 +208,7 @@ def bring_up(stack, docker=True):
         "EVENT_BUS_NAME": BUS,
         "CASCADE_GRACE_SECONDS": "30",
         "RECONCILE_REPAIR": "false",
+        "CONSOLE_OIDC_ISSUER": ISSUER,
         "CONSOLE_OIDC_CLIENT_ID": "",
         "CONSOLE_TIERS": "free,pro,enterprise",
         "AWS_ENDPOINT_URL_DYNAMODB": f"http://127.0.0.1:{ddb}",
