@@ -40,6 +40,8 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 import time
 
 import boto3
@@ -62,6 +64,8 @@ WEBHOOK_SECRET = "whsec_billing_dev"
 STRIPE_KEY = "sk_test_local"
 BUS = "billing-local-events"
 PLACEHOLDER = "REPLACED_BY_TEST"
+# localstripe's base URL, once bring_up has started it.
+STRIPE_BASE = None
 # Variables the local template adds to every function (never in template.yaml):
 # where the AWS SDK clients find DynamoDB Local and moto.
 LOCAL_ONLY = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_EVENTBRIDGE")
@@ -181,6 +185,8 @@ def bring_up(stack, docker=True):
     # The functions' containers reach the three on their own 127.0.0.1 (sam_local_net).
     if docker:
         stack.bridge = Bridge([ddb, stripe, moto])
+    global STRIPE_BASE
+    STRIPE_BASE = f"http://127.0.0.1:{stripe}"
     moto_url = f"http://127.0.0.1:{moto}"
     aws = dict(region_name=REGION, endpoint_url=moto_url, aws_access_key_id="local",
                aws_secret_access_key="local")
@@ -289,10 +295,24 @@ def stripe_signature(body):
     return f"t={now},v1={mac}"
 
 
+def stripe_customer(name):
+    """The id of a new customer in localstripe."""
+    request = urllib.request.Request(
+        f"{STRIPE_BASE}/v1/customers", data=urllib.parse.urlencode({"name": name}).encode(),
+        headers={"Authorization": f"Bearer {STRIPE_KEY}"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.load(answer)["id"]
+
+
 def prepared_event(path):
-    """The event with its placeholders filled in, as a file under .aws-sam/local."""
+    """The event with its placeholders filled in, as a file under .aws-sam/local.
+    A platform event naming a Stripe customer names one that exists in localstripe
+    (Stripe chooses customer ids: the sample's cannot be created as is)."""
     with open(path, encoding="utf-8") as f:
         event = json.load(f)
+    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    if detail.get("stripeCustomerID") and STRIPE_BASE:
+        detail["stripeCustomerID"] = stripe_customer(detail.get("name") or "platform customer")
     headers = event.get("headers") or {}
     if headers.get("stripe-signature") == PLACEHOLDER:
         headers["stripe-signature"] = stripe_signature(event.get("body") or "")
