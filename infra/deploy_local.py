@@ -63,11 +63,12 @@ def client(service, url):
 
 
 def artifacts_dir():
-    for name in ("build", "build-x86_64"):
-        path = os.path.join(ROOT, ".aws-sam", name)
-        if os.path.exists(os.path.join(path, "template.yaml")):
-            return path
-    sys.exit("deploy_local: no built functions: run make build or make invoke-all first")
+    """The newer of the arm64 (`make build`) and x86_64 (`make invoke-all`) builds."""
+    built = [os.path.join(ROOT, ".aws-sam", name) for name in ("build", "build-x86_64")]
+    built = [path for path in built if os.path.exists(os.path.join(path, "template.yaml"))]
+    if not built:
+        sys.exit("deploy_local: no built functions: run make build or make invoke-all first")
+    return max(built, key=lambda path: os.path.getmtime(os.path.join(path, "template.yaml")))
 
 
 def functions_of(template):
