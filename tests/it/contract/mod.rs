@@ -11,6 +11,7 @@ mod events;
 mod iam;
 mod ingress;
 mod openapi;
+mod partitions;
 mod template;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
 
 use crate::TestFn;
-use alarms::template_alarms_watch_what_they_claim;
+use alarms::{template_alarms_select_their_own_stack, template_alarms_watch_what_they_claim};
 use events::{
     events_run_through_the_real_handlers, events_without_a_fresh_token_or_signature_are_refused,
 };
@@ -28,6 +29,10 @@ use iam::template_grants_each_function_exactly_its_calls;
 use ingress::template_locks_the_platform_ingress;
 use openapi::{
     openapi_operations_are_the_endpoints, openapi_parameters_and_statuses_match_the_code,
+};
+use partitions::{
+    each_function_touches_only_its_granted_partitions,
+    template_confines_each_function_to_its_partitions,
 };
 use template::{
     template_functions_are_the_workspace_packages, template_logs_tracing_and_settings,
@@ -46,7 +51,10 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         template_parameters_choose_exactly_one_token_key_source,
         template_logs_tracing_and_settings,
         template_alarms_watch_what_they_claim,
+        template_alarms_select_their_own_stack,
         template_locks_the_platform_ingress,
+        template_confines_each_function_to_its_partitions,
+        each_function_touches_only_its_granted_partitions,
         openapi_operations_are_the_endpoints,
         openapi_parameters_and_statuses_match_the_code,
     ]

@@ -476,7 +476,10 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 assert_eq!(f.event_types, [invoked_by], "{id}");
                 assert_eq!(
                     vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-                    own.iter().copied().chain(["TABLE_NAME"]).collect(),
+                    own.iter()
+                        .copied()
+                        .chain(["TABLE_NAME", "STACK_NAME"])
+                        .collect(),
                     "{id}: its environment"
                 );
                 assert!(config.auth.is_none(), "{id}: verifies no tokens");
@@ -493,6 +496,7 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                     vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
                     BTreeSet::from([
                         "TABLE_NAME",
+                        "STACK_NAME",
                         "STRIPE_SECRET_KEY_SECRET_ID",
                         "STRIPE_API_BASE",
                         billing::sync::reconcile::REPAIR_SETTING,
@@ -534,6 +538,7 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                     vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
                     BTreeSet::from([
                         "TABLE_NAME",
+                        "STACK_NAME",
                         "CONSOLE_OIDC_ISSUER",
                         "CONSOLE_OIDC_CLIENT_ID",
                         "CONSOLE_TIERS",
@@ -575,7 +580,8 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 };
                 assert_eq!(f.event_types, [invoked_by], "{id}");
                 // Nothing of its own: TABLE_NAME (which route-not-found never
-                // reads) comes from Globals; no token, Stripe or event bus settings.
+                // reads) and STACK_NAME (its metrics' stack) come from Globals;
+                // no token, Stripe or event bus settings.
                 assert!(
                     template["Resources"][id.as_str()]["Properties"]
                         .get("Environment")
@@ -584,7 +590,7 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 );
                 assert_eq!(
                     vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-                    BTreeSet::from(["TABLE_NAME"]),
+                    BTreeSet::from(["STACK_NAME", "TABLE_NAME"]),
                     "{id}"
                 );
                 assert!(config.auth.is_none(), "{id}: verifies no tokens");
