@@ -53,6 +53,8 @@ pub struct Dependencies {
     pub cursor_key: Option<secrecy::SecretString>,
     /// The Stripe webhook endpoint's secrets, when configured.
     pub webhook_secrets: Option<WebhookSecrets>,
+    /// Who the platform's events must come from, when configured.
+    pub platform_sender: Option<crate::sender::ExpectedSender>,
 }
 
 impl Dependencies {
@@ -140,6 +142,7 @@ impl Dependencies {
             cascade_grace: config.cascade_grace,
             cursor_key: config.cursor_key.clone(),
             webhook_secrets,
+            platform_sender: config.platform_sender.clone(),
         })
     }
 

@@ -412,6 +412,28 @@ pub(super) async fn template_alarms_watch_what_they_claim(_env: &'static Env) {
         .collect();
     assert_eq!(routes_watched, every_route, "a 429 alarm per route");
 
+    // Events refused by the platform hooks as not the platform's (the code's
+    // SyncEvents, Outcome foreign_sender).
+    let foreign = single(NAMESPACE, Metric::SyncEvents.name());
+    assert_eq!(foreign.len(), 1, "one foreign events alarm");
+    for (id, p) in foreign {
+        let dims = dimensions(&p["Dimensions"]);
+        assert_eq!(
+            dims.get("Source").map(String::as_str),
+            Some("platform"),
+            "{id}"
+        );
+        assert_eq!(
+            dims.get("Outcome").map(String::as_str),
+            Some(billing::sender::FOREIGN_SENDER),
+            "{id}"
+        );
+        assert_eq!(render(&p["Statistic"]), "Sum", "{id}");
+        threshold(p, &id, "GreaterThanThreshold", "0");
+        quiet_is_fine(p, &id);
+        claimed.push(id);
+    }
+
     let all: BTreeSet<String> = alarms.iter().map(|(id, _)| id.clone()).collect();
     let distinct: BTreeSet<String> = claimed.iter().cloned().collect();
     assert_eq!(distinct.len(), claimed.len(), "each alarm claimed once");

@@ -352,6 +352,37 @@ impl Deployment {
     }
 }
 
+/// The template's EventBridge rules (`AWS::Events::Rule`) that invoke the
+/// function `function_id`, each as the event SAM would declare for it (by the
+/// rule's id): `Type: EventBridgeRule` with the rule's bus and pattern and the
+/// target's retry policy and dead letters.
+fn rules_invoking(template: &Yaml, function_id: &str) -> Vec<(String, Yaml)> {
+    let target = format!("GetAtt:{function_id}.Arn");
+    let mut found = Vec::new();
+    for (id, rule) in resources_of(template, "AWS::Events::Rule") {
+        let p = &rule["Properties"];
+        for t in p["Targets"].as_sequence().into_iter().flatten() {
+            if render(&t["Arn"]) != target {
+                continue;
+            }
+            let mut properties = serde_norway::Mapping::new();
+            for (key, value) in [
+                ("EventBusName", &p["EventBusName"]),
+                ("Pattern", &p["EventPattern"]),
+                ("RetryPolicy", &t["RetryPolicy"]),
+                ("DeadLetterConfig", &t["DeadLetterConfig"]),
+            ] {
+                properties.insert(Yaml::from(key), value.clone());
+            }
+            let mut event = serde_norway::Mapping::new();
+            event.insert(Yaml::from("Type"), Yaml::from("EventBridgeRule"));
+            event.insert(Yaml::from("Properties"), Yaml::Mapping(properties));
+            found.push((id.clone(), Yaml::Mapping(event)));
+        }
+    }
+    found
+}
+
 fn functions(template: &Yaml) -> Vec<Function> {
     let globals: BTreeMap<String, Yaml> = entries(&template["Globals"]["Function"])
         .into_iter()
@@ -375,7 +406,21 @@ fn functions(template: &Yaml) -> Vec<Function> {
                 "{id}"
             );
             let binary = str_of(&r["Metadata"]["BuildProperties"]["Binary"], &id).to_owned();
-            let event_types = entries(&r["Properties"]["Events"])
+            // The rules that invoke it are its events too (SAM's shape).
+            let rules = rules_invoking(template, &id);
+            if !rules.is_empty() {
+                let events = properties
+                    .entry("Events".to_owned())
+                    .or_insert_with(|| Yaml::Mapping(serde_norway::Mapping::new()));
+                let events = events.as_mapping_mut().expect("Events is a mapping");
+                for (rule_id, event) in rules {
+                    events.insert(Yaml::from(rule_id), event);
+                }
+            }
+            let event_types = properties
+                .get("Events")
+                .map(entries)
+                .unwrap_or_default()
                 .into_iter()
                 .map(|(_, e)| render(&e["Type"]))
                 .collect();

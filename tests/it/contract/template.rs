@@ -471,7 +471,15 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                         &["STRIPE_WEBHOOK_SECRET_SECRET_ID", stripe[0], stripe[1]],
                     )
                 } else {
-                    ("EventBridgeRule", &stripe)
+                    (
+                        "EventBridgeRule",
+                        &[
+                            stripe[0],
+                            stripe[1],
+                            "PLATFORM_EVENT_SOURCE",
+                            "PLATFORM_ACCOUNT_ID",
+                        ],
+                    )
                 };
                 assert_eq!(f.event_types, [invoked_by], "{id}");
                 assert_eq!(
