@@ -48,9 +48,11 @@ pub struct Config {
     /// How long the stream consumer leaves a cascade to its request
     /// (`CASCADE_GRACE_SECONDS`, default 30).
     pub cascade_grace: std::time::Duration,
-    /// The key that signs listing cursors (`CURSOR_KEY`): required by the
-    /// listing functions, whose instances must open each other's cursors.
-    pub cursor_key: Option<secrecy::SecretString>,
+    /// The key that signs listing cursors (`CURSOR_KEY`, or
+    /// `CURSOR_KEY_SECRET_ID` naming the Secrets Manager secret holding it):
+    /// required by the listing functions, whose instances must open each
+    /// other's cursors.
+    pub cursor_key: Option<SecretSource>,
     /// The Stripe webhook endpoint's secret (`STRIPE_WEBHOOK_SECRET`, or
     /// `STRIPE_WEBHOOK_SECRET_SECRET_ID`): one `whsec_...`, or two separated
     /// by a comma while the secret is rolled.
@@ -155,7 +157,10 @@ impl Config {
             },
             event_bus: optional("EVENT_BUS_NAME"),
             eventbridge_endpoint: optional("AWS_ENDPOINT_URL_EVENTBRIDGE"),
-            cursor_key: optional("CURSOR_KEY").map(secrecy::SecretString::from),
+            cursor_key: match (optional("CURSOR_KEY"), optional("CURSOR_KEY_SECRET_ID")) {
+                (None, None) => None,
+                _ => Some(secret(&optional, "CURSOR_KEY")?),
+            },
             stripe_webhook_secret: match (
                 optional("STRIPE_WEBHOOK_SECRET"),
                 optional("STRIPE_WEBHOOK_SECRET_SECRET_ID"),

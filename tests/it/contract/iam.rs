@@ -189,6 +189,16 @@ fn endpoint_grants(endpoint: Endpoint, table: &str) -> BTreeSet<Grant> {
         Within::Anywhere,
         Some(PEM_MODE.to_owned()),
     ));
+    // The listings' cursor key, read by ARN (its versions) at cold start and
+    // every few minutes.
+    if endpoint.pages_with_cursors() {
+        grants.insert((
+            "secretsmanager:GetSecretValue".to_owned(),
+            "Ref:CursorKeySecret".to_owned(),
+            Within::Anywhere,
+            None,
+        ));
+    }
     if endpoint == Endpoint::DeleteCustomer {
         grants.insert((
             "secretsmanager:GetSecretValue".to_owned(),

@@ -35,9 +35,9 @@ use partitions::{
     template_confines_each_function_to_its_partitions,
 };
 use template::{
-    template_functions_are_the_workspace_packages, template_logs_tracing_and_settings,
-    template_parameters_choose_exactly_one_token_key_source, template_routes_are_the_endpoints,
-    template_table_is_the_table_definition,
+    template_functions_are_the_workspace_packages, template_functions_hold_no_plaintext_secret,
+    template_logs_tracing_and_settings, template_parameters_choose_exactly_one_token_key_source,
+    template_routes_are_the_endpoints, template_table_is_the_table_definition,
 };
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
@@ -46,6 +46,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         events_without_a_fresh_token_or_signature_are_refused,
         template_routes_are_the_endpoints,
         template_functions_are_the_workspace_packages,
+        template_functions_hold_no_plaintext_secret,
         template_table_is_the_table_definition,
         template_grants_each_function_exactly_its_calls,
         template_parameters_choose_exactly_one_token_key_source,
