@@ -24,6 +24,7 @@ pub mod payments;
 pub mod secrets;
 #[cfg(feature = "stripe")]
 pub mod seed;
+pub mod sender;
 pub mod startup;
 pub mod store;
 pub mod sync;
