@@ -230,6 +230,27 @@ def check_rules(template, stack_resources, transformed, events_client):
             targets = events_client.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus_name)["Targets"]
             arns = [t["Arn"] for t in targets]
             expect(f"{logical} targets", [a.split(":")[-1] for a in arns], [stack_resources[name]])
+    for logical, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Events::Rule":
+            continue
+        count += 1
+        rule_name = stack_resources.get(logical)
+        if rule_name is None:
+            failures.append(f"{logical}: no rule in the stack")
+            continue
+        props = resource["Properties"]
+        bus = props.get("EventBusName", "default")
+        if isinstance(bus, dict):
+            target = bus["Fn::GetAtt"][0] if "Fn::GetAtt" in bus else bus["Ref"]
+            bus_name = stack_resources[target].split("/")[-1] or \
+                _sub(transformed["Resources"][target]["Properties"]["Name"])
+        else:
+            bus_name = bus
+        rule = events_client.describe_rule(Name=rule_name.split("|")[-1].split("/")[-1], EventBusName=bus_name)
+        expect(f"{logical} pattern", json.loads(rule["EventPattern"]), _resolved_pattern(props["EventPattern"], template))
+        targets = events_client.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus_name)["Targets"]
+        want = [stack_resources[t["Arn"]["Fn::GetAtt"][0]] for t in props["Targets"]]
+        expect(f"{logical} targets", [t["Arn"].split(":")[-1] for t in targets], want)
     print(f"{count} event rules checked (pattern or schedule, bus, target)")
 
 

@@ -70,6 +70,13 @@ STRIPE_BASE = None
 # where the AWS SDK clients find DynamoDB Local and moto.
 LOCAL_ONLY = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_EVENTBRIDGE")
 
+# Variables whose local value differs per function (sam local's env-vars file
+# takes them by logical id): the source of each platform hook's events/ sample.
+FUNCTION_SETTINGS = {
+    "UserDeletedFunction": {"PLATFORM_EVENT_SOURCE": "platform.users"},
+    "PlatformCustomerFunction": {"PLATFORM_EVENT_SOURCE": "platform.customers"},
+}
+
 # Marks the point of EXPECTED where the table is created and seeded afresh.
 RESEED = ("", "reseed")
 
@@ -195,7 +202,8 @@ def bring_up(stack, docker=True):
         public_key = f.read()
     arns = {name: sm.create_secret(Name=f"billing-local/{name}", SecretString=value)["ARN"]
             for name, value in (("jwt-public-key", public_key), ("stripe-secret-key", STRIPE_KEY),
-                                ("stripe-webhook-secret", WEBHOOK_SECRET))}
+                                ("stripe-webhook-secret", WEBHOOK_SECRET),
+                                ("cursor-key", secrets.token_urlsafe(36)))}
     boto3.client("events", **aws).create_event_bus(Name=BUS)
 
     settings = {
@@ -207,7 +215,10 @@ def bring_up(stack, docker=True):
         "JWT_ALGORITHMS": "",
         "JWT_ROLES_CLAIM": "roles",
         "JWT_MAX_AGE_SECONDS": "",
-        "CURSOR_KEY": secrets.token_urlsafe(32),
+        "CURSOR_KEY_SECRET_ID": arns["cursor-key"],
+        "STACK_NAME": "billing-local",
+        # The events/ samples' account (the source differs per hook: FUNCTION_SETTINGS).
+        "PLATFORM_ACCOUNT_ID": "123456789012",
         "STRIPE_SECRET_KEY_SECRET_ID": arns["stripe-secret-key"],
         "STRIPE_WEBHOOK_SECRET_SECRET_ID": arns["stripe-webhook-secret"],
         "STRIPE_API_BASE": f"http://127.0.0.1:{stripe}",
@@ -229,6 +240,9 @@ def bring_up(stack, docker=True):
         "StripeWebhookSecretArn": arns["stripe-webhook-secret"],
         "StripeApiBase": settings["STRIPE_API_BASE"],
         "EventBusName": BUS,
+        "PlatformAccountId": settings["PLATFORM_ACCOUNT_ID"],
+        "PlatformUserEventSource": FUNCTION_SETTINGS["UserDeletedFunction"]["PLATFORM_EVENT_SOURCE"],
+        "PlatformCustomerEventSource": FUNCTION_SETTINGS["PlatformCustomerFunction"]["PLATFORM_EVENT_SOURCE"],
     }
     if docker:
         write_local_files(settings)
@@ -269,14 +283,15 @@ def write_local_files(settings):
         if resource.get("Type") == "AWS::Serverless::Function":
             declared |= set(resource["Properties"].get("Environment", {}).get("Variables", {}))
     declared |= set(variables)
-    missing = sorted(declared - set(settings))
+    per_function = {name for values in FUNCTION_SETTINGS.values() for name in values}
+    missing = sorted(declared - set(settings) - per_function)
     if missing:
         raise SystemExit(f"sam_local: no local value for {missing}: add them to infra/sam_local.py")
     # CodeUri stays relative to the build directory: the file goes next to it.
     with open(os.path.join(BUILD, "template.local.yaml"), "w", encoding="utf-8") as f:
         f.write(yaml_dump(template))
     with open(os.path.join(LOCAL, "env-vars.json"), "w", encoding="utf-8") as f:
-        json.dump({"Parameters": settings}, f, indent=2)
+        json.dump({"Parameters": settings, **FUNCTION_SETTINGS}, f, indent=2)
     os.chmod(os.path.join(LOCAL, "env-vars.json"), 0o600)
 
 
