@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: dev test test-console lint fmt install bench bench-scale build fuzz clean
+.PHONY: dev test test-console lint fmt install bench bench-scale build fuzz invoke invoke-all start-api start-api-smoke invoke-watch deploy-local clean
 
 ## Run the service locally with demo data on http://127.0.0.1:$${PORT:-3000}.
 dev:
@@ -65,6 +65,35 @@ fuzz: install
 ## (infra/build.sh). Needs no AWS account.
 build:
 	infra/build.sh
+
+## sam local invoke FN's function (x86_64 artifacts of the same sam build path,
+## Docker, the local stack with demo data); EVENT defaults to events/FN.json.
+## docs/local-lambda.md.
+invoke: install
+	@test -n "$(FN)" || { echo "usage: make invoke FN=<function> [EVENT=events/<file>.json]" >&2; exit 2; }
+	infra/sam-local.sh invoke "$(FN)" "$(EVENT)"
+
+## Every file of events/ through sam local invoke, each answer checked (CI).
+invoke-all: install
+	infra/sam-local.sh invoke-all
+
+## sam local start-api on http://127.0.0.1:$${PORT:-3000} with the local stack.
+start-api: install
+	infra/sam-local.sh start-api
+
+## Black-box requests through sam local start-api, compared with billing-dev serve (CI).
+start-api-smoke: install
+	infra/sam-local.sh smoke
+
+## The Docker-free path: cargo lambda watch runs get-customer, cargo lambda invoke
+## --data-file sends it events/get-customer.json; a 200 is required (CI).
+invoke-watch: install
+	infra/sam-local.sh watch
+
+## Deploy rehearsal: template.yaml transformed (aws-sam-translator), created in
+## moto's CloudFormation, the stack checked against the template (CI).
+deploy-local: install
+	infra/deploy-local.sh
 
 clean:
 	$(CARGO) clean
