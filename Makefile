@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: dev test test-console lint fmt install bench bench-scale build fuzz clean
+.PHONY: dev test test-console lint fmt install bench bench-scale build fuzz invoke invoke-all start-api start-api-smoke invoke-watch deploy-local clean
 
 ## Run the service locally with demo data on http://127.0.0.1:$${PORT:-3000}.
 dev:
@@ -22,20 +22,25 @@ test-console: install
 	$(CARGO) build --workspace
 	infra/test-console.sh
 
-## Formatting and clippy, warnings as errors; template.yaml and openapi.yaml:
-## cfn-lint, sam validate --lint, openapi-spec-validator (infra/lint-template.sh,
+## Formatting and clippy, warnings as errors; the dependencies' bans, licenses
+## and sources (cargo deny, deny.toml: its advisories need the RustSec database
+## from GitHub, which cannot be fetched here, so they are not checked);
+## template.yaml and openapi.yaml: cfn-lint, sam validate --lint, openapi-spec-validator (infra/lint-template.sh,
 ## offline; installs the SAM CLI venv .local/sam-venv on first use); the
 ## console: its API types are openapi.yaml's (openapi-typescript), and tsc.
 lint: install
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	infra/install.sh deny
+	.local/cargo-deny/bin/cargo-deny --offline check bans licenses sources
 	infra/lint-template.sh
 	cd console && npm run --silent check
 
 fmt:
 	$(CARGO) fmt --all
 
-## DynamoDB Local, the Python venv (localstripe, moto) and the launcher.
+## DynamoDB Local, the Python venv (localstripe, moto) and the launcher; cargo-deny
+## (`infra/install.sh deny`) comes with the first `make lint`.
 install:
 	infra/install.sh
 
@@ -62,6 +67,35 @@ fuzz: install
 ## (infra/build.sh). Needs no AWS account.
 build:
 	infra/build.sh
+
+## sam local invoke FN's function (x86_64 artifacts of the same sam build path,
+## Docker, the local stack with demo data); EVENT defaults to events/FN.json.
+## docs/local-lambda.md.
+invoke: install
+	@test -n "$(FN)" || { echo "usage: make invoke FN=<function> [EVENT=events/<file>.json]" >&2; exit 2; }
+	infra/sam-local.sh invoke "$(FN)" "$(EVENT)"
+
+## Every file of events/ through sam local invoke, each answer checked (CI).
+invoke-all: install
+	infra/sam-local.sh invoke-all
+
+## sam local start-api on http://127.0.0.1:$${PORT:-3000} with the local stack.
+start-api: install
+	infra/sam-local.sh start-api
+
+## Black-box requests through sam local start-api, compared with billing-dev serve (CI).
+start-api-smoke: install
+	infra/sam-local.sh smoke
+
+## The Docker-free path: cargo lambda watch runs get-customer, cargo lambda invoke
+## --data-file sends it events/get-customer.json; a 200 is required (CI).
+invoke-watch: install
+	infra/sam-local.sh watch
+
+## Deploy rehearsal: template.yaml transformed (aws-sam-translator), created in
+## moto's CloudFormation, the stack checked against the template (CI).
+deploy-local: install
+	infra/deploy-local.sh
 
 clean:
 	$(CARGO) clean

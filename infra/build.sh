@@ -11,12 +11,38 @@
 #                   (seconds, once; skipped when present)
 #   aarch64-unknown-linux-gnu  the Rust standard library for the target (rustup)
 # Then prints each function's artifact (.aws-sam/build/<Function>/bootstrap) with its
-# size, and the time each step took.
-# Usage: infra/build.sh [SAM-BUILD-OPTION...]   (e.g. --parallel, --cached)
+# size, checks that each links exactly the billing-shared features its package
+# declares (infra/check_features.py), and prints the time each step took.
+#
+# Each function is built in its own package (CodeUri: functions/<name>), so cargo
+# resolves that package's features alone.
+#
+# --arch x86_64: the same sam build of the same template with only `Architectures`
+# changed (.aws-sam/template-x86_64.yaml), into .aws-sam/build-x86_64: the host
+# architecture artifacts that `make invoke`, `make invoke-all` and `make start-api`
+# run under the Lambda Runtime Interface Emulator (docs/local-lambda.md). --debug:
+# SAM_BUILD_MODE=debug (cargo's dev profile; what CI runs: no release build there).
+# The deployed artifacts stay arm64 (`make build`).
+# Usage: infra/build.sh [--arch arm64|x86_64] [--debug] [SAM-BUILD-OPTION...]
+#   (e.g. --parallel, --cached)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+
+arch=arm64
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --arch) arch="${2:-}"; shift 2 ;;
+    --debug) export SAM_BUILD_MODE=debug; shift ;;
+    *) break ;;
+  esac
+done
+case "$arch" in
+  arm64) target=aarch64-unknown-linux-gnu; template="$root/template.yaml"; build_dir="$root/.aws-sam/build" ;;
+  x86_64) target=x86_64-unknown-linux-gnu; template="$root/.aws-sam/template-x86_64.yaml"; build_dir="$root/.aws-sam/build-x86_64" ;;
+  *) echo "build.sh: --arch arm64 or x86_64" >&2; exit 2 ;;
+esac
 
 cargo_lambda_version=1.9.2
 # sha256 of the cargo-lambda $cargo_lambda_version wheels on PyPI (pip accepts any one):
@@ -29,7 +55,6 @@ cargo_lambda_hashes=(
   28e2f698b4e0e367097cd30a8ded8ddc6851dba6f4d53b907b4659a635ae3665
   05efdab4db99fd976f5718b67bb4e72089335d1aab209168f2dfe20907b0e341
 )
-target=aarch64-unknown-linux-gnu
 cache="${BILLING_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/billing-admin}"
 # The venv (venv/) and a bin/ holding only the cargo-lambda binary, for PATH.
 cargo_lambda_root="$cache/cargo-lambda-$cargo_lambda_version-pypi"
@@ -112,16 +137,29 @@ export SAM_CLI_TELEMETRY=0
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
 log "sam build (SAM CLI $("$sam_venv/bin/python" -I -c 'import samcli; print(samcli.__version__)'), cargo-lambda $cargo_lambda_version, zig $zig_version, $toolchain)"
-rm -rf "$root/.aws-sam/build"
-sam build --template-file "$root/template.yaml" --build-dir "$root/.aws-sam/build" "$@"
-step_done "sam build"
+if [[ $arch == x86_64 ]]; then
+  # The same template, one line changed; CodeUri paths made relative to .aws-sam/.
+  mkdir -p "$root/.aws-sam"
+  "$sam_venv/bin/python" -I - "$root/template.yaml" "$template" <<'PY'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+text, archs = re.subn(r"(?m)^(\s+Architectures: )\[arm64\]$", r"\1[x86_64]", text)
+text, uris = re.subn(r"(?m)^(\s+CodeUri: )(functions/[a-z0-9-]+)$", r"\1../\2", text)
+if archs != 1 or uris == 0:
+    sys.exit(f"template.yaml: expected one `Architectures: [arm64]` and CodeUri: functions/<name> lines, found {archs} and {uris}")
+open(sys.argv[2], "w", encoding="utf-8").write(text)
+PY
+fi
+rm -rf "$build_dir"
+sam build --template-file "$template" --build-dir "$build_dir" "$@"
+step_done "sam build ($arch${SAM_BUILD_MODE:+, $SAM_BUILD_MODE})"
 
 # ---- Report -----------------------------------------------------------------------
 printf '\n%-32s %12s  %s\n' "function" "bootstrap" "file" >&2
 total_bytes=0
 count=0
 while IFS= read -r function; do
-  artifact="$root/.aws-sam/build/$function/bootstrap"
+  artifact="$build_dir/$function/bootstrap"
   [[ -f $artifact ]] || die "no artifact for $function: ${artifact#"$root"/}"
   bytes="$(stat -c %s "$artifact")"
   total_bytes=$((total_bytes + bytes))
@@ -140,5 +178,10 @@ PY
 )
 ((count > 0)) || die "template.yaml has no rust-cargolambda function"
 printf '%-32s %9.1f MiB\n\n' "total ($count functions)" "$(awk "BEGIN{print $total_bytes/1048576}")" >&2
+
+# ---- Features -------------------------------------------------------------------
+"$sam_venv/bin/python" -I "$root/infra/check_features.py" "$root/template.yaml" "$build_dir" >&2 \
+  || die "a function links features its package does not declare (above)"
+step_done "check_features.py"
 for line in "${step_times[@]}"; do log "$line"; done
 log "total $((SECONDS - timer_start)) s"

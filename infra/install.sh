@@ -17,9 +17,11 @@
 #                               because aws-sam-cli's pins conflict with .local/venv's
 #   fuzz  .local/venv + schemathesis  infra/requirements-fuzz.txt installed into
 #                               the project venv on top of infra/requirements.txt
+#   deny  .local/cargo-deny     cargo-deny (pinned below), `cargo install --locked`
+#                               from crates.io: minutes the first time
 # Idempotent: each part is redone only when its inputs change (sha256 stamps in
 # .local/stamps), so a run with nothing to do takes well under a second.
-# Usage: infra/install.sh [--force] [sam] [fuzz] [browser]
+# Usage: infra/install.sh [--force] [sam] [fuzz] [browser] [deny]
 #   (INFRA_PYTHON=/path/to/python3.11 to pick the interpreter)
 set -euo pipefail
 
@@ -36,13 +38,15 @@ force=0
 want_sam=0
 want_fuzz=0
 want_browser=0
+want_deny=0
 for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
     sam) want_sam=1 ;;
     fuzz) want_fuzz=1 ;;
     browser) want_browser=1 ;;
-    *) echo "usage: $0 [--force] [sam] [fuzz] [browser]" >&2; exit 2 ;;
+    deny) want_deny=1 ;;
+    *) echo "usage: $0 [--force] [sam] [fuzz] [browser] [deny]" >&2; exit 2 ;;
   esac
 done
 
@@ -238,6 +242,27 @@ if [[ $want_fuzz -eq 1 ]]; then
     cp "$fuzz_reqs" "$stamps/fuzz-requirements.txt"
     pip_install_pinned "$venv" "$fuzz_reqs"
     stamp fuzz "$fuzz_hash"
+  fi
+fi
+
+# ---- cargo-deny (optional part `deny`) ---------------------------------------
+# `make lint` runs `cargo deny check bans licenses sources` (deny.toml). Built
+# from crates.io with its own lock file (--locked), this version only, into
+# .local/cargo-deny; its build directory is removed afterwards.
+cargo_deny_version="0.20.2"
+cargo_deny_root="$local_dir/cargo-deny"
+if [[ $want_deny -eq 1 ]]; then
+  deny_hash="$(hash_inputs <<<"cargo-deny-v1 $cargo_deny_version")"
+  if fresh cargo-deny "$deny_hash" "$cargo_deny_root/bin/cargo-deny"; then
+    log "cargo-deny: up to date"
+  else
+    need cargo "Rust builds cargo-deny"
+    log "cargo-deny $cargo_deny_version: cargo install --locked into .local/cargo-deny (minutes, once)"
+    rm -rf "$cargo_deny_root" "$stamps/cargo-deny"
+    cargo install --quiet --locked --version "=$cargo_deny_version" --root "$cargo_deny_root" \
+      --target-dir "$local_dir/cargo-deny-build" cargo-deny >&2
+    rm -rf "$local_dir/cargo-deny-build"
+    stamp cargo-deny "$deny_hash"
   fi
 fi
 

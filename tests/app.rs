@@ -22,7 +22,7 @@ pub fn jwt_settings() -> JwtSettings {
 }
 
 /// The verifier of the development key.
-fn dev_verifier() -> JwtVerifier {
+pub fn dev_verifier() -> JwtVerifier {
     JwtVerifier::new(PUBLIC_KEY.as_bytes(), &jwt_settings()).expect("dev public key")
 }
 

@@ -2,7 +2,7 @@
 //! ([`http_client`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
@@ -41,8 +41,9 @@ pub async fn sdk_config(region: Option<&str>) -> SdkConfig {
 }
 
 /// The HTTP client of every SDK client the functions build: hyper (HTTP/1.1)
-/// over rustls (aws-lc-rs), trusting the Mozilla root certificates compiled
-/// into the binary (`webpki-roots`).
+/// over rustls with the process's one TLS configuration
+/// ([`crate::tls::client_config`]: aws-lc-rs, the Mozilla root certificates
+/// compiled into the binary by `webpki-roots`).
 ///
 /// The SDK's default client reads and parses the system certificate store
 /// (rustls-native-certs) and builds a TLS connector for every SDK client at
@@ -79,24 +80,12 @@ impl HttpClient for WebpkiHttpClient {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         connectors
             .entry(key)
-            .or_insert_with(|| match tls_config() {
+            .or_insert_with(|| match crate::tls::client_config() {
                 Ok(tls) => SharedHttpConnector::new(Connector::new(tls, key.0, key.1)),
                 Err(e) => SharedHttpConnector::new(Unusable(e.to_string())),
             })
             .clone()
     }
-}
-
-/// rustls with aws-lc-rs and webpki-roots' trust anchors (borrowed static
-/// data: nothing is read or parsed).
-fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
-        .with_no_client_auth())
 }
 
 type HttpsConnector = hyper_rustls::HttpsConnector<TcpConnector>;

@@ -11,6 +11,7 @@ use crate::cascade::{Cascade, CascadeError};
 use crate::domain::audit::{Actor, Origin};
 use crate::domain::{CustomerId, CustomerState, Role, UserId, now, time};
 use crate::events::{CustomerDeleted, PublishError, Publisher};
+use crate::sender::ExpectedSender;
 use crate::startup::Dependencies;
 use crate::store::table::{StreamCustomer, stream_customer};
 use crate::store::{Store, StoreError};
@@ -30,6 +31,11 @@ pub enum CleanupError {
     /// An incoming event is not what it claims; nothing was done.
     #[error("malformed event: {0}")]
     Malformed(String),
+    /// An event that did not come from the platform's rule (its `source` or
+    /// `account` is not the platform's); nothing was done, and retrying
+    /// cannot help.
+    #[error("event refused: {0}")]
+    ForeignSender(String),
 }
 
 /// What a `user.deleted` event led to.
@@ -55,11 +61,18 @@ pub struct Cleanup {
     cascade: Cascade,
     publisher: Publisher,
     grace: Duration,
+    sender: Option<ExpectedSender>,
 }
 
 impl From<Dependencies> for Cleanup {
     fn from(deps: Dependencies) -> Self {
-        Self::new(deps.store, deps.payments, deps.publisher).with_grace(deps.cascade_grace)
+        let sender = deps.platform_sender.clone();
+        let cleanup =
+            Self::new(deps.store, deps.payments, deps.publisher).with_grace(deps.cascade_grace);
+        match sender {
+            Some(sender) => cleanup.with_sender(sender),
+            None => cleanup,
+        }
     }
 }
 
@@ -75,7 +88,14 @@ impl Cleanup {
             store,
             publisher,
             grace: DEFAULT_GRACE,
+            sender: None,
         }
+    }
+
+    /// Takes `user.deleted` only from `sender` (its `source` and `account`).
+    pub fn with_sender(mut self, sender: ExpectedSender) -> Self {
+        self.sender = Some(sender);
+        self
     }
 
     /// Sets how long a cascade may be in progress before the stream consumer finishes it.
@@ -198,12 +218,19 @@ impl Cleanup {
 
     /// Handles a `user.deleted` event as EventBridge delivers it: an event that
     /// does not parse, or is not `user.deleted`, is refused (the function fails it
-    /// into its dead-letter queue) and nothing is done.
+    /// into its dead-letter queue) and nothing is done. With an expected sender,
+    /// an event from any other `source` or `account` is refused first
+    /// ([`CleanupError::ForeignSender`], logged and counted).
     pub async fn on_user_deleted_event(
         &self,
         event: &serde_json::Value,
     ) -> Result<UserCleanup, CleanupError> {
         use aws_lambda_events::eventbridge::EventBridgeEvent;
+        if let Some(sender) = &self.sender {
+            sender
+                .admit(USER_DELETED_HOOK, event)
+                .map_err(CleanupError::ForeignSender)?;
+        }
         let event: EventBridgeEvent<crate::events::UserDeleted> =
             serde_json::from_value(event.clone())
                 .map_err(|e| CleanupError::Malformed(format!("not a user.deleted event: {e}")))?;
@@ -220,6 +247,22 @@ impl Cleanup {
         })
         .for_request(event_id);
         self.on_user_deleted(&event.detail.user_id, &origin).await
+    }
+
+    /// One invocation of the `user.deleted` hook: `Ok` when the event was
+    /// handled, or refused as not the platform's (logged and counted: a retry
+    /// would be refused again, so Lambda does not retry it); an error (Lambda
+    /// retries it, then sends it to the dead-letter queue) otherwise.
+    pub async fn on_user_deleted_invocation(
+        &self,
+        event: &serde_json::Value,
+    ) -> Result<(), lambda_runtime::Error> {
+        match self.on_user_deleted_event(event).await {
+            Ok(outcome) => tracing::info!(?outcome, "user.deleted handled"),
+            Err(CleanupError::ForeignSender(_)) => {}
+            Err(err) => return Err(failed(err)),
+        }
+        Ok(())
     }
 
     /// The platform deleted a user: they are remembered first (their
@@ -276,22 +319,24 @@ pub async fn run_stream_lambda() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// Runs the `user.deleted` hook Lambda (an EventBridge rule's target).
+/// The `user.deleted` hook's function (and `Function` metric dimension).
+pub const USER_DELETED_HOOK: &str = "user-deleted";
+
+/// Runs the `user.deleted` hook Lambda (an EventBridge rule's target). It
+/// needs the expected sender (`PLATFORM_EVENT_SOURCE`, `PLATFORM_ACCOUNT_ID`);
+/// an event from another is answered as done (nothing retries it).
 pub async fn run_user_deleted_lambda() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
-    crate::telemetry::metrics::set_function("user-deleted");
-    let cleanup = Cleanup::from(Dependencies::from_env().await?);
+    crate::telemetry::metrics::set_function(USER_DELETED_HOOK);
+    let deps = Dependencies::from_env().await?;
+    if deps.platform_sender.is_none() {
+        return Err(crate::config::ConfigError::missing("PLATFORM_EVENT_SOURCE").into());
+    }
+    let cleanup = Cleanup::from(deps);
     lambda_runtime::run(lambda_runtime::service_fn(
         |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let cleanup = &cleanup;
-            async move {
-                let outcome = cleanup
-                    .on_user_deleted_event(&event.payload)
-                    .await
-                    .map_err(failed)?;
-                tracing::info!(?outcome, "user.deleted handled");
-                Ok::<(), lambda_runtime::Error>(())
-            }
+            async move { cleanup.on_user_deleted_invocation(&event.payload).await }
         },
     ))
     .await

@@ -48,9 +48,11 @@ pub struct Config {
     /// How long the stream consumer leaves a cascade to its request
     /// (`CASCADE_GRACE_SECONDS`, default 30).
     pub cascade_grace: std::time::Duration,
-    /// The key that signs listing cursors (`CURSOR_KEY`): required by the
-    /// listing functions, whose instances must open each other's cursors.
-    pub cursor_key: Option<secrecy::SecretString>,
+    /// The key that signs listing cursors (`CURSOR_KEY`, or
+    /// `CURSOR_KEY_SECRET_ID` naming the Secrets Manager secret holding it):
+    /// required by the listing functions, whose instances must open each
+    /// other's cursors.
+    pub cursor_key: Option<SecretSource>,
     /// The Stripe webhook endpoint's secret (`STRIPE_WEBHOOK_SECRET`, or
     /// `STRIPE_WEBHOOK_SECRET_SECRET_ID`): one `whsec_...`, or two separated
     /// by a comma while the secret is rolled.
@@ -59,6 +61,10 @@ pub struct Config {
     /// [`API_KEY_MAX_DAYS_DEFAULT`]): issuing refuses longer, and a key is
     /// refused this long after it was issued whatever its own expiry says.
     pub api_key_max_days: u32,
+    /// Who the platform's events must come from (`PLATFORM_EVENT_SOURCE` and
+    /// `PLATFORM_ACCOUNT_ID`, both or neither): required by the functions its
+    /// rules invoke (`user-deleted`, `platform-customer`).
+    pub platform_sender: Option<crate::sender::ExpectedSender>,
 }
 
 /// Default of `API_KEY_MAX_DAYS`.
@@ -179,7 +185,10 @@ impl Config {
             },
             event_bus: optional("EVENT_BUS_NAME"),
             eventbridge_endpoint: optional("AWS_ENDPOINT_URL_EVENTBRIDGE"),
-            cursor_key: optional("CURSOR_KEY").map(secrecy::SecretString::from),
+            cursor_key: match (optional("CURSOR_KEY"), optional("CURSOR_KEY_SECRET_ID")) {
+                (None, None) => None,
+                _ => Some(secret(&optional, "CURSOR_KEY")?),
+            },
             stripe_webhook_secret: match (
                 optional("STRIPE_WEBHOOK_SECRET"),
                 optional("STRIPE_WEBHOOK_SECRET_SECRET_ID"),
@@ -188,6 +197,21 @@ impl Config {
                 _ => Some(secret(&optional, "STRIPE_WEBHOOK_SECRET")?),
             },
             api_key_max_days: api_key_max_days(&get)?,
+            platform_sender: match (
+                optional("PLATFORM_EVENT_SOURCE"),
+                optional("PLATFORM_ACCOUNT_ID"),
+            ) {
+                (None, None) => None,
+                (Some(source), Some(account)) => Some(crate::sender::ExpectedSender {
+                    source: source.trim().to_owned(),
+                    account: account.trim().to_owned(),
+                }),
+                _ => {
+                    return Err(ConfigError(
+                        "set PLATFORM_EVENT_SOURCE and PLATFORM_ACCOUNT_ID together".into(),
+                    ));
+                }
+            },
             cascade_grace: match optional("CASCADE_GRACE_SECONDS") {
                 None => std::time::Duration::from_secs(30),
                 Some(raw) => raw
@@ -444,6 +468,24 @@ mod tests {
         let events_only = Config::from_lookup(lookup(&[("TABLE_NAME", "t")])).unwrap();
         assert!(events_only.auth.is_none());
         assert_eq!(events_only.api_key_max_days, 90);
+        assert!(events_only.platform_sender.is_none());
+        let hook = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("PLATFORM_EVENT_SOURCE", "platform.users"),
+            ("PLATFORM_ACCOUNT_ID", "123456789012"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            hook.platform_sender,
+            Some(crate::sender::ExpectedSender {
+                source: "platform.users".into(),
+                account: "123456789012".into()
+            })
+        );
+        for half in ["PLATFORM_EVENT_SOURCE", "PLATFORM_ACCOUNT_ID"] {
+            let err = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), (half, "x")])).unwrap_err();
+            assert!(err.to_string().contains("together"), "{err}");
+        }
         assert_eq!(
             events_only.cascade_grace,
             std::time::Duration::from_secs(30)

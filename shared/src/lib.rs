@@ -24,7 +24,26 @@ pub mod payments;
 pub mod secrets;
 #[cfg(feature = "stripe")]
 pub mod seed;
+pub mod sender;
 pub mod startup;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod tls;
+
+/// The optional features this build links, as a marker that also stays readable
+/// in a stripped binary (`billing-features[stripe,events]`): each function logs
+/// it at start (debug), and `infra/check_features.py` reads it from every
+/// `bootstrap` to check that a function links exactly the features its
+/// `functions/<name>/Cargo.toml` declares.
+#[cfg(all(feature = "stripe", feature = "events"))]
+pub const LINKED_FEATURES: &str = "billing-features[stripe,events]";
+/// The optional features this build links (see the `stripe` and `events` build).
+#[cfg(all(feature = "stripe", not(feature = "events")))]
+pub const LINKED_FEATURES: &str = "billing-features[stripe]";
+/// The optional features this build links (see the `stripe` and `events` build).
+#[cfg(all(not(feature = "stripe"), feature = "events"))]
+pub const LINKED_FEATURES: &str = "billing-features[events]";
+/// The optional features this build links (see the `stripe` and `events` build).
+#[cfg(not(any(feature = "stripe", feature = "events")))]
+pub const LINKED_FEATURES: &str = "billing-features[]";

@@ -34,6 +34,27 @@ pub async fn resolve(
     source: &SecretSource,
     client: &aws_sdk_secretsmanager::Client,
 ) -> Result<SecretString, SecretError> {
+    resolve_stage(source, client, Some(CURRENT)).await
+}
+
+/// The staging label of a secret's current version (what GetSecretValue reads
+/// by default).
+pub const CURRENT: &str = "AWSCURRENT";
+
+/// The staging label of a secret's version before its current one: Secrets
+/// Manager moves it to the old value when a new one becomes `AWSCURRENT`.
+pub const PREVIOUS: &str = "AWSPREVIOUS";
+/// The staging label of a value put ahead of becoming current (a rotation's
+/// first step).
+pub const PENDING: &str = "AWSPENDING";
+
+/// Resolves a secret's version at `stage` (the default, `AWSCURRENT`, when
+/// `None`); a value given directly has only its current version.
+pub async fn resolve_stage(
+    source: &SecretSource,
+    client: &aws_sdk_secretsmanager::Client,
+    stage: Option<&str>,
+) -> Result<SecretString, SecretError> {
     let id = match source {
         SecretSource::Value(value) => return Ok(value.clone()),
         SecretSource::SecretsManager(id) => id,
@@ -45,6 +66,7 @@ pub async fn resolve(
     let out = client
         .get_secret_value()
         .secret_id(id)
+        .set_version_stage(stage.map(str::to_owned))
         .send()
         .await
         .map_err(|e| fail(Box::new(aws_sdk_secretsmanager::Error::from(e))))?;
@@ -63,7 +85,9 @@ pub const REFRESH_AFTER: Duration = Duration::from_secs(300);
 pub struct Refreshing<T> {
     source: SecretSource,
     client: aws_sdk_secretsmanager::Client,
-    build: Build<T>,
+    build: BuildVersions<T>,
+    /// Staging labels read beside the current version (none by default).
+    other_stages: &'static [&'static str],
     ttl: Duration,
     current: RwLock<(Arc<T>, Instant)>,
     refresh: tokio::sync::Mutex<()>,
@@ -72,7 +96,12 @@ pub struct Refreshing<T> {
 /// Builds a value from a secret.
 pub type Build<T> = Box<dyn Fn(&SecretString) -> Result<T, String> + Send + Sync>;
 
-impl<T> Refreshing<T> {
+/// Builds a value from a secret's current version and its versions at other
+/// stages (in the order asked for; each `None` when the secret has none).
+pub type BuildVersions<T> =
+    Box<dyn Fn(&SecretString, &[Option<SecretString>]) -> Result<T, String> + Send + Sync>;
+
+impl<T: 'static> Refreshing<T> {
     /// Reads the secret and builds the value once.
     pub async fn load(
         source: SecretSource,
@@ -80,8 +109,23 @@ impl<T> Refreshing<T> {
         build: Build<T>,
         ttl: Duration,
     ) -> Result<Self, SecretError> {
-        let secret = resolve(&source, &client).await?;
-        let value = build(&secret).map_err(|e| SecretError::Unusable {
+        let build: BuildVersions<T> = Box::new(move |current, _| build(current));
+        Self::load_versions(source, client, &[], build, ttl).await
+    }
+
+    /// Reads the secret's current version and its versions at `other_stages`
+    /// (e.g. [`PREVIOUS`]) and builds the value once. A stage the secret has
+    /// no version at, or that cannot be read, is `None`; only the current
+    /// version must be read.
+    pub async fn load_versions(
+        source: SecretSource,
+        client: aws_sdk_secretsmanager::Client,
+        other_stages: &'static [&'static str],
+        build: BuildVersions<T>,
+        ttl: Duration,
+    ) -> Result<Self, SecretError> {
+        let (secret, others) = read_versions(&source, &client, other_stages).await?;
+        let value = build(&secret, &others).map_err(|e| SecretError::Unusable {
             id: source.name(),
             reason: e,
         })?;
@@ -89,6 +133,7 @@ impl<T> Refreshing<T> {
             source,
             client,
             build,
+            other_stages,
             ttl,
             current: RwLock::new((Arc::new(value), Instant::now())),
             refresh: tokio::sync::Mutex::new(()),
@@ -106,11 +151,12 @@ impl<T> Refreshing<T> {
             return value;
         };
         // Whatever happens, the next attempt waits a full TTL.
-        let fresh = tokio::time::timeout(SECRET_READ_TIMEOUT, resolve(&self.source, &self.client))
+        let read = read_versions(&self.source, &self.client, self.other_stages);
+        let fresh = tokio::time::timeout(SECRET_READ_TIMEOUT, read)
             .await
             .map_err(|_| "timed out".to_owned())
             .and_then(|r| r.map_err(|e| e.to_string()))
-            .and_then(|secret| (self.build)(&secret));
+            .and_then(|(secret, others)| (self.build)(&secret, &others));
         let mut current = self
             .current
             .write()
@@ -132,6 +178,26 @@ impl<T> Refreshing<T> {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         (current.0.clone(), current.1)
     }
+}
+
+/// A secret's current version (which must be read) and its versions at
+/// `other_stages`, read at once (each `None` when absent or unreadable).
+async fn read_versions(
+    source: &SecretSource,
+    client: &aws_sdk_secretsmanager::Client,
+    other_stages: &[&str],
+) -> Result<(SecretString, Vec<Option<SecretString>>), SecretError> {
+    let current = resolve(source, client);
+    let others = futures_util::future::join_all(other_stages.iter().map(|stage| async move {
+        match source {
+            SecretSource::Value(_) => None,
+            SecretSource::SecretsManager(_) => {
+                resolve_stage(source, client, Some(stage)).await.ok()
+            }
+        }
+    }));
+    let (current, others) = tokio::join!(current, others);
+    Ok((current?, others))
 }
 
 /// Longest a refresh may wait for Secrets Manager.

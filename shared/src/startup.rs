@@ -52,16 +52,19 @@ pub struct Dependencies {
     pub publisher: Publisher,
     /// Grace the stream consumer gives a cascade in progress.
     pub cascade_grace: std::time::Duration,
-    /// The key that signs listing cursors, when configured.
-    pub cursor_key: Option<secrecy::SecretString>,
+    /// The keys that seal and open listing cursors, when configured.
+    pub cursor_keys: Option<crate::api::CursorKeys>,
     /// The Stripe webhook endpoint's secrets, when configured.
     pub webhook_secrets: Option<WebhookSecrets>,
     /// The longest an API key lives, in days (`API_KEY_MAX_DAYS`).
     pub api_key_max_days: u32,
+    /// Who the platform's events must come from, when configured.
+    pub platform_sender: Option<crate::sender::ExpectedSender>,
 }
 
 impl Dependencies {
-    /// Builds every client and fetches the JWT key and the Stripe key at once;
+    /// Builds every client and fetches the JWT key, the Stripe key, the
+    /// webhook's secret and the cursor key at once;
     /// those kept in Secrets Manager are read again every
     /// [`secrets::REFRESH_AFTER`]. The Secrets Manager client is built only
     /// when one of them is kept there.
@@ -128,7 +131,16 @@ impl Dependencies {
                 ))),
             })
         };
-        let (jwt, payments, webhook_secrets) = tokio::try_join!(jwt, payments, webhook_secrets)?;
+        let cursor_keys = async {
+            Ok::<_, InitError>(match &config.cursor_key {
+                None => None,
+                Some(source) => Some(
+                    crate::api::CursorKeys::load(source, secrets(), secrets::REFRESH_AFTER).await?,
+                ),
+            })
+        };
+        let (jwt, payments, webhook_secrets, cursor_keys) =
+            tokio::try_join!(jwt, payments, webhook_secrets, cursor_keys)?;
         let publisher = match &config.event_bus {
             Some(bus) => event_bridge(config, sdk, bus)?,
             None => Publisher::Log,
@@ -143,9 +155,10 @@ impl Dependencies {
             payments,
             publisher,
             cascade_grace: config.cascade_grace,
-            cursor_key: config.cursor_key.clone(),
+            cursor_keys,
             webhook_secrets,
             api_key_max_days: config.api_key_max_days,
+            platform_sender: config.platform_sender.clone(),
         })
     }
 

@@ -6,6 +6,7 @@ mod auth;
 mod cascade;
 mod cli;
 mod contract;
+mod cursor_keys;
 mod customers;
 mod idempotency;
 mod jwks;
@@ -59,6 +60,7 @@ fn main() {
         cascade::trials(),
         cli::trials(),
         contract::trials(),
+        cursor_keys::trials(),
         customers::trials(),
         idempotency::trials(),
         jwks::trials(),

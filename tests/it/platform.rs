@@ -25,6 +25,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         a_deleted_customer_is_not_created_again,
         a_user_removed_by_user_deleted_owns_no_new_customer,
         writes_per_platform_event,
+        events_from_another_sender_are_refused_counted_and_not_retried,
     ]
 }
 
@@ -480,4 +481,124 @@ async fn writes_per_platform_event(env: &'static Env) {
     )
     .await;
     assert_eq!(sizes, vec![1]);
+}
+
+/// The platform's sender as the template configures the hooks (`source`,
+/// `account` of `sync::platform_event`).
+fn platform_sender() -> billing::sender::ExpectedSender {
+    billing::sender::ExpectedSender {
+        source: "platform".into(),
+        account: "123456789012".into(),
+    }
+}
+
+/// `event` as another sender would invoke the function with it: another
+/// account, another source, or without either.
+fn from_elsewhere(event: &Value) -> Vec<Value> {
+    let mut others = Vec::new();
+    for (field, value) in [
+        ("account", json!("210987654321")),
+        ("source", json!("attacker.events")),
+        ("account", Value::Null),
+        ("source", Value::Null),
+    ] {
+        let mut other = event.clone();
+        match value {
+            Value::Null => {
+                other.as_object_mut().expect("event").remove(field);
+            }
+            v => other[field] = v,
+        }
+        others.push(other);
+    }
+    others
+}
+
+/// `user-deleted` and `platform-customer` process only events carrying the
+/// platform's `source` and `account` (what their rule matches): any other is
+/// refused before anything is read or written, logged, counted as
+/// `SyncEvents` `foreign_sender`, and its invocation succeeds, so Lambda does
+/// not retry it; the same event from the platform is processed.
+async fn events_from_another_sender_are_refused_counted_and_not_retried(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    let platform = Platform::new(app.store.clone()).with_sender(platform_sender());
+    let (id, owner) = (CustomerId::random(), UserId::random());
+    let genuine = created("s-1", &id, &owner, None);
+    for (i, forged) in from_elsewhere(&genuine).into_iter().enumerate() {
+        let (outcome, metric) = counted(platform.on_event(&forged)).await;
+        assert!(
+            matches!(outcome, Err(PlatformError::ForeignSender(_))),
+            "{forged}: {outcome:?}"
+        );
+        assert_eq!(metric, "foreign_sender", "{forged}");
+        assert!(
+            platform.on_invocation(&forged).await.is_ok(),
+            "{i}: not retried"
+        );
+    }
+    assert_eq!(
+        app.store.find_customer(&id).await.unwrap(),
+        None,
+        "nothing created"
+    );
+    // A malformed event from the platform is still an error: retried, then dead letters.
+    let malformed = platform_event("customer.created", "s-2", json!({"customerID": "nope"}));
+    assert!(platform.on_invocation(&malformed).await.is_err());
+    // The platform's own event is processed.
+    assert_eq!(
+        platform.on_event(&genuine).await.unwrap(),
+        PlatformOutcome::Created
+    );
+
+    // user.deleted: the owner of that customer, from elsewhere, deletes nothing.
+    let users = billing::sender::ExpectedSender {
+        source: "platform".into(),
+        account: "123456789012".into(),
+    };
+    let cleanup = Cleanup::new(
+        app.store.clone(),
+        Some(env.payments()),
+        billing::events::Publisher::Log,
+    )
+    .with_sender(users);
+    let deleted = platform_event("user.deleted", "s-3", json!({"userID": owner}));
+    for forged in from_elsewhere(&deleted) {
+        let capture = billing::telemetry::metrics::Capture::new();
+        let outcome = capture.scope(cleanup.on_user_deleted_event(&forged)).await;
+        assert!(
+            matches!(
+                outcome,
+                Err(billing::cleanup::CleanupError::ForeignSender(_))
+            ),
+            "{forged}: {outcome:?}"
+        );
+        let counted: Vec<Value> = capture
+            .documents()
+            .into_iter()
+            .filter(|d| d.get("SyncEvents").is_some())
+            .collect();
+        assert_eq!(counted.len(), 1, "{counted:?}");
+        assert_eq!(
+            (&counted[0]["Source"], &counted[0]["Outcome"]),
+            (&json!("platform"), &json!("foreign_sender"))
+        );
+        assert!(
+            cleanup.on_user_deleted_invocation(&forged).await.is_ok(),
+            "not retried"
+        );
+    }
+    assert!(
+        app.store.find_customer(&id).await.unwrap().is_some(),
+        "not deleted"
+    );
+    assert_eq!(
+        app.store.membership_of(&owner).await.unwrap(),
+        Some((id, billing::domain::Role::Owner)),
+        "the owner stays"
+    );
+    // From the platform, the user is deleted with their customer.
+    assert_eq!(
+        cleanup.on_user_deleted_event(&deleted).await.unwrap(),
+        billing::cleanup::UserCleanup::CustomerDeleted(id)
+    );
 }

@@ -91,14 +91,15 @@ async fn emf_for_a_successful_request(env: &'static Env) {
     assert_eq!(
         directives(doc),
         [
-            (vec!["Function", "StatusClass"], vec!["Requests"]),
-            (vec!["Function"], vec!["Latency"]),
+            (vec!["Stack", "Function", "StatusClass"], vec!["Requests"]),
+            (vec!["Stack", "Function"], vec!["Latency"]),
         ]
     );
     assert_eq!(
         doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
         "BillingAdmin"
     );
+    assert_eq!(doc["Stack"], billing::telemetry::metrics::LOCAL_STACK);
     assert_eq!(doc["Function"], "get-customer");
     assert_eq!(doc["StatusClass"], "2xx");
     assert_eq!(doc["Requests"], 1.0);
@@ -184,7 +185,7 @@ async fn emf_for_auth_failures_names_the_reason(env: &'static Env) {
         let doc = failures[0];
         assert_eq!(
             directives(doc),
-            [(vec!["Function", "Reason"], vec!["AuthFailures"])],
+            [(vec!["Stack", "Function", "Reason"], vec!["AuthFailures"])],
             "{reason}"
         );
         assert_eq!(doc["Reason"], reason);
@@ -257,7 +258,7 @@ async fn emf_for_a_deletion_and_concurrent_writes(env: &'static Env) {
         assert_eq!(
             directives(doc),
             [(
-                vec!["Function"],
+                vec!["Stack", "Function"],
                 vec!["TransactionConflicts", "TransactionRetries"]
             )]
         );
@@ -429,7 +430,7 @@ async fn deletion_monitor_counts_deleting_customers_and_their_age(env: &'static 
     assert_eq!(
         directives(&docs[0]),
         [(
-            vec![],
+            vec!["Stack"],
             vec!["DeletingCustomers", "OldestDeletionAgeSeconds"]
         )]
     );

@@ -13,11 +13,12 @@ pub async fn run(state: &State, req: &Request) -> Result<Response<Body>, ApiErro
     let id = CustomerId::parse(&path_param(req, "customerID")?)?;
     let query = Query::of(req);
     let scope = format!("AUDIT#{id}");
-    let (at, limit) = state.cursors.page_at(&query, &scope)?;
+    let cursors = state.cursors.current().await;
+    let (at, limit) = cursors.page_at(&query, &scope)?;
     let found = state.store.list_audit(&id, at).await?;
     let body = AuditList {
         events: found.items.iter().map(AuditView::from).collect(),
-        page: state.cursors.page_info(&scope, &found, limit),
+        page: cursors.page_info(&scope, &found, limit),
     };
     Ok(json(StatusCode::OK, &body))
 }

@@ -18,11 +18,12 @@ pub async fn run(state: &State, req: &Request) -> Result<Response<Body>, ApiErro
         .transpose()?;
     let listing = Listing::for_filters(tier, status);
     let scope = listing.key();
-    let (at, limit) = state.cursors.page_at(&query, &scope)?;
+    let cursors = state.cursors.current().await;
+    let (at, limit) = cursors.page_at(&query, &scope)?;
     let found = state.store.list_customers(&listing, at).await?;
     let body = CustomerList {
         customers: found.items.iter().map(CustomerSummary::from).collect(),
-        page: state.cursors.page_info(&scope, &found, limit),
+        page: cursors.page_info(&scope, &found, limit),
     };
     Ok(json(StatusCode::OK, &body))
 }

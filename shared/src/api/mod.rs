@@ -30,7 +30,7 @@ use crate::http::Endpoint;
 use crate::startup::{Dependencies, InitError};
 use crate::store::Store;
 use crate::telemetry::metrics::{self, RequestIds};
-pub use cursor::Cursors;
+pub use cursor::{CursorKeys, Cursors};
 
 /// What the handlers share: built once per process.
 #[derive(Clone)]
@@ -41,8 +41,8 @@ pub struct State {
     pub auth: Authenticator,
     /// The deletion cascade.
     pub cascade: Cascade,
-    /// Listing cursors.
-    pub cursors: Cursors,
+    /// Listing cursors: their keys ([`CursorKeys::current`]).
+    pub cursors: CursorKeys,
     /// How long a running request holds its `Idempotency-Key` against
     /// retries (60 s; tests shorten it).
     pub idempotency_lock: std::time::Duration,
@@ -61,7 +61,7 @@ impl State {
         Ok(Self {
             auth: Authenticator::new(jwt, store.clone()),
             cascade: Cascade::new(store.clone(), payments),
-            cursors: Cursors::new(random_key()?),
+            cursors: CursorKeys::fixed(Cursors::new(random_key()?)),
             idempotency_lock: idempotency::LOCK,
             store,
         })
@@ -69,8 +69,13 @@ impl State {
 
     /// This state, sealing and opening listing cursors under `key`.
     pub fn with_cursor_key(self, key: &str) -> Self {
+        self.with_cursor_keys(CursorKeys::fixed(Cursors::new(key)))
+    }
+
+    /// This state, sealing and opening listing cursors under `keys`.
+    pub fn with_cursor_keys(self, keys: CursorKeys) -> Self {
         Self {
-            cursors: Cursors::new(key),
+            cursors: keys,
             ..self
         }
     }
@@ -94,8 +99,8 @@ impl TryFrom<Dependencies> for State {
         let jwt = deps.jwt.ok_or_else(|| ConfigError::missing("JWT_ISSUER"))?;
         let mut state = Self::new(deps.store, jwt, deps.payments).map_err(InitError::Randomness)?;
         state.auth = state.auth.with_api_key_max_days(deps.api_key_max_days);
-        Ok(match &deps.cursor_key {
-            Some(key) => state.with_cursor_key(secrecy::ExposeSecret::expose_secret(key)),
+        Ok(match deps.cursor_keys {
+            Some(keys) => state.with_cursor_keys(keys),
             None => state,
         })
     }
@@ -107,8 +112,8 @@ pub async fn run_lambda(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     metrics::set_function(endpoint.function());
     let deps = Dependencies::from_env().await?;
     // Another instance must open the cursors this one seals.
-    if endpoint.pages_with_cursors() && deps.cursor_key.is_none() {
-        return Err(ConfigError::missing("CURSOR_KEY").into());
+    if endpoint.pages_with_cursors() && deps.cursor_keys.is_none() {
+        return Err(ConfigError::missing("CURSOR_KEY_SECRET_ID").into());
     }
     let state = State::try_from(deps)?;
     lambda_http::run(lambda_http::service_fn(|req: Request| {

@@ -193,15 +193,8 @@ impl Jwks {
     /// is fetched until a token needs a key.
     pub fn new(url: &str, options: JwksOptions) -> Result<Self, JwksError> {
         let url = Self::check_url(url)?;
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| JwksError::Url(format!("TLS setup: {e}")))?
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
-        .with_no_client_auth();
+        let tls =
+            crate::tls::client_config().map_err(|e| JwksError::Url(format!("TLS setup: {e}")))?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

@@ -259,29 +259,13 @@ fn matches(template: &str, path: &str) -> Option<PathParams> {
     }
 }
 
-/// Decodes `%XX` escapes in a path segment; `None` when they are not valid UTF-8.
+/// Decodes `%XX` escapes in a path segment (a `%` not followed by two hex digits
+/// stays as it is); `None` when the result is not valid UTF-8.
 fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -435,5 +419,11 @@ mod tests {
         let (_, params) = route(&Method::GET, &format!("{PREFIX}/customer/a%20b")).unwrap();
         assert_eq!(params[0].1, "a b");
         assert!(route(&Method::GET, &format!("{PREFIX}/customer/%FF")).is_err());
+        // Escapes of multi-byte characters, and `%` without two hex digits kept as is.
+        assert_eq!(percent_decode("%C3%A9t%c3%a9").as_deref(), Some("été"));
+        assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(percent_decode("%zz%4").as_deref(), Some("%zz%4"));
+        assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
+        assert_eq!(percent_decode("%C3"), None);
     }
 }

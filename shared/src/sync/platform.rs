@@ -38,6 +38,7 @@ use crate::domain::{
     Customer, CustomerId, Member, NewCustomer, Role, StripeIdKind, SubscriptionStatus, TierName,
     TierSource, UserId, customer_name, now,
 };
+use crate::sender::ExpectedSender;
 use crate::startup::Dependencies;
 use crate::store::{Applied, CustomerChange, EventStamp, Store, StoreError};
 use crate::telemetry::metrics;
@@ -173,6 +174,11 @@ pub enum PlatformError {
     /// The table failed; the event is retried.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The event did not come from the platform's rule (its `source` or
+    /// `account` is not the platform's); nothing was done, and retrying
+    /// cannot help.
+    #[error("refused: {0}")]
+    ForeignSender(String),
     /// Stripe could not be read; the event is retried.
     #[cfg(feature = "stripe")]
     #[error(transparent)]
@@ -197,6 +203,7 @@ pub struct Platform {
     store: Store,
     #[cfg(feature = "stripe")]
     payments: Option<crate::payments::Payments>,
+    sender: Option<ExpectedSender>,
 }
 
 impl From<Dependencies> for Platform {
@@ -205,6 +212,7 @@ impl From<Dependencies> for Platform {
             store: deps.store,
             #[cfg(feature = "stripe")]
             payments: deps.payments,
+            sender: deps.platform_sender,
         }
     }
 }
@@ -217,7 +225,14 @@ impl Platform {
             store,
             #[cfg(feature = "stripe")]
             payments: None,
+            sender: None,
         }
+    }
+
+    /// Takes events only from `sender` (its `source` and `account`).
+    pub fn with_sender(mut self, sender: ExpectedSender) -> Self {
+        self.sender = Some(sender);
+        self
     }
 
     /// The handlers over a store, reading Stripe's state of the customers
@@ -227,6 +242,7 @@ impl Platform {
         Self {
             store,
             payments: Some(payments),
+            sender: None,
         }
     }
 
@@ -261,10 +277,17 @@ impl Platform {
     }
 
     /// Handles an event as EventBridge delivers it; counts it in `SyncEvents`.
+    /// With an expected sender, an event from any other `source` or `account`
+    /// is refused first ([`PlatformError::ForeignSender`], logged and counted).
     pub async fn on_event(
         &self,
         event: &serde_json::Value,
     ) -> Result<PlatformOutcome, PlatformError> {
+        if let Some(sender) = &self.sender {
+            sender
+                .admit(FUNCTION, event)
+                .map_err(PlatformError::ForeignSender)?;
+        }
         let result = self.apply(event).await;
         let outcome = match &result {
             Ok(o) => o.as_str(),
@@ -273,6 +296,28 @@ impl Platform {
         };
         metrics::sync_event(SOURCE, outcome);
         result
+    }
+
+    /// One invocation of the function: `Ok` when the event was applied (or
+    /// was a replay), or refused as not the platform's (logged and counted: a
+    /// retry would be refused again, so Lambda does not retry it); an error
+    /// (Lambda retries it, then sends it to the dead-letter queue with the
+    /// reason) otherwise.
+    pub async fn on_invocation(
+        &self,
+        event: &serde_json::Value,
+    ) -> Result<(), lambda_runtime::Error> {
+        match self.on_event(event).await {
+            Ok(outcome) => {
+                tracing::info!(outcome = outcome.as_str(), "platform event handled");
+                Ok(())
+            }
+            Err(PlatformError::ForeignSender(_)) => Ok(()),
+            Err(err) => {
+                tracing::error!(error = %err, "platform event not applied");
+                Err(lambda_runtime::Error::from(err))
+            }
+        }
     }
 
     async fn apply(&self, event: &serde_json::Value) -> Result<PlatformOutcome, PlatformError> {
@@ -455,26 +500,21 @@ fn check_id(id: Option<&str>, kind: StripeIdKind) -> Result<(), PlatformError> {
     }
 }
 
-/// Runs the platform customer events Lambda (an EventBridge rule's target).
+/// Runs the platform customer events Lambda (an EventBridge rule's target). It
+/// needs the expected sender (`PLATFORM_EVENT_SOURCE`, `PLATFORM_ACCOUNT_ID`);
+/// an event from another is answered as done (nothing retries it).
 pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
     metrics::set_function(FUNCTION);
-    let platform = Platform::from(Dependencies::from_env().await?);
+    let deps = Dependencies::from_env().await?;
+    if deps.platform_sender.is_none() {
+        return Err(crate::config::ConfigError::missing("PLATFORM_EVENT_SOURCE").into());
+    }
+    let platform = Platform::from(deps);
     lambda_runtime::run(lambda_runtime::service_fn(
         |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let platform = &platform;
-            async move {
-                match platform.on_event(&event.payload).await {
-                    Ok(outcome) => {
-                        tracing::info!(outcome = outcome.as_str(), "platform event handled");
-                        Ok(())
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %err, "platform event not applied");
-                        Err(lambda_runtime::Error::from(err))
-                    }
-                }
-            }
+            async move { platform.on_invocation(&event.payload).await }
         },
     ))
     .await

@@ -1,13 +1,19 @@
 //! Metrics in CloudWatch Embedded Metric Format (EMF), namespace `BillingAdmin`.
 //!
+//! Every metric carries the `Stack` dimension first: the CloudFormation stack
+//! that runs the function (`STACK_NAME`, which the template sets from
+//! `AWS::StackName`; `local` outside AWS), so two stacks in one account never
+//! share a metric, and each alarm selects its own stack's.
+//!
 //! Each emission is one JSON document on one line of stdout, from which CloudWatch
 //! Logs extracts the metrics (Lambda needs no agent and no API call). Metrics never
 //! go through `tracing`, so no log filter can drop them.
 //!
-//! | metric | unit | dimensions | emitted by |
+//! | metric | unit | dimensions (after `Stack`) | emitted by |
 //! |---|---|---|---|
 //! | `Requests` | Count | `Function`, `StatusClass` (`2xx`/`4xx`/`5xx`) | every HTTP request ([`request`]) |
 //! | `Latency` | Milliseconds | `Function` | every HTTP request ([`request`]) |
+//! | `ColdStart` | Count | `Function` | each process start of a function ([`set_function`]) |
 //! | `AuthFailures` | Count | `Function`, `Reason` | a request that fails authentication or the role check ([`auth_failure`]) |
 //! | `TransactionConflicts` | Count | `Function` | `TransactWriteItems` attempts cancelled by a conflict ([`transaction_conflicts`]) |
 //! | `TransactionRetries` | Count | `Function` | attempts re-sent after a conflict ([`transaction_conflicts`]) |
@@ -17,6 +23,8 @@
 //! | `CascadeStepDuration` | Milliseconds | `Step`, `Outcome` | each deletion cascade step ([`cascade_step`]) |
 //! | `StripeCalls` | Count | `Operation` | each Stripe call ([`stripe_call`]) |
 //! | `StripeErrors` | Count | `Operation` | each Stripe call, 1 when it failed ([`stripe_call`]) |
+//! | `SyncEvents` | Count | `Source`, `Outcome` | each Stripe or platform event ([`sync_event`]) |
+//! | `ReconcileChecked`, `ReconcileDrifted`, `ReconcileRepaired` | Count | none | each reconciliation ([`reconciled`]) |
 //!
 //! `Function` is the function's package name (`list-customers`, `delete-customer`,
 //! `cleanup-stream`, ...): the request's endpoint inside [`in_function`], else the
@@ -33,6 +41,7 @@
 
 use std::future::Future;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -68,6 +77,8 @@ impl Unit {
 /// A dimension name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dimension {
+    /// The CloudFormation stack (every metric's first dimension; [`stack`]).
+    Stack,
     /// The function (package name).
     Function,
     /// `2xx`, `4xx` or `5xx`.
@@ -88,6 +99,7 @@ impl Dimension {
     /// The dimension's name in CloudWatch.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Stack => "Stack",
             Self::Function => "Function",
             Self::StatusClass => "StatusClass",
             Self::Reason => "Reason",
@@ -106,6 +118,8 @@ pub enum Metric {
     Requests,
     /// HTTP request latency, by function.
     Latency,
+    /// Process starts (cold starts), by function.
+    ColdStart,
     /// Failed authentications and role checks, by function and reason.
     AuthFailures,
     /// Transaction attempts cancelled by a conflicting transaction.
@@ -136,9 +150,10 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Requests,
         Self::Latency,
+        Self::ColdStart,
         Self::AuthFailures,
         Self::TransactionConflicts,
         Self::TransactionRetries,
@@ -159,6 +174,7 @@ impl Metric {
         match self {
             Self::Requests => "Requests",
             Self::Latency => "Latency",
+            Self::ColdStart => "ColdStart",
             Self::AuthFailures => "AuthFailures",
             Self::TransactionConflicts => "TransactionConflicts",
             Self::TransactionRetries => "TransactionRetries",
@@ -184,12 +200,16 @@ impl Metric {
         }
     }
 
-    /// The one dimension set it is published with.
+    /// Its own dimensions: it is published with `Stack` followed by these
+    /// ([`Metric::dimension_set`]).
     pub fn dimensions(self) -> &'static [Dimension] {
         use Dimension as D;
         match self {
             Self::Requests => &[D::Function, D::StatusClass],
-            Self::Latency | Self::TransactionConflicts | Self::TransactionRetries => &[D::Function],
+            Self::Latency
+            | Self::ColdStart
+            | Self::TransactionConflicts
+            | Self::TransactionRetries => &[D::Function],
             Self::AuthFailures => &[D::Function, D::Reason],
             Self::DeletingCustomers
             | Self::OldestDeletionAgeSeconds
@@ -200,6 +220,14 @@ impl Metric {
             Self::CascadeSteps | Self::CascadeStepDuration => &[D::Step, D::Outcome],
             Self::StripeCalls | Self::StripeErrors => &[D::Operation],
         }
+    }
+
+    /// The one dimension set it is published with (and that an alarm on it
+    /// must name, whole): `Stack`, then [`Metric::dimensions`].
+    pub fn dimension_set(self) -> Vec<Dimension> {
+        std::iter::once(Dimension::Stack)
+            .chain(self.dimensions().iter().copied())
+            .collect()
     }
 }
 
@@ -256,20 +284,21 @@ impl Document {
                 json!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             );
         }
-        let mut directives: Vec<(&'static [Dimension], Vec<Value>)> = Vec::new();
+        let mut directives: Vec<(Vec<Dimension>, Vec<Value>)> = Vec::new();
         for (metric, value) in &self.values {
-            let dims = metric.dimensions();
+            let dims = metric.dimension_set();
             let definition = json!({"Name": metric.name(), "Unit": metric.unit().as_str()});
             match directives.iter_mut().find(|(d, _)| *d == dims) {
                 Some((_, metrics)) => metrics.push(definition),
-                None => directives.push((dims, vec![definition])),
+                None => directives.push((dims.clone(), vec![definition])),
             }
-            for dim in dims {
+            for dim in &dims {
                 let given = self
                     .dimensions
                     .iter()
                     .find(|(d, _)| d == dim)
-                    .map(|(_, v)| dimension_value(v));
+                    .map(|(_, v)| dimension_value(v))
+                    .or_else(|| (*dim == Dimension::Stack).then(|| dimension_value(stack())));
                 root.insert(
                     dim.name().to_owned(),
                     json!(given.unwrap_or_else(|| UNKNOWN.to_owned())),
@@ -414,10 +443,42 @@ fn write_line(line: &str) {
 
 static PROCESS_FUNCTION: OnceLock<String> = OnceLock::new();
 
-/// Names the function this process runs (its package name, e.g. `cleanup-stream`);
-/// only the first call takes effect. Call it at start, before the first metric.
+/// Names the function this process runs (its package name, e.g. `cleanup-stream`)
+/// and counts its start as a `ColdStart`; only the first call takes effect. Call
+/// it at start, before the first metric.
 pub fn set_function(name: &str) {
-    let _ = PROCESS_FUNCTION.set(name.to_owned());
+    if PROCESS_FUNCTION.set(name.to_owned()).is_ok() {
+        cold_start(name);
+    }
+}
+
+/// One process start of `function`: `ColdStart` (1).
+pub fn cold_start(function: &str) {
+    Document::new()
+        .dimension(Dimension::Function, function)
+        .value(Metric::ColdStart, 1.0)
+        .emit();
+}
+
+// ---- the stack --------------------------------------------------------------
+
+/// The stack of the metrics of a process outside AWS (`make dev`, tests).
+pub const LOCAL_STACK: &str = "local";
+
+/// The `Stack` dimension of this process's metrics: `STACK_NAME` (the template
+/// sets it to `AWS::StackName`), else [`LOCAL_STACK`].
+pub fn stack() -> &'static str {
+    static STACK: OnceLock<String> = OnceLock::new();
+    STACK.get_or_init(|| stack_of(std::env::var("STACK_NAME").ok().as_deref()))
+}
+
+/// The stack named by `STACK_NAME`'s value (blank or unset: [`LOCAL_STACK`]).
+pub fn stack_of(stack_name: Option<&str>) -> String {
+    stack_name
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(LOCAL_STACK)
+        .to_owned()
 }
 
 /// Runs `work` as `function`: metrics it emits without naming a function (the
@@ -465,7 +526,8 @@ pub fn request(function: &str, status: u16, latency: Duration, ids: &RequestIds)
         .value(Metric::Requests, 1.0)
         .value(Metric::Latency, millis(latency))
         .property("requestId", ids.request_id.clone())
-        .property("status", status.to_string());
+        .property("status", status.to_string())
+        .property("coldStart", first_request().to_string());
     if let Some(id) = &ids.api_request_id {
         doc = doc.property("apiRequestId", id.clone());
     }
@@ -473,6 +535,12 @@ pub fn request(function: &str, status: u16, latency: Duration, ids: &RequestIds)
         doc = doc.property("traceId", id.clone());
     }
     doc.emit();
+}
+
+/// Whether this is the process's first request (its cold start's), once.
+fn first_request() -> bool {
+    static SERVED: AtomicBool = AtomicBool::new(false);
+    !SERVED.swap(true, Ordering::Relaxed)
 }
 
 /// One failed authentication or role check, with its stable reason.
@@ -763,6 +831,7 @@ mod tests {
             [
                 "Requests",
                 "Latency",
+                "ColdStart",
                 "AuthFailures",
                 "TransactionConflicts",
                 "TransactionRetries",
@@ -791,10 +860,12 @@ mod tests {
                 .to_json(1_800_000_000_000);
             assert_eq!(check_document(&doc), Ok(vec![metric.name().to_owned()]));
             let dims: Vec<String> = metric
-                .dimensions()
+                .dimension_set()
                 .iter()
                 .map(|d| d.name().into())
                 .collect();
+            assert_eq!(dims[0], "Stack", "{metric:?}: the stack first");
+            assert_eq!(doc["Stack"], stack(), "{metric:?}");
             assert_eq!(directives(&doc), [(dims, vec![metric.name().to_owned()])]);
         }
     }
@@ -811,10 +882,10 @@ mod tests {
             directives(&doc),
             [
                 (
-                    strings(&["Function", "StatusClass"]),
+                    strings(&["Stack", "Function", "StatusClass"]),
                     strings(&["Requests"])
                 ),
-                (strings(&["Function"]), strings(&["Latency"])),
+                (strings(&["Stack", "Function"]), strings(&["Latency"])),
             ]
         );
         assert_eq!(doc["Function"], "list-customers");
@@ -838,7 +909,10 @@ mod tests {
         let doc = one(|| auth_failure("get-customer", "invalid_api_key"));
         assert_eq!(
             directives(&doc),
-            [(strings(&["Function", "Reason"]), strings(&["AuthFailures"]))]
+            [(
+                strings(&["Stack", "Function", "Reason"]),
+                strings(&["AuthFailures"])
+            )]
         );
         assert_eq!(doc["Reason"], "invalid_api_key");
         assert_eq!(doc["AuthFailures"], 1.0);
@@ -859,7 +933,7 @@ mod tests {
         assert_eq!(
             directives(doc),
             [(
-                strings(&["Function"]),
+                strings(&["Stack", "Function"]),
                 strings(&["TransactionConflicts", "TransactionRetries"])
             )]
         );
@@ -869,19 +943,20 @@ mod tests {
     }
 
     #[test]
-    fn the_deletion_backlog_has_no_dimensions() {
+    fn the_deletion_backlog_has_the_stack_only() {
         let doc = one(|| deletion_backlog(0, Duration::ZERO));
         assert_eq!(
             directives(&doc),
             [(
-                vec![],
+                strings(&["Stack"]),
                 strings(&["DeletingCustomers", "OldestDeletionAgeSeconds"])
             )]
         );
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([[]])
+            json!([["Stack"]])
         );
+        assert_eq!(doc["Stack"], stack());
         assert_eq!(doc["DeletingCustomers"], 0.0);
         assert_eq!(doc["OldestDeletionAgeSeconds"], 0.0);
         let doc = one(|| deletion_backlog(3, Duration::from_millis(90_500)));
@@ -925,7 +1000,7 @@ mod tests {
             assert_eq!(
                 directives(&doc),
                 [(
-                    strings(&["Step", "Outcome"]),
+                    strings(&["Stack", "Step", "Outcome"]),
                     strings(&["CascadeSteps", "CascadeStepDuration"])
                 )]
             );
@@ -944,7 +1019,7 @@ mod tests {
         assert_eq!(
             directives(&doc),
             [(
-                strings(&["Operation"]),
+                strings(&["Stack", "Operation"]),
                 strings(&["StripeCalls", "StripeErrors"])
             )]
         );
@@ -1023,5 +1098,41 @@ mod tests {
         assert!(broken("/_aws/CloudWatchMetrics/0/Dimensions", json!([])));
         assert!(broken("/level", json!("DEBUG")));
         assert!(broken("/timestamp", json!(1_800_000_000)));
+    }
+
+    #[test]
+    fn the_stack_comes_from_stack_name_and_may_be_given() {
+        assert_eq!(stack_of(Some("billing-prod")), "billing-prod");
+        assert_eq!(stack_of(Some(" ")), LOCAL_STACK);
+        assert_eq!(stack_of(None), LOCAL_STACK);
+        let doc = Document::new()
+            .dimension(Dimension::Stack, "billing-dev")
+            .value(Metric::ReconcileDrifted, 2.0)
+            .to_json(1_800_000_000_000);
+        check_document(&doc).unwrap();
+        assert_eq!(doc["Stack"], "billing-dev");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Stack"]])
+        );
+    }
+
+    #[test]
+    fn cold_starts_by_function_and_the_first_request_says_so() {
+        let doc = one(|| cold_start("list-customers"));
+        assert_eq!(
+            directives(&doc),
+            [(strings(&["Stack", "Function"]), strings(&["ColdStart"]))]
+        );
+        assert_eq!(doc["Function"], "list-customers");
+        assert_eq!(doc["ColdStart"], 1.0);
+        let ids = RequestIds::default();
+        let firsts: Vec<Value> = (0..3)
+            .map(|_| one(|| request("get-customer", 200, Duration::ZERO, &ids)))
+            .map(|d| d["coldStart"].clone())
+            .collect();
+        // Other tests of this process may have served the first request.
+        assert!(firsts[1..].iter().all(|f| f == "false"), "{firsts:?}");
+        assert!(firsts.iter().all(|f| f == "true" || f == "false"));
     }
 }

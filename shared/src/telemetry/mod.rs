@@ -113,6 +113,7 @@ pub fn init() {
     let lambda = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
     let filter = env_filter(rust_log.as_deref(), lambda.as_deref());
     let _ = tracing::subscriber::set_global_default(subscriber(filter, std::io::stdout));
+    tracing::debug!(features = crate::LINKED_FEATURES, "telemetry ready");
 }
 
 /// Installs, as the process's global subscriber, one that writes only the lines

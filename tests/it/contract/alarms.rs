@@ -11,6 +11,28 @@ use super::{
     render, resources_of, str_of, template_events, yaml,
 };
 
+/// The metric the access log's 429 answers are counted in (by a metric filter,
+/// not by the code).
+const TOO_MANY_REQUESTS: &str = "TooManyRequests";
+
+/// The template's metric filter that makes `metric`: its id and resource.
+fn log_metric<'a>(template: &'a Yaml, metric: &str) -> (String, &'a Yaml) {
+    let found: Vec<(String, &Yaml)> = resources_of(template, "AWS::Logs::MetricFilter")
+        .into_iter()
+        .filter(|(_, f)| {
+            f["Properties"]["MetricTransformations"]
+                .as_sequence()
+                .is_some_and(|ts| ts.iter().any(|t| render(&t["MetricName"]) == metric))
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "template.yaml: one metric filter makes {metric}"
+    );
+    found.into_iter().next().expect("one")
+}
+
 const SAMPLE_ALARM_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:billing-alarms";
 
 /// The template condition that alarms notify under (AlarmTopicArn given).
@@ -290,7 +312,6 @@ pub(super) async fn template_alarms_watch_what_they_claim(_env: &'static Env) {
     let stuck = single("BillingAdmin", "OldestDeletionAgeSeconds");
     assert_eq!(stuck.len(), 1, "one stuck deletion alarm");
     for (id, p) in stuck {
-        assert!(p.get("Dimensions").is_none(), "{id}: no dimensions");
         assert_eq!(render(&p["Unit"]), "Seconds", "{id}");
         assert_eq!(render(&p["Statistic"]), "Maximum", "{id}");
         threshold(
@@ -309,7 +330,6 @@ pub(super) async fn template_alarms_watch_what_they_claim(_env: &'static Env) {
     let silent = single("BillingAdmin", "DeletingCustomers");
     assert_eq!(silent.len(), 1, "one deletion monitor heartbeat alarm");
     for (id, p) in silent {
-        assert!(p.get("Dimensions").is_none(), "{id}: no dimensions");
         assert_eq!(render(&p["Statistic"]), "SampleCount", "{id}");
         threshold(p, &id, "LessThanThreshold", "1");
         assert_eq!(
@@ -324,21 +344,91 @@ pub(super) async fn template_alarms_watch_what_they_claim(_env: &'static Env) {
         claimed.push(id);
     }
 
-    // Billing that differs from Stripe's, from the reconciliation's metric (no
-    // dimensions, as the code emits it): one run a day, so the alarm looks at a
+    // Billing that differs from Stripe's, from the reconciliation's metric (the
+    // stack only, as the code emits it): one run a day, so the alarm looks at a
     // day and stays in ALARM until a run finds no drift.
     let drifted = Metric::ReconcileDrifted;
     assert!(
         drifted.dimensions().is_empty(),
-        "ReconcileDrifted: no dimensions"
+        "ReconcileDrifted: the stack only"
     );
     let drift = single(NAMESPACE, drifted.name());
     assert_eq!(drift.len(), 1, "one reconciliation drift alarm");
     for (id, p) in drift {
-        assert!(p.get("Dimensions").is_none(), "{id}: no dimensions");
         assert_eq!(render(&p["Unit"]), drifted.unit().as_str(), "{id}");
         assert_eq!(render(&p["Statistic"]), "Maximum", "{id}");
         assert_eq!(p["Period"].as_u64(), Some(86_400), "{id}: a day, one run");
+        threshold(p, &id, "GreaterThanThreshold", "0");
+        quiet_is_fine(p, &id);
+        claimed.push(id);
+    }
+
+    // 429s (API Gateway's throttling, before any function) per route, counted
+    // from the access log by the template's metric filter.
+    let (filter_id, filter) = log_metric(&template, TOO_MANY_REQUESTS);
+    let filter = &filter["Properties"];
+    assert_eq!(
+        render(&filter["LogGroupName"]),
+        "Ref:ApiAccessLogGroup",
+        "{filter_id}"
+    );
+    let pattern: String = str_of(&filter["FilterPattern"], &filter_id)
+        .split_whitespace()
+        .collect();
+    assert_eq!(pattern, r#"{$.status="429"}"#, "{filter_id}: 429 answers");
+    let format =
+        render(&template["Resources"]["HttpApi"]["Properties"]["AccessLogSettings"]["Format"]);
+    for field in [
+        r#""stack":"${AWS::StackName}""#,
+        r#""routeKey":"$context.routeKey""#,
+        r#""status":"$context.status""#,
+    ] {
+        assert!(
+            format.starts_with("Sub:") && format.contains(field),
+            "HttpApi access log: {field}"
+        );
+    }
+    let mut routes_watched = BTreeSet::new();
+    for (id, p) in single(NAMESPACE, TOO_MANY_REQUESTS) {
+        let dims = dimensions(&p["Dimensions"]);
+        assert!(
+            routes_watched.insert(dims["Route"].clone()),
+            "{id}: a second alarm on {}",
+            dims["Route"]
+        );
+        assert_eq!(render(&p["Statistic"]), "Sum", "{id}");
+        assert_eq!(p["Period"].as_u64(), Some(300), "{id}: Period");
+        threshold(p, &id, "GreaterThanThreshold", "0");
+        quiet_is_fine(p, &id);
+        claimed.push(id);
+    }
+    let every_route: BTreeSet<String> = functions
+        .iter()
+        .flat_map(|f| f.routes.iter())
+        .map(|(method, path)| match path.as_str() {
+            "$default" => path.clone(),
+            _ => format!("{method} {path}"),
+        })
+        .collect();
+    assert_eq!(routes_watched, every_route, "a 429 alarm per route");
+
+    // Events refused by the platform hooks as not the platform's (the code's
+    // SyncEvents, Outcome foreign_sender).
+    let foreign = single(NAMESPACE, Metric::SyncEvents.name());
+    assert_eq!(foreign.len(), 1, "one foreign events alarm");
+    for (id, p) in foreign {
+        let dims = dimensions(&p["Dimensions"]);
+        assert_eq!(
+            dims.get("Source").map(String::as_str),
+            Some("platform"),
+            "{id}"
+        );
+        assert_eq!(
+            dims.get("Outcome").map(String::as_str),
+            Some(billing::sender::FOREIGN_SENDER),
+            "{id}"
+        );
+        assert_eq!(render(&p["Statistic"]), "Sum", "{id}");
         threshold(p, &id, "GreaterThanThreshold", "0");
         quiet_is_fine(p, &id);
         claimed.push(id);
@@ -348,4 +438,125 @@ pub(super) async fn template_alarms_watch_what_they_claim(_env: &'static Env) {
     let distinct: BTreeSet<String> = claimed.iter().cloned().collect();
     assert_eq!(distinct.len(), claimed.len(), "each alarm claimed once");
     assert_eq!(distinct, all, "every alarm watches one of the above");
+}
+
+/// The metrics an alarm watches: (namespace, metric name, dimensions), for a
+/// single-metric alarm and for each metric of a metric math alarm.
+fn watched_metrics(id: &str, p: &Yaml) -> Vec<(String, String, BTreeMap<String, String>)> {
+    match p.get("Metrics").and_then(Yaml::as_sequence) {
+        None => vec![(
+            render(&p["Namespace"]),
+            render(&p["MetricName"]),
+            dimensions(&p["Dimensions"]),
+        )],
+        Some(metrics) => metrics
+            .iter()
+            .filter_map(|m| m.get("MetricStat"))
+            .map(|stat| {
+                let metric = &stat["Metric"];
+                (
+                    render(&metric["Namespace"]),
+                    render(&metric["MetricName"]),
+                    dimensions(&metric["Dimensions"]),
+                )
+            })
+            .inspect(|(_, name, _)| assert!(!name.is_empty(), "{id}: a metric"))
+            .collect(),
+    }
+}
+
+/// Every alarm selects its own stack's data: a metric of this service
+/// (`BillingAdmin`) by its whole dimension set, `Stack` being this stack's name
+/// (`AWS::StackName`, which the template gives every function as
+/// `STACK_NAME`); an AWS metric by a dimension naming a resource of this
+/// template (its function, queue or API). A dev and a prod stack in one
+/// account therefore never fire or silence each other's alarms.
+pub(super) async fn template_alarms_select_their_own_stack(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    let resources: BTreeSet<String> = entries(&template["Resources"])
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    // The stack's name reaches every function, so every metric carries it.
+    for f in functions(&template) {
+        let env = entries(&f.properties["Environment"]["Variables"]);
+        let stack = env
+            .iter()
+            .find(|(k, _)| k == "STACK_NAME")
+            .map(|(_, v)| render(v));
+        assert_eq!(
+            stack.as_deref(),
+            Some("Ref:AWS::StackName"),
+            "{}: STACK_NAME",
+            f.logical_id
+        );
+    }
+    let names_a_resource = |value: &str| {
+        let id = value.strip_prefix("Ref:").or_else(|| {
+            value
+                .strip_prefix("GetAtt:")
+                .and_then(|v| v.split('.').next())
+        });
+        id.is_some_and(|id| resources.contains(id))
+    };
+    let alarms = resources_of(&template, "AWS::CloudWatch::Alarm");
+    assert!(!alarms.is_empty());
+    for (id, alarm) in &alarms {
+        let watched = watched_metrics(id, &alarm["Properties"]);
+        assert!(!watched.is_empty(), "{id}: watches a metric");
+        for (namespace, name, dims) in watched {
+            assert!(
+                !dims.is_empty(),
+                "{id}: {namespace} {name} without dimensions is every stack's"
+            );
+            if namespace == NAMESPACE {
+                // Its dimension set: the code's, or a metric filter's.
+                let set: BTreeSet<String> = match Metric::ALL.into_iter().find(|m| m.name() == name)
+                {
+                    Some(metric) => metric
+                        .dimension_set()
+                        .iter()
+                        .map(|d| d.name().to_owned())
+                        .collect(),
+                    None => {
+                        let (filter_id, filter) = log_metric(&template, &name);
+                        let transformation = filter["Properties"]["MetricTransformations"]
+                            .as_sequence()
+                            .and_then(|ts| ts.iter().find(|t| render(&t["MetricName"]) == name))
+                            .expect("its transformation");
+                        assert_eq!(
+                            render(&transformation["MetricNamespace"]),
+                            NAMESPACE,
+                            "{filter_id}"
+                        );
+                        let keys: Vec<(String, String)> = transformation["Dimensions"]
+                            .as_sequence()
+                            .map(|ds| {
+                                ds.iter()
+                                    .map(|d| (render(&d["Key"]), render(&d["Value"])))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        assert!(
+                            keys.contains(&("Stack".to_owned(), "$.stack".to_owned())),
+                            "{filter_id}: Stack from the log line's stack"
+                        );
+                        keys.into_iter().map(|(k, _)| k).collect()
+                    }
+                };
+                let named: BTreeSet<String> = dims.keys().cloned().collect();
+                assert_eq!(named, set, "{id}: {name}'s whole dimension set");
+                assert_eq!(
+                    dims.get("Stack").map(String::as_str),
+                    Some("Ref:AWS::StackName"),
+                    "{id}: this stack's {name}"
+                );
+            } else {
+                assert!(
+                    dims.values().any(|v| names_a_resource(v)),
+                    "{id}: {namespace} {name} selects a resource of this stack, found {dims:?}"
+                );
+            }
+        }
+    }
 }

@@ -1167,7 +1167,12 @@ async fn run_user_deleted_event(env: &Env, name: &str, raw: &str, json: &Value) 
     // GIVEN the customer the user is a member of
     let app = TestApp::new(env).await;
     app.seed(fixtures()).await;
-    let cleanup = Cleanup::new(app.store.clone(), Some(env.payments()), Publisher::Log);
+    // (as deployed: it processes only the platform's source and account)
+    let cleanup = Cleanup::new(app.store.clone(), Some(env.payments()), Publisher::Log)
+        .with_sender(billing::sender::ExpectedSender {
+            source: "platform.users".into(),
+            account: super::SAMPLE_PLATFORM_ACCOUNT.into(),
+        });
     // WHEN the event reaches the hook's handler as the runtime delivers it
     let outcome = cleanup
         .on_user_deleted_event(json)
@@ -1574,7 +1579,11 @@ async fn run_platform_customer_event(env: &Env, detail_type: &str, name: &str, e
     // GIVEN the seeded customers
     let app = TestApp::new(env).await;
     app.seed(fixtures()).await;
-    let platform = Platform::new(app.store.clone());
+    // (as deployed: it processes only the platform's source and account)
+    let platform = Platform::new(app.store.clone()).with_sender(billing::sender::ExpectedSender {
+        source: "platform.customers".into(),
+        account: super::SAMPLE_PLATFORM_ACCOUNT.into(),
+    });
     let rejected = |result: Result<PlatformOutcome, PlatformError>| {
         matches!(result, Err(PlatformError::Rejected(_)))
     };

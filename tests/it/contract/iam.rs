@@ -189,6 +189,16 @@ fn endpoint_grants(endpoint: Endpoint, table: &str) -> BTreeSet<Grant> {
         Within::Anywhere,
         Some(PEM_MODE.to_owned()),
     ));
+    // The listings' cursor key, read by ARN (its versions) at cold start and
+    // every few minutes.
+    if endpoint.pages_with_cursors() {
+        grants.insert((
+            "secretsmanager:GetSecretValue".to_owned(),
+            "Ref:CursorKeySecret".to_owned(),
+            Within::Anywhere,
+            None,
+        ));
+    }
     if endpoint == Endpoint::DeleteCustomer {
         grants.insert((
             "secretsmanager:GetSecretValue".to_owned(),
@@ -200,17 +210,61 @@ fn endpoint_grants(endpoint: Endpoint, table: &str) -> BTreeSet<Grant> {
     grants
 }
 
-/// The grants of a function's `Policies`: inline statements only (none without
-/// `Policies`), each either always or, as `!If [Condition, statement,
-/// !Ref AWS::NoValue]`, only under that condition.
-fn granted(f: &Function) -> BTreeSet<Grant> {
+/// One allowed action on one resource, as a function's policy states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Permission {
+    pub action: String,
+    pub resource: String,
+    /// Only inside TransactWriteItems (`dynamodb:EnclosingOperation`).
+    pub in_transaction: bool,
+    /// Only on items whose partition key is like one of these
+    /// (`dynamodb:LeadingKeys`, `ForAllValues:StringLike`); None: any.
+    pub partitions: Option<Vec<String>>,
+    /// The template condition it is granted under (none: always).
+    pub only_if: Option<String>,
+}
+
+impl Permission {
+    /// Whether it allows `action` on `resource` for an item of partition `pk`
+    /// (inside a transaction or not).
+    pub fn allows(&self, action: &str, resource: &str, pk: &str, in_transaction: bool) -> bool {
+        self.action == action
+            && self.resource == resource
+            && (in_transaction || !self.in_transaction)
+            && self
+                .partitions
+                .as_ref()
+                .is_none_or(|ps| ps.iter().any(|p| string_like(p, pk)))
+    }
+}
+
+/// IAM's `StringLike`: `*` is any run of characters, `?` any one.
+pub(super) fn string_like(pattern: &str, value: &str) -> bool {
+    fn go(p: &[char], v: &[char]) -> bool {
+        match p.split_first() {
+            None => v.is_empty(),
+            Some(('*', rest)) => (0..=v.len()).any(|i| go(rest, &v[i..])),
+            Some(('?', rest)) => !v.is_empty() && go(rest, &v[1..]),
+            Some((c, rest)) => v.first() == Some(c) && go(rest, &v[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let v: Vec<char> = value.chars().collect();
+    go(&p, &v)
+}
+
+/// The permissions of a function's `Policies`: inline statements only (none
+/// without `Policies`), each either always or, as `!If [Condition, statement,
+/// !Ref AWS::NoValue]`, only under that condition. A statement's `Condition`
+/// may confine it to transactions and to partitions.
+pub(super) fn permissions(f: &Function) -> Vec<Permission> {
     let Some(policies) = f.properties.get("Policies") else {
-        return BTreeSet::new();
+        return Vec::new();
     };
     let policies = policies
         .as_sequence()
         .unwrap_or_else(|| panic!("{}: Policies is a list of policy documents", f.logical_id));
-    let mut grants = BTreeSet::new();
+    let mut found = Vec::new();
     for policy in policies {
         let statements = policy["Statement"].as_sequence().unwrap_or_else(|| {
             panic!(
@@ -236,42 +290,30 @@ fn granted(f: &Function) -> BTreeSet<Grant> {
                 }
             };
             assert_eq!(render(&s["Effect"]), "Allow", "{}", f.logical_id);
-            let within = match s.get("Condition") {
-                None => Within::Anywhere,
-                Some(c) => {
-                    let blocks = entries(c);
-                    assert_eq!(
-                        blocks.len(),
-                        1,
-                        "{}: one Condition block, found {c:?}",
-                        f.logical_id
-                    );
-                    let keys = entries(blocks[0].1);
-                    assert_eq!(
-                        keys.len(),
-                        1,
-                        "{}: one condition key, found {c:?}",
-                        f.logical_id
-                    );
-                    let (operator, (key, values)) = (
-                        blocks[0].0.as_str(),
-                        (keys[0].0.as_str(), one_or_many(keys[0].1)),
-                    );
-                    match (operator, key, values.as_slice()) {
-                        (
-                            "ForAnyValue:StringEquals",
-                            "dynamodb:EnclosingOperation",
-                            [operation],
-                        ) if operation == "TransactWriteItems" => Within::Transaction,
-                        // Every key the request names in the partitions
-                        // (ForAllValues: a request is allowed only when all are).
-                        ("ForAllValues:StringLike", "dynamodb:LeadingKeys", [pattern]) => {
-                            Within::Partitions(pattern.clone())
+            let mut in_transaction = false;
+            let mut partitions = None;
+            if let Some(c) = s.get("Condition") {
+                for (operator, block) in entries(c) {
+                    for (key, values) in entries(block) {
+                        let values = one_or_many(values);
+                        match (operator.as_str(), key.as_str(), values.as_slice()) {
+                            (
+                                "ForAnyValue:StringEquals",
+                                "dynamodb:EnclosingOperation",
+                                [operation],
+                            ) if operation == "TransactWriteItems" => in_transaction = true,
+                            // Every key the request names in the partitions
+                            // (ForAllValues: a request is allowed only when all are).
+                            ("ForAllValues:StringLike", "dynamodb:LeadingKeys", patterns)
+                                if !patterns.is_empty() =>
+                            {
+                                partitions = Some(patterns.to_vec());
+                            }
+                            _ => panic!("{}: unexpected Condition {c:?}", f.logical_id),
                         }
-                        _ => panic!("{}: unexpected Condition {c:?}", f.logical_id),
                     }
                 }
-            };
+            }
             for action in one_or_many(&s["Action"]) {
                 for resource in one_or_many(&s["Resource"]) {
                     assert!(
@@ -279,12 +321,49 @@ fn granted(f: &Function) -> BTreeSet<Grant> {
                         "{}: no wildcards ({action} on {resource})",
                         f.logical_id
                     );
-                    grants.insert((action.clone(), resource, within.clone(), only_if.clone()));
+                    found.push(Permission {
+                        action: action.clone(),
+                        resource,
+                        in_transaction,
+                        partitions: partitions.clone(),
+                        only_if: only_if.clone(),
+                    });
                 }
             }
         }
     }
-    grants
+    found
+}
+
+/// The grants of a function's `Policies`, by action and resource: inside
+/// transactions, on the idempotency records' partitions (the writes outside
+/// transactions), or anywhere (reads, whatever their partitions).
+fn granted(f: &Function) -> BTreeSet<Grant> {
+    let writes = [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ];
+    permissions(f)
+        .into_iter()
+        .map(|p| {
+            let within = if p.in_transaction {
+                Within::Transaction
+            } else if writes.contains(&p.action.as_str()) {
+                let partitions = p.partitions.unwrap_or_else(|| {
+                    panic!(
+                        "{}: {} outside transactions on any partition",
+                        f.logical_id, p.action
+                    )
+                });
+                assert_eq!(partitions.len(), 1, "{}: {}", f.logical_id, p.action);
+                Within::Partitions(partitions[0].clone())
+            } else {
+                Within::Anywhere
+            };
+            (p.action, p.resource, within, p.only_if)
+        })
+        .collect()
 }
 
 pub(super) async fn template_grants_each_function_exactly_its_calls(_env: &'static Env) {

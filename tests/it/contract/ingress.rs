@@ -206,9 +206,92 @@ pub(super) async fn template_locks_the_platform_ingress(_env: &'static Env) {
         );
         assert_eq!(
             one_or_many(&s["Condition"]["ArnEquals"]["aws:SourceArn"]),
-            [format!("GetAtt:{id}{event_name}.Arn")],
+            [format!("GetAtt:{event_name}.Arn")],
             "{queue_id}: only the {} rule",
             h.binary
+        );
+
+        // The function's resource policy: one permission, for its rule alone
+        // (as EventBridge, from this account); SAM adds none (no events of
+        // its own), and no other permission names it.
+        assert!(
+            template["Resources"][id.as_str()]["Properties"]
+                .get("Events")
+                .is_none(),
+            "{id}: invoked by its explicit rule only (no SAM events)"
+        );
+        let rule_resource = &template["Resources"][event_name.as_str()];
+        assert_eq!(
+            rule_resource["Type"].as_str(),
+            Some("AWS::Events::Rule"),
+            "{event_name}"
+        );
+        assert_eq!(render(&rule_resource["Properties"]["State"]), "ENABLED");
+        let function_arn = format!("GetAtt:{id}.Arn");
+        let names_it = |p: &Yaml| {
+            let f = render(&p["Properties"]["FunctionName"]);
+            f == function_arn || f == format!("Ref:{id}")
+        };
+        let permissions: Vec<(String, &Yaml)> = resources_of(&template, "AWS::Lambda::Permission")
+            .into_iter()
+            .filter(|(_, p)| names_it(p))
+            .collect();
+        assert_eq!(permissions.len(), 1, "{id}: one resource policy statement");
+        let (permission_id, permission) = &permissions[0];
+        let p = &permission["Properties"];
+        assert_eq!(
+            render(&p["Action"]),
+            "lambda:InvokeFunction",
+            "{permission_id}"
+        );
+        assert_eq!(render(&p["FunctionName"]), function_arn, "{permission_id}");
+        assert_eq!(
+            render(&p["Principal"]),
+            "events.amazonaws.com",
+            "{permission_id}"
+        );
+        assert_eq!(
+            render(&p["SourceArn"]),
+            format!("GetAtt:{event_name}.Arn"),
+            "{permission_id}: only its rule"
+        );
+        assert_eq!(
+            render(&p["SourceAccount"]),
+            "Ref:AWS::AccountId",
+            "{permission_id}"
+        );
+        assert!(
+            p.get("FunctionUrlAuthType").is_none(),
+            "{permission_id}: no URL"
+        );
+
+        // The function processes only the rule's sender: its source and account.
+        let env = entries(&hook.properties["Environment"]["Variables"]);
+        let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| render(v));
+        assert_eq!(
+            var("PLATFORM_EVENT_SOURCE"),
+            Some(format!("Ref:{}", h.source)),
+            "{id}: PLATFORM_EVENT_SOURCE"
+        );
+        assert_eq!(
+            var("PLATFORM_ACCOUNT_ID").as_deref(),
+            Some("Ref:PlatformAccountId"),
+            "{id}: PLATFORM_ACCOUNT_ID"
+        );
+        let deployment = Deployment::new(&template, &[]);
+        let config = billing::config::Config::from_lookup(|k| {
+            env.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| deployment.value(&render(v)))
+        })
+        .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(
+            config.platform_sender,
+            Some(billing::sender::ExpectedSender {
+                source: deployment.value(&format!("Ref:{}", h.source)),
+                account: SAMPLE_PLATFORM_ACCOUNT.to_owned(),
+            }),
+            "{id}: the expected sender"
         );
     }
     // The queues are the hooks' own.
@@ -324,6 +407,40 @@ pub(super) async fn template_locks_the_platform_ingress(_env: &'static Env) {
         render(&template["Outputs"]["PlatformEventBusName"]["Value"]),
         format!("GetAtt:{bus_id}.Name")
     );
+    // Redrives replay the bus's archive through a rule: every event is kept
+    // at least as long as the dead-letter queues keep theirs (14 days).
+    let archives = resources_of(&template, "AWS::Events::Archive");
+    assert_eq!(archives.len(), 1, "one archive");
+    let (archive_id, archive) = &archives[0];
+    assert_eq!(
+        render(&archive["Properties"]["SourceArn"]),
+        format!("GetAtt:{bus_id}.Arn"),
+        "{archive_id}: of the platform bus"
+    );
+    assert!(
+        archive["Properties"].get("EventPattern").is_none(),
+        "{archive_id}: every event"
+    );
+    let days = render(&archive["Properties"]["RetentionDays"]);
+    let days_param = days
+        .strip_prefix("Ref:")
+        .expect("RetentionDays: a parameter");
+    assert!(
+        params[days_param]["MinValue"]
+            .as_u64()
+            .is_some_and(|d| d >= 14),
+        "{days_param}: at least the dead letters' 14 days"
+    );
+    for output in [
+        "PlatformEventArchiveArn",
+        "UserDeletedRuleArn",
+        "PlatformCustomerRuleArn",
+    ] {
+        assert!(
+            template["Outputs"].get(output).is_some(),
+            "Outputs: {output}"
+        );
+    }
     assert_eq!(
         render(&template["Outputs"]["PlatformEventBusArn"]["Value"]),
         format!("GetAtt:{bus_id}.Arn")

@@ -7,10 +7,12 @@
 //! `customer.updated`).
 
 mod alarms;
+mod docs;
 mod events;
 mod iam;
 mod ingress;
 mod openapi;
+mod partitions;
 mod template;
 
 use std::collections::BTreeMap;
@@ -20,7 +22,12 @@ use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
 
 use crate::TestFn;
-use alarms::template_alarms_watch_what_they_claim;
+use alarms::{template_alarms_select_their_own_stack, template_alarms_watch_what_they_claim};
+use docs::{
+    docs_alarm_table_is_the_template_alarms, docs_checks_catch_what_they_claim,
+    docs_configuration_names_every_variable_and_parameter,
+    docs_metrics_table_is_the_code_catalogue, docs_name_only_paths_that_exist,
+};
 use events::{
     events_run_through_the_real_handlers, events_without_a_fresh_token_or_signature_are_refused,
 };
@@ -29,10 +36,14 @@ use ingress::template_locks_the_platform_ingress;
 use openapi::{
     openapi_operations_are_the_endpoints, openapi_parameters_and_statuses_match_the_code,
 };
+use partitions::{
+    each_function_touches_only_its_granted_partitions,
+    template_confines_each_function_to_its_partitions,
+};
 use template::{
-    template_functions_are_the_workspace_packages, template_logs_tracing_and_settings,
-    template_parameters_choose_exactly_one_token_key_source, template_routes_are_the_endpoints,
-    template_table_is_the_table_definition,
+    template_functions_are_the_workspace_packages, template_functions_hold_no_plaintext_secret,
+    template_logs_tracing_and_settings, template_parameters_choose_exactly_one_token_key_source,
+    template_routes_are_the_endpoints, template_table_is_the_table_definition,
 };
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
@@ -41,14 +52,23 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         events_without_a_fresh_token_or_signature_are_refused,
         template_routes_are_the_endpoints,
         template_functions_are_the_workspace_packages,
+        template_functions_hold_no_plaintext_secret,
         template_table_is_the_table_definition,
         template_grants_each_function_exactly_its_calls,
         template_parameters_choose_exactly_one_token_key_source,
         template_logs_tracing_and_settings,
         template_alarms_watch_what_they_claim,
+        template_alarms_select_their_own_stack,
         template_locks_the_platform_ingress,
+        template_confines_each_function_to_its_partitions,
+        each_function_touches_only_its_granted_partitions,
         openapi_operations_are_the_endpoints,
         openapi_parameters_and_statuses_match_the_code,
+        docs_metrics_table_is_the_code_catalogue,
+        docs_alarm_table_is_the_template_alarms,
+        docs_configuration_names_every_variable_and_parameter,
+        docs_name_only_paths_that_exist,
+        docs_checks_catch_what_they_claim,
     ]
 }
 
@@ -344,6 +364,37 @@ impl Deployment {
     }
 }
 
+/// The template's EventBridge rules (`AWS::Events::Rule`) that invoke the
+/// function `function_id`, each as the event SAM would declare for it (by the
+/// rule's id): `Type: EventBridgeRule` with the rule's bus and pattern and the
+/// target's retry policy and dead letters.
+fn rules_invoking(template: &Yaml, function_id: &str) -> Vec<(String, Yaml)> {
+    let target = format!("GetAtt:{function_id}.Arn");
+    let mut found = Vec::new();
+    for (id, rule) in resources_of(template, "AWS::Events::Rule") {
+        let p = &rule["Properties"];
+        for t in p["Targets"].as_sequence().into_iter().flatten() {
+            if render(&t["Arn"]) != target {
+                continue;
+            }
+            let mut properties = serde_norway::Mapping::new();
+            for (key, value) in [
+                ("EventBusName", &p["EventBusName"]),
+                ("Pattern", &p["EventPattern"]),
+                ("RetryPolicy", &t["RetryPolicy"]),
+                ("DeadLetterConfig", &t["DeadLetterConfig"]),
+            ] {
+                properties.insert(Yaml::from(key), value.clone());
+            }
+            let mut event = serde_norway::Mapping::new();
+            event.insert(Yaml::from("Type"), Yaml::from("EventBridgeRule"));
+            event.insert(Yaml::from("Properties"), Yaml::Mapping(properties));
+            found.push((id.clone(), Yaml::Mapping(event)));
+        }
+    }
+    found
+}
+
 fn functions(template: &Yaml) -> Vec<Function> {
     let globals: BTreeMap<String, Yaml> = entries(&template["Globals"]["Function"])
         .into_iter()
@@ -367,7 +418,21 @@ fn functions(template: &Yaml) -> Vec<Function> {
                 "{id}"
             );
             let binary = str_of(&r["Metadata"]["BuildProperties"]["Binary"], &id).to_owned();
-            let event_types = entries(&r["Properties"]["Events"])
+            // The rules that invoke it are its events too (SAM's shape).
+            let rules = rules_invoking(template, &id);
+            if !rules.is_empty() {
+                let events = properties
+                    .entry("Events".to_owned())
+                    .or_insert_with(|| Yaml::Mapping(serde_norway::Mapping::new()));
+                let events = events.as_mapping_mut().expect("Events is a mapping");
+                for (rule_id, event) in rules {
+                    events.insert(Yaml::from(rule_id), event);
+                }
+            }
+            let event_types = properties
+                .get("Events")
+                .map(entries)
+                .unwrap_or_default()
                 .into_iter()
                 .map(|(_, e)| render(&e["Type"]))
                 .collect();

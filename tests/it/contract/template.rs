@@ -236,9 +236,14 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 .get(name)
                 .unwrap_or_else(|| panic!("{id}: no {name}"))
         };
-        // cargo-lambda builds `--bin <Binary>` in CodeUri and SAM copies
-        // CodeUri/target/lambda/<Binary>/bootstrap: CodeUri is the workspace root.
-        assert_eq!(render(prop("CodeUri")), ".", "{id}");
+        // cargo-lambda builds `--bin <Binary>` in CodeUri and SAM copies the
+        // workspace's target/lambda/<Binary>/bootstrap: CodeUri is the function's
+        // package, so that cargo resolves that package's features alone.
+        assert_eq!(
+            render(prop("CodeUri")),
+            format!("functions/{}", f.binary),
+            "{id}"
+        );
         assert_eq!(render(prop("Runtime")), "provided.al2023", "{id}");
         assert_eq!(render(prop("Handler")), "bootstrap", "{id}");
         assert_eq!(one_or_many(prop("Architectures")), ["arm64"], "{id}");
@@ -362,17 +367,33 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
         );
         assert_eq!(config.api_key_max_days, 90, "{id}: API_KEY_MAX_DAYS");
         // The cursor key exactly where listings are served (the route table's
-        // endpoints that page with cursors), resolved from the generated
-        // secret at deploy time.
+        // endpoints that page with cursors): the generated secret, by ARN,
+        // read by the code (never resolved into the configuration).
         let lists = Endpoint::ALL
             .iter()
             .any(|e| e.pages_with_cursors() && e.function() == f.binary);
-        assert_eq!(config.cursor_key.is_some(), lists, "{id}: CURSOR_KEY");
+        assert_eq!(
+            config.cursor_key.is_some(),
+            lists,
+            "{id}: CURSOR_KEY_SECRET_ID"
+        );
+        assert!(
+            !raw.contains_key("CURSOR_KEY"),
+            "{id}: no cursor key in the configuration"
+        );
         if lists {
             assert_eq!(
-                render(raw["CURSOR_KEY"]),
-                "Sub:{{resolve:secretsmanager:${CursorKeySecret}:SecretString}}",
-                "{id}: CURSOR_KEY"
+                render(raw["CURSOR_KEY_SECRET_ID"]),
+                "Ref:CursorKeySecret",
+                "{id}: CURSOR_KEY_SECRET_ID"
+            );
+            assert!(
+                matches!(&config.cursor_key, Some(SecretSource::SecretsManager(_))),
+                "{id}: the cursor key comes from Secrets Manager"
+            );
+            assert_eq!(
+                template["Resources"]["CursorKeySecret"]["Type"].as_str(),
+                Some("AWS::SecretsManager::Secret")
             );
         }
         // Only the stream consumer waits for a cascade in progress.
@@ -481,12 +502,23 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                         &["STRIPE_WEBHOOK_SECRET_SECRET_ID", stripe[0], stripe[1]],
                     )
                 } else {
-                    ("EventBridgeRule", &stripe)
+                    (
+                        "EventBridgeRule",
+                        &[
+                            stripe[0],
+                            stripe[1],
+                            "PLATFORM_EVENT_SOURCE",
+                            "PLATFORM_ACCOUNT_ID",
+                        ],
+                    )
                 };
                 assert_eq!(f.event_types, [invoked_by], "{id}");
                 assert_eq!(
                     vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-                    own.iter().copied().chain(["TABLE_NAME"]).collect(),
+                    own.iter()
+                        .copied()
+                        .chain(["TABLE_NAME", "STACK_NAME"])
+                        .collect(),
                     "{id}: its environment"
                 );
                 assert!(config.auth.is_none(), "{id}: verifies no tokens");
@@ -503,6 +535,7 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                     vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
                     BTreeSet::from([
                         "TABLE_NAME",
+                        "STACK_NAME",
                         "STRIPE_SECRET_KEY_SECRET_ID",
                         "STRIPE_API_BASE",
                         billing::sync::reconcile::REPAIR_SETTING,
@@ -544,6 +577,7 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                     vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
                     BTreeSet::from([
                         "TABLE_NAME",
+                        "STACK_NAME",
                         "CONSOLE_OIDC_ISSUER",
                         "CONSOLE_OIDC_CLIENT_ID",
                         "CONSOLE_TIERS",
@@ -585,7 +619,8 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 };
                 assert_eq!(f.event_types, [invoked_by], "{id}");
                 // Nothing of its own: TABLE_NAME (which route-not-found never
-                // reads) comes from Globals; no token, Stripe or event bus settings.
+                // reads) and STACK_NAME (its metrics' stack) come from Globals;
+                // no token, Stripe or event bus settings.
                 assert!(
                     template["Resources"][id.as_str()]["Properties"]
                         .get("Environment")
@@ -594,7 +629,7 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
                 );
                 assert_eq!(
                     vars.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-                    BTreeSet::from(["TABLE_NAME"]),
+                    BTreeSet::from(["STACK_NAME", "TABLE_NAME"]),
                     "{id}"
                 );
                 assert!(config.auth.is_none(), "{id}: verifies no tokens");
@@ -928,4 +963,83 @@ pub(super) async fn template_logs_tracing_and_settings(_env: &'static Env) {
         str_of(&stripe["Default"], "StripeApiBase").starts_with("https://"),
         "StripeApiBase: Default"
     );
+}
+
+/// No function's configuration holds a secret in plain text (readable with
+/// `lambda:GetFunctionConfiguration`): no dynamic reference (`{{resolve:...}}`,
+/// which CloudFormation resolves into the plain value), every variable that
+/// names a key, secret, token or password is a `..._SECRET_ID` naming a
+/// Secrets Manager secret (a parameter that must be a secret's ARN, or a
+/// secret of the template), and every secret the code reads from it comes
+/// from Secrets Manager, in either token key mode.
+pub(super) async fn template_functions_hold_no_plaintext_secret(_env: &'static Env) {
+    let template = yaml("template.yaml");
+    let params = &template["Parameters"];
+    let names_a_secret = |value: &str| -> bool {
+        let Some(name) = value.strip_prefix("Ref:") else {
+            return false;
+        };
+        let is_secret_param = params.get(name).is_some_and(|p| {
+            p["AllowedPattern"]
+                .as_str()
+                .is_some_and(|a| a.contains(":secretsmanager:"))
+        });
+        let is_secret_resource =
+            template["Resources"][name]["Type"].as_str() == Some("AWS::SecretsManager::Secret");
+        is_secret_param || is_secret_resource
+    };
+    let secretish = [
+        "KEY",
+        "SECRET",
+        "TOKEN",
+        "PASSWORD",
+        "PRIVATE",
+        "CREDENTIAL",
+    ];
+    for mode in [TokenMode::Pem, TokenMode::Jwks] {
+        let deployment = Deployment::of(&template, mode);
+        for f in functions(&template) {
+            let id = &f.logical_id;
+            let raw: BTreeMap<String, &Yaml> = f
+                .properties
+                .get("Environment")
+                .map(|e| entries(&e["Variables"]).into_iter().collect())
+                .unwrap_or_default();
+            let vars = deployment.env(&raw);
+            for (name, value) in &vars {
+                assert!(
+                    !value.contains("{{resolve:"),
+                    "{id}: {name} is resolved into the configuration"
+                );
+                if secretish.iter().any(|s| name.contains(s)) {
+                    assert!(
+                        name.ends_with("_SECRET_ID") && names_a_secret(value),
+                        "{id} ({mode:?}): {name} = {value} is not a Secrets Manager secret's id"
+                    );
+                }
+            }
+            let config =
+                billing::config::Config::from_lookup(|k| vars.get(k).map(|v| deployment.value(v)))
+                    .unwrap_or_else(|e| panic!("{id}: {e}"));
+            let mut sources: Vec<(&str, &SecretSource)> = Vec::new();
+            if let Some(KeySource::Pem(s)) = config.auth.as_ref().map(|a| &a.keys) {
+                sources.push(("JWT public key", s));
+            }
+            if let Some(stripe) = &config.stripe {
+                sources.push(("Stripe key", &stripe.secret_key));
+            }
+            if let Some(s) = &config.stripe_webhook_secret {
+                sources.push(("webhook secret", s));
+            }
+            if let Some(s) = &config.cursor_key {
+                sources.push(("cursor key", s));
+            }
+            for (what, source) in sources {
+                assert!(
+                    matches!(source, SecretSource::SecretsManager(_)),
+                    "{id} ({mode:?}): the {what} is in its configuration"
+                );
+            }
+        }
+    }
 }
