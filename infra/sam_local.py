@@ -215,6 +215,8 @@ def bring_up(stack, docker=True):
         "JWT_ALGORITHMS": "",
         "JWT_ROLES_CLAIM": "roles",
         "JWT_MAX_AGE_SECONDS": "",
+        "JWT_ACCEPT_ID_TOKENS": "",
+        "API_KEY_MAX_DAYS": "90",
         "CURSOR_KEY_SECRET_ID": arns["cursor-key"],
         "STACK_NAME": "billing-local",
         # The events/ samples' account (the source differs per hook: FUNCTION_SETTINGS).
