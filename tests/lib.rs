@@ -3,6 +3,7 @@
 //! server does.
 
 pub mod app;
+pub mod counter;
 pub mod jwks;
 pub mod net;
 pub mod proxy;

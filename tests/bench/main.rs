@@ -10,7 +10,7 @@
 #![recursion_limit = "256"]
 
 mod cold_start;
-mod counter;
+use billing_tests::counter;
 mod endpoints;
 mod harness;
 mod listing;

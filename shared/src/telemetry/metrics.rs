@@ -132,11 +132,14 @@ pub enum Metric {
     ReconcileDrifted,
     /// Drifted customers a reconciliation repaired.
     ReconcileRepaired,
+    /// Age of the oldest listing count change a compaction of a listing's
+    /// directory moved into its months (how far the fold lags).
+    FoldLagSeconds,
 }
 
 impl Metric {
     /// Every metric.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Requests,
         Self::Latency,
         Self::AuthFailures,
@@ -152,6 +155,7 @@ impl Metric {
         Self::ReconcileChecked,
         Self::ReconcileDrifted,
         Self::ReconcileRepaired,
+        Self::FoldLagSeconds,
     ];
 
     /// The metric's name in CloudWatch.
@@ -172,6 +176,7 @@ impl Metric {
             Self::ReconcileChecked => "ReconcileChecked",
             Self::ReconcileDrifted => "ReconcileDrifted",
             Self::ReconcileRepaired => "ReconcileRepaired",
+            Self::FoldLagSeconds => "FoldLagSeconds",
         }
     }
 
@@ -179,7 +184,7 @@ impl Metric {
     pub fn unit(self) -> Unit {
         match self {
             Self::Latency | Self::CascadeStepDuration => Unit::Milliseconds,
-            Self::OldestDeletionAgeSeconds => Unit::Seconds,
+            Self::OldestDeletionAgeSeconds | Self::FoldLagSeconds => Unit::Seconds,
             _ => Unit::Count,
         }
     }
@@ -195,7 +200,8 @@ impl Metric {
             | Self::OldestDeletionAgeSeconds
             | Self::ReconcileChecked
             | Self::ReconcileDrifted
-            | Self::ReconcileRepaired => &[],
+            | Self::ReconcileRepaired
+            | Self::FoldLagSeconds => &[],
             Self::SyncEvents => &[D::Source, D::Outcome],
             Self::CascadeSteps | Self::CascadeStepDuration => &[D::Step, D::Outcome],
             Self::StripeCalls | Self::StripeErrors => &[D::Operation],
@@ -503,6 +509,14 @@ pub fn deletion_backlog(count: u64, oldest_age: Duration) {
     Document::new()
         .value(Metric::DeletingCustomers, count as f64)
         .value(Metric::OldestDeletionAgeSeconds, seconds(oldest_age))
+        .emit();
+}
+
+/// How far the fold of listing counts lags: the age of the oldest change one
+/// compaction of a listing's directory moved into its months.
+pub fn fold_lag(age: Duration) {
+    Document::new()
+        .value(Metric::FoldLagSeconds, seconds(age))
         .emit();
 }
 
