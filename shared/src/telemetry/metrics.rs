@@ -790,6 +790,7 @@ mod tests {
                 "ReconcileChecked",
                 "ReconcileDrifted",
                 "ReconcileRepaired",
+                "FoldLagSeconds",
             ]
         );
         for metric in Metric::ALL {
@@ -903,6 +904,17 @@ mod tests {
         assert_eq!(doc["OldestDeletionAgeSeconds"], 90.5);
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Unit"],
+            "Seconds"
+        );
+    }
+
+    #[test]
+    fn the_fold_lag_is_in_seconds_without_dimensions() {
+        let doc = one(|| fold_lag(Duration::from_millis(12_250)));
+        assert_eq!(directives(&doc), [(vec![], strings(&["FoldLagSeconds"]))]);
+        assert_eq!(doc["FoldLagSeconds"], 12.25);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
             "Seconds"
         );
     }
