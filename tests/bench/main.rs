@@ -323,7 +323,7 @@ fn finish(runtime: tokio::runtime::Runtime, outcome: Result<()>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("bench: {err}");
+            eprintln!("bench: {err} ({err:?})");
             ExitCode::FAILURE
         }
     }

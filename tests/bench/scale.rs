@@ -202,7 +202,7 @@ async fn seed(app: &App, n: usize) -> Result<String> {
         }
     }
     let mut folds = stream::iter(listings)
-        .map(|pk| async move { app.store.fold_index(&pk).await })
+        .map(|pk| async move { crate::listing::fold(app, &pk).await })
         .buffer_unordered(LOAD_CONCURRENCY);
     let mut folded = 0;
     while let Some(n) = folds.next().await {
@@ -514,7 +514,7 @@ async fn dense(app: &App, client: &Client, table: &str, n: usize) -> Result<Tabl
             loaded?;
         }
         for l in Listing::of(&tier, billing::domain::SubscriptionStatus::Active) {
-            app.store.fold_index(&l.index_pk()).await?;
+            crate::listing::fold(app, &l.index_pk()).await?;
         }
     }
     let seeded = started.elapsed();

@@ -108,7 +108,7 @@ pub async fn run(app: &App) -> Result<Table> {
         &sample,
     );
     table.note(format!(
-        "{N} of each on fresh customers, release build, DynamoDB Local: calls = DynamoDB calls \
+        "{N} of each on fresh customers, DynamoDB Local: calls = DynamoDB calls \
          (reads included); write actions = items in TransactWriteItems plus single writes; \
          capacity = read and write units DynamoDB Local reported for the calls. Each listing a \
          change counts in adds to one shard of its day counts (an UpdateItem of a small item) \
