@@ -210,7 +210,7 @@ async fn seed(app: &App, n: usize) -> Result<String> {
     }
     Ok(format!(
         "Seeding: {n} customers ({items} items: records, entries, counts) by BatchWriteItem in \
-         {:.0} s; {folded} count deltas folded in {:.1} s.",
+         {:.0} s; {folded} count changes compacted in {:.1} s.",
         loaded.as_secs_f64(),
         folding.elapsed().as_secs_f64()
     ))
@@ -741,7 +741,7 @@ async fn mixed(app: &App) -> Result<Table> {
         "Each client loops over: a numbered page (1-50, limit 20) of every customer, the page \
          after the last one's cursor, a customer, its members, adding members, changing one's \
          role and removing them, spread over {CHURNED} customers, through the handlers in \
-         process (release build, DynamoDB Local, no network). errors = answers other than the \
+         process (DynamoDB Local, no network). errors = answers other than the \
          expected status. Afterwards memberCount equals the members listed for {exact} of \
          {CHURNED} customers."
     ));
