@@ -17,8 +17,13 @@ const RUNS: usize = 10;
 /// through the store with nothing compacting the listing counts (every change
 /// still in its listing's shards: the backlog a stopped stream consumer leaves),
 /// lists it, compacts, and lists it again. Returns (backlog, compacted) tables.
-pub async fn run(client: &Client, counter: &Counter, large: bool) -> Result<(Table, Table)> {
-    let mut sizes = vec![1_000, 10_000];
+pub async fn run(
+    client: &Client,
+    counter: &Counter,
+    large: bool,
+    sizes: Option<&[usize]>,
+) -> Result<(Table, Table)> {
+    let mut sizes = sizes.map_or_else(|| vec![1_000, 10_000], <[usize]>::to_vec);
     if large {
         sizes.push(100_000);
     }

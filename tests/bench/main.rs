@@ -44,7 +44,8 @@ const USAGE: &str =
   --tokens-only    only the token verification section (no DynamoDB)
   --webhook-only   only the Stripe webhook's cost per event (DynamoDB Local, localstripe)
   --writes-only    only the writes per mutation (DynamoDB Local)
-  --listing-only   only the list cost tables, with a backlog and compacted (DynamoDB Local)";
+  --listing-only   only the list cost tables, with a backlog and compacted (DynamoDB Local)
+  --list-sizes N,.. the customers of the list cost tables (default 1000,10000)";
 
 /// Command-line options.
 #[derive(Debug)]
@@ -56,6 +57,7 @@ struct Args {
     webhook_only: bool,
     writes_only: bool,
     listing_only: bool,
+    list_sizes: Option<Vec<usize>>,
     scale: Option<usize>,
     reconcile: Option<Vec<usize>>,
 }
@@ -70,6 +72,7 @@ impl Args {
             webhook_only: false,
             writes_only: false,
             listing_only: false,
+            list_sizes: None,
             scale: None,
             reconcile: None,
         };
@@ -94,6 +97,12 @@ impl Args {
                 "--webhook-only" => parsed.webhook_only = true,
                 "--writes-only" => parsed.writes_only = true,
                 "--listing-only" => parsed.listing_only = true,
+                "--list-sizes" => {
+                    let sizes: Option<Vec<usize>> = args
+                        .next()
+                        .and_then(|n| n.split(',').map(|n| n.parse().ok()).collect());
+                    parsed.list_sizes = Some(sizes.ok_or("--list-sizes takes numbers: N,N")?);
+                }
                 "-h" | "--help" => return Ok(None),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -214,7 +223,7 @@ fn main() -> ExitCode {
             "dynamodb-local-listing",
             async |url| {
                 let (client, counter) = client(url).await;
-                let (backlog, steady) = listing::run(&client, &counter, args.large).await?;
+                let (backlog, steady) = listing::run(&client, &counter, args.large, args.list_sizes.as_deref()).await?;
                 steady.print();
                 backlog.print();
                 Ok(())
@@ -298,7 +307,7 @@ fn main() -> ExitCode {
             }
             with_dynamodb(&runtime, &log_dir, "dynamodb-local-listing", async |url| {
                 let (client, counter) = client(url).await;
-                let (backlog, steady) = listing::run(&client, &counter, args.large).await?;
+                let (backlog, steady) = listing::run(&client, &counter, args.large, args.list_sizes.as_deref()).await?;
                 steady.print();
                 backlog.print();
                 if args.cold_start {
