@@ -223,7 +223,8 @@ fn main() -> ExitCode {
             "dynamodb-local-listing",
             async |url| {
                 let (client, counter) = client(url).await;
-                let (backlog, steady) = listing::run(&client, &counter, args.large, args.list_sizes.as_deref()).await?;
+                let (backlog, steady) =
+                    listing::run(&client, &counter, args.large, args.list_sizes.as_deref()).await?;
                 steady.print();
                 backlog.print();
                 Ok(())
@@ -307,7 +308,8 @@ fn main() -> ExitCode {
             }
             with_dynamodb(&runtime, &log_dir, "dynamodb-local-listing", async |url| {
                 let (client, counter) = client(url).await;
-                let (backlog, steady) = listing::run(&client, &counter, args.large, args.list_sizes.as_deref()).await?;
+                let (backlog, steady) =
+                    listing::run(&client, &counter, args.large, args.list_sizes.as_deref()).await?;
                 steady.print();
                 backlog.print();
                 if args.cold_start {
