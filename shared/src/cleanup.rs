@@ -162,8 +162,9 @@ impl Cleanup {
         Ok(())
     }
 
-    /// Handles one record; `folded` holds the directories this batch folded
-    /// already (a fold takes every pending delta, so once per batch is enough).
+    /// Handles one record; `folded` holds the directories this batch compacted
+    /// already (a compaction takes every pending change, so once per batch is
+    /// enough; it publishes the age of the oldest as `FoldLagSeconds`).
     async fn on_record(
         &self,
         record: &EventRecord,
@@ -172,7 +173,10 @@ impl Cleanup {
         match stream_customer(record) {
             Some(StreamCustomer::Counted(pk)) => {
                 if !folded.contains(&pk) {
-                    self.store.fold_index(&pk).await?;
+                    let done = self.store.fold_listing(&pk).await?;
+                    if let Some(age) = done.oldest.as_deref().and_then(age_of) {
+                        crate::telemetry::metrics::fold_lag(age);
+                    }
                     folded.insert(pk);
                 }
                 Ok(())
@@ -346,4 +350,11 @@ pub async fn run_user_deleted_lambda() -> Result<(), lambda_runtime::Error> {
 fn failed(err: CleanupError) -> lambda_runtime::Error {
     tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "cleanup failed; will be retried");
     err.into()
+}
+
+/// How long ago an RFC 3339 time was (zero when it is in the future).
+fn age_of(at: &str) -> Option<Duration> {
+    let at = chrono::DateTime::parse_from_rfc3339(at).ok()?;
+    let age = now().signed_duration_since(at.with_timezone(&chrono::Utc));
+    Some(age.to_std().unwrap_or(Duration::ZERO))
 }

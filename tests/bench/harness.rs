@@ -294,7 +294,9 @@ pub async fn seed_customers(app: &App, range: Range<usize>) -> Result<Seeded> {
     })
 }
 
-/// Creates a customer, retrying (bounded) when its listing counters stay contended.
+/// Creates a customer, retrying (bounded) when its listing counters stay
+/// contended, or when DynamoDB Local gave up waiting for an item's lock (on a
+/// loaded machine; DynamoDB answers a conflict, which the store retries).
 async fn create(store: &Store, customer: &NewCustomer) -> Result<()> {
     let mut tries = 0;
     loop {
@@ -302,7 +304,11 @@ async fn create(store: &Store, customer: &NewCustomer) -> Result<()> {
             .create_customer(customer, &billing::domain::audit::Origin::system("bench"))
             .await
         {
-            Err(StoreError::Contention) if tries < 10 => tries += 1,
+            Err(StoreError::Contention | StoreError::Dynamo(_)) if tries < 10 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+            }
+            Err(StoreError::CustomerExists) if tries > 0 => return Ok(()),
             other => return Ok(other?),
         }
     }

@@ -4,7 +4,7 @@
 //! table size, and the cold start of the function binaries next to two
 //! baselines. Starts DynamoDB Local (and localstripe) itself and stops them by PID.
 //!
-//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--webhook-only] [--scale N] [--reconcile N,...] [--audit N]`
+//! Usage: `cargo run -p billing-tests --bin bench [--release] -- [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--webhook-only] [--writes-only] [--listing-only] [--scale N] [--reconcile N,...] [--audit N]`
 
 // The handlers' futures (deadlines, spans) nest deeper than the default limit allows.
 #![recursion_limit = "256"]
@@ -19,6 +19,7 @@ mod report;
 mod scale;
 mod tokens;
 mod webhook;
+mod writes;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -33,7 +34,7 @@ use crate::counter::Counter;
 use crate::harness::{App, Result};
 
 const USAGE: &str =
-    "usage: bench [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--webhook-only] [--scale N]
+    "usage: bench [--large] [--no-cold-start] [--cold-start-only] [--tokens-only] [--webhook-only] [--writes-only] [--listing-only] [--scale N]
   --large          also list at 100,000 customers (seeding takes minutes)
   --scale N        only the listings at N customers and the concurrent writers
                    (`make bench-scale`: 100,000)
@@ -43,6 +44,9 @@ const USAGE: &str =
   --cold-start-only  only the cold start (its own DynamoDB Local and table)
   --tokens-only    only the token verification section (no DynamoDB)
   --webhook-only   only the Stripe webhook's cost per event (DynamoDB Local, localstripe)
+  --writes-only    only the writes per mutation (DynamoDB Local)
+  --listing-only   only the list cost tables, with a backlog and compacted (DynamoDB Local)
+  --list-sizes N,.. the customers of the list cost tables (default 1000,10000)
   --audit N        only a customer's audit trail pages at N entries (`make bench-scale`: 10,000)";
 
 /// Command-line options.
@@ -53,6 +57,9 @@ struct Args {
     cold_start_only: bool,
     tokens_only: bool,
     webhook_only: bool,
+    writes_only: bool,
+    listing_only: bool,
+    list_sizes: Option<Vec<usize>>,
     scale: Option<usize>,
     reconcile: Option<Vec<usize>>,
     audit: Option<usize>,
@@ -66,6 +73,9 @@ impl Args {
             cold_start_only: false,
             tokens_only: false,
             webhook_only: false,
+            writes_only: false,
+            listing_only: false,
+            list_sizes: None,
             scale: None,
             reconcile: None,
             audit: None,
@@ -93,6 +103,14 @@ impl Args {
                 "--cold-start-only" => parsed.cold_start_only = true,
                 "--tokens-only" => parsed.tokens_only = true,
                 "--webhook-only" => parsed.webhook_only = true,
+                "--writes-only" => parsed.writes_only = true,
+                "--listing-only" => parsed.listing_only = true,
+                "--list-sizes" => {
+                    let sizes: Option<Vec<usize>> = args
+                        .next()
+                        .and_then(|n| n.split(',').map(|n| n.parse().ok()).collect());
+                    parsed.list_sizes = Some(sizes.ok_or("--list-sizes takes numbers: N,N")?);
+                }
                 "-h" | "--help" => return Ok(None),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -135,9 +153,6 @@ fn main() -> ExitCode {
         }
     };
     stop_children_on_abort();
-    // The handlers' metrics (EMF lines) stay out of the tables; the webhook
-    // section reads its own through `metrics::Capture`, which takes precedence.
-    billing::telemetry::metrics::set_sink(|_| {});
     let root = repo_root();
     match Command::new(root.join("infra/install.sh")).status() {
         Ok(status) if status.success() => {}
@@ -147,6 +162,28 @@ fn main() -> ExitCode {
         }
     }
     let log_dir = root.join("target/bench-logs");
+    // The handlers' metrics (EMF lines) stay out of the tables: they go to a
+    // file, counted; the webhook section reads its own through
+    // `metrics::Capture`, which takes precedence.
+    let emf = log_dir.join("metrics.jsonl");
+    let emf_lines = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    match std::fs::create_dir_all(&log_dir).and_then(|()| std::fs::File::create(&emf)) {
+        Ok(file) => {
+            let file = std::sync::Mutex::new(file);
+            let lines = emf_lines.clone();
+            billing::telemetry::metrics::set_sink(move |line| {
+                use std::io::Write;
+                lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(mut f) = file.lock() {
+                    let _ = writeln!(f, "{line}");
+                }
+            });
+        }
+        Err(err) => {
+            eprintln!("bench: {}: {err}", emf.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match std::fs::create_dir_all(&log_dir).and_then(|()| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -198,6 +235,33 @@ fn main() -> ExitCode {
                 Ok(())
             },
         ))
+    } else if args.listing_only {
+        Some(with_dynamodb(
+            &runtime,
+            &log_dir,
+            "dynamodb-local-listing",
+            async |url| {
+                let (client, counter) = client(url).await;
+                let (backlog, steady) =
+                    listing::run(&client, &counter, args.large, args.list_sizes.as_deref()).await?;
+                steady.print();
+                backlog.print();
+                Ok(())
+            },
+        ))
+    } else if args.writes_only {
+        Some(with_dynamodb(
+            &runtime,
+            &log_dir,
+            "dynamodb-local-writes",
+            async |url| {
+                let (client, counter) = client(url).await;
+                let table = format!("bench-writes-{}", uuid::Uuid::new_v4().simple());
+                let app = App::new(&client, &counter, &table).await?;
+                writes::run(&app).await?.print();
+                Ok(())
+            },
+        ))
     } else if let Some(sizes) = &args.reconcile {
         Some(with_dynamodb(
             &runtime,
@@ -221,6 +285,11 @@ fn main() -> ExitCode {
         })
     };
     if let Some(outcome) = alone {
+        eprintln!(
+            "bench: {} metric lines in {}",
+            emf_lines.load(std::sync::atomic::Ordering::Relaxed),
+            emf.display()
+        );
         return finish(runtime, outcome);
     }
     let outcome = runtime
@@ -241,6 +310,7 @@ fn main() -> ExitCode {
                     let (calls, latency) = endpoints::run(&app, &client).await?;
                     calls.print();
                     latency.print();
+                    writes::run(&app).await?.print();
                     Ok(())
                 },
             )
@@ -257,8 +327,10 @@ fn main() -> ExitCode {
             }
             with_dynamodb(&runtime, &log_dir, "dynamodb-local-listing", async |url| {
                 let (client, counter) = client(url).await;
-                let (report, _) = listing::run(&client, &counter, args.large).await?;
-                report.print();
+                let (backlog, steady) =
+                    listing::run(&client, &counter, args.large, args.list_sizes.as_deref()).await?;
+                steady.print();
+                backlog.print();
                 if args.cold_start {
                     cold_start::run(&client, &counter, url, &log_dir)
                         .await?
@@ -267,6 +339,11 @@ fn main() -> ExitCode {
                 Ok(())
             })
         });
+    eprintln!(
+        "bench: {} metric lines in {}",
+        emf_lines.load(std::sync::atomic::Ordering::Relaxed),
+        emf.display()
+    );
     finish(runtime, outcome)
 }
 
@@ -276,7 +353,7 @@ fn finish(runtime: tokio::runtime::Runtime, outcome: Result<()>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("bench: {err}");
+            eprintln!("bench: {err} ({err:?})");
             ExitCode::FAILURE
         }
     }

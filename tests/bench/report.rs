@@ -80,6 +80,11 @@ impl Latencies {
         self.0.push(d);
     }
 
+    /// Adds the runs of `other`.
+    pub fn extend(&mut self, other: &Latencies) {
+        self.0.extend_from_slice(&other.0);
+    }
+
     /// How many runs.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -1,13 +1,16 @@
-//! Listings at any depth: numbered pages read through the order-statistics
-//! directory, cursor pages, folding of the directory's deltas by the stream
-//! consumer, and concurrent writers that never contend on a shared item.
+//! Listings at any depth: numbered pages read through the day counts and
+//! fences, cursor pages, compaction by the stream consumer, concurrent writers,
+//! and what any page costs in dense days and with a compaction backlog.
 
 use std::collections::BTreeMap;
 
-use billing::domain::{CustomerId, NewCustomer, SubscriptionStatus, TierName, UserId};
-use billing::store::Listing;
+use billing::domain::{CustomerId, NewCustomer, PageRequest, SubscriptionStatus, TierName, UserId};
+use billing::store::table::entry_sort;
+use billing::store::table::tally::FENCE_EVERY;
+use billing::store::{Listing, PageAt, Store};
 use billing_tests::Env;
 use billing_tests::app::{Spec, TestApp};
+use billing_tests::counter::{Calls, Counter};
 use billing_tests::sinks::{EventSink, StreamConsumer};
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
@@ -24,9 +27,11 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         cursor_pages_walk_the_listing_and_survive_changes_before_them,
         bad_cursors_are_400,
         member_pages_and_cursors_through_the_directory,
-        the_stream_consumer_folds_deltas_and_nothing_changes,
-        sixteen_concurrent_writers_never_contend,
+        the_stream_consumer_compacts_counts_and_nothing_changes,
+        sixteen_concurrent_writers_count_exactly,
         reindex_projects_a_legacy_table_once,
+        every_page_of_a_dense_minute_and_second_costs_page_1,
+        a_compaction_backlog_leaves_page_1_at_its_cost,
     ]
 }
 
@@ -353,8 +358,9 @@ async fn member_pages_and_cursors_through_the_directory(env: &'static Env) {
     assert_eq!(reply.json["error"]["code"], "invalid_cursor");
 }
 
-/// Deltas pending in each listing directory of `app`'s table.
-async fn pending(app: &TestApp) -> BTreeMap<String, usize> {
+/// Changes pending in each listing directory of `app`'s table: the changes its
+/// shards of day counts hold.
+async fn pending(app: &TestApp) -> BTreeMap<String, i64> {
     let mut found = BTreeMap::new();
     for pk in app.store.pending_indexes().await.unwrap() {
         let out = app
@@ -369,31 +375,37 @@ async fn pending(app: &TestApp) -> BTreeMap<String, usize> {
             )
             .expression_attribute_values(
                 ":x",
-                aws_sdk_dynamodb::types::AttributeValue::S("DIR#X#".into()),
+                aws_sdk_dynamodb::types::AttributeValue::S("DIR#S#".into()),
             )
             .consistent_read(true)
             .send()
             .await
             .unwrap();
-        found.insert(pk, out.count as usize);
+        let changes = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|i| i["chg"].as_n().unwrap().parse::<i64>().unwrap())
+            .sum();
+        found.insert(pk, changes);
     }
     found
 }
 
-async fn the_stream_consumer_folds_deltas_and_nothing_changes(env: &'static Env) {
+async fn the_stream_consumer_compacts_counts_and_nothing_changes(env: &'static Env) {
     let app = TestApp::with_stream(env).await;
     let made = populate(&app).await;
     let before = pending(&app).await;
     // Each customer counted once in each of its four listings.
-    assert_eq!(before.values().sum::<usize>(), 4 * made.len());
+    assert_eq!(before.values().sum::<i64>(), 4 * made.len() as i64);
     let sink = EventSink::new(env).await;
     let mut consumer = StreamConsumer::new(env, &app, sink.publisher()).await;
     consumer.catch_up(true).await;
-    assert!(pending(&app).await.is_empty(), "every delta folded");
+    assert!(pending(&app).await.is_empty(), "every shard compacted");
     assert_every_page(&app, &made, &[11]).await;
 }
 
-async fn sixteen_concurrent_writers_never_contend(env: &'static Env) {
+async fn sixteen_concurrent_writers_count_exactly(env: &'static Env) {
     let app = TestApp::new(env).await;
     let writers = (0..16).map(|w| {
         let app = &app;
@@ -456,9 +468,12 @@ async fn reindex_projects_a_legacy_table_once(env: &'static Env) {
         .items
         .unwrap_or_default();
     assert_eq!(
-        listing_items.len(),
-        30 * 4 * 2,
-        "an entry and a delta per listing"
+        listing_items
+            .iter()
+            .filter(|i| i["PK"].as_s().unwrap().starts_with("LIST#"))
+            .count(),
+        30 * 4,
+        "an entry per listing"
     );
     for item in listing_items {
         let key = ["PK", "SK"].map(|k| (k.to_owned(), item[k].clone())).into();
@@ -529,4 +544,201 @@ async fn reindex_projects_a_legacy_table_once(env: &'static Env) {
         .item
         .unwrap();
     assert!(!record.contains_key("GSI1PK") && !record.contains_key("GSI2PK"));
+}
+
+/// A store on `app`'s table whose client counts what it reads.
+fn counted(app: &TestApp) -> (Store, Counter) {
+    let counter = Counter::default();
+    let conf = app
+        .store
+        .client()
+        .config()
+        .to_builder()
+        .interceptor(counter.clone())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    (Store::new(client, app.store.table_name()), counter)
+}
+
+/// One page of `listing` read through `store`: its ids, `next`, and what it read.
+async fn page_cost(
+    store: &Store,
+    counter: &Counter,
+    listing: &Listing,
+    at: PageAt,
+) -> (Vec<String>, Option<String>, u64, Calls) {
+    let before = counter.snapshot();
+    let page = store.list_customers(listing, at).await.unwrap();
+    let cost = counter.snapshot().since(&before);
+    let ids = page.items.iter().map(|c| c.id.to_string()).collect();
+    (ids, page.more_after, page.total, cost)
+}
+
+fn number(page: u32, limit: u32) -> PageAt {
+    PageAt::Number(PageRequest { page, limit })
+}
+
+/// `n` new customers of `tier` created at `times(i)`, loaded as an import does.
+fn dense(n: usize, tier: &str, times: impl Fn(usize) -> DateTime<Utc>) -> Vec<NewCustomer> {
+    (0..n)
+        .map(|i| NewCustomer {
+            id: CustomerId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
+            name: format!("Dense {i}"),
+            tier_name: TierName::parse(tier).unwrap(),
+            tier_id: uuid::Uuid::new_v4(),
+            subscription_status: SubscriptionStatus::Active,
+            created_at: times(i),
+            owner_user_id: UserId::parse(&uuid::Uuid::new_v4().to_string()).unwrap(),
+            stripe_customer_id: None,
+            stripe_subscription_id: None,
+        })
+        .collect()
+}
+
+/// Compacts every listing directory with pending changes.
+async fn compact_all(app: &TestApp) {
+    for pk in app.store.pending_indexes().await.unwrap() {
+        app.store.fold_listing(&pk).await.unwrap();
+    }
+}
+
+async fn every_page_of_a_dense_minute_and_second_costs_page_1(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    // GIVEN 800 customers in one minute (about 14 a second) and 800 in one second,
+    // each on a tier of its own, loaded and compacted as an import is
+    const N: usize = 800;
+    let minute = dense(N, "minute", |i| {
+        at("2026-06-01T12:30:00Z") + Duration::seconds((i * 60 / N) as i64)
+    });
+    let second = dense(N, "second", |_| at("2026-06-02T08:00:00Z"));
+    for batch in [&minute, &second] {
+        app.store.load_customers(batch).await.unwrap();
+    }
+    compact_all(&app).await;
+    let (store, counter) = counted(&app);
+    for (tier, made) in [("minute", &minute), ("second", &second)] {
+        let mut want: Vec<(String, String)> = made
+            .iter()
+            .map(|c| (entry_sort(&c.created_at, &c.id), c.id.to_string()))
+            .collect();
+        want.sort();
+        let want: Vec<String> = want.into_iter().map(|(_, id)| id).collect();
+        let listing = Listing::for_filters(Some(TierName::parse(tier).unwrap()), None);
+        // WHEN every page is read at limit 100 and one after a cursor
+        let limit = 100;
+        let (_, _, _, first) = page_cost(&store, &counter, &listing, number(1, limit)).await;
+        let mut after = None;
+        for page in 1..=(N as u32).div_ceil(limit) {
+            let (ids, next, total, cost) =
+                page_cost(&store, &counter, &listing, number(page, limit)).await;
+            // THEN each is its slice, exact
+            let from = ((page - 1) * limit) as usize;
+            assert_eq!(
+                ids,
+                want[from..(from + limit as usize).min(N)],
+                "{tier} page {page}"
+            );
+            assert_eq!(total, N as u64);
+            // AND costs at most twice page 1 in items read and capacity
+            assert!(
+                cost.items_read <= 2 * first.items_read,
+                "{tier} page {page}: {} items read, page 1 {}",
+                cost.items_read,
+                first.items_read
+            );
+            assert!(
+                cost.capacity <= 2.0 * first.capacity,
+                "{tier} page {page}: {} capacity, page 1 {}",
+                cost.capacity,
+                first.capacity
+            );
+            if page == 5 {
+                after = next;
+            }
+        }
+        let after = after.expect("page 5 has a next");
+        let (ids, _, _, cost) =
+            page_cost(&store, &counter, &listing, PageAt::After { after, limit }).await;
+        assert_eq!(
+            ids,
+            want[500..600],
+            "{tier}: the page after page 5's cursor"
+        );
+        assert!(
+            cost.items_read <= 2 * first.items_read,
+            "{tier} cursor page"
+        );
+    }
+}
+
+async fn a_compaction_backlog_leaves_page_1_at_its_cost(env: &'static Env) {
+    let app = TestApp::new(env).await;
+    // GIVEN 60 customers, compacted: the steady state
+    let mut made = Vec::new();
+    for i in 0..60 {
+        made.push(
+            make(
+                &app,
+                at("2026-07-01T00:00:00Z") + Duration::minutes(i),
+                "pro",
+                "active",
+            )
+            .await,
+        );
+    }
+    compact_all(&app).await;
+    let (store, counter) = counted(&app);
+    let all = Listing::all();
+    let (_, _, _, steady) = page_cost(&store, &counter, &all, number(1, 10)).await;
+    // WHEN 240 more are created and deleted with nothing compacting (a
+    // stream consumer hours behind: 400 changes pending per listing)
+    let more = (0..240).map(|i| {
+        make(
+            &app,
+            at("2026-07-02T00:00:00Z") + Duration::seconds(i),
+            "pro",
+            "active",
+        )
+    });
+    let more: Vec<Made> = futures_util::stream::iter(more)
+        .buffered(16)
+        .collect()
+        .await;
+    for m in more.iter().step_by(3) {
+        let reply = app
+            .admin(Method::DELETE, &format!("/customer/{}", m.id), None)
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    }
+    made.extend(
+        more.into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 0)
+            .map(|(_, m)| m),
+    );
+    let pending: i64 = pending(&app).await.values().sum();
+    assert_eq!(pending, 4 * (240 + 80));
+    // THEN page 1 reads at most twice what it read in the steady state
+    let (ids, _, total, backlog) = page_cost(&store, &counter, &all, number(1, 10)).await;
+    let want = expected(&made, None, None);
+    assert_eq!((ids.as_slice(), total), (&want[..10], want.len() as u64));
+    assert!(
+        backlog.items_read <= 2 * steady.items_read && backlog.capacity <= 2.0 * steady.capacity,
+        "backlog page 1 {backlog:?}, steady {steady:?}"
+    );
+    // AND every page stays exact (deep pages read their day from its start
+    // until its fences are rebuilt), then as cheap as page 1 once compacted
+    assert_every_page(&app, &made, &[10]).await;
+    compact_all(&app).await;
+    let (_, _, _, first) = page_cost(&store, &counter, &all, number(1, 10)).await;
+    for page in 1..=(want.len() as u32).div_ceil(10) {
+        let (ids, _, _, cost) = page_cost(&store, &counter, &all, number(page, 10)).await;
+        let from = ((page - 1) * 10) as usize;
+        assert_eq!(ids, want[from..(from + 10).min(want.len())]);
+        // A fence and at most FENCE_EVERY - 1 entries more than page 1.
+        assert!(
+            cost.items_read <= first.items_read + FENCE_EVERY,
+            "page {page}: {cost:?}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use crate::domain::{
     TierSource, Timestamp,
 };
 
-use super::customers::{count, unexpected};
+use super::customers::unexpected;
 use super::members::member_slot;
 use super::rank::Additions;
 use super::ranked::add_to_directory;
@@ -21,6 +21,7 @@ use super::table::{
     stripe_customer_key, stripe_customer_of, tombstone_deleted_at, tombstone_values,
     user_tombstone_key,
 };
+use super::tally::count;
 use super::tx::{Tx, TxError};
 use super::{Store, StoreError, observe};
 

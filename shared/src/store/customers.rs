@@ -4,15 +4,15 @@ use crate::domain::audit::{Action, AuditEntry, Origin};
 use crate::domain::{Customer, CustomerId, CustomerState, NewCustomer, Timestamp, now, time};
 
 use super::idempotency::Answering;
-use super::rank::{Directory, slot};
 use super::ranked::{Ranked, Window};
 use super::table::{
     CUSTOMER_ACTIVE, CUSTOMER_DELETING, CustomerItem, DELETING_INDEX, DELETING_PARTITION,
-    DELETING_SINCE, EXISTS, EntryItem, IN_PARTITION, Item, Listing, MARK_DELETING, NOT_EXISTS, SK,
+    DELETING_SINCE, EXISTS, EntryItem, IN_PARTITION, Item, Listing, MARK_DELETING, SK,
     STRIPE_FREE_OR_OF, TOMBSTONE_FREE_OR_KEPT, customer_key, customer_tombstone_key, deleting_sort,
-    dir_delta_item, entry_key, n, s, stripe_customer_key, tombstone_item, tombstone_values,
+    entry_key, n, s, stripe_customer_key, tombstone_item, tombstone_values,
 };
-use super::tx::{Tx, TxError};
+use super::tally::{Tally, count};
+use super::tx::TxError;
 use super::{Page, PageAt, Store, StoreError, observe};
 
 /// The customers in the deleting state: how many, and since when the oldest.
@@ -49,8 +49,9 @@ impl Store {
 
     /// One page of active customers in a listing, by `createdAt` then `id`, with
     /// the listing's total. Page 1 and the page after a cursor: the listing's
-    /// directory and its entries, read at once. Page *n*: the directory, then
-    /// (deep in a day) that day's slots, then the entries from the page's slot.
+    /// directory and its entries, read at once. Page *n*: the directory (its
+    /// day counts), then (deep in a day) that day's fence, then the entries
+    /// from the fence (see `store::tally`).
     pub async fn list_customers(
         &self,
         listing: &Listing,
@@ -72,11 +73,11 @@ impl Store {
                         self.read_directory(&r.dir_pk),
                         self.read_entries(&r, None, w)
                     );
-                    (Directory::from_items(&dir?)?, entries?)
+                    (Tally::from_items(&dir?)?, entries?)
                 }
-                w => {
-                    let dir = Directory::from_items(&self.read_directory(&r.dir_pk).await?)?;
-                    let entries = self.read_entries(&r, Some(&dir), w).await?;
+                Window::Offset { offset, take } => {
+                    let dir = Tally::from_items(&self.read_directory(&r.dir_pk).await?)?;
+                    let entries = self.tally_page(&r, &dir, offset, take).await?;
                     (dir, entries)
                 }
             };
@@ -288,19 +289,6 @@ impl Store {
         })
         .await
     }
-}
-
-/// Counts `delta` more (or fewer) entries for `customer` in a listing, in `tx`:
-/// a new delta item, so concurrent writers never share an item.
-pub(super) fn count<'s>(
-    tx: Tx<'s>,
-    listing: &Listing,
-    customer: &Customer,
-    delta: i64,
-) -> Result<Tx<'s>, StoreError> {
-    let at = slot("", &time::to_seconds(&customer.created_at));
-    let item = dir_delta_item(&listing.index_pk(), &at, delta);
-    tx.put("delta", item, NOT_EXISTS, &[])
 }
 
 /// The `deletingSince` of an entry of the `DELETING` partition.

@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 use crate::domain::{NewCustomer, time};
 
-use super::rank::slot;
-use super::table::{CustomerItem, EntryItem, Item, Listing, dir_delta_item};
+use super::table::{CustomerItem, EntryItem, Item, Listing, n, names, s, tally, tally_shard_key};
+use super::tally::compact_day;
 use super::{Store, StoreError, observe};
 
 /// Items per BatchWriteItem: DynamoDB's limit.
@@ -19,8 +19,9 @@ const ATTEMPTS: u32 = 8;
 
 impl Store {
     /// Writes `customers` (with no members) and their listing entries, and
-    /// counts them in their listings with one delta per listing and minute;
-    /// [`Store::fold_index`] folds those as it folds any. Not atomic and not
+    /// counts them in their listings with one update of a shard per listing
+    /// (every day's entries and changes); [`Store::fold_listing`] compacts
+    /// those as it compacts any. Not atomic and not
     /// checked: only for customers that do not exist yet, in a table no request
     /// writes meanwhile. Returns the items written.
     pub async fn load_customers(&self, customers: &[NewCustomer]) -> Result<u64, StoreError> {
@@ -33,25 +34,66 @@ impl Store {
                     let record = CustomerItem::new(new);
                     items.push(serde_dynamo::to_item(&record)?);
                     let customer = record.into_customer()?;
-                    let at = slot("", &time::to_seconds(&customer.created_at));
+                    let at = compact_day(&time::to_seconds(&customer.created_at));
                     for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
                         items.push(serde_dynamo::to_item(EntryItem::new(&listing, &customer))?);
                         *counts.entry((listing.index_pk(), at.clone())).or_default() += 1;
                     }
                 }
-                items.extend(
-                    counts
-                        .into_iter()
-                        .map(|((pk, at), count)| dir_delta_item(&pk, &at, count)),
-                );
-                let written = items.len() as u64;
+                let mut written = items.len() as u64;
                 for batch in items.chunks(BATCH) {
                     self.write_batch(batch.to_vec()).await?;
+                }
+                let mut by_listing: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
+                for ((pk, day), count) in counts {
+                    by_listing.entry(pk).or_default().push((day, count));
+                }
+                for (pk, days) in by_listing {
+                    self.count_loaded(&pk, &days).await?;
+                    written += 1;
                 }
                 Ok(written)
             },
         )
         .await
+    }
+
+    /// Adds loaded entries per day (`YYYYMMDD`, count) to shard 0 of a
+    /// listing's day counts, as that many writers would one at a time.
+    async fn count_loaded(&self, pk: &str, days: &[(String, i64)]) -> Result<(), StoreError> {
+        let total: i64 = days.iter().map(|(_, c)| c).sum();
+        let mut adds = vec![
+            "#count :total".to_owned(),
+            format!("{} :changes", tally::CHANGES),
+        ];
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(tally_shard_key(pk, 0)))
+            .expression_attribute_names("#count", &names()["#count"])
+            .expression_attribute_names("#type", &names()["#type"])
+            .expression_attribute_values(":total", n(total))
+            .expression_attribute_values(":changes", n(total.abs()))
+            .expression_attribute_values(":tally", s("tally"))
+            .expression_attribute_values(":now", s(time::to_millis(&crate::domain::now())));
+        for (i, (day, count)) in days.iter().enumerate() {
+            adds.push(format!("d{day} :c{i}, v{day} :v{i}"));
+            update = update
+                .expression_attribute_values(format!(":c{i}"), n(*count))
+                .expression_attribute_values(format!(":v{i}"), n(count.abs()));
+        }
+        update
+            .update_expression(format!(
+                "ADD {} SET #type = :tally, {} = if_not_exists({}, :now)",
+                adds.join(", "),
+                tally::FIRST_AT,
+                tally::FIRST_AT
+            ))
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        Ok(())
     }
 
     /// Puts `items` with BatchWriteItem, again for any left unprocessed.

@@ -22,6 +22,7 @@ mod audit;
 mod changes;
 mod customers;
 mod error;
+mod fences;
 mod idempotency;
 mod load;
 mod members;
@@ -30,6 +31,7 @@ mod ranked;
 mod reindex;
 mod scan;
 pub mod table;
+mod tally;
 mod tombstones;
 mod tx;
 
@@ -49,6 +51,7 @@ pub use error::StoreError;
 pub use idempotency::{Answer, Answering, Claim, ClaimRequest, Claimed};
 pub use reindex::Reindexed;
 pub use table::Listing;
+pub use tally::Folded;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use table::{IN_PARTITION, IN_PARTITION_WITH_PREFIX, Item, PK, SK, names, s};

@@ -139,12 +139,6 @@ impl Directory {
         Ok(d)
     }
 
-    /// How many entries the listing has.
-    pub fn total(&self) -> u64 {
-        let sum: i64 = self.months.values().map(|(n, _)| *n).sum();
-        sum.max(0) as u64
-    }
-
     /// The day holding the entry at `offset`, and how many of that day's entries
     /// precede it; `None` when the listing has no more than `offset` entries.
     pub fn find_day(&self, offset: u64) -> Option<Start> {
@@ -269,7 +263,6 @@ mod tests {
             dir_delta_item("P", "2026-10-31T00:00", -1),
         ];
         let d = Directory::from_items(&items).unwrap();
-        assert_eq!(d.total(), 5);
         let at = |o| d.find_day(o).map(|s| (s.start, s.skip));
         assert_eq!(at(0), Some(("2026-10-01".into(), 0)));
         assert_eq!(at(1), Some(("2026-10-31".into(), 0)));

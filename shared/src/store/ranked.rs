@@ -3,8 +3,11 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use std::collections::BTreeSet;
+
 use super::rank::{Additions, Directory, Start, number};
 use super::table::{EXISTS, Item, PK, SK, dir, dir_add, dir_day_key, dir_month_key, key, n, s};
+use super::tally::Folded;
 use super::tx::{Tx, TxError};
 use super::{Store, StoreError};
 
@@ -47,9 +50,12 @@ pub(super) struct Entries {
 }
 
 /// Where to read entries from.
-enum From {
+pub(super) enum From {
+    /// The partition's first entry.
     Start,
+    /// The first entry at or after a sort key (prefix).
     AtOrAfter(String),
+    /// The first entry after a sort key.
     After(String),
 }
 
@@ -113,7 +119,7 @@ impl Store {
 
     /// `take` entries of `r` from `from`, after skipping `skip`; reads one more
     /// to tell whether any follow.
-    async fn query_entries(
+    pub(super) async fn query_entries(
         &self,
         r: &Ranked,
         from: From,
@@ -172,18 +178,23 @@ impl Store {
         Ok(Entries { items, more_after })
     }
 
-    /// Folds the pending deltas of the directory in `dir_pk` into its months and
-    /// days, a transaction per batch; safe to run concurrently with writers and
-    /// with itself. Returns how many deltas this call folded.
-    pub async fn fold_index(&self, dir_pk: &str) -> Result<u64, StoreError> {
-        let mut folded = 0;
+    /// Folds the deltas a previous release left in the directory of a customer
+    /// listing into its months (entries and changes per day), a transaction per
+    /// batch; safe to run concurrently with itself. Returns what it folded and
+    /// the days it changed.
+    pub(super) async fn fold_deltas(
+        &self,
+        dir_pk: &str,
+    ) -> Result<(Folded, BTreeSet<String>), StoreError> {
+        let mut folded = Folded::default();
+        let mut days = BTreeSet::new();
         let mut lost_races = 0;
         loop {
             let deltas = self
                 .query_prefix(dir_pk.to_owned(), dir::DELTA, DELTAS_PER_FOLD)
                 .await?;
             if deltas.is_empty() {
-                return Ok(folded);
+                return Ok((folded, days));
             }
             let slots = deltas
                 .iter()
@@ -199,9 +210,21 @@ impl Store {
                 let sk = sk.ok_or_else(|| StoreError::Corrupt("delta without key".into()))?;
                 tx = tx.delete("delta", key(dir_pk.to_owned(), &sk), EXISTS, &[])?;
             }
-            tx = add_to_directory(tx, dir_pk, &Additions::of(slots)?)?;
+            let mut add = Additions::of(slots.iter().copied())?;
+            // The months only, with each day's changes beside its entries.
+            add.days.clear();
+            for (slot, c) in &slots {
+                if let (Some(month), Some(day)) = (slot.get(..7), slot.get(8..10)) {
+                    let parts = &mut add.months.entry(month.to_owned()).or_default().1;
+                    *parts.entry(format!("v{day}")).or_default() += c.abs();
+                }
+                if let Some(day) = slot.get(..10) {
+                    days.insert(day.to_owned());
+                }
+            }
+            tx = add_to_directory(tx, dir_pk, &add)?;
             match tx.commit().await {
-                Ok(()) => folded += deltas.len() as u64,
+                Ok(()) => folded.changes += deltas.len() as u64,
                 // Another fold took some of them first: read again.
                 Err(TxError::Cancelled(c)) if c.failed("delta") && lost_races < 20 => {
                     lost_races += 1
@@ -212,8 +235,9 @@ impl Store {
         }
     }
 
-    /// The directory partitions holding pending deltas (a full scan: for
-    /// operators and benchmarks, not for requests).
+    /// The directory partitions holding changes to compact: shards of day
+    /// counts, or deltas of a previous release (a full scan: for operators and
+    /// benchmarks, not for requests).
     pub async fn pending_indexes(&self) -> Result<Vec<String>, StoreError> {
         let mut found = std::collections::BTreeSet::new();
         let mut start = None;
@@ -222,10 +246,11 @@ impl Store {
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("#type = :delta")
+                .filter_expression("#type IN (:delta, :tally)")
                 .expression_attribute_names("#type", "type")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_values(":delta", s("delta"))
+                .expression_attribute_values(":tally", s("tally"))
                 .projection_expression("#pk")
                 .set_exclusive_start_key(start.take())
                 .send()

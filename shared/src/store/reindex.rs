@@ -2,14 +2,14 @@
 //! listing for each active customer that has none, safe while the table serves
 //! requests and resumable from any page of its scan.
 
-use crate::domain::{Customer, CustomerState, time};
+use crate::domain::{Customer, CustomerState};
 
 use super::customers::{decode_customer, unexpected};
-use super::rank::slot;
 use super::table::{
     CUSTOMER_ACTIVE, EntryItem, Item, LEGACY_COUNTERS, Listing, NOT_EXISTS, REPROJECT,
-    customer_key, dir_delta_item, n, s,
+    customer_key, n, s,
 };
+use super::tally::count;
 use super::tx::TxError;
 use super::{Store, StoreError, observe};
 
@@ -85,15 +85,10 @@ impl Store {
                     (":count", n(customer.member_count as i64)),
                 ],
             )?;
-            let at = slot("", &time::to_seconds(&customer.created_at));
             for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
                 let entry = serde_dynamo::to_item(EntryItem::new(&listing, &customer))?;
-                tx = tx.put("entry", entry, NOT_EXISTS, &[])?.put(
-                    "delta",
-                    dir_delta_item(&listing.index_pk(), &at, 1),
-                    NOT_EXISTS,
-                    &[],
-                )?;
+                tx = tx.put("entry", entry, NOT_EXISTS, &[])?;
+                tx = count(tx, &listing, &customer, 1)?;
             }
             match tx.commit().await {
                 Ok(()) => return Ok(true),

@@ -146,6 +146,9 @@ pub enum Metric {
     ReconcileDrifted,
     /// Drifted customers a reconciliation repaired.
     ReconcileRepaired,
+    /// Age of the oldest listing count change a compaction of a listing's
+    /// directory moved into its months (how far the fold lags).
+    FoldLagSeconds,
 }
 
 impl Metric {
@@ -167,6 +170,7 @@ impl Metric {
         Self::ReconcileChecked,
         Self::ReconcileDrifted,
         Self::ReconcileRepaired,
+        Self::FoldLagSeconds,
     ];
 
     /// The metric's name in CloudWatch.
@@ -188,6 +192,7 @@ impl Metric {
             Self::ReconcileChecked => "ReconcileChecked",
             Self::ReconcileDrifted => "ReconcileDrifted",
             Self::ReconcileRepaired => "ReconcileRepaired",
+            Self::FoldLagSeconds => "FoldLagSeconds",
         }
     }
 
@@ -195,7 +200,7 @@ impl Metric {
     pub fn unit(self) -> Unit {
         match self {
             Self::Latency | Self::CascadeStepDuration => Unit::Milliseconds,
-            Self::OldestDeletionAgeSeconds => Unit::Seconds,
+            Self::OldestDeletionAgeSeconds | Self::FoldLagSeconds => Unit::Seconds,
             _ => Unit::Count,
         }
     }
@@ -215,7 +220,8 @@ impl Metric {
             | Self::OldestDeletionAgeSeconds
             | Self::ReconcileChecked
             | Self::ReconcileDrifted
-            | Self::ReconcileRepaired => &[],
+            | Self::ReconcileRepaired
+            | Self::FoldLagSeconds => &[],
             Self::SyncEvents => &[D::Source, D::Outcome],
             Self::CascadeSteps | Self::CascadeStepDuration => &[D::Step, D::Outcome],
             Self::StripeCalls | Self::StripeErrors => &[D::Operation],
@@ -574,6 +580,14 @@ pub fn deletion_backlog(count: u64, oldest_age: Duration) {
         .emit();
 }
 
+/// How far the fold of listing counts lags: the age of the oldest change one
+/// compaction of a listing's directory moved into its months.
+pub fn fold_lag(age: Duration) {
+    Document::new()
+        .value(Metric::FoldLagSeconds, seconds(age))
+        .emit();
+}
+
 /// How a deletion cascade step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepOutcome {
@@ -845,6 +859,7 @@ mod tests {
                 "ReconcileChecked",
                 "ReconcileDrifted",
                 "ReconcileRepaired",
+                "FoldLagSeconds",
             ]
         );
         for metric in Metric::ALL {
@@ -964,6 +979,17 @@ mod tests {
         assert_eq!(doc["OldestDeletionAgeSeconds"], 90.5);
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Unit"],
+            "Seconds"
+        );
+    }
+
+    #[test]
+    fn the_fold_lag_is_in_seconds_without_dimensions() {
+        let doc = one(|| fold_lag(Duration::from_millis(12_250)));
+        assert_eq!(directives(&doc), [(vec![], strings(&["FoldLagSeconds"]))]);
+        assert_eq!(doc["FoldLagSeconds"], 12.25);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
             "Seconds"
         );
     }

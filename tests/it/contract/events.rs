@@ -913,7 +913,7 @@ fn stream_value(v: &AttributeValue) -> Value {
 
 /// The template's filters pass exactly the INSERTs the stream consumer acts on
 /// (billing::store::table::stream_customer, then the consumer: a customer
-/// record in the deleting state, a listing count delta, a membership audit
+/// record in the deleting state, a shard of listing day counts, a membership audit
 /// entry), for every item of the table: `record` (a stream record of the
 /// sample) as the INSERT of each item.
 async fn check_stream_filters(app: &TestApp, name: &str, record: &Value) {
@@ -950,7 +950,7 @@ async fn check_stream_filters(app: &TestApp, name: &str, record: &Value) {
                 entry.action.is_membership(),
             ),
             Some(StreamCustomer::Deleting(_)) => ("deleting customer".to_owned(), true),
-            Some(StreamCustomer::Counted(_)) => ("delta".to_owned(), true),
+            Some(StreamCustomer::Counted(_)) => ("listing count".to_owned(), true),
             Some(StreamCustomer::Removed(_)) => panic!("{name}: an INSERT removes nothing"),
             None => (format!("{:?}", image.get("type")), false),
         };
@@ -963,7 +963,7 @@ async fn check_stream_filters(app: &TestApp, name: &str, record: &Value) {
             acted_on.insert(kind);
         }
     }
-    for kind in ["deleting customer", "delta", "audit member.added"] {
+    for kind in ["deleting customer", "listing count", "audit member.added"] {
         assert!(acted_on.contains(kind), "{name}: the table held a {kind}");
     }
 }

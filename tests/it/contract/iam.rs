@@ -87,8 +87,8 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
     }
     // Customer records, memberships, Stripe lookups, listing entries.
     let mut grants = BTreeSet::from([plain("GetItem", &table)]);
-    // The deletion cascade: member items by query, transactional puts (listing
-    // count deltas), updates and deletes, and Stripe.
+    // The deletion cascade: member items by query, transactional puts, updates
+    // (listing day counts) and deletes, and Stripe.
     let cascade = [
         plain("Query", &table),
         in_tx("PutItem"),
@@ -100,11 +100,12 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
         USER_DELETED_HOOK => grants.extend(cascade),
         // Signed by Stripe: its endpoint secret, and the Stripe key (each event
         // reads Stripe's state), never the JWT key. An event replaces the record
-        // and its entries (Put), puts deltas, the applied event and the lookup,
-        // deletes the entries of listings it leaves and an old lookup: no
-        // Update, no Query.
+        // and its entries (Put), puts the applied event and the lookup, adds to
+        // the listings' day counts (Update), deletes the entries of listings it
+        // leaves and an old lookup: no Query.
         STRIPE_WEBHOOK => grants.extend([
             in_tx("PutItem"),
+            in_tx("UpdateItem"),
             in_tx("DeleteItem"),
             secret("StripeWebhookSecretArn", None),
             secret("StripeSecretKeySecretArn", None),
@@ -126,10 +127,12 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
             plain("Query", &table),
             plain("BatchGetItem", &table),
             in_tx("PutItem"),
+            in_tx("UpdateItem"),
             in_tx("DeleteItem"),
             secret("StripeSecretKeySecretArn", None),
         ]),
-        // The cascade, the folds of listing deltas (Query, Update, Delete),
+        // The cascade, the compaction of listing day counts (Query, Update,
+        // Delete) and their days' fences (Put),
         // and the events: customer.deleted and the membership events.
         STREAM_CONSUMER => {
             grants.extend(cascade);

@@ -460,6 +460,59 @@ pub mod dir {
     pub const COUNT: &str = "count";
 }
 
+/// The sharded day counts of a customer listing (see `store::tally`): every
+/// change of a listing's entries adds to one of [`tally::SHARDS`] items in its
+/// transaction, and the stream consumer compacts them into the months.
+///
+/// | item   | SK                      | attributes |
+/// |--------|-------------------------|------------|
+/// | shard  | `DIR#S#<n>`             | `count`, `d<YYYYMMDD>` (entries), `v<YYYYMMDD>` (changes), `chg`, `firstAt` |
+/// | month  | `DIR#M#<YYYY-MM>`       | `count`, `dDD`, `vDD` |
+/// | fences | `DIRF#<YYYY-MM-DD>#<nnnnn>` | `ver`, `keys`: every [`tally::FENCE_EVERY`]-th sort key of the day |
+pub mod tally {
+    /// Sort key prefix of a shard.
+    pub const SHARD: &str = "DIR#S#";
+    /// Shards per listing: writers pick one by their customer's id.
+    pub const SHARDS: u32 = 8;
+    /// Sort key prefix of a day's fences (sorts after every directory read).
+    pub const FENCES: &str = "DIRF#";
+    /// Entries between two fences of a day.
+    pub const FENCE_EVERY: u64 = 32;
+    /// Fences per fence item.
+    pub const FENCES_PER_ITEM: u64 = 128;
+    /// Attribute of a shard: changes it holds (its version, for compaction).
+    pub const CHANGES: &str = "chg";
+    /// Attribute of a shard: when its oldest uncompacted change was written.
+    pub const FIRST_AT: &str = "firstAt";
+    /// Attribute of a fence item: the day's version its fences were read at.
+    pub const VERSION: &str = "ver";
+    /// Attribute of a fence item: the fences, in order.
+    pub const KEYS: &str = "keys";
+}
+
+/// Key of shard `shard` of the day counts in directory `pk`.
+pub fn tally_shard_key(pk: &str, shard: u32) -> Item {
+    key(pk.to_owned(), &format!("{}{shard}", tally::SHARD))
+}
+
+/// Key of fence item `n` of `day` (`YYYY-MM-DD`) in directory `pk`.
+pub fn fences_key(pk: &str, day: &str, n: u64) -> Item {
+    key(pk.to_owned(), &format!("{}{day}#{n:05}", tally::FENCES))
+}
+
+/// Update of a shard: `:delta` entries more (or fewer) on a day and one more
+/// change, given the day's attributes (`d<YYYYMMDD>`, `v<YYYYMMDD>`); values
+/// `:delta`, `:one`, `:tally`, `:now`.
+pub fn tally_add(count_attr: &str, version_attr: &str) -> String {
+    format!(
+        "ADD #count :delta, {count_attr} :delta, {version_attr} :one, {} :one \
+         SET #type = :tally, {} = if_not_exists({}, :now)",
+        tally::CHANGES,
+        tally::FIRST_AT,
+        tally::FIRST_AT
+    )
+}
+
 /// Key of a directory month (`bucket` = `<group><YYYY-MM>`).
 pub fn dir_month_key(pk: &str, bucket: &str) -> Item {
     key(pk.to_owned(), &format!("{}{bucket}", dir::MONTH))
@@ -902,7 +955,8 @@ pub enum StreamCustomer {
     Deleting(CustomerId),
     /// The record was removed.
     Removed(CustomerId),
-    /// A listing's directory (in this partition) got a delta to fold.
+    /// A listing's directory (in this partition) got a change to compact (a
+    /// shard's day counts, or a delta a previous release wrote).
     Counted(String),
     /// An audit entry was written (the outbox of the membership events).
     Audited(Box<crate::domain::audit::AuditEntry>),
@@ -918,7 +972,8 @@ struct ImageCustomer {
 }
 
 /// Reads a stream record: `None` for anything but a customer record entering the
-/// deleting state or being removed, a directory delta or a new audit entry.
+/// deleting state or being removed, a written shard of day counts, a directory
+/// delta or a new audit entry.
 pub fn stream_customer(
     record: &aws_lambda_events::dynamodb::EventRecord,
 ) -> Option<StreamCustomer> {
@@ -934,6 +989,14 @@ pub fn stream_customer(
                 .ok()
                 .and_then(|i| i.into_entry().ok())
                 .map(|e| StreamCustomer::Audited(Box::new(e)))
+        }
+        "INSERT" | "MODIFY" if is_kind(&record.change.new_image, "tally") => {
+            match record.change.keys.get(PK) {
+                Some(serde_dynamo::AttributeValue::S(pk)) => {
+                    Some(StreamCustomer::Counted(pk.clone()))
+                }
+                _ => None,
+            }
         }
         "INSERT" if is_kind(&record.change.new_image, "delta") => {
             match record.change.keys.get(PK) {
