@@ -984,9 +984,12 @@ mod tests {
     }
 
     #[test]
-    fn the_fold_lag_is_in_seconds_without_dimensions() {
+    fn the_fold_lag_is_in_seconds_by_stack_only() {
         let doc = one(|| fold_lag(Duration::from_millis(12_250)));
-        assert_eq!(directives(&doc), [(vec![], strings(&["FoldLagSeconds"]))]);
+        assert_eq!(
+            directives(&doc),
+            [(strings(&["Stack"]), strings(&["FoldLagSeconds"]))]
+        );
         assert_eq!(doc["FoldLagSeconds"], 12.25);
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
