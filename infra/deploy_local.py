@@ -33,7 +33,9 @@ from samtranslator.yaml_helper import yaml_parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGION = "us-east-1"
-STACK = "billing-admin-local"
+# Short enough that the names moto generates from it fit their limits (an
+# archive name is at most 48 characters: stack, logical id and a suffix).
+STACK = "billing-local"
 BUCKET = "billing-admin-artifacts"
 ACCOUNT = "123456789012"
 PARAMETERS = {
@@ -139,7 +141,12 @@ def check_functions(template, transformed, stack_resources, lam):
         got = config.get("Environment", {}).get("Variables", {})
         want_names = {k for k, v in want.items()
                       if not (isinstance(v, dict) and "Fn::If" in v and _if_is_novalue(v, transformed))}
-        expect(f"{name} environment variables", sorted(got), sorted(want_names))
+        # A reference to a resource moto does not create (e.g. a generated secret)
+        # leaves the variable out of moto's function: checked in the transform only.
+        unmodeled = {k for k, v in want.items()
+                     if isinstance(v, dict) and set(v) == {"Ref"} and v["Ref"] in transformed["Resources"]
+                     and v["Ref"] not in stack_resources}
+        expect(f"{name} environment variables", sorted(set(got) - unmodeled), sorted(want_names - unmodeled))
         for key, value in want.items():
             value = resolve(value, template)
             if isinstance(value, str) and key in got:
