@@ -365,6 +365,11 @@ fn alarm_names(template: &Yaml) -> BTreeMap<String, Vec<String>> {
     };
     let mut out = BTreeMap::new();
     for (name, metrics) in &alarms {
+        // One 429 alarm per route: written once as `<stack>-<route>-429`.
+        if name.ends_with("-429") && metrics.iter().any(|m| m == "TooManyRequests") {
+            out.insert("<stack>-<route>-429".to_owned(), metrics.clone());
+            continue;
+        }
         let generic = binaries.iter().find_map(|b| {
             let suffix = name.strip_prefix(&format!("<stack>-{b}-"))?;
             per_function(suffix).then(|| format!("<stack>-<function>-{suffix}"))
