@@ -310,14 +310,16 @@ async fn concurrent_webhooks_and_deletes_never_drift(env: &'static Env) {
         tokio::spawn(async move {
             let path = format!("/customer/{id}");
             let mut reply = app.admin(Method::DELETE, &path, None).await;
+            let mut retried = false;
             for _ in 0..5 {
                 if reply.status != StatusCode::SERVICE_UNAVAILABLE {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 reply = app.admin(Method::DELETE, &path, None).await;
+                retried = true;
             }
-            reply
+            (reply, retried)
         })
     });
     let (delivered, deleted) = tokio::join!(join_all(deliveries), join_all(deletes));
@@ -326,7 +328,12 @@ async fn concurrent_webhooks_and_deletes_never_drift(env: &'static Env) {
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
     }
     for reply in deleted {
-        assert_eq!(reply.expect("delete").status, StatusCode::NO_CONTENT);
+        let (reply, retried) = reply.expect("delete");
+        // A 503 can come after the deletion committed (its answer outran the
+        // deadline): the retry then finds nothing, a 404. Gone either way (below).
+        let done = reply.status == StatusCode::NO_CONTENT
+            || (retried && reply.status == StatusCode::NOT_FOUND);
+        assert!(done, "{} {:?}", reply.status, reply.json);
     }
     // THEN no deleted customer came back, and every listing's items is its count
     for (id, _, _) in made.iter().take(7) {
