@@ -244,20 +244,13 @@ impl AuditEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{NewCustomer, SubscriptionStatus, TierName};
+    use crate::domain::SubscriptionStatus;
 
     fn customer() -> Customer {
-        Customer::from(&NewCustomer {
-            id: CustomerId::random(),
-            name: "Acme".into(),
-            tier_name: TierName::parse("pro").unwrap(),
-            tier_id: uuid::Uuid::nil(),
-            subscription_status: SubscriptionStatus::Active,
-            created_at: super::super::now(),
-            owner_user_id: UserId::random(),
+        Customer {
             stripe_customer_id: Some("cus_1".into()),
-            stripe_subscription_id: None,
-        })
+            ..Customer::sample()
+        }
     }
 
     #[test]

@@ -110,6 +110,25 @@ pub struct Membership {
     pub joined_at: Timestamp,
 }
 
+#[cfg(test)]
+impl Customer {
+    /// An active "Acme" on the `pro` tier, created now, with a random owner
+    /// and no Stripe ids: the record unit tests start from.
+    pub(crate) fn sample() -> Self {
+        Self::from(&NewCustomer {
+            id: CustomerId::random(),
+            name: "Acme".into(),
+            tier_name: TierName::parse("pro").unwrap_or_else(|e| panic!("{e}")),
+            tier_id: Uuid::nil(),
+            subscription_status: SubscriptionStatus::Active,
+            created_at: super::now(),
+            owner_user_id: UserId::random(),
+            stripe_customer_id: None,
+            stripe_subscription_id: None,
+        })
+    }
+}
+
 impl From<&NewCustomer> for Customer {
     /// The customer a new one becomes: active, with no members yet.
     fn from(c: &NewCustomer) -> Self {

@@ -483,22 +483,12 @@ fn event_item(e: &EventStamp) -> super::table::Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{NewCustomer, UserId, now};
+    use crate::domain::now;
 
     fn customer(platform_version: Option<u64>) -> Customer {
         Customer {
             platform_version,
-            ..Customer::from(&NewCustomer {
-                id: CustomerId::random(),
-                name: "Acme".into(),
-                tier_name: TierName::parse("pro").unwrap(),
-                tier_id: Uuid::nil(),
-                subscription_status: SubscriptionStatus::Active,
-                created_at: now(),
-                owner_user_id: UserId::random(),
-                stripe_customer_id: None,
-                stripe_subscription_id: None,
-            })
+            ..Customer::sample()
         }
     }
 

@@ -528,17 +528,7 @@ mod tests {
     fn customer(tier_source: Option<TierSource>) -> Customer {
         Customer {
             tier_source,
-            ..Customer::from(&NewCustomer {
-                id: CustomerId::random(),
-                name: "Acme".into(),
-                tier_name: TierName::parse("pro").unwrap(),
-                tier_id: Uuid::nil(),
-                subscription_status: SubscriptionStatus::Active,
-                created_at: now(),
-                owner_user_id: UserId::random(),
-                stripe_customer_id: None,
-                stripe_subscription_id: None,
-            })
+            ..Customer::sample()
         }
     }
 

@@ -1046,17 +1046,7 @@ mod tests {
     #[test]
     fn a_replacement_is_conditioned_on_the_revision_and_tier_owner_read() {
         // GIVEN a record as read, first without a revision or tier owner
-        let mut c = Customer::from(&NewCustomer {
-            id: CustomerId::random(),
-            name: "Acme".into(),
-            tier_name: TierName::parse("pro").unwrap(),
-            tier_id: Uuid::nil(),
-            subscription_status: SubscriptionStatus::Active,
-            created_at: crate::domain::now(),
-            owner_user_id: UserId::random(),
-            stripe_customer_id: None,
-            stripe_subscription_id: None,
-        });
+        let mut c = Customer::sample();
         // THEN the condition is that neither has appeared since
         let (expr, values) = provenance_as_read(&c);
         assert_eq!(
