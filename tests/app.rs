@@ -14,7 +14,7 @@ pub const PUBLIC_KEY: &str = include_str!("../infra/dev-keys/jwt-ed25519.pub.pem
 /// Private half.
 pub const PRIVATE_KEY: &str = include_str!("../infra/dev-keys/jwt-ed25519.pem");
 /// The API's path prefix.
-pub const API: &str = billing::http::PREFIX;
+pub const API: &str = billing::api::PREFIX;
 
 /// Token settings the tests sign and verify with.
 pub fn jwt_settings() -> JwtSettings {

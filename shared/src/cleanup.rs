@@ -12,7 +12,6 @@ use crate::domain::audit::{Actor, Origin};
 use crate::domain::{CustomerId, CustomerState, Role, UserId, now, time};
 use crate::events::{CustomerDeleted, PublishError, Publisher};
 use crate::sender::ExpectedSender;
-use crate::startup::Dependencies;
 use crate::store::table::{StreamCustomer, stream_customer};
 use crate::store::{Store, StoreError};
 
@@ -62,18 +61,6 @@ pub struct Cleanup {
     publisher: Publisher,
     grace: Duration,
     sender: Option<ExpectedSender>,
-}
-
-impl From<Dependencies> for Cleanup {
-    fn from(deps: Dependencies) -> Self {
-        let sender = deps.platform_sender.clone();
-        let cleanup =
-            Self::new(deps.store, deps.payments, deps.publisher).with_grace(deps.cascade_grace);
-        match sender {
-            Some(sender) => cleanup.with_sender(sender),
-            None => cleanup,
-        }
-    }
 }
 
 impl Cleanup {
@@ -303,48 +290,10 @@ impl Cleanup {
 }
 
 /// The stream consumer's name: its function, and the actor of what it does.
-const STREAM_CONSUMER: &str = "cleanup-stream";
-
-/// Runs the DynamoDB Streams consumer Lambda. It answers with the batch's failed
-/// record (see [`Cleanup::on_stream_batch`]); the event source mapping needs
-/// `FunctionResponseTypes: [ReportBatchItemFailures]` for Lambda to read it.
-pub async fn run_stream_lambda() -> Result<(), lambda_runtime::Error> {
-    crate::telemetry::init();
-    crate::telemetry::metrics::set_function(STREAM_CONSUMER);
-    let cleanup = Cleanup::from(Dependencies::from_env().await?);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        |event: lambda_runtime::LambdaEvent<Event>| {
-            let cleanup = &cleanup;
-            async move {
-                Ok::<_, lambda_runtime::Error>(cleanup.on_stream_batch(&event.payload).await)
-            }
-        },
-    ))
-    .await
-}
+pub const STREAM_CONSUMER: &str = "cleanup-stream";
 
 /// The `user.deleted` hook's function (and `Function` metric dimension).
 pub const USER_DELETED_HOOK: &str = "user-deleted";
-
-/// Runs the `user.deleted` hook Lambda (an EventBridge rule's target). It
-/// needs the expected sender (`PLATFORM_EVENT_SOURCE`, `PLATFORM_ACCOUNT_ID`);
-/// an event from another is answered as done (nothing retries it).
-pub async fn run_user_deleted_lambda() -> Result<(), lambda_runtime::Error> {
-    crate::telemetry::init();
-    crate::telemetry::metrics::set_function(USER_DELETED_HOOK);
-    let deps = Dependencies::from_env().await?;
-    if deps.platform_sender.is_none() {
-        return Err(crate::config::ConfigError::missing("PLATFORM_EVENT_SOURCE").into());
-    }
-    let cleanup = Cleanup::from(deps);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
-            let cleanup = &cleanup;
-            async move { cleanup.on_user_deleted_invocation(&event.payload).await }
-        },
-    ))
-    .await
-}
 
 /// Logs a failed invocation (the platform retries it) and hands it to the runtime.
 fn failed(err: CleanupError) -> lambda_runtime::Error {

@@ -6,10 +6,7 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
-
 use crate::domain::{Timestamp, now};
-use crate::startup::Dependencies;
 use crate::store::{Store, StoreError};
 use crate::telemetry::metrics;
 
@@ -48,29 +45,6 @@ pub async fn report(store: &Store) -> Result<DeletionBacklog, StoreError> {
     Ok(backlog)
 }
 
-/// Runs the scheduled Lambda (an EventBridge schedule's target; the event's
-/// content is not used).
-pub async fn run_deletion_monitor_lambda() -> Result<(), lambda_runtime::Error> {
-    crate::telemetry::init();
-    metrics::set_function(FUNCTION);
-    let store = Dependencies::from_env().await?.store;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        |_: lambda_runtime::LambdaEvent<EventBridgeEvent<serde_json::Value>>| {
-            let store = &store;
-            async move {
-                match report(store).await {
-                    Ok(_) => Ok::<(), lambda_runtime::Error>(()),
-                    Err(err) => {
-                        tracing::error!(error = %err, cause = ?std::error::Error::source(&err), "deletion backlog not read");
-                        Err(err.into())
-                    }
-                }
-            }
-        },
-    ))
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,7 +65,7 @@ mod tests {
 
     #[test]
     fn a_scheduled_event_parses() {
-        let event: EventBridgeEvent<serde_json::Value> =
+        let event: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
             serde_json::from_value(serde_json::json!({
                 "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
                 "detail-type": "Scheduled Event", "source": "aws.events",

@@ -17,8 +17,8 @@ pub use crate::cascade::Closed;
 use crate::config::SecretSource;
 use crate::deadline::Deadline;
 use crate::domain::{CustomerId, StripeIdKind, TierName};
-use crate::http::{InsecureUrl, secure_url};
 use crate::secrets::{Refreshing, SecretError};
+use crate::secure_url::{InsecureUrl, secure_url};
 use uuid::Uuid;
 
 mod fixtures;

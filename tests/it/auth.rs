@@ -269,10 +269,11 @@ async fn secrets_manager_holds_the_jwt_and_stripe_keys(env: &'static Env) {
         .unwrap()
     };
     // WHEN the dependencies are built the way a Lambda builds them
-    let deps = billing::startup::Dependencies::build(&config_with(&[]), &env.sdk)
+    let deps = billing::runtime::Deps::new(config_with(&[]), env.sdk.clone());
+    let state = deps
+        .api(false)
         .await
-        .expect("dependencies from Secrets Manager");
-    let state = billing::api::State::try_from(deps).expect("HTTP state");
+        .expect("the HTTP state from Secrets Manager");
     // THEN tokens signed with the private half are accepted, and the Stripe key works:
     // a customer with Stripe objects is deleted through the cascade.
     let customer = app.customer_with_stripe(Spec::default()).await;
@@ -304,7 +305,8 @@ async fn secrets_manager_holds_the_jwt_and_stripe_keys(env: &'static Env) {
     // AND a missing secret stops the cold start with an error naming it, not a panic
     for key in ["JWT_PUBLIC_KEY_SECRET_ID", "STRIPE_SECRET_KEY_SECRET_ID"] {
         let config = config_with(&[(key, "does-not-exist".to_owned())]);
-        let err = billing::startup::Dependencies::build(&config, &env.sdk)
+        let err = billing::runtime::Deps::new(config, env.sdk.clone())
+            .api(false)
             .await
             .err()
             .expect("missing secret fails");

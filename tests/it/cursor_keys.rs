@@ -81,10 +81,10 @@ async fn the_cursor_key_is_read_from_secrets_manager_at_cold_start(env: &'static
         .expect("config")
     };
     // WHEN the dependencies are built as a Lambda builds them
-    let deps = billing::startup::Dependencies::build(&settings(&name), &env.sdk)
+    let keys = billing::runtime::Deps::new(settings(&name), env.sdk.clone())
+        .cursor_keys()
         .await
-        .expect("dependencies");
-    let keys = deps.cursor_keys.clone().expect("cursor keys");
+        .expect("cursor keys");
     // THEN its cursors are sealed under the secret's value: another instance
     // given the same key opens them, one with another key does not
     let listing = with(&app, keys);
@@ -94,10 +94,10 @@ async fn the_cursor_key_is_read_from_secrets_manager_at_cold_start(env: &'static
     let other = with(&app, CursorKeys::fixed(Cursors::new("another-key")));
     assert_eq!(after(&other, &next).await.0, StatusCode::BAD_REQUEST);
     // AND a missing secret stops the cold start with an error naming it
-    let err = billing::startup::Dependencies::build(&settings("no-such-cursor-key"), &env.sdk)
+    let err = billing::runtime::Deps::new(settings("no-such-cursor-key"), env.sdk.clone())
+        .cursor_keys()
         .await
-        .err()
-        .expect("a missing secret fails");
+        .expect_err("a missing secret fails");
     assert!(err.to_string().contains("no-such-cursor-key"), "{err}");
 }
 

@@ -380,7 +380,7 @@ async fn database_failures_are_500_without_internals(env: &'static Env) {
     );
     let id = uuid::Uuid::new_v4();
     let body = json!({"userID": uuid::Uuid::new_v4(), "role": "user"}).to_string();
-    for endpoint in billing::http::Endpoint::ALL {
+    for endpoint in billing::api::Endpoint::ALL {
         let method = endpoint.method();
         let path = endpoint
             .path()

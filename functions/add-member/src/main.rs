@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    billing::api::run_lambda(billing::http::Endpoint::AddMember).await
+    billing::runtime::run_endpoint(billing::api::Endpoint::AddMember).await
 }

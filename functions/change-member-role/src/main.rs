@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    billing::api::run_lambda(billing::http::Endpoint::ChangeMemberRole).await
+    billing::runtime::run_endpoint(billing::api::Endpoint::ChangeMemberRole).await
 }

@@ -11,7 +11,7 @@ use lambda_http::{Body, Response};
 
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
-/// Where the console lives (its routes are in `billing::http::CONSOLE_ROUTES`).
+/// Where the console lives (its routes are in `billing::api::CONSOLE`).
 pub const BASE: &str = "/console/";
 
 /// Tiers the filter offers when `CONSOLE_TIERS` is not set: the demo's.
@@ -188,7 +188,7 @@ pub fn respond(settings: &Settings, path: &str) -> Response<Body> {
     }
     secured(
         settings,
-        billing::error::ApiError::RouteNotFound.into_response(),
+        billing::http::ApiError::RouteNotFound.into_response(),
         Caching::Revalidate,
     )
 }
@@ -267,7 +267,7 @@ fn secured(settings: &Settings, mut response: Response<Body>, caching: Caching) 
 
 /// Whether the console serves this request (every other request is the API's).
 pub fn serves(method: &Method, path: &str) -> bool {
-    method == Method::GET && billing::http::is_console_path(path)
+    method == Method::GET && billing::api::is_console_path(path)
 }
 
 #[cfg(test)]

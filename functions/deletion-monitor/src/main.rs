@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    billing::monitor::run_deletion_monitor_lambda().await
+    billing::runtime::run_deletion_monitor().await
 }

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    billing::sync::platform::run_lambda().await
+    billing::runtime::run_platform_customer().await
 }

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    billing::sync::reconcile::run_lambda().await
+    billing::runtime::run_reconcile().await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    billing::api::run_route_not_found_lambda().await
+    billing::runtime::run_route_not_found().await
 }

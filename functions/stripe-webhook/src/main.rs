@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    billing::sync::webhook::run_lambda().await
+    billing::runtime::run_webhook().await
 }

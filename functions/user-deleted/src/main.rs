@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    billing::cleanup::run_user_deleted_lambda().await
+    billing::runtime::run_user_deleted().await
 }

@@ -10,11 +10,9 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use billing::api::State;
 use billing::auth::{issue_api_key, sign};
-use billing::cleanup::Cleanup;
+use billing::runtime::Deps;
 use billing::seed::{Fixtures, demo, seed};
-use billing::startup::Dependencies;
 use billing::store::Store;
 use billing::sync::platform::{CUSTOMER_CREATED, CUSTOMER_UPDATED, Platform, PlatformError};
 use billing_dev::import::{self, Source};
@@ -327,21 +325,26 @@ async fn run(command: Command) -> Result<(), Error> {
         return Ok(());
     }
     let sdk = local::sdk(&config).await;
-    let deps = Dependencies::build(&config, &sdk).await?;
-    let store = deps.store.clone();
+    let deps = Deps::new(config.clone(), sdk.clone());
+    let store = deps.store();
     match command {
         Command::Serve { port } => {
             // The webhook needs its secret and Stripe (which it reads).
-            let hooks = deps.webhook_secrets.clone().zip(deps.payments.clone()).map(
-                |(secrets, payments)| {
-                    billing::sync::webhook::Webhooks::new(deps.store.clone(), secrets, payments)
-                },
-            );
+            let hooks = match config.stripe_webhook_secret.is_some() && config.stripe.is_some() {
+                true => Some(billing::sync::webhook::Webhooks::new(
+                    store.clone(),
+                    deps.webhook_secrets().await?,
+                    deps.required_payments().await?,
+                )),
+                false => None,
+            };
             let console = console::Settings::from_env()?;
-            server::serve(State::try_from(deps)?, hooks, console, port).await?
+            // Cursors sealed under the configured key, else a key of this process.
+            let state = deps.api(config.cursor_key.is_some()).await?;
+            server::serve(state, hooks, console, port).await?
         }
         Command::ConsumeStream { interval } => {
-            consume_stream(deps, &sdk, &config, interval).await?
+            consume_stream(&deps, &sdk, &config, interval).await?
         }
         Command::CreateTable => {
             if store.table_exists().await? {
@@ -357,7 +360,7 @@ async fn run(command: Command) -> Result<(), Error> {
                     .map_err(|e| format!("{}: {e}", path.display()))?,
                 None => demo(),
             };
-            let report = seed(&store, deps.payments.as_ref(), &fixtures).await?;
+            let report = seed(&store, deps.payments().await?.as_ref(), &fixtures).await?;
             eprintln!(
                 "seeded {} customers and {} members ({} already existed)",
                 report.created, report.members, report.existing
@@ -369,18 +372,25 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         Command::Reindex { checkpoint } => reindex::run(&store, checkpoint.as_deref()).await?,
         command @ Command::Import { .. } => {
-            run_import(&store, deps.payments.as_ref(), command).await?
+            run_import(&store, deps.payments().await?.as_ref(), command).await?
         }
         Command::Reconcile { repair } => {
             let payments = deps
-                .payments
-                .as_ref()
+                .payments()
+                .await?
                 .ok_or("reconcile needs Stripe settings")?;
-            reconcile::run(&store, payments, repair).await?
+            reconcile::run(&store, &payments, repair).await?
         }
         Command::SendEvent { kind, detail, id } => {
             let region = config.region.clone();
-            send_event(&Platform::from(deps), region.as_deref(), &kind, &detail, id).await?
+            send_event(
+                &deps.platform().await?,
+                region.as_deref(),
+                &kind,
+                &detail,
+                id,
+            )
+            .await?
         }
         Command::Token { .. } => {}
     }
@@ -502,7 +512,7 @@ async fn send_event(
 
 /// Consumes the table's stream until SIGTERM/Ctrl-C (see [`stream::consume`]).
 async fn consume_stream(
-    deps: Dependencies,
+    deps: &Deps,
     sdk: &aws_config::SdkConfig,
     config: &billing::config::Config,
     interval: u64,
@@ -514,11 +524,12 @@ async fn consume_stream(
     let streams = aws_sdk_dynamodbstreams::Client::from_conf(builder.build());
     let stop = server::shutdown();
     tokio::pin!(stop);
+    let store = deps.store();
     let poller = tokio::select! {
-        opened = StreamPoller::open(deps.store.client(), streams, &config.table_name) => opened?,
+        opened = StreamPoller::open(store.client(), streams, &config.table_name) => opened?,
         () = &mut stop => return Ok(()),
     };
-    let cleanup = Cleanup::from(deps);
+    let cleanup = deps.cleanup().await?;
     // Metrics of this process are the stream consumer's, as in AWS.
     billing::telemetry::metrics::set_function("cleanup-stream");
     tracing::info!(table = %config.table_name, "consuming the table's stream");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::State as AxumState;
 use billing::api::{State, dispatch};
-use billing::error::ApiError;
+use billing::http::ApiError;
 use billing::sync::webhook::{self, Webhooks};
 use lambda_http::Body;
 use tokio::sync::Notify;

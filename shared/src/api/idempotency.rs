@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
 use crate::domain::Invalid;
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::store::{Answer, Claim, ClaimRequest, Claimed, Store};
 
 /// The request header.

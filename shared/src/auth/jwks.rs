@@ -392,7 +392,7 @@ pub fn ttl(cache_control: Option<&str>, options: &JwksOptions) -> Duration {
 impl Jwks {
     /// `https://`, or `http://` on a loopback host.
     pub fn check_url(url: &str) -> Result<http::Uri, JwksError> {
-        crate::http::secure_url(url).map_err(|e| JwksError::Url(e.to_string()))
+        crate::secure_url::secure_url(url).map_err(|e| JwksError::Url(e.to_string()))
     }
 }
 

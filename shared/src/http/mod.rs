@@ -1,17 +1,17 @@
-//! HTTP plumbing shared by the Lambdas and the local server: routes, request
-//! parsing and JSON responses.
+//! HTTP plumbing shared by the Lambdas and the local server: the error a
+//! request can end in, path templates, request parsing and JSON responses.
 
+mod error;
+mod path;
 mod request;
-mod routes;
-mod url;
 
 use http::{StatusCode, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
-pub use request::{JsonObject, Query, json_object, path_param, within_size};
-pub use routes::{CONSOLE_FUNCTION, CONSOLE_ROUTES, Endpoint, PREFIX, is_console_path, route};
-pub use url::{InsecureUrl, secure_url};
+pub use error::ApiError;
+pub use path::{PathParams, match_template};
+pub use request::{Query, json_body, path_param, within_size};
 
 /// A Lambda request from a plain HTTP request, with its query string parsed as
 /// API Gateway does (the local server and the tests use it).
@@ -65,8 +65,8 @@ mod tests {
         let responses = [
             json(StatusCode::OK, &serde_json::json!({"customers": []})),
             no_content(),
-            crate::error::ApiError::RouteNotFound.into_response(),
-            crate::error::ApiError::Forbidden.into_response(),
+            ApiError::RouteNotFound.into_response(),
+            ApiError::Forbidden.into_response(),
         ];
         for response in responses {
             assert_eq!(

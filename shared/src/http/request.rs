@@ -3,10 +3,11 @@
 use http::header;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::{Request, RequestExt};
-use serde_json::{Map, Value};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
+use super::ApiError;
 use crate::domain::Invalid;
-use crate::error::ApiError;
 
 /// Largest accepted request body.
 const MAX_BODY: usize = 16 * 1024;
@@ -65,11 +66,11 @@ pub fn within_size(req: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A JSON object body.
-pub type JsonObject = Map<String, Value>;
-
-/// The body as a JSON object; requires `Content-Type: application/json`.
-pub fn json_object(req: &Request) -> Result<JsonObject, ApiError> {
+/// The body, a JSON object, as `T`; requires `Content-Type: application/json`.
+/// `T` takes each field as it comes (an `Option<Value>`, say) and its
+/// conversion into domain types says what is wrong with a field: anything that
+/// is not a JSON object `T` accepts is 400 `malformed_body`.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -83,11 +84,12 @@ pub fn json_object(req: &Request) -> Result<JsonObject, ApiError> {
         });
     }
     within_size(req)?;
+    let malformed = ApiError::Body {
+        code: "malformed_body",
+        message: "the body must be a JSON object",
+    };
     match serde_json::from_slice(req.body().as_ref()) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(ApiError::Body {
-            code: "malformed_body",
-            message: "the body must be a JSON object",
-        }),
+        Ok(object @ Value::Object(_)) => serde_json::from_value(object).map_err(|_| malformed),
+        _ => Err(malformed),
     }
 }

@@ -61,7 +61,7 @@ impl Payments {
             source: StripeError::ClientError(why),
         };
         let base = self.base_url.trim_end_matches('/');
-        if !base.starts_with("http://") || crate::http::secure_url(base).is_err() {
+        if !base.starts_with("http://") || crate::secure_url::secure_url(base).is_err() {
             return Err(failed(format!(
                 "a subscription is put in status {} only on the local fake Stripe \
                  (plain http on loopback); Stripe reaches it with test clocks",

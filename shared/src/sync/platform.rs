@@ -39,7 +39,6 @@ use crate::domain::{
     TierSource, UserId, customer_name, now,
 };
 use crate::sender::ExpectedSender;
-use crate::startup::Dependencies;
 use crate::store::{Applied, CustomerChange, EventStamp, Store, StoreError};
 use crate::telemetry::metrics;
 
@@ -204,17 +203,6 @@ pub struct Platform {
     #[cfg(feature = "stripe")]
     payments: Option<crate::payments::Payments>,
     sender: Option<ExpectedSender>,
-}
-
-impl From<Dependencies> for Platform {
-    fn from(deps: Dependencies) -> Self {
-        Self {
-            store: deps.store,
-            #[cfg(feature = "stripe")]
-            payments: deps.payments,
-            sender: deps.platform_sender,
-        }
-    }
 }
 
 impl Platform {
@@ -498,26 +486,6 @@ fn check_id(id: Option<&str>, kind: StripeIdKind) -> Result<(), PlatformError> {
         Some(Err(invalid)) => Err(reject(invalid.message)),
         _ => Ok(()),
     }
-}
-
-/// Runs the platform customer events Lambda (an EventBridge rule's target). It
-/// needs the expected sender (`PLATFORM_EVENT_SOURCE`, `PLATFORM_ACCOUNT_ID`);
-/// an event from another is answered as done (nothing retries it).
-pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
-    crate::telemetry::init();
-    metrics::set_function(FUNCTION);
-    let deps = Dependencies::from_env().await?;
-    if deps.platform_sender.is_none() {
-        return Err(crate::config::ConfigError::missing("PLATFORM_EVENT_SOURCE").into());
-    }
-    let platform = Platform::from(deps);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
-            let platform = &platform;
-            async move { platform.on_invocation(&event.payload).await }
-        },
-    ))
-    .await
 }
 
 #[cfg(test)]

@@ -710,47 +710,6 @@ pub fn repair_setting(value: Option<&str>) -> Result<bool, crate::config::Config
     }
 }
 
-/// The scheduled Lambda: each invocation (an EventBridge scheduled event,
-/// its content ignored) reconciles every customer, repairing when
-/// `RECONCILE_REPAIR=true`; logs each drift and returns the counts.
-pub async fn run_lambda() -> Result<(), lambda_runtime::Error> {
-    crate::telemetry::init();
-    metrics::set_function(FUNCTION);
-    let repair = repair_setting(std::env::var(REPAIR_SETTING).ok().as_deref())?;
-    let deps = crate::startup::Dependencies::from_env().await?;
-    let payments = deps
-        .payments
-        .ok_or_else(|| crate::config::ConfigError::missing("STRIPE_SECRET_KEY(_SECRET_ID)"))?;
-    let reconciler = Reconciler::new(deps.store, payments);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        |_: lambda_runtime::LambdaEvent<Value>| {
-            let reconciler = &reconciler;
-            async move {
-                let report = reconciler.run(repair).await.inspect_err(|e| {
-                    tracing::error!(error = %e, cause = ?std::error::Error::source(e), "reconciliation failed");
-                })?;
-                for d in &report.drifts {
-                    let kinds: Vec<&str> = d.kinds.iter().map(|k| k.as_str()).collect();
-                    tracing::warn!(
-                        customer = %d.customer,
-                        kinds = %kinds.join(","),
-                        repair = d.repair.as_deref().unwrap_or("none"),
-                        "billing drift"
-                    );
-                }
-                Ok::<Value, lambda_runtime::Error>(serde_json::json!({
-                    "checked": report.checked,
-                    "drifted": report.drifted,
-                    "repaired": report.repaired,
-                    "repairFailed": report.repair_failed,
-                    "stripeOnly": report.stripe_only,
-                }))
-            }
-        },
-    ))
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -43,12 +43,12 @@
 mod endpoint;
 
 #[cfg(feature = "stripe")]
-pub use endpoint::{ApplyError, Outcome, Webhooks, run_lambda};
+pub use endpoint::{ApplyError, Outcome, Webhooks};
 
-/// The route's path.
-pub const PATH: &str = "/api/billing/v1/webhooks/stripe";
+/// The route's path ([`crate::api::WEBHOOK`]).
+pub const PATH: &str = crate::api::WEBHOOK.path;
 /// The function (and `Function` metric dimension) serving it.
-pub const FUNCTION: &str = "stripe-webhook";
+pub const FUNCTION: &str = crate::api::WEBHOOK.function;
 /// Largest body accepted: Stripe's events are a few KiB.
 pub const MAX_BODY: usize = 256 * 1024;
 /// `source` of Stripe's events in the applied-event ids and the metrics.

@@ -12,6 +12,7 @@
 //! ([`metrics`]), never through the log filter.
 
 pub mod metrics;
+pub mod request;
 
 use std::future::Future;
 use std::io::Write;

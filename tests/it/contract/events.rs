@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
+use billing::api::{Endpoint, PREFIX};
 use billing::cleanup::{Cleanup, UserCleanup};
 use billing::domain::{CustomerId, Role, Timestamp, UserId, time};
 use billing::events::{CustomerDeleted, Publisher, UserDeleted};
-use billing::http::{Endpoint, PREFIX};
 use billing::store::table::{StreamCustomer, TableDefinition, customer_key, stream_customer};
 use billing::sync::platform::{
     CUSTOMER_CREATED, CUSTOMER_UPDATED, Platform, PlatformError, PlatformOutcome,
@@ -124,7 +124,7 @@ impl Invokes {
         match self {
             Self::Endpoint(e) => e.function(),
             Self::RouteNotFound => ROUTE_NOT_FOUND,
-            Self::Console => billing::http::CONSOLE_FUNCTION,
+            Self::Console => billing::api::CONSOLE_FUNCTION,
             Self::StreamConsumer => STREAM_CONSUMER,
             Self::UserDeletedHook => USER_DELETED_HOOK,
             Self::DeletionMonitor => DELETION_MONITOR,
@@ -212,7 +212,7 @@ fn check_event(endpoint: Endpoint, name: &str, event: &Value) {
         "{name}: the token is a placeholder the test replaces"
     );
     // The path parameters are what the router extracts from rawPath.
-    let (routed, params) = billing::http::route(&endpoint.method(), raw_path)
+    let (routed, params) = billing::api::route(&endpoint.method(), raw_path)
         .unwrap_or_else(|e| panic!("{name}: rawPath does not route: {e}"));
     assert_eq!(routed, endpoint, "{name}");
     let params: BTreeMap<String, Value> = params.into_iter().map(|(k, v)| (k, json!(v))).collect();
@@ -601,7 +601,7 @@ pub(super) async fn events_run_through_the_real_handlers(env: &'static Env) {
         let event: Value = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{name}: {e}"));
         match invokes {
             Invokes::Endpoint(endpoint) => run_http_event(env, endpoint, &name, &raw, &event).await,
-            Invokes::RouteNotFound => run_route_not_found_event(&name, &raw, &event),
+            Invokes::RouteNotFound => run_route_not_found_event(&name, &raw, &event).await,
             Invokes::Console => run_console_event(&name, &raw, &event),
             Invokes::StreamConsumer => run_stream_event(env, &name, &raw, &event).await,
             Invokes::UserDeletedHook => run_user_deleted_event(env, &name, &raw, &event).await,
@@ -656,7 +656,7 @@ fn check_route_not_found_event(name: &str, event: &Value) {
         .and_then(|m| m.parse().ok())
         .unwrap_or_else(|| panic!("{name}: requestContext.http.method"));
     assert!(
-        billing::http::route(&method, raw_path).is_err(),
+        billing::api::route(&method, raw_path).is_err(),
         "{name}: {method} {raw_path} matches a route, so API Gateway would not send it to $default"
     );
     assert!(
@@ -670,7 +670,7 @@ fn check_route_not_found_event(name: &str, event: &Value) {
 }
 
 /// The `$default` route's answer to `event` with another method and path.
-fn route_not_found_with(event: &Value, method: &str, path: &str) -> Reply {
+async fn route_not_found_with(event: &Value, method: &str, path: &str) -> Reply {
     let mut event = event.clone();
     event["rawPath"] = json!(path);
     event["requestContext"]["http"]["path"] = json!(path);
@@ -679,10 +679,10 @@ fn route_not_found_with(event: &Value, method: &str, path: &str) -> Reply {
     let req = lambda_http::request::from_str(&raw).expect("event parses");
     assert_eq!(req.method().as_str(), method);
     assert_eq!(req.uri().path(), path);
-    Reply::from(billing::api::route_not_found(&req))
+    Reply::from(billing::api::route_not_found(&req).await)
 }
 
-fn run_route_not_found_event(name: &str, raw: &str, event: &Value) {
+async fn run_route_not_found_event(name: &str, raw: &str, event: &Value) {
     check_route_not_found_event(name, event);
     // GIVEN the event, parsed as the Lambda runtime does: PUT on the customers list
     let req = lambda_http::request::from_str(raw)
@@ -690,7 +690,7 @@ fn run_route_not_found_event(name: &str, raw: &str, event: &Value) {
     assert_eq!(req.method(), Method::PUT, "{name}");
     assert_eq!(req.uri().path(), format!("{PREFIX}/customers"), "{name}");
     // WHEN it reaches the function's handler
-    let reply = Reply::from(billing::api::route_not_found(&req));
+    let reply = Reply::from(billing::api::route_not_found(&req).await);
     // THEN it is 405 with the path's methods in `Allow`, in the error convention
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{name}");
     assert_eq!(reply.headers["allow"], "GET", "{name}");
@@ -704,7 +704,7 @@ fn run_route_not_found_event(name: &str, raw: &str, event: &Value) {
         ),
         ("POST", "/".to_owned()),
     ] {
-        let reply = route_not_found_with(event, method, &path);
+        let reply = route_not_found_with(event, method, &path).await;
         assert_eq!(
             reply.status,
             StatusCode::NOT_FOUND,
@@ -721,7 +721,8 @@ fn run_route_not_found_event(name: &str, raw: &str, event: &Value) {
         );
     }
     // and a known path with several routes allows each of their methods
-    let reply = route_not_found_with(event, "PATCH", &format!("{PREFIX}/customer/{CUSTOMER}"));
+    let reply =
+        route_not_found_with(event, "PATCH", &format!("{PREFIX}/customer/{CUSTOMER}")).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{name}");
     let allowed: BTreeSet<&str> = reply.headers["allow"]
         .to_str()
@@ -737,9 +738,9 @@ fn run_route_not_found_event(name: &str, raw: &str, event: &Value) {
 fn run_console_event(name: &str, raw: &str, event: &Value) {
     let route_key = event["routeKey"].as_str().expect("routeKey");
     assert!(
-        billing::http::CONSOLE_ROUTES
+        billing::api::CONSOLE
             .iter()
-            .any(|(method, path)| format!("{method} {path}") == route_key),
+            .any(|m| format!("{} {}", m.method, m.path) == route_key),
         "{name}: {route_key} is a console route"
     );
     assert_eq!(event["requestContext"]["routeKey"], route_key, "{name}");

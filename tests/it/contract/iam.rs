@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use billing::http::Endpoint;
+use billing::api::Endpoint;
 use billing::store::table::idempotency_key;
 use billing_tests::Env;
 
@@ -40,7 +40,7 @@ fn idempotency_partitions() -> String {
 /// and nothing more. TransactWriteItems is no IAM action: its Put/Update/Delete are
 /// authorized as PutItem/UpdateItem/DeleteItem within it.
 fn expected_grants(binary: &str) -> BTreeSet<Grant> {
-    if binary == ROUTE_NOT_FOUND || binary == billing::http::CONSOLE_FUNCTION {
+    if binary == ROUTE_NOT_FOUND || binary == billing::api::CONSOLE_FUNCTION {
         // It answers from the route table (or the console's embedded assets)
         // alone: no table, no secret, nothing but the logging SAM's basic
         // execution role gives every function.
@@ -378,7 +378,7 @@ pub(super) async fn template_grants_each_function_exactly_its_calls(_env: &'stat
             "{}: no role of its own",
             f.logical_id
         );
-        if f.binary == ROUTE_NOT_FOUND || f.binary == billing::http::CONSOLE_FUNCTION {
+        if f.binary == ROUTE_NOT_FOUND || f.binary == billing::api::CONSOLE_FUNCTION {
             assert!(
                 !f.properties.contains_key("Policies"),
                 "{}: no Policies at all",

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use billing::api::{Endpoint, PREFIX};
 use billing::domain::audit::{Action, Actor};
 use billing::domain::{PageRequest, Role, SubscriptionStatus};
-use billing::http::{Endpoint, PREFIX};
 use billing::store::Applied;
 use billing::sync::signature::SignatureError;
 use billing_tests::Env;

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+use billing::api::{CONSOLE, CONSOLE_FUNCTION, Endpoint, PREFIX};
 use billing::config::{KeySource, SecretSource};
-use billing::http::{CONSOLE_FUNCTION, CONSOLE_ROUTES, Endpoint, PREFIX};
 use billing::store::table::TableDefinition;
 use billing_tests::Env;
 use billing_tests::servers::repo_root;
@@ -82,9 +82,9 @@ pub(super) async fn template_routes_are_the_endpoints(_env: &'static Env) {
         !WEBHOOK_ROUTE.1.starts_with(PREFIX),
         "the webhook is not under {PREFIX}"
     );
-    let console_routes: BTreeSet<(String, String)> = CONSOLE_ROUTES
+    let console_routes: BTreeSet<(String, String)> = CONSOLE
         .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .map(|m| (m.method.to_owned(), m.path.to_owned()))
         .collect();
     let mut routes = BTreeSet::new();
     for f in &functions {
@@ -119,7 +119,7 @@ pub(super) async fn template_routes_are_the_endpoints(_env: &'static Env) {
             assert_eq!(
                 console_routes.contains(route),
                 f.binary == CONSOLE_FUNCTION,
-                "{}: {CONSOLE_FUNCTION} serves exactly {CONSOLE_ROUTES:?} ({route:?})",
+                "{}: {CONSOLE_FUNCTION} serves exactly {console_routes:?} ({route:?})",
                 f.logical_id
             );
             if f.binary == CONSOLE_FUNCTION {

@@ -1,18 +1,13 @@
 //! The webhook endpoint itself (with the `stripe` feature: it reads Stripe).
 
-use std::time::Instant;
-
 use lambda_http::{Body, Request, Response};
-use tracing::Instrument;
 
-use crate::api::{finish, request_ids, request_span};
-use crate::config::ConfigError;
 use crate::domain::{Customer, CustomerState, Timestamp, now};
-use crate::error::ApiError;
+use crate::http::ApiError;
 use crate::payments::{Payments, PaymentsError, StripeCustomer};
-use crate::startup::{Dependencies, InitError};
 use crate::store::{Applied, CustomerChange, EventStamp, Store, StoreError};
 use crate::telemetry::metrics;
+use crate::telemetry::request::enveloped;
 
 use super::{FUNCTION, MAX_BODY, SOURCE};
 use crate::sync::reconcile::{Billing, Truth, drift};
@@ -25,21 +20,6 @@ pub struct Webhooks {
     store: Store,
     secrets: WebhookSecrets,
     payments: Payments,
-}
-
-impl TryFrom<Dependencies> for Webhooks {
-    type Error = InitError;
-
-    /// Fails when the endpoint secret or Stripe is not configured.
-    fn try_from(deps: Dependencies) -> Result<Self, InitError> {
-        let secrets = deps
-            .webhook_secrets
-            .ok_or_else(|| ConfigError::missing("STRIPE_WEBHOOK_SECRET(_SECRET_ID)"))?;
-        let payments = deps
-            .payments
-            .ok_or_else(|| ConfigError::missing("STRIPE_SECRET_KEY(_SECRET_ID)"))?;
-        Ok(Self::new(deps.store, secrets, payments))
-    }
 }
 
 /// What became of one event; `as_str` is its outcome in the answer, the logs
@@ -110,18 +90,12 @@ impl Webhooks {
     /// and counted like the admin requests (`Requests`, `Latency`), and each
     /// event in `SyncEvents` by outcome.
     pub async fn handle(&self, req: &Request) -> Response<Body> {
-        let started = Instant::now();
-        let ids = request_ids(req);
-        let span = request_span(FUNCTION, &ids);
-        let work = async {
-            let response = match self.serve(req).await {
-                Ok(response) => response,
-                Err(err) => err.into_response(),
-            };
-            finish(FUNCTION, &response, started, &ids);
-            response
-        };
-        metrics::in_function(FUNCTION, work.instrument(span)).await
+        enveloped(FUNCTION, req, |_| async {
+            self.serve(req)
+                .await
+                .unwrap_or_else(ApiError::into_response)
+        })
+        .await
     }
 
     async fn serve(&self, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -267,16 +241,4 @@ fn refused(err: SignatureError) -> ApiError {
             SignatureError::Expired => "the Stripe-Signature timestamp is too old or too new",
         },
     }
-}
-
-/// Runs the webhook Lambda.
-pub async fn run_lambda() -> Result<(), lambda_http::Error> {
-    crate::telemetry::init();
-    metrics::set_function(FUNCTION);
-    let hooks = Webhooks::try_from(Dependencies::from_env().await?)?;
-    lambda_http::run(lambda_http::service_fn(|req: Request| {
-        let hooks = &hooks;
-        async move { Ok::<_, std::convert::Infallible>(hooks.handle(&req).await) }
-    }))
-    .await
 }

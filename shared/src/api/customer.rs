@@ -1,39 +1,46 @@
+//! One customer: read it, delete it.
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use super::State;
 use super::idempotency::answer_of;
+use super::views::CustomerDetail;
+use super::{Call, State, customer_id};
 use crate::deadline::Deadline;
-use crate::domain::CustomerId;
-use crate::domain::audit::Origin;
-use crate::error::ApiError;
-use crate::http::{no_content, path_param};
-use crate::store::{Answering, Claimed};
+use crate::http::{ApiError, json, no_content};
+use crate::store::Answering;
 
 /// Time kept back from the function's own timeout, whatever came before the
 /// cascade, to answer (the 503 `deletion_in_progress`) before Lambda cuts it off.
 const ANSWER_RESERVE: Duration = Duration::from_secs(2);
 
+/// `GET /customer/{customerID}`
+pub async fn get(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+    let id = customer_id(req)?;
+    let customer = state.store.get_customer(&id).await?;
+    Ok(json(StatusCode::OK, &CustomerDetail::from(&customer)))
+}
+
 /// `DELETE /customer/{customerID}`: runs (or resumes) the deletion cascade within its
 /// time budget; 503 `deletion_in_progress` when the budget runs out first.
-pub async fn run(
+pub async fn delete(
     state: &State,
     req: &Request,
-    origin: &Origin,
-    claim: Option<&Claimed>,
+    call: Call<'_>,
 ) -> Result<Response<Body>, ApiError> {
-    let id = CustomerId::parse(&path_param(req, "customerID")?)?;
+    let id = customer_id(req)?;
     let deadline = deadline(state, req);
     // The answer of a deletion that begins, committed as it begins: pending
     // while this request runs the rest of the cascade (resumable, and
     // finished by the stream consumer should this request die).
     let answer = answer_of(&no_content());
     let answer = move |_: &()| answer.clone();
-    let answering = claim.map(|c| Answering::pending(c, &answer));
+    let answering = call.claim.map(|c| Answering::pending(c, &answer));
     let deleted = state
         .cascade
-        .run_answered(&id, deadline, origin, answering.as_ref())
+        .run_answered(&id, deadline, call.origin, answering.as_ref())
         .await?;
     let billing = deleted.billing.unwrap_or_default();
     tracing::info!(
