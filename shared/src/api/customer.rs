@@ -3,13 +3,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Request, RequestExt};
 
 use super::idempotency::answer_of;
 use super::views::CustomerDetail;
-use super::{Call, State, customer_id};
+use super::{Call, Reply, State, customer_id};
 use crate::deadline::Deadline;
-use crate::http::{ApiError, json, no_content};
+use crate::http::{json, no_content};
 use crate::store::Answering;
 
 /// Time kept back from the function's own timeout, whatever came before the
@@ -17,7 +17,7 @@ use crate::store::Answering;
 const ANSWER_RESERVE: Duration = Duration::from_secs(2);
 
 /// `GET /customer/{customerID}`
-pub async fn get(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn get(state: &State, req: &Request) -> Reply {
     let id = customer_id(req)?;
     let customer = state.store.get_customer(&id).await?;
     Ok(json(StatusCode::OK, &CustomerDetail::from(&customer)))
@@ -25,11 +25,7 @@ pub async fn get(state: &State, req: &Request) -> Result<Response<Body>, ApiErro
 
 /// `DELETE /customer/{customerID}`: runs (or resumes) the deletion cascade within its
 /// time budget; 503 `deletion_in_progress` when the budget runs out first.
-pub async fn delete(
-    state: &State,
-    req: &Request,
-    call: Call<'_>,
-) -> Result<Response<Body>, ApiError> {
+pub async fn delete(state: &State, req: &Request, call: Call<'_>) -> Reply {
     let id = customer_id(req)?;
     let deadline = deadline(state, req);
     // The answer of a deletion that begins, committed as it begins: pending

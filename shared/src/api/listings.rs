@@ -10,13 +10,13 @@ use lambda_http::{Body, Request, Response};
 use super::views::{
     AuditList, AuditView, CustomerList, CustomerSummary, MemberList, MemberView, PageInfo,
 };
-use super::{State, customer_id};
+use super::{Reply, State, customer_id};
 use crate::domain::{SubscriptionStatus, TierName};
-use crate::http::{ApiError, Query, json};
+use crate::http::{Query, json};
 use crate::store::{Listing, Page, PageAt, StoreError};
 
 /// `GET /customers?page&limit&tierName&status&cursor`
-pub async fn customers(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn customers(state: &State, req: &Request) -> Reply {
     let query = Query::of(req);
     let tier = query.single("tierName")?.map(TierName::parse).transpose()?;
     let status = query
@@ -36,7 +36,7 @@ pub async fn customers(state: &State, req: &Request) -> Result<Response<Body>, A
 }
 
 /// `GET /customer/{customerID}/members?page&limit&cursor`
-pub async fn members(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn members(state: &State, req: &Request) -> Reply {
     let id = customer_id(req)?;
     let read = |at| state.store.list_members(&id, at);
     list(
@@ -57,7 +57,7 @@ pub async fn members(state: &State, req: &Request) -> Result<Response<Body>, Api
 
 /// `GET /customer/{customerID}/audit?page&limit&cursor`: newest first, also
 /// for a deleted customer.
-pub async fn audit(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn audit(state: &State, req: &Request) -> Reply {
     let id = customer_id(req)?;
     let read = |at| state.store.list_audit(&id, at);
     list(
@@ -85,7 +85,7 @@ async fn list<T, Read, Found, Answer>(
     scope: &str,
     read: Read,
     answer: Answer,
-) -> Result<Response<Body>, ApiError>
+) -> Reply
 where
     Read: FnOnce(PageAt) -> Found,
     Found: Future<Output = Result<Page<T>, StoreError>>,

@@ -2,19 +2,19 @@
 //! customer a user belongs to.
 
 use http::StatusCode;
-use lambda_http::{Body, Request, Response};
+use lambda_http::Request;
 use serde_json::json;
 
 use super::bodies::{NewMember, NewMemberBody, RoleBody};
 use super::idempotency::answer_of;
 use super::views::{MemberRoleView, MembershipView};
-use super::{Call, State, customer_id, user_id};
+use super::{Call, Reply, State, customer_id, user_id};
 use crate::domain::{Member, Role, now};
 use crate::http::{ApiError, json, json_body};
 use crate::store::Answering;
 
 /// `POST /customer/{customerID}/member` with `{"userID", "role"}`.
-pub async fn add(state: &State, req: &Request, call: Call<'_>) -> Result<Response<Body>, ApiError> {
+pub async fn add(state: &State, req: &Request, call: Call<'_>) -> Reply {
     let id = customer_id(req)?;
     let new = NewMember::try_from(json_body::<NewMemberBody>(req)?)?;
     let member = Member {
@@ -36,11 +36,7 @@ pub async fn add(state: &State, req: &Request, call: Call<'_>) -> Result<Respons
 
 /// `PATCH /customer/{customerID}/member/{userID}` with `{"role"}`: answers the
 /// member as it is now.
-pub async fn change_role(
-    state: &State,
-    req: &Request,
-    call: Call<'_>,
-) -> Result<Response<Body>, ApiError> {
+pub async fn change_role(state: &State, req: &Request, call: Call<'_>) -> Reply {
     let id = customer_id(req)?;
     let user = user_id(req)?;
     let role = Role::try_from(json_body::<RoleBody>(req)?)?;
@@ -55,11 +51,7 @@ pub async fn change_role(
 }
 
 /// `DELETE /customer/{customerID}/member/{userID}`
-pub async fn remove(
-    state: &State,
-    req: &Request,
-    call: Call<'_>,
-) -> Result<Response<Body>, ApiError> {
+pub async fn remove(state: &State, req: &Request, call: Call<'_>) -> Reply {
     let id = customer_id(req)?;
     let user = user_id(req)?;
     state.store.remove_member(&id, &user, call.origin).await?;
@@ -67,7 +59,7 @@ pub async fn remove(
 }
 
 /// `GET /user/{userID}/customer`
-pub async fn user_customer(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+pub async fn user_customer(state: &State, req: &Request) -> Reply {
     let user = user_id(req)?;
     let membership = state
         .store

@@ -88,6 +88,9 @@ fn random_key() -> Result<Vec<u8>, getrandom::Error> {
 /// The function (and `Function` metric dimension) answering unrouted requests.
 pub const ROUTE_NOT_FOUND: &str = "route-not-found";
 
+/// What a handler answers: its response, or the error it ends in.
+pub type Reply = Result<Response<Body>, ApiError>;
+
 /// The `customerID` path parameter.
 fn customer_id(req: &Request) -> Result<CustomerId, Invalid> {
     CustomerId::parse(&path_param(req, "customerID")?)

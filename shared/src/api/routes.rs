@@ -6,9 +6,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use http::Method;
-use lambda_http::{Body, Request, Response};
+use lambda_http::Request;
 
-use super::{Call, State};
+use super::{Call, Reply, State};
 use super::{customer, listings, members};
 use crate::http::{ApiError, PathParams, match_template};
 use crate::iam::TableAccess;
@@ -41,7 +41,7 @@ pub enum Endpoint {
 }
 
 /// What a handler returns: its answer, or the error it ends in.
-pub type Answer<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, ApiError>> + Send + 'a>>;
+pub type Answer<'a> = Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
 
 /// A handler: the request, authenticated and authorized, in its call.
 pub type Handler = for<'a> fn(&'a State, &'a Request, Call<'a>) -> Answer<'a>;
