@@ -4,14 +4,17 @@
 
 use crate::domain::{Customer, CustomerState};
 
-use super::customers::{decode_customer, unexpected};
+use super::customers::decode_customer;
+use super::error::StoreError;
+use super::handle::Store;
+use super::observe::observe;
+use super::retry::{Attempt, optimistic};
 use super::table::{
-    CUSTOMER_ACTIVE, EntryItem, Item, LEGACY_COUNTERS, Listing, NOT_EXISTS, REPROJECT,
-    customer_key, n, s,
+    CUSTOMER_ACTIVE, CUSTOMER_KIND, EntryItem, IS_CUSTOMER, Item, LEGACY_COUNTERS, Listing,
+    NOT_EXISTS, REPROJECT, TYPE, customer_key, n, s,
 };
 use super::tally::count;
-use super::tx::TxError;
-use super::{Store, StoreError, observe};
+use super::tx::{TxError, Write};
 
 /// Customer records read per page of the scan.
 const PAGE: i32 = 100;
@@ -41,9 +44,9 @@ impl Store {
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("#type = :customer")
-                .expression_attribute_names("#type", "type")
-                .expression_attribute_values(":customer", s("customer"))
+                .filter_expression(IS_CUSTOMER)
+                .expression_attribute_names("#type", TYPE)
+                .expression_attribute_values(":customer", s(CUSTOMER_KIND))
                 .limit(PAGE)
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
@@ -73,10 +76,10 @@ impl Store {
 
     /// Gives an active customer its entry and count in every listing, unless
     /// it has them: `Ok(false)` then, or when it is no longer active.
-    async fn reproject(&self, mut customer: Customer) -> Result<bool, StoreError> {
-        for _ in 0..3 {
+    async fn reproject(&self, customer: Customer) -> Result<bool, StoreError> {
+        optimistic(customer, |customer| async move {
             let mut tx = self.tx().update(
-                "customer",
+                Write::Customer,
                 customer_key(&customer.id),
                 REPROJECT,
                 Some(&format!("{CUSTOMER_ACTIVE} AND #members = :count")),
@@ -85,26 +88,25 @@ impl Store {
                     (":count", n(customer.member_count as i64)),
                 ],
             )?;
-            for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
+            for listing in Listing::of(&customer) {
                 let entry = serde_dynamo::to_item(EntryItem::new(&listing, &customer))?;
-                tx = tx.put("entry", entry, NOT_EXISTS, &[])?;
+                tx = tx.put(Write::Entry, entry, NOT_EXISTS, &[])?;
                 tx = count(tx, &listing, &customer, 1)?;
             }
             match tx.commit().await {
-                Ok(()) => return Ok(true),
-                Err(TxError::Cancelled(c)) if c.failed("entry") => return Ok(false),
+                Ok(()) => Ok(Attempt::Done(true)),
+                Err(TxError::Cancelled(c)) if c.failed(Write::Entry) => Ok(Attempt::Done(false)),
                 // Changed since it was read (members, or deletion began): read again.
-                Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                Err(TxError::Cancelled(c)) if c.failed(Write::Customer) => {
                     match self.find_customer(&customer.id).await? {
-                        Some(c) if c.state == CustomerState::Active => customer = c,
-                        _ => return Ok(false),
+                        Some(c) if c.state == CustomerState::Active => Ok(Attempt::Again(c)),
+                        _ => Ok(Attempt::Done(false)),
                     }
                 }
-                Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
-                Err(TxError::Store(e)) => return Err(e),
+                Err(e) => Err(e.into()),
             }
-        }
-        Err(StoreError::Contention)
+        })
+        .await
     }
 
     /// Deletes the counters of the listing indexes the listings replaced;
