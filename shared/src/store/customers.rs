@@ -206,9 +206,16 @@ impl Store {
         .await
     }
 
-    /// Whether an active customer has its entries (every customer does once the
-    /// table is reindexed): reads its entry in the listing of every customer.
+    /// Whether an active customer has its entries: yes once the table is
+    /// marked reindexed ([`Store::is_reindexed`]; a write whose entry failed
+    /// then reads again, as for a customer that moved between listings), else
+    /// its entry in the listing of every customer is read. Asked only when an
+    /// entry's condition failed: the writes of a table not reindexed yet go
+    /// without the entries its customers do not have.
     pub(super) async fn is_listed(&self, customer: &Customer) -> Result<bool, StoreError> {
+        if self.is_reindexed().await? {
+            return Ok(true);
+        }
         let entry = entry_key(&Listing::all(), &customer.created_at, &customer.id);
         Ok(self.get(entry).await?.is_some())
     }

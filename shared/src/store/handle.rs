@@ -1,5 +1,8 @@
 //! The handle on the table, and the reads every part of the store shares.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -15,6 +18,9 @@ pub struct Store {
     /// This process's writers of each customer's audit trail, one at a time
     /// (see [`super::tx::Tx::commit`]); clones share it.
     pub(super) audit_writers: AuditWriters,
+    /// Whether the table was seen marked reindexed (once it is, it stays
+    /// so); clones share it.
+    pub(super) reindexed: Arc<AtomicBool>,
 }
 
 impl Store {
@@ -24,6 +30,7 @@ impl Store {
             client,
             table: table.into(),
             audit_writers: AuditWriters::default(),
+            reindexed: Arc::default(),
         }
     }
 
@@ -60,7 +67,8 @@ impl Store {
             .send()
             .await
             .map_err(StoreError::dynamo)?;
-        Ok(())
+        // A new table holds no customer without its entries.
+        self.mark_reindexed().await
     }
 
     /// Whether the table exists.

@@ -2,7 +2,9 @@
 //! listing for each active customer that has none, safe while the table serves
 //! requests and resumable from any page of its scan.
 
-use crate::domain::{Customer, CustomerState};
+use std::sync::atomic::Ordering;
+
+use crate::domain::{Customer, CustomerState, now};
 
 use super::customers::decode_customer;
 use super::error::StoreError;
@@ -11,7 +13,7 @@ use super::observe::observe;
 use super::retry::{Attempt, optimistic};
 use super::table::{
     CUSTOMER_ACTIVE, CUSTOMER_KIND, EntryItem, IS_CUSTOMER, Item, LEGACY_COUNTERS, Listing,
-    NOT_EXISTS, REPROJECT, TYPE, customer_key, n, s,
+    NOT_EXISTS, REPROJECT, TYPE, customer_key, n, reindexed_item, reindexed_key, s,
 };
 use super::tally::count;
 use super::tx::{TxError, Write};
@@ -107,6 +109,35 @@ impl Store {
             }
         })
         .await
+    }
+
+    /// Marks the table reindexed: every active customer has its listing
+    /// entries. `billing-dev reindex` does once its scan is done, and
+    /// [`Store::create_table`] for a new table; from then on the writes no
+    /// longer allow for a customer without its entries ([`Store::is_reindexed`]).
+    pub async fn mark_reindexed(&self) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(reindexed_item(&now())))
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        Ok(())
+    }
+
+    /// Whether the table is marked reindexed ([`Store::mark_reindexed`]): one
+    /// consistent read until this store (or a clone) has seen it marked, none
+    /// after.
+    pub async fn is_reindexed(&self) -> Result<bool, StoreError> {
+        if self.reindexed.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let marked = self.get(reindexed_key()).await?.is_some();
+        if marked {
+            self.reindexed.store(true, Ordering::Relaxed);
+        }
+        Ok(marked)
     }
 
     /// Deletes the counters of the listing indexes the listings replaced;

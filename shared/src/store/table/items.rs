@@ -15,10 +15,18 @@ use super::keys::{
     MEMBERSHIP_SK, TTL_ATTRIBUTE, TYPE, applied_event_key, customer_pk, n, s, stripe_customer_key,
     user_pk,
 };
-use super::listing::{Listing, entry_sort};
+use super::listing::{Listing, entry_sort, reindexed_key};
 
 /// The kind (`type`) of a customer record.
 pub const CUSTOMER_KIND: &str = "customer";
+
+/// The item marking the table reindexed (`doneAt`: when).
+pub fn reindexed_item(at: &Timestamp) -> Item {
+    let mut item = reindexed_key();
+    item.insert(TYPE.to_owned(), s("migration"));
+    item.insert("doneAt".to_owned(), s(time::to_seconds(at)));
+    item
+}
 
 /// The lookup item of a Stripe customer.
 pub fn stripe_customer_item(stripe_id: &str, customer: &CustomerId) -> Item {
