@@ -103,7 +103,7 @@ pub fn listings(size: usize) -> Result<std::collections::BTreeSet<String>> {
     let mut pks = std::collections::BTreeSet::new();
     for i in 0..size.min(TIERS.len() * STATUSES.len()) {
         let c = new_customer(i)?;
-        for l in Listing::of(&c.tier_name, c.subscription_status) {
+        for l in Listing::of(&billing::domain::Customer::from(&c)) {
             pks.insert(l.index_pk());
         }
     }

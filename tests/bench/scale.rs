@@ -197,7 +197,7 @@ async fn seed(app: &App, n: usize) -> Result<String> {
     let mut listings = std::collections::BTreeSet::new();
     for i in 0..TIERS.len() * STATUSES.len() {
         let c = new_customer(i)?;
-        for l in Listing::of(&c.tier_name, c.subscription_status) {
+        for l in Listing::of(&billing::domain::Customer::from(&c)) {
             listings.insert(l.index_pk());
         }
     }
@@ -513,7 +513,10 @@ async fn dense(app: &App, client: &Client, table: &str, n: usize) -> Result<Tabl
         while let Some(loaded) = loads.next().await {
             loaded?;
         }
-        for l in Listing::of(&tier, billing::domain::SubscriptionStatus::Active) {
+        let listings = all
+            .first()
+            .map(|c| Listing::of(&billing::domain::Customer::from(c)));
+        for l in listings.unwrap_or_default() {
             crate::listing::fold(app, &l.index_pk()).await?;
         }
     }

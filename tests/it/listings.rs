@@ -439,10 +439,16 @@ async fn sixteen_concurrent_writers_count_exactly(env: &'static Env) {
 async fn reindex_projects_a_legacy_table_once(env: &'static Env) {
     use aws_sdk_dynamodb::types::AttributeValue::S;
     let app = TestApp::new(env).await;
-    // A table as the listing indexes left it: records with their keys, counters,
-    // no entries.
+    // A new table is born reindexed (a store of its own: the app's has seen nothing).
     let client = app.store.client();
     let table = app.store.table_name();
+    let fresh = || Store::new(client.clone(), table);
+    assert!(
+        fresh().is_reindexed().await.unwrap(),
+        "a new table is marked"
+    );
+    // A table as the listing indexes left it: records with their keys, counters,
+    // no entries, no marker.
     let mut made = Vec::new();
     for i in 0..30 {
         let status = if i % 2 == 0 { "active" } else { "past_due" };
@@ -507,6 +513,10 @@ async fn reindex_projects_a_legacy_table_once(env: &'static Env) {
         .await
         .unwrap();
     assert_eq!(app.get("/customers").await.json["items"], 0);
+    assert!(
+        !fresh().is_reindexed().await.unwrap(),
+        "a legacy table is not"
+    );
     // The endpoints keep working on customers not reindexed yet.
     let member = serde_json::json!({"userID": uuid::Uuid::new_v4(), "role": "user"});
     let path = format!("/customer/{}/member", made[0].id);
@@ -533,6 +543,12 @@ async fn reindex_projects_a_legacy_table_once(env: &'static Env) {
         app.store.fold_index(&pk).await.unwrap();
     }
     assert_eq!(app.store.drop_legacy_counters().await.unwrap(), 1);
+    // As `billing-dev reindex` ends: the table marked reindexed.
+    app.store.mark_reindexed().await.unwrap();
+    assert!(
+        fresh().is_reindexed().await.unwrap(),
+        "marked once reindexed"
+    );
     assert_every_page(&app, &made, &[4]).await;
     let record = client
         .get_item()
@@ -544,6 +560,45 @@ async fn reindex_projects_a_legacy_table_once(env: &'static Env) {
         .item
         .unwrap();
     assert!(!record.contains_key("GSI1PK") && !record.contains_key("GSI2PK"));
+
+    // Marked, the writes no longer allow for a customer without its entries:
+    // one whose entries went missing is not deleted without them (its delete
+    // reads again, then gives up), where the same delete went through above.
+    let stray = &made[2];
+    let entries = client
+        .scan()
+        .table_name(table)
+        .filter_expression("begins_with(PK, :list) AND #id = :id")
+        .expression_attribute_names("#id", "id")
+        .expression_attribute_values(":list", S("LIST#".into()))
+        .expression_attribute_values(":id", S(stray.id.to_string()))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    assert_eq!(entries.len(), 4, "an entry per listing");
+    for item in entries {
+        let key = ["PK", "SK"].map(|k| (k.to_owned(), item[k].clone())).into();
+        client
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .send()
+            .await
+            .unwrap();
+    }
+    let refused = app
+        .admin(Method::DELETE, &format!("/customer/{}", stray.id), None)
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.json
+    );
+    let still = app.get(&format!("/customer/{}", stray.id)).await;
+    assert_eq!(still.status, StatusCode::OK, "{}", still.json);
 }
 
 /// A store on `app`'s table whose client counts what it reads.

@@ -47,11 +47,14 @@ pub async fn run(store: &Store, checkpoint: Option<&Path>) -> Result<(), Error> 
         folded += store.fold_index(&pk).await?;
     }
     let dropped = store.drop_legacy_counters().await?;
+    // Every active customer has its entries now: the writes stop allowing for
+    // one without them.
+    store.mark_reindexed().await?;
     if let Some(path) = checkpoint.filter(|p| p.exists()) {
         std::fs::remove_file(path)?;
     }
     eprintln!(
-        "reindex: done in {:.1} s: {folded} counts folded, {dropped} legacy counters dropped",
+        "reindex: done in {:.1} s: {folded} counts folded, {dropped} legacy counters dropped; table marked reindexed",
         began.elapsed().as_secs_f64()
     );
     Ok(())

@@ -1,8 +1,10 @@
 //! API keys: stored by id with only a hash of the secret.
 
+use super::error::StoreError;
+use super::handle::Store;
+use super::observe::observe;
 use super::table::{API_KEY_PK, API_KEY_PREFIX, ApiKeyItem, EXISTS, Item, REVOKE, api_key_key, s};
-use super::tx::TxError;
-use super::{Store, StoreError, observe};
+use super::tx::{TxError, Write};
 use crate::domain::{Timestamp, now, time};
 
 /// An API key as the authenticator needs it.
@@ -54,7 +56,7 @@ impl Store {
                 record.expires_at.as_ref(),
             );
             let tx = self.tx().put(
-                "key",
+                Write::Key,
                 serde_dynamo::to_item(item)?,
                 super::table::NOT_EXISTS,
                 &[],
@@ -114,7 +116,7 @@ impl Store {
     pub async fn revoke_api_key(&self, key_id: &str) -> Result<bool, StoreError> {
         observe(store_span!("revoke_api_key", key_id), async {
             let tx = self.tx().update(
-                "key",
+                Write::Key,
                 api_key_key(key_id),
                 REVOKE,
                 Some(EXISTS),
@@ -122,7 +124,7 @@ impl Store {
             )?;
             match tx.commit().await {
                 Ok(()) => Ok(true),
-                Err(TxError::Cancelled(c)) if c.failed("key") => Ok(false),
+                Err(TxError::Cancelled(c)) if c.failed(Write::Key) => Ok(false),
                 Err(TxError::Cancelled(_)) => Err(StoreError::Contention),
                 Err(TxError::Store(e)) => Err(e),
             }

@@ -8,11 +8,15 @@ use aws_sdk_dynamodb::types::Select;
 use crate::domain::CustomerId;
 use crate::domain::audit::AuditEntry;
 
+use super::error::StoreError;
+use super::handle::Store;
+use super::observe::observe;
+use super::page::Page;
+use super::page::PageAt;
 use super::table::{
     AuditItem, ENTRIES_FROM, Item, LEGACY_TO, PK, SK, audit_number, audit_pk, audit_sequence_key,
     audit_sequence_of, audit_sort, key, s,
 };
-use super::{Page, PageAt, Store, StoreError, observe};
 
 /// A sort key range of a customer's audit partition.
 #[derive(Debug, Clone, Copy)]

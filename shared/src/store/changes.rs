@@ -10,10 +10,12 @@ use crate::domain::{
     TierSource, Timestamp,
 };
 
-use super::customers::unexpected;
+use super::directory::{Additions, add_to_directory};
+use super::error::StoreError;
+use super::handle::Store;
 use super::members::member_slot;
-use super::rank::Additions;
-use super::ranked::add_to_directory;
+use super::observe::observe;
+use super::retry::{Attempt, optimistic};
 use super::table::{
     CUSTOMER_AS_READ, CustomerItem, EXISTS, EntryItem, Listing, MemberItem, MembershipItem,
     NOT_EXISTS, NOT_TOMBSTONED, STRIPE_FREE_OR_OF, applied_event_item, applied_event_key,
@@ -22,11 +24,7 @@ use super::table::{
     user_tombstone_key,
 };
 use super::tally::count;
-use super::tx::{Tx, TxError};
-use super::{Store, StoreError, observe};
-
-/// Attempts at a change whose customer changes meanwhile.
-const ATTEMPTS: usize = 5;
+use super::tx::{Tx, TxError, Write};
 
 /// How long an applied event's id is kept to recognise a redelivery: longer
 /// than Stripe retries a webhook (3 days) and EventBridge an event (1 day).
@@ -214,59 +212,60 @@ impl Store {
     {
         let span = store_span!("change_customer", customer = %id);
         observe(span, async {
-            let mut listed = true;
-            for _ in 0..ATTEMPTS {
+            let decide = &decide;
+            optimistic(true, |listed| async move {
                 let Some(old) = self.find_customer(id).await? else {
-                    return Ok(Applied::NotFound);
+                    return Ok(Attempt::Done(Applied::NotFound));
                 };
                 if old.state != CustomerState::Active {
-                    return Ok(Applied::NotFound);
+                    return Ok(Attempt::Done(Applied::NotFound));
                 }
                 let version = event.and_then(|e| e.version.as_deref());
                 if let (Some(v), Some(seen)) = (version, old.billing_version.as_deref())
                     && seen > v
                 {
-                    return Ok(Applied::Stale);
+                    return Ok(Attempt::Done(Applied::Stale));
                 }
                 let Some(change) = decide(&old) else {
-                    return Ok(Applied::Unchanged);
+                    return Ok(Attempt::Done(Applied::Unchanged));
                 };
                 if change.is_stale_for(&old) {
-                    return self.stale_or_duplicate(event).await;
+                    return self.stale_or_duplicate(event).await.map(Attempt::Done);
                 }
                 let mut new = change.applied_to(&old);
                 if let Some(v) = version {
                     new.billing_version = Some(v.to_owned());
                 }
                 if new == old && event.is_none() {
-                    return Ok(Applied::Unchanged);
+                    return Ok(Attempt::Done(Applied::Unchanged));
                 }
                 let mut tx = self.replace_customer(&old, &new, listed, version)?;
                 if let Some(entry) = AuditEntry::customer_updated(origin, &old, &new) {
                     tx = tx.audit(&entry)?;
                 }
                 let tx = match event {
-                    Some(e) => tx.put("event", event_item(e), NOT_EXISTS, &[])?,
+                    Some(e) => tx.put(Write::Event, event_item(e), NOT_EXISTS, &[])?,
                     None => tx,
                 };
                 match tx.commit().await {
-                    Ok(()) => return Ok(Applied::Changed),
-                    Err(TxError::Cancelled(c)) if c.failed("event") => {
-                        return Ok(Applied::Duplicate);
+                    Ok(()) => Ok(Attempt::Done(Applied::Changed)),
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Event) => {
+                        Ok(Attempt::Done(Applied::Duplicate))
                     }
                     // Changed under us (a member, another event): read it again.
-                    Err(TxError::Cancelled(c)) if c.failed("customer") => continue,
-                    Err(TxError::Cancelled(c)) if c.failed("lookup") => {
-                        return Err(StoreError::StripeCustomerClaimed);
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Customer) => {
+                        Ok(Attempt::Again(listed))
                     }
-                    Err(TxError::Cancelled(c)) if c.failed("entry") => {
-                        listed = self.is_listed(&old).await?;
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Lookup) => {
+                        Err(StoreError::StripeCustomerClaimed)
                     }
-                    Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
-                    Err(TxError::Store(e)) => return Err(e),
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Entry) => {
+                        Ok(Attempt::Again(self.is_listed(&old).await?))
+                    }
+                    Err(e) => Err(e.into()),
                 }
-            }
-            Err(StoreError::Contention)
+            })
+            .await
         })
         .await
     }
@@ -311,26 +310,28 @@ impl Store {
         condition.push_str(&format!(" AND {provenance}"));
         values.extend(read);
         let record = serde_dynamo::to_item(CustomerItem::of(new))?;
-        let mut tx = self.tx().put("customer", record, &condition, &values)?;
+        let mut tx = self
+            .tx()
+            .put(Write::Customer, record, &condition, &values)?;
         if listed {
-            let before = Listing::of(&old.tier_name, old.subscription_status);
-            let after = Listing::of(&new.tier_name, new.subscription_status);
+            let before = Listing::of(old);
+            let after = Listing::of(new);
             let shown_changed = (&old.name, &old.tier_id) != (&new.name, &new.tier_id)
                 || old.subscription_status != new.subscription_status
                 || old.tier_name != new.tier_name;
             for listing in &before {
                 if !after.contains(listing) {
                     let entry = entry_key(listing, &old.created_at, &old.id);
-                    tx = tx.delete("entry", entry, EXISTS, &[])?;
+                    tx = tx.delete(Write::Entry, entry, EXISTS, &[])?;
                     tx = count(tx, listing, old, -1)?;
                 } else if shown_changed {
                     let entry = serde_dynamo::to_item(EntryItem::new(listing, new))?;
-                    tx = tx.put("entry", entry, EXISTS, &[])?;
+                    tx = tx.put(Write::Entry, entry, EXISTS, &[])?;
                 }
             }
             for listing in after.iter().filter(|l| !before.contains(l)) {
                 let entry = serde_dynamo::to_item(EntryItem::new(listing, new))?;
-                tx = tx.put("entry", entry, NOT_EXISTS, &[])?;
+                tx = tx.put(Write::Entry, entry, NOT_EXISTS, &[])?;
                 tx = count(tx, listing, new, 1)?;
             }
         }
@@ -338,11 +339,11 @@ impl Store {
             let ours = [(":customer", s(old.id.to_string()))];
             if let Some(gone) = &old.stripe_customer_id {
                 let key = stripe_customer_key(gone);
-                tx = tx.delete("old lookup", key, STRIPE_FREE_OR_OF, &ours)?;
+                tx = tx.delete(Write::OldLookup, key, STRIPE_FREE_OR_OF, &ours)?;
             }
             if let Some(stripe_id) = &new.stripe_customer_id {
                 let item = stripe_customer_item(stripe_id, &new.id);
-                tx = tx.put("lookup", item, STRIPE_FREE_OR_OF, &ours)?;
+                tx = tx.put(Write::Lookup, item, STRIPE_FREE_OR_OF, &ours)?;
             }
         }
         Ok(tx)
@@ -399,24 +400,27 @@ impl Store {
             let mut listed = customer.clone();
             listed.member_count = u64::from(owner.is_some());
             let item = serde_dynamo::to_item(CustomerItem::of(&listed))?;
-            let mut tx = self.tx().put("customer", item, NOT_EXISTS, &[])?.audit(
-                &AuditEntry::new(Action::CustomerCreated, origin, customer.id).changed(
-                    "state",
-                    None,
-                    Some("active"),
-                ),
-            )?;
-            for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
+            let mut tx = self
+                .tx()
+                .put(Write::Customer, item, NOT_EXISTS, &[])?
+                .audit(
+                    &AuditEntry::new(Action::CustomerCreated, origin, customer.id).changed(
+                        "state",
+                        None,
+                        Some("active"),
+                    ),
+                )?;
+            for listing in Listing::of(customer) {
                 let entry = serde_dynamo::to_item(EntryItem::new(&listing, &listed))?;
-                tx = tx.put("entry", entry, NOT_EXISTS, &[])?;
+                tx = tx.put(Write::Entry, entry, NOT_EXISTS, &[])?;
                 tx = count(tx, &listing, &listed, 1)?;
             }
             if let Some(m) = owner {
                 let membership = MembershipItem::new(&customer.id, m);
                 let membership = serde_dynamo::to_item(membership)?;
-                tx = tx.put("membership", membership, NOT_EXISTS, &[])?;
+                tx = tx.put(Write::Membership, membership, NOT_EXISTS, &[])?;
                 let member = serde_dynamo::to_item(MemberItem::new(&customer.id, m))?;
-                tx = tx.put("member", member, NOT_EXISTS, &[])?;
+                tx = tx.put(Write::Member, member, NOT_EXISTS, &[])?;
                 let add = Additions::of([(member_slot(m).as_str(), 1)])?;
                 tx = add_to_directory(tx, &customer_pk(&customer.id), &add)?.audit(
                     &AuditEntry::new(Action::MemberAdded, origin, customer.id)
@@ -426,40 +430,43 @@ impl Store {
             }
             if let Some(stripe_id) = &customer.stripe_customer_id {
                 let item = stripe_customer_item(stripe_id, &customer.id);
-                tx = tx.put("lookup", item, NOT_EXISTS, &[])?;
+                tx = tx.put(Write::Lookup, item, NOT_EXISTS, &[])?;
             }
             if let Some(e) = event {
-                tx = tx.put("event", event_item(e), NOT_EXISTS, &[])?;
+                tx = tx.put(Write::Event, event_item(e), NOT_EXISTS, &[])?;
             }
             if unless_tombstoned {
                 let values = tombstone_values(&crate::domain::now());
                 let id = customer_tombstone_key(&customer.id);
-                tx = tx.check("customer tombstone", id, NOT_TOMBSTONED, &values)?;
+                tx = tx.check(Write::CustomerTombstone, id, NOT_TOMBSTONED, &values)?;
                 if let Some(m) = owner {
                     let user = user_tombstone_key(&m.user_id);
-                    tx = tx.check("owner tombstone", user, NOT_TOMBSTONED, &values)?;
+                    tx = tx.check(Write::OwnerTombstone, user, NOT_TOMBSTONED, &values)?;
                 }
             }
             match tx.commit().await {
                 Ok(()) => Ok(Applied::Changed),
-                Err(TxError::Cancelled(c)) if c.failed("event") => Ok(Applied::Duplicate),
-                Err(TxError::Cancelled(c)) if c.failed("customer tombstone") => Err(
-                    StoreError::CustomerDeleted(deleted_at(c.old("customer tombstone"))),
+                Err(TxError::Cancelled(c)) if c.failed(Write::Event) => Ok(Applied::Duplicate),
+                Err(TxError::Cancelled(c)) if c.failed(Write::CustomerTombstone) => Err(
+                    StoreError::CustomerDeleted(deleted_at(c.old(Write::CustomerTombstone))),
                 ),
-                Err(TxError::Cancelled(c)) if c.failed("owner tombstone") => Err(
-                    StoreError::OwnerDeleted(deleted_at(c.old("owner tombstone"))),
+                Err(TxError::Cancelled(c)) if c.failed(Write::OwnerTombstone) => Err(
+                    StoreError::OwnerDeleted(deleted_at(c.old(Write::OwnerTombstone))),
                 ),
-                Err(TxError::Cancelled(c)) if c.failed("customer") || c.failed("entry") => {
+                Err(TxError::Cancelled(c))
+                    if c.failed(Write::Customer) || c.failed(Write::Entry) =>
+                {
                     Err(StoreError::CustomerExists)
                 }
-                Err(TxError::Cancelled(c)) if c.failed("membership") || c.failed("member") => {
+                Err(TxError::Cancelled(c))
+                    if c.failed(Write::Membership) || c.failed(Write::Member) =>
+                {
                     Err(StoreError::AlreadyMember)
                 }
-                Err(TxError::Cancelled(c)) if c.failed("lookup") => {
+                Err(TxError::Cancelled(c)) if c.failed(Write::Lookup) => {
                     Err(StoreError::StripeCustomerClaimed)
                 }
-                Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
-                Err(TxError::Store(e)) => Err(e),
+                Err(e) => Err(e.into()),
             }
         })
         .await

@@ -3,8 +3,14 @@
 use crate::domain::audit::{Action, AuditEntry, Origin};
 use crate::domain::{Customer, CustomerId, CustomerState, NewCustomer, Timestamp, now, time};
 
+use super::error::StoreError;
+use super::handle::Store;
 use super::idempotency::Answering;
-use super::ranked::{Ranked, Window};
+use super::listing_reader::Place;
+use super::observe::observe;
+use super::page::Page;
+use super::page::PageAt;
+use super::retry::{Attempt, optimistic};
 use super::table::{
     CUSTOMER_ACTIVE, CUSTOMER_DELETING, CustomerItem, DELETING_INDEX, DELETING_PARTITION,
     DELETING_SINCE, EXISTS, EntryItem, IN_PARTITION, Item, Listing, MARK_DELETING, SK,
@@ -12,8 +18,7 @@ use super::table::{
     entry_key, n, s, stripe_customer_key, tombstone_item, tombstone_values,
 };
 use super::tally::{Tally, count};
-use super::tx::TxError;
-use super::{Page, PageAt, Store, StoreError, observe};
+use super::tx::{TxError, Write};
 
 /// The customers in the deleting state: how many, and since when the oldest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,7 +64,7 @@ impl Store {
     ) -> Result<Page<Customer>, StoreError> {
         let span = store_span!("list_customers", listing = %listing.key(), at = ?at);
         observe(span, async {
-            let r = Ranked {
+            let r = Place {
                 dir_pk: listing.index_pk(),
                 index: None,
                 entries_pk: listing.entries_pk(),
@@ -67,18 +72,18 @@ impl Store {
                 sort_prefix: "",
                 consistent: false,
             };
-            let (dir, entries) = match at.window() {
-                w @ (Window::After { .. } | Window::Offset { offset: 0, .. }) => {
+            let (dir, entries) = match &at {
+                PageAt::Number(p) if !at.reads_from_a_key() => {
+                    let dir = Tally::from_items(&self.read_directory(&r.dir_pk).await?)?;
+                    let entries = self.tally_page(&r, &dir, p.offset(), p.limit).await?;
+                    (dir, entries)
+                }
+                _ => {
                     let (dir, entries) = tokio::join!(
                         self.read_directory(&r.dir_pk),
-                        self.read_entries(&r, None, w)
+                        self.read_entries(&r, None, &at)
                     );
                     (Tally::from_items(&dir?)?, entries?)
-                }
-                Window::Offset { offset, take } => {
-                    let dir = Tally::from_items(&self.read_directory(&r.dir_pk).await?)?;
-                    let entries = self.tally_page(&r, &dir, offset, take).await?;
-                    (dir, entries)
                 }
             };
             let items = entries
@@ -132,19 +137,18 @@ impl Store {
         answering: Option<&Answering<'_>>,
     ) -> Result<Customer, StoreError> {
         observe(store_span!("begin_deletion", customer = %id), async {
-            let mut listed = true;
-            for _ in 0..3 {
+            optimistic(true, |listed| async move {
                 let customer = self
                     .find_customer(id)
                     .await?
                     .ok_or(StoreError::CustomerNotFound)?;
                 if customer.state == CustomerState::Deleting {
-                    return Ok(customer);
+                    return Ok(Attempt::Done(customer));
                 }
                 let since = now();
                 let stamp = time::to_millis(&since);
                 let tx = self.tx().update(
-                    "customer",
+                    Write::Customer,
                     customer_key(id),
                     MARK_DELETING,
                     Some(CUSTOMER_ACTIVE),
@@ -166,44 +170,52 @@ impl Store {
                     )?
                     .answer(answering, &())?;
                 let listings = match listed {
-                    true => Listing::of(&customer.tier_name, customer.subscription_status),
+                    true => Listing::of(&customer),
                     false => Vec::new(),
                 };
                 for listing in listings {
                     let entry = entry_key(&listing, &customer.created_at, id);
-                    tx = tx.delete("entry", entry, EXISTS, &[])?;
+                    tx = tx.delete(Write::Entry, entry, EXISTS, &[])?;
                     tx = count(tx, &listing, &customer, -1)?;
                 }
                 match tx.commit().await {
                     Ok(()) => {
                         Answering::committed(answering);
-                        return Ok(Customer {
+                        Ok(Attempt::Done(Customer {
                             state: CustomerState::Deleting,
                             deleting_since: Some(since),
                             ..customer
-                        });
+                        }))
                     }
-                    Err(TxError::Cancelled(c)) if c.failed("idempotency") => {
-                        return Err(StoreError::IdempotencyClaimLost);
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Idempotency) => {
+                        Err(StoreError::IdempotencyClaimLost)
                     }
                     // Changed under us (deleted, or marked by a concurrent call): look again.
-                    Err(TxError::Cancelled(c)) if c.failed("customer") => continue,
-                    // Not in its listings (a table not reindexed yet): without them.
-                    Err(TxError::Cancelled(c)) if c.failed("entry") => {
-                        listed = self.is_listed(&customer).await?;
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Customer) => {
+                        Ok(Attempt::Again(listed))
                     }
-                    Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
-                    Err(TxError::Store(e)) => return Err(e),
+                    // Not in its listings (a table not reindexed yet): without them.
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Entry) => {
+                        Ok(Attempt::Again(self.is_listed(&customer).await?))
+                    }
+                    Err(e) => Err(e.into()),
                 }
-            }
-            Err(StoreError::Contention)
+            })
+            .await
         })
         .await
     }
 
-    /// Whether an active customer has its entries (every customer does once the
-    /// table is reindexed): reads its entry in the listing of every customer.
+    /// Whether an active customer has its entries: yes once the table is
+    /// marked reindexed ([`Store::is_reindexed`]; a write whose entry failed
+    /// then reads again, as for a customer that moved between listings), else
+    /// its entry in the listing of every customer is read. Asked only when an
+    /// entry's condition failed: the writes of a table not reindexed yet go
+    /// without the entries its customers do not have.
     pub(super) async fn is_listed(&self, customer: &Customer) -> Result<bool, StoreError> {
+        if self.is_reindexed().await? {
+            return Ok(true);
+        }
         let entry = entry_key(&Listing::all(), &customer.created_at, &customer.id);
         Ok(self.get(entry).await?.is_some())
     }
@@ -220,17 +232,17 @@ impl Store {
             };
             let condition = format!("{CUSTOMER_DELETING} AND #members = :zero");
             let mut tx = self.tx().delete(
-                "customer",
+                Write::Customer,
                 customer_key(id),
                 &condition,
                 &[(":deleting", s("deleting")), (":zero", n(0))],
             )?;
             let tombstone = tombstone_item(customer_tombstone_key(id), &now());
             let values = tombstone_values(&now());
-            tx = tx.put("tombstone", tombstone, TOMBSTONE_FREE_OR_KEPT, &values)?;
+            tx = tx.put(Write::Tombstone, tombstone, TOMBSTONE_FREE_OR_KEPT, &values)?;
             if let Some(stripe_id) = &record.stripe_customer_id {
                 tx = tx.delete(
-                    "lookup",
+                    Write::Lookup,
                     stripe_customer_key(stripe_id),
                     STRIPE_FREE_OR_OF,
                     &[(":customer", s(id.to_string()))],
@@ -239,12 +251,11 @@ impl Store {
             match tx.commit().await {
                 Ok(()) => Ok(true),
                 Err(TxError::Cancelled(c))
-                    if c.failed("customer") && c.old("customer").is_none() =>
+                    if c.failed(Write::Customer) && c.old(Write::Customer).is_none() =>
                 {
                     Ok(false)
                 }
-                Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
-                Err(TxError::Store(e)) => Err(e),
+                Err(e) => Err(e.into()),
             }
         })
         .await
@@ -305,9 +316,4 @@ fn deleting_since(item: &Item) -> Result<Timestamp, StoreError> {
 pub(super) fn decode_customer(item: Item) -> Result<Customer, StoreError> {
     let item: CustomerItem = serde_dynamo::from_item(item)?;
     Ok(item.into_customer()?)
-}
-
-/// A cancellation no caller expects: the table broke an invariant.
-pub(super) fn unexpected(c: &super::tx::Cancelled) -> StoreError {
-    StoreError::Corrupt(format!("transaction cancelled unexpectedly: {c:?}"))
 }

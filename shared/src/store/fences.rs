@@ -10,10 +10,12 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::rank::number;
-use super::table::{EXISTS, NOT_EXISTS, fences_key, n, s, tally};
+use super::directory::number;
+use super::error::StoreError;
+use super::handle::Store;
+use super::table::{FENCES_PUT, SK, fences_item, fences_key, fences_kind, tally};
 use super::tally::{DayAt, Tally};
-use super::{Store, StoreError};
+use super::tx::Write;
 
 /// Fence items written per transaction (each about 8 KB).
 const PUTS_PER_TX: usize = 25;
@@ -68,33 +70,24 @@ impl Store {
         let keys: Vec<AttributeValue> = entries
             .iter()
             .step_by(tally::FENCE_EVERY as usize)
-            .filter_map(|e| e.get(super::table::SK).cloned())
+            .filter_map(|e| e.get(SK).cloned())
             .collect();
         let items: Vec<_> = keys
             .chunks(tally::FENCES_PER_ITEM as usize)
             .enumerate()
-            .map(|(i, chunk)| {
-                let mut item = fences_key(dir_pk, day, i as u64);
-                item.insert("type".to_owned(), s("fences"));
-                item.insert(tally::VERSION.to_owned(), n(before));
-                item.insert(tally::KEYS.to_owned(), AttributeValue::L(chunk.to_vec()));
-                item
-            })
+            .map(|(i, chunk)| fences_item(dir_pk, day, i as u64, before, chunk.to_vec()))
             .collect();
         for batch in items.chunks(PUTS_PER_TX) {
             let mut tx = self.tx();
             for item in batch {
                 tx = tx.put(
-                    "fences",
+                    Write::Fences,
                     item.clone(),
-                    &format!("{NOT_EXISTS} OR ({EXISTS} AND #type = :fences)"),
-                    &[(":fences", s("fences"))],
+                    FENCES_PUT,
+                    &[(":fences", fences_kind())],
                 )?;
             }
-            tx.commit().await.map_err(|e| match e {
-                super::tx::TxError::Store(e) => e,
-                super::tx::TxError::Cancelled(c) => super::customers::unexpected(&c),
-            })?;
+            tx.commit().await?;
         }
         Ok(())
     }

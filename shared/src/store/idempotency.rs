@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
+use super::error::StoreError;
+use super::handle::Store;
+use super::observe::observe;
 use super::table::{
     CLAIM_FREE, CLAIMED_BY, CLAIMED_RUNNING, CLAIMED_UNANSWERED, COMPLETE_CLAIM, IdempotencyItem,
     IdempotencyState, PENDING_ANSWER, idempotency_key, n, s,
 };
-use super::tx::{Tx, used};
-use super::{Store, StoreError, observe};
+use super::tx::{Tx, Write, used};
 
 /// What claiming a key came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +159,7 @@ impl<'s> Tx<'s> {
         };
         let Answer { status, body } = (a.answer)(of);
         self.update(
-            "idempotency",
+            Write::Idempotency,
             idempotency_key(&a.claim.scope),
             if a.pending {
                 PENDING_ANSWER

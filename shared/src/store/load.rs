@@ -8,9 +8,13 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 
 use crate::domain::{NewCustomer, time};
 
-use super::table::{CustomerItem, EntryItem, Item, Listing, n, names, s, tally, tally_shard_key};
+use super::error::StoreError;
+use super::handle::Store;
+use super::observe::observe;
+use super::table::{
+    CustomerItem, EntryItem, Item, Listing, n, names, s, tally_load, tally_shard_key,
+};
 use super::tally::compact_day;
-use super::{Store, StoreError, observe};
 
 /// Items per BatchWriteItem: DynamoDB's limit.
 const BATCH: usize = 25;
@@ -35,7 +39,7 @@ impl Store {
                     items.push(serde_dynamo::to_item(&record)?);
                     let customer = record.into_customer()?;
                     let at = compact_day(&time::to_seconds(&customer.created_at));
-                    for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
+                    for listing in Listing::of(&customer) {
                         items.push(serde_dynamo::to_item(EntryItem::new(&listing, &customer))?);
                         *counts.entry((listing.index_pk(), at.clone())).or_default() += 1;
                     }
@@ -62,10 +66,7 @@ impl Store {
     /// listing's day counts, as that many writers would one at a time.
     async fn count_loaded(&self, pk: &str, days: &[(String, i64)]) -> Result<(), StoreError> {
         let total: i64 = days.iter().map(|(_, c)| c).sum();
-        let mut adds = vec![
-            "#count :total".to_owned(),
-            format!("{} :changes", tally::CHANGES),
-        ];
+        let names_of_days: Vec<&str> = days.iter().map(|(day, _)| day.as_str()).collect();
         let mut update = self
             .client
             .update_item()
@@ -77,19 +78,13 @@ impl Store {
             .expression_attribute_values(":changes", n(total.abs()))
             .expression_attribute_values(":tally", s("tally"))
             .expression_attribute_values(":now", s(time::to_millis(&crate::domain::now())));
-        for (i, (day, count)) in days.iter().enumerate() {
-            adds.push(format!("d{day} :c{i}, v{day} :v{i}"));
+        for (i, (_, count)) in days.iter().enumerate() {
             update = update
                 .expression_attribute_values(format!(":c{i}"), n(*count))
                 .expression_attribute_values(format!(":v{i}"), n(count.abs()));
         }
         update
-            .update_expression(format!(
-                "ADD {} SET #type = :tally, {} = if_not_exists({}, :now)",
-                adds.join(", "),
-                tally::FIRST_AT,
-                tally::FIRST_AT
-            ))
+            .update_expression(tally_load(&names_of_days))
             .send()
             .await
             .map_err(StoreError::dynamo)?;

@@ -6,18 +6,23 @@
 use crate::domain::audit::{Action, AuditEntry, Origin};
 use crate::domain::{Customer, CustomerId, CustomerState, Member, Membership, Role, UserId, time};
 
-use super::customers::{decode_customer, unexpected};
+use super::customers::decode_customer;
+use super::directory::{Additions, Directory, add_to_directory, slot};
+use super::error::StoreError;
+use super::handle::Store;
 use super::idempotency::Answering;
-use super::rank::{Additions, slot};
-use super::ranked::{Ranked, Window, add_to_directory};
+use super::listing_reader::Place;
+use super::observe::observe;
+use super::page::Page;
+use super::page::PageAt;
+use super::retry::{Attempt, optimistic};
 use super::table::{
     ADD_ENTRY_MEMBERS, ADD_MEMBERS, CUSTOMER_ACTIVE, CUSTOMER_DELETING, CustomerItem, EXISTS,
     LSI1SK, Listing, MEMBER_IS, MEMBER_PREFIX, MEMBERS_INDEX, MEMBERSHIP_OF, MemberItem,
     MembershipItem, NOT_EXISTS, SET_MEMBERSHIP_ROLE, customer_key, customer_pk, dir, entry_key,
     member_group, member_key, membership_key, n, s,
 };
-use super::tx::{Tx, TxError};
-use super::{Page, PageAt, Store, StoreError, observe};
+use super::tx::{Tx, TxError, Write};
 
 /// Writes per transaction: DynamoDB's limit.
 const MAX_WRITES: usize = 100;
@@ -25,9 +30,6 @@ const MAX_WRITES: usize = 100;
 /// Members deleted per transaction by the cascade: two items each plus the
 /// customer's count, within DynamoDB's 100 actions.
 const DELETES_PER_TRANSACTION: usize = 49;
-
-/// Attempts at a membership change whose customer changes listings meanwhile.
-const ATTEMPTS: usize = 3;
 
 /// Condition on a membership item being removed with its member item.
 const MEMBERSHIP_GONE_OR_OF: &str = "attribute_not_exists(#pk) OR #customer = :customer";
@@ -44,7 +46,7 @@ impl Store {
     ) -> Result<Page<Member>, StoreError> {
         let span = store_span!("list_members", customer = %customer, at = ?at);
         observe(span, async {
-            let r = Ranked {
+            let r = Place {
                 dir_pk: customer_pk(customer),
                 index: Some(MEMBERS_INDEX),
                 entries_pk: customer_pk(customer),
@@ -52,15 +54,15 @@ impl Store {
                 sort_prefix: MEMBER_PREFIX,
                 consistent: true,
             };
-            let (dir, entries) = match at.window() {
-                w @ (Window::After { .. } | Window::Offset { offset: 0, .. }) => {
+            let (dir, entries) = match at.reads_from_a_key() {
+                true => {
                     let (dir, entries) = tokio::join!(
                         self.read_directory(&r.dir_pk),
-                        self.read_entries(&r, None, w)
+                        self.read_entries(&r, None, &at)
                     );
                     (dir?, Some(entries?))
                 }
-                _ => (self.read_directory(&r.dir_pk).await?, None),
+                false => (self.read_directory(&r.dir_pk).await?, None),
             };
             let record = dir
                 .iter()
@@ -74,8 +76,8 @@ impl Store {
             let entries = match entries {
                 Some(e) => e,
                 None => {
-                    let directory = super::rank::Directory::from_items(&dir)?;
-                    self.read_entries(&r, Some(&directory), at.window()).await?
+                    let directory = Directory::from_items(&dir)?;
+                    self.read_entries(&r, Some(&directory), &at).await?
                 }
             };
             let items = entries
@@ -119,8 +121,7 @@ impl Store {
             let mut rest = members;
             let mut listed = true;
             while !rest.is_empty() {
-                let mut outcome = Err(StoreError::Contention);
-                for _ in 0..ATTEMPTS {
+                let (added, now_listed) = optimistic(listed, |listed| async move {
                     let record = self.get_customer(customer).await?;
                     let reserved = usize::from(answering.is_some());
                     let (chunk, add) = fitting(&record, rest, reserved)?;
@@ -131,47 +132,51 @@ impl Store {
                     for m in chunk {
                         let membership = MembershipItem::new(customer, m);
                         tx = tx.put(
-                            "membership",
+                            Write::Membership,
                             serde_dynamo::to_item(membership)?,
                             NOT_EXISTS,
                             &[],
                         )?;
                         let member = MemberItem::new(customer, m);
-                        tx = tx.put("member", serde_dynamo::to_item(member)?, NOT_EXISTS, &[])?;
+                        tx = tx.put(
+                            Write::Member,
+                            serde_dynamo::to_item(member)?,
+                            NOT_EXISTS,
+                            &[],
+                        )?;
                         tx = tx.audit(
                             &AuditEntry::new(Action::MemberAdded, origin, *customer)
                                 .member(m.user_id, m.role)
                                 .changed("role", None, Some(m.role.as_str())),
                         )?;
                     }
-                    outcome = match tx.commit().await {
+                    match tx.commit().await {
                         Ok(()) => {
                             Answering::committed(answer);
-                            Ok(chunk.len())
+                            Ok(Attempt::Done((chunk.len(), listed)))
                         }
-                        Err(TxError::Cancelled(c)) if c.failed("idempotency") => {
+                        Err(TxError::Cancelled(c)) if c.failed(Write::Idempotency) => {
                             Err(StoreError::IdempotencyClaimLost)
                         }
-                        Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                        Err(TxError::Cancelled(c)) if c.failed(Write::Customer) => {
                             Err(StoreError::CustomerNotFound)
                         }
                         Err(TxError::Cancelled(c))
-                            if c.failed("membership") || c.failed("member") =>
+                            if c.failed(Write::Membership) || c.failed(Write::Member) =>
                         {
                             Err(StoreError::AlreadyMember)
                         }
                         // The customer moved between listings, or is not in them
                         // yet (a table not reindexed): read it again.
-                        Err(TxError::Cancelled(c)) if c.failed("entry") => {
-                            listed = self.is_listed(&record).await?;
-                            continue;
+                        Err(TxError::Cancelled(c)) if c.failed(Write::Entry) => {
+                            Ok(Attempt::Again(self.is_listed(&record).await?))
                         }
-                        Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
-                        Err(TxError::Store(e)) => Err(e),
-                    };
-                    break;
-                }
-                rest = &rest[outcome?..];
+                        Err(e) => Err(e.into()),
+                    }
+                })
+                .await?;
+                listed = now_listed;
+                rest = &rest[added..];
             }
             Ok(())
         })
@@ -188,8 +193,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let span = store_span!("remove_member", customer = %customer, user = %user);
         observe(span, async {
-            let mut listed = true;
-            for _ in 0..ATTEMPTS {
+            optimistic(true, |listed| async move {
                 let (record, member) = tokio::join!(
                     self.get_customer(customer),
                     self.find_member(customer, user)
@@ -202,13 +206,13 @@ impl Store {
                 let tx = self
                     .change_members(&record, listed, -1, &add)?
                     .delete(
-                        "member",
+                        Write::Member,
                         member_key(customer, user),
                         MEMBER_IS,
                         &[(":role", s(member.role.as_str()))],
                     )?
                     .delete(
-                        "membership",
+                        Write::Membership,
                         membership_key(user),
                         MEMBERSHIP_OF,
                         &[(":customer", s(customer.to_string()))],
@@ -218,22 +222,22 @@ impl Store {
                             .member(*user, member.role)
                             .changed("role", Some(member.role.as_str()), None),
                     )?;
-                return match tx.commit().await {
-                    Ok(()) => Ok(()),
-                    Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                match tx.commit().await {
+                    Ok(()) => Ok(Attempt::Done(())),
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Customer) => {
                         Err(StoreError::CustomerNotFound)
                     }
                     // Removed (or changed) since it was read: look again.
-                    Err(TxError::Cancelled(c)) if c.failed("member") => continue,
-                    Err(TxError::Cancelled(c)) if c.failed("entry") => {
-                        listed = self.is_listed(&record).await?;
-                        continue;
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Member) => {
+                        Ok(Attempt::Again(listed))
                     }
-                    Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
-                    Err(TxError::Store(e)) => Err(e),
-                };
-            }
-            Err(StoreError::Contention)
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Entry) => {
+                        Ok(Attempt::Again(self.is_listed(&record).await?))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await
         })
         .await
     }
@@ -267,7 +271,7 @@ impl Store {
     ) -> Result<Member, StoreError> {
         let span = store_span!("change_member_role", customer = %customer, user = %user);
         observe(span, async {
-            for _ in 0..ATTEMPTS {
+            optimistic((), |()| async move {
                 let (record, member) = tokio::join!(
                     self.get_customer(customer),
                     self.find_member(customer, user)
@@ -277,7 +281,7 @@ impl Store {
                     return Err(StoreError::OwnerRoleChange);
                 }
                 if member.role == role {
-                    return Ok(member);
+                    return Ok(Attempt::Done(member));
                 }
                 let changed = Member { role, ..member };
                 let add = Additions::of([
@@ -287,19 +291,19 @@ impl Store {
                 let tx = self
                     .tx()
                     .check(
-                        "customer",
+                        Write::Customer,
                         customer_key(customer),
                         CUSTOMER_ACTIVE,
                         &[(":active", s("active"))],
                     )?
                     .put(
-                        "member",
+                        Write::Member,
                         serde_dynamo::to_item(MemberItem::new(customer, &changed))?,
                         MEMBER_IS,
                         &[(":role", s(member.role.as_str()))],
                     )?
                     .update(
-                        "membership",
+                        Write::Membership,
                         membership_key(user),
                         SET_MEMBERSHIP_ROLE,
                         Some(MEMBERSHIP_OF),
@@ -316,24 +320,23 @@ impl Store {
                     )?;
                 let tx = add_to_directory(tx, &customer_pk(customer), &add)?
                     .answer(answering, &changed)?;
-                return match tx.commit().await {
+                match tx.commit().await {
                     Ok(()) => {
                         Answering::committed(answering);
-                        Ok(changed)
+                        Ok(Attempt::Done(changed))
                     }
-                    Err(TxError::Cancelled(c)) if c.failed("idempotency") => {
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Idempotency) => {
                         Err(StoreError::IdempotencyClaimLost)
                     }
-                    Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Customer) => {
                         Err(StoreError::CustomerNotFound)
                     }
                     // Removed or changed since it was read: look again.
-                    Err(TxError::Cancelled(c)) if c.failed("member") => continue,
-                    Err(TxError::Cancelled(c)) => Err(unexpected(&c)),
-                    Err(TxError::Store(e)) => Err(e),
-                };
-            }
-            Err(StoreError::Contention)
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Member) => Ok(Attempt::Again(())),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await
         })
         .await
     }
@@ -363,19 +366,19 @@ impl Store {
         add: &Additions,
     ) -> Result<Tx<'_>, StoreError> {
         let mut tx = self.tx().update(
-            "customer",
+            Write::Customer,
             customer_key(&record.id),
             ADD_MEMBERS,
             Some(CUSTOMER_ACTIVE),
             &[(":delta", n(delta)), (":active", s("active"))],
         )?;
         let listings = match listed {
-            true => Listing::of(&record.tier_name, record.subscription_status),
+            true => Listing::of(record),
             false => Vec::new(),
         };
         for listing in listings {
             tx = tx.update(
-                "entry",
+                Write::Entry,
                 entry_key(&listing, &record.created_at, &record.id),
                 ADD_ENTRY_MEMBERS,
                 Some(EXISTS),
@@ -418,7 +421,7 @@ impl Store {
                 .map(|i| Ok(serde_dynamo::from_item::<_, MemberItem>(i)?.user_id()))
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let mut tx = self.tx().update(
-                "customer",
+                Write::Customer,
                 customer_key(customer),
                 ADD_MEMBERS,
                 Some(CUSTOMER_DELETING),
@@ -429,9 +432,9 @@ impl Store {
             )?;
             for user in &users {
                 tx = tx
-                    .delete("member", member_key(customer, user), EXISTS, &[])?
+                    .delete(Write::Member, member_key(customer, user), EXISTS, &[])?
                     .delete(
-                        "membership",
+                        Write::Membership,
                         membership_key(user),
                         MEMBERSHIP_GONE_OR_OF,
                         &[(":customer", s(customer.to_string()))],
@@ -447,14 +450,13 @@ impl Store {
                     }
                 }
                 // A concurrent cascade deleted some of them first: read again.
-                Err(TxError::Cancelled(c)) if !c.failed("customer") && lost_races < 20 => {
+                Err(TxError::Cancelled(c)) if !c.failed(Write::Customer) && lost_races < 20 => {
                     lost_races += 1
                 }
-                Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                Err(TxError::Cancelled(c)) if c.failed(Write::Customer) => {
                     return Err(StoreError::CustomerNotFound);
                 }
-                Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
-                Err(TxError::Store(e)) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -463,7 +465,7 @@ impl Store {
     /// once the customer is deleting), a transaction per hundred items; safe
     /// to run twice at once.
     async fn delete_directory(&self, customer: &CustomerId) -> Result<(), StoreError> {
-        for _ in 0..ATTEMPTS {
+        optimistic((), |()| async move {
             let mut items = self
                 .query_prefix_all(customer_pk(customer), dir::PREFIX)
                 .await?;
@@ -472,7 +474,7 @@ impl Store {
                     .await?,
             );
             if items.is_empty() {
-                return Ok(());
+                return Ok(Attempt::Done(()));
             }
             let mut raced = false;
             for chunk in items.chunks(MAX_WRITES) {
@@ -481,7 +483,7 @@ impl Store {
                     let sk = item.get(super::table::SK).and_then(|v| v.as_s().ok());
                     let sk = sk.ok_or_else(|| StoreError::Corrupt("item without key".into()))?;
                     tx = tx.delete(
-                        "directory",
+                        Write::Directory,
                         super::table::key(customer_pk(customer), sk),
                         EXISTS,
                         &[],
@@ -490,16 +492,16 @@ impl Store {
                 match tx.commit().await {
                     Ok(()) => {}
                     // A concurrent cascade deleted some first: read again.
-                    Err(TxError::Cancelled(c)) if c.failed("directory") => raced = true,
-                    Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
-                    Err(TxError::Store(e)) => return Err(e),
+                    Err(TxError::Cancelled(c)) if c.failed(Write::Directory) => raced = true,
+                    Err(e) => return Err(e.into()),
                 }
             }
-            if !raced {
-                return Ok(());
-            }
-        }
-        Err(StoreError::Contention)
+            Ok(match raced {
+                false => Attempt::Done(()),
+                true => Attempt::Again(()),
+            })
+        })
+        .await
     }
 
     /// The customer a user belongs to and their role there, if any, whatever
@@ -574,7 +576,7 @@ fn fitting<'m>(
     reserved: usize,
 ) -> Result<(&'m [Member], Additions), StoreError> {
     // The record, its listing entries, the audit sequence, an answer.
-    let fixed = 2 + Listing::of(&record.tier_name, record.subscription_status).len() + reserved;
+    let fixed = 2 + Listing::of(record).len() + reserved;
     // Each member: its member item, its membership and its audit entry.
     const PER_MEMBER: usize = 3;
     let mut take = 0;

@@ -2,16 +2,21 @@
 //! listing for each active customer that has none, safe while the table serves
 //! requests and resumable from any page of its scan.
 
-use crate::domain::{Customer, CustomerState};
+use std::sync::atomic::Ordering;
 
-use super::customers::{decode_customer, unexpected};
+use crate::domain::{Customer, CustomerState, now};
+
+use super::customers::decode_customer;
+use super::error::StoreError;
+use super::handle::Store;
+use super::observe::observe;
+use super::retry::{Attempt, optimistic};
 use super::table::{
-    CUSTOMER_ACTIVE, EntryItem, Item, LEGACY_COUNTERS, Listing, NOT_EXISTS, REPROJECT,
-    customer_key, n, s,
+    CUSTOMER_ACTIVE, CUSTOMER_KIND, EntryItem, IS_CUSTOMER, Item, LEGACY_COUNTERS, Listing,
+    NOT_EXISTS, REPROJECT, TYPE, customer_key, n, reindexed_item, reindexed_key, s,
 };
 use super::tally::count;
-use super::tx::TxError;
-use super::{Store, StoreError, observe};
+use super::tx::{TxError, Write};
 
 /// Customer records read per page of the scan.
 const PAGE: i32 = 100;
@@ -41,9 +46,9 @@ impl Store {
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression("#type = :customer")
-                .expression_attribute_names("#type", "type")
-                .expression_attribute_values(":customer", s("customer"))
+                .filter_expression(IS_CUSTOMER)
+                .expression_attribute_names("#type", TYPE)
+                .expression_attribute_values(":customer", s(CUSTOMER_KIND))
                 .limit(PAGE)
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
@@ -73,10 +78,10 @@ impl Store {
 
     /// Gives an active customer its entry and count in every listing, unless
     /// it has them: `Ok(false)` then, or when it is no longer active.
-    async fn reproject(&self, mut customer: Customer) -> Result<bool, StoreError> {
-        for _ in 0..3 {
+    async fn reproject(&self, customer: Customer) -> Result<bool, StoreError> {
+        optimistic(customer, |customer| async move {
             let mut tx = self.tx().update(
-                "customer",
+                Write::Customer,
                 customer_key(&customer.id),
                 REPROJECT,
                 Some(&format!("{CUSTOMER_ACTIVE} AND #members = :count")),
@@ -85,26 +90,54 @@ impl Store {
                     (":count", n(customer.member_count as i64)),
                 ],
             )?;
-            for listing in Listing::of(&customer.tier_name, customer.subscription_status) {
+            for listing in Listing::of(&customer) {
                 let entry = serde_dynamo::to_item(EntryItem::new(&listing, &customer))?;
-                tx = tx.put("entry", entry, NOT_EXISTS, &[])?;
+                tx = tx.put(Write::Entry, entry, NOT_EXISTS, &[])?;
                 tx = count(tx, &listing, &customer, 1)?;
             }
             match tx.commit().await {
-                Ok(()) => return Ok(true),
-                Err(TxError::Cancelled(c)) if c.failed("entry") => return Ok(false),
+                Ok(()) => Ok(Attempt::Done(true)),
+                Err(TxError::Cancelled(c)) if c.failed(Write::Entry) => Ok(Attempt::Done(false)),
                 // Changed since it was read (members, or deletion began): read again.
-                Err(TxError::Cancelled(c)) if c.failed("customer") => {
+                Err(TxError::Cancelled(c)) if c.failed(Write::Customer) => {
                     match self.find_customer(&customer.id).await? {
-                        Some(c) if c.state == CustomerState::Active => customer = c,
-                        _ => return Ok(false),
+                        Some(c) if c.state == CustomerState::Active => Ok(Attempt::Again(c)),
+                        _ => Ok(Attempt::Done(false)),
                     }
                 }
-                Err(TxError::Cancelled(c)) => return Err(unexpected(&c)),
-                Err(TxError::Store(e)) => return Err(e),
+                Err(e) => Err(e.into()),
             }
+        })
+        .await
+    }
+
+    /// Marks the table reindexed: every active customer has its listing
+    /// entries. `billing-dev reindex` does once its scan is done, and
+    /// [`Store::create_table`] for a new table; from then on the writes no
+    /// longer allow for a customer without its entries ([`Store::is_reindexed`]).
+    pub async fn mark_reindexed(&self) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(reindexed_item(&now())))
+            .send()
+            .await
+            .map_err(StoreError::dynamo)?;
+        Ok(())
+    }
+
+    /// Whether the table is marked reindexed ([`Store::mark_reindexed`]): one
+    /// consistent read until this store (or a clone) has seen it marked, none
+    /// after.
+    pub async fn is_reindexed(&self) -> Result<bool, StoreError> {
+        if self.reindexed.load(Ordering::Relaxed) {
+            return Ok(true);
         }
-        Err(StoreError::Contention)
+        let marked = self.get(reindexed_key()).await?.is_some();
+        if marked {
+            self.reindexed.store(true, Ordering::Relaxed);
+        }
+        Ok(marked)
     }
 
     /// Deletes the counters of the listing indexes the listings replaced;

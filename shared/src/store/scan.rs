@@ -11,10 +11,12 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use crate::domain::{Customer, CustomerId, CustomerState};
 
 use super::customers::decode_customer;
+use super::error::StoreError;
+use super::handle::Store;
+use super::observe::observe;
 use super::table::{
     EntryItem, IN_PARTITION, IN_PARTITION_AFTER, Item, Listing, PK, SK, customer_key, s,
 };
-use super::{Store, StoreError, observe};
 
 /// Keys per BatchGetItem: DynamoDB's limit.
 const BATCH: usize = 100;

@@ -23,14 +23,22 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::domain::{Customer, CustomerId, now, time};
 
-use super::rank::{Additions, number};
-use super::ranked::{Entries, From, Ranked, add_to_directory};
-use super::table::{Item, Listing, SK, dir, n, s, tally, tally_add, tally_shard_key};
-use super::tx::{Tx, TxError};
-use super::{Store, StoreError};
+use std::ops::Bound;
 
-/// Attempts at compacting a shard that writers keep changing.
-const COMPACT_ATTEMPTS: usize = 5;
+use super::directory::{Additions, add_to_directory, number};
+use super::error::StoreError;
+use super::handle::Store;
+use super::listing_reader::{Entries, Place};
+use super::retry::{Attempt, optimistic};
+use super::table::{
+    DayCount, EXISTS, Item, Listing, SK, dir, entries_pk_of_index, key, n, s, shard_unchanged,
+    tally, tally_add, tally_shard_key,
+};
+use super::tx::{Tx, TxError, Write};
+
+/// Deltas folded per transaction: each may touch a month and a day, within
+/// DynamoDB's 100 actions.
+const DELTAS_PER_FOLD: i32 = 32;
 
 /// Counts `delta` more (or fewer) entries for `customer` in a listing, in `tx`:
 /// one shard of the listing's day counts, the one its id picks.
@@ -48,13 +56,7 @@ pub(super) fn count<'s>(
         (":tally", s("tally")),
         (":now", s(time::to_millis(&now()))),
     ];
-    tx.update(
-        "count",
-        key,
-        &tally_add(&format!("d{day}"), &format!("v{day}")),
-        None,
-        &values,
-    )
+    tx.update(Write::Count, key, &tally_add(&day), None, &values)
 }
 
 /// The shard a customer's changes go to.
@@ -98,13 +100,13 @@ impl Tally {
             };
             if let Some(month) = sk.strip_prefix(dir::MONTH) {
                 for (name, value) in numbers(item) {
-                    if let Some((kind, dd)) = day_attr(name, 2) {
+                    if let Some((kind, dd)) = DayCount::parse(name, 2) {
                         t.add(format!("{month}-{dd}"), kind, value);
                     }
                 }
             } else if sk.starts_with(tally::SHARD) {
                 for (name, value) in numbers(item) {
-                    if let Some((kind, ymd)) = day_attr(name, 8) {
+                    if let Some((kind, ymd)) = DayCount::parse(name, 8) {
                         let day = format!("{}-{}-{}", &ymd[..4], &ymd[4..6], &ymd[6..]);
                         t.add(day, kind, value);
                     }
@@ -114,18 +116,18 @@ impl Tally {
                 let day = at.and_then(|a| a.get(..10));
                 let day = day.ok_or_else(|| StoreError::Corrupt(format!("delta {sk}")))?;
                 let c = number(item.get(dir::COUNT));
-                t.add(day.to_owned(), 'd', c);
-                t.add(day.to_owned(), 'v', c.abs());
+                t.add(day.to_owned(), DayCount::Entries, c);
+                t.add(day.to_owned(), DayCount::Changes, c.abs());
             }
         }
         Ok(t)
     }
 
-    fn add(&mut self, day: String, kind: char, value: i64) {
+    fn add(&mut self, day: String, kind: DayCount, value: i64) {
         let d = self.days.entry(day).or_default();
         match kind {
-            'd' => d.0 += value,
-            _ => d.1 += value,
+            DayCount::Entries => d.0 += value,
+            DayCount::Changes => d.1 += value,
         }
     }
 
@@ -159,13 +161,6 @@ impl Tally {
     }
 }
 
-/// A day attribute: `d`/`v` then `digits` digits.
-fn day_attr(name: &str, digits: usize) -> Option<(char, &str)> {
-    let kind = name.chars().next().filter(|k| *k == 'd' || *k == 'v')?;
-    let rest = &name[1..];
-    (rest.len() == digits && rest.bytes().all(|b| b.is_ascii_digit())).then_some((kind, rest))
-}
-
 /// The numeric attributes of an item.
 fn numbers(item: &Item) -> impl Iterator<Item = (&str, i64)> {
     item.iter()
@@ -189,7 +184,7 @@ impl Store {
     /// or the day's fences are older than its counts.
     pub(super) async fn tally_page(
         &self,
-        r: &Ranked,
+        r: &Place,
         t: &Tally,
         offset: u64,
         take: u32,
@@ -207,7 +202,7 @@ impl Store {
                 None => (at.day.clone(), at.skip),
             },
         };
-        self.query_entries(r, From::AtOrAfter(from), skip, take)
+        self.query_entries(r, Bound::Included(from), skip, take)
             .await
     }
 
@@ -229,7 +224,7 @@ impl Store {
             }
             days.extend(changed);
         }
-        let entries_pk = dir_pk.replacen("INDEX#", "LIST#", 1);
+        let entries_pk = entries_pk_of_index(dir_pk);
         for day in days {
             self.refresh_fences(dir_pk, &entries_pk, &day).await?;
         }
@@ -241,15 +236,71 @@ impl Store {
         Ok(self.fold_listing(dir_pk).await?.changes)
     }
 
+    /// Folds the deltas a previous release left in the directory of a customer
+    /// listing into its months (entries and changes per day), a transaction per
+    /// batch; safe to run concurrently with itself. Returns what it folded and
+    /// the days it changed.
+    pub(super) async fn fold_deltas(
+        &self,
+        dir_pk: &str,
+    ) -> Result<(Folded, BTreeSet<String>), StoreError> {
+        let mut folded = Folded::default();
+        let mut days = BTreeSet::new();
+        let mut lost_races = 0;
+        loop {
+            let deltas = self
+                .query_prefix(dir_pk.to_owned(), dir::DELTA, DELTAS_PER_FOLD)
+                .await?;
+            if deltas.is_empty() {
+                return Ok((folded, days));
+            }
+            let slots = deltas
+                .iter()
+                .map(|d| {
+                    let at = d.get(dir::AT).and_then(|v| v.as_s().ok());
+                    let at = at.ok_or_else(|| StoreError::Corrupt("delta without slot".into()))?;
+                    Ok((at.as_str(), number(d.get(dir::COUNT))))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut tx = self.tx();
+            for d in &deltas {
+                let sk = d.get(SK).and_then(|v| v.as_s().ok()).cloned();
+                let sk = sk.ok_or_else(|| StoreError::Corrupt("delta without key".into()))?;
+                tx = tx.delete(Write::Delta, key(dir_pk.to_owned(), &sk), EXISTS, &[])?;
+            }
+            let mut add = Additions::of(slots.iter().copied())?;
+            // The months only, with each day's changes beside its entries.
+            add.days.clear();
+            for (slot, c) in &slots {
+                if let (Some(month), Some(day)) = (slot.get(..7), slot.get(8..10)) {
+                    let parts = &mut add.months.entry(month.to_owned()).or_default().1;
+                    *parts.entry(DayCount::Changes.attr(day)).or_default() += c.abs();
+                }
+                if let Some(day) = slot.get(..10) {
+                    days.insert(day.to_owned());
+                }
+            }
+            tx = add_to_directory(tx, dir_pk, &add)?;
+            match tx.commit().await {
+                Ok(()) => folded.changes += deltas.len() as u64,
+                // Another fold took some of them first: read again.
+                Err(TxError::Cancelled(c)) if c.failed(Write::Delta) && lost_races < 20 => {
+                    lost_races += 1
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Moves one shard's counts into the months and deletes it, in one
     /// transaction conditioned on the shard being as read. Returns its
     /// changes, when the oldest was written and the days they touched.
     async fn compact_shard(
         &self,
         dir_pk: &str,
-        mut shard: Item,
+        shard: Item,
     ) -> Result<(u64, Option<String>, BTreeSet<String>), StoreError> {
-        for _ in 0..COMPACT_ATTEMPTS {
+        optimistic(shard, |shard| async move {
             let changes = number(shard.get(tally::CHANGES));
             let first_at = shard
                 .get(tally::FIRST_AT)
@@ -258,37 +309,38 @@ impl Store {
             let mut add = Additions::default();
             let mut days = BTreeSet::new();
             for (name, value) in numbers(&shard) {
-                let Some((kind, ymd)) = day_attr(name, 8) else {
+                let Some((kind, ymd)) = DayCount::parse(name, 8) else {
                     continue;
                 };
                 let month = add
                     .months
                     .entry(format!("{}-{}", &ymd[..4], &ymd[4..6]))
                     .or_default();
-                if kind == 'd' {
+                if kind == DayCount::Entries {
                     month.0 += value;
                 }
-                *month.1.entry(format!("{kind}{}", &ymd[6..])).or_default() += value;
+                *month.1.entry(kind.attr(&ymd[6..])).or_default() += value;
                 days.insert(format!("{}-{}-{}", &ymd[..4], &ymd[4..6], &ymd[6..]));
             }
             let key = shard_key(&shard)?;
             let tx = self.tx().delete(
-                "shard",
+                Write::Shard,
                 key.clone(),
-                &format!("{} = :changes", tally::CHANGES),
+                &shard_unchanged(),
                 &[(":changes", n(changes))],
             )?;
             match add_to_directory(tx, dir_pk, &add)?.commit().await {
-                Ok(()) => return Ok((changes.max(0) as u64, first_at, days)),
-                Err(TxError::Cancelled(c)) if c.failed("shard") => match self.get(key).await? {
-                    Some(now) => shard = now,
-                    None => return Ok((0, None, BTreeSet::new())),
-                },
-                Err(TxError::Cancelled(c)) => return Err(super::customers::unexpected(&c)),
-                Err(TxError::Store(e)) => return Err(e),
+                Ok(()) => Ok(Attempt::Done((changes.max(0) as u64, first_at, days))),
+                Err(TxError::Cancelled(c)) if c.failed(Write::Shard) => {
+                    match self.get(key).await? {
+                        Some(now) => Ok(Attempt::Again(now)),
+                        None => Ok(Attempt::Done((0, None, BTreeSet::new()))),
+                    }
+                }
+                Err(e) => Err(e.into()),
             }
-        }
-        Err(StoreError::Contention)
+        })
+        .await
     }
 }
 
@@ -359,8 +411,11 @@ mod tests {
         let id = CustomerId::parse("5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e").unwrap();
         assert_eq!(shard_of(&id), 0xe % tally::SHARDS);
         assert_eq!(compact_day("2026-03-01T10:00:00Z"), "20260301");
-        assert_eq!(day_attr("d20260301", 8), Some(('d', "20260301")));
-        assert_eq!(day_attr("d01", 8), None);
-        assert_eq!(day_attr("count", 2), None);
+        assert_eq!(
+            DayCount::parse("d20260301", 8),
+            Some((DayCount::Entries, "20260301"))
+        );
+        assert_eq!(DayCount::parse("d01", 8), None);
+        assert_eq!(DayCount::parse("count", 2), None);
     }
 }

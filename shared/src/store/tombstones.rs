@@ -5,9 +5,11 @@
 
 use crate::domain::{UserId, now};
 
+use super::error::StoreError;
+use super::handle::Store;
+use super::observe::observe;
 use super::table::{TOMBSTONE_FREE_OR_KEPT, tombstone_item, tombstone_values, user_tombstone_key};
-use super::tx::TxError;
-use super::{Store, StoreError, observe};
+use super::tx::Write;
 
 impl Store {
     /// Remembers that the platform deleted `user` (their tombstone, put or
@@ -20,11 +22,10 @@ impl Store {
             let values = tombstone_values(&at);
             let tx = self
                 .tx()
-                .put("tombstone", item, TOMBSTONE_FREE_OR_KEPT, &values)?;
+                .put(Write::Tombstone, item, TOMBSTONE_FREE_OR_KEPT, &values)?;
             match tx.commit().await {
                 Ok(()) => Ok(()),
-                Err(TxError::Cancelled(c)) => Err(super::customers::unexpected(&c)),
-                Err(TxError::Store(e)) => Err(e),
+                Err(e) => Err(e.into()),
             }
         })
         .await

@@ -14,13 +14,14 @@ use crate::domain::CustomerId;
 use crate::domain::audit::AuditEntry;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
+use super::error::StoreError;
+use super::handle::Store;
 use super::table::{
     AuditItem, Item, NOT_EXISTS, PK, SEQUENCE_IS, audit_pk, audit_sequence_item,
     audit_sequence_key, audit_sequence_of, names,
 };
-use super::{Store, StoreError};
+pub(super) use super::writes::Write;
 
 /// Attempts before a transaction that keeps conflicting gives up.
 const ATTEMPTS: u32 = 10;
@@ -29,31 +30,29 @@ const ATTEMPTS: u32 = 10;
 /// writers numbers one, so a burst of n concurrent changes to one customer
 /// needs up to n rounds.
 const NUMBERING_ATTEMPTS: u32 = 40;
-/// Names of the writes that number audit entries.
-const AUDIT_WRITES: [&str; 2] = ["audit", "audit sequence"];
 
 /// Why a transaction was cancelled: for each write, in order, its name, the
 /// reason code and the item its condition found. Read by name:
-/// `c.failed("member")`, never by position.
+/// `c.failed(Write::Member)`, never by position.
 #[derive(Debug)]
 pub struct Cancelled(Vec<Reason>);
 
 /// One write's cancellation reason.
 #[derive(Debug)]
 struct Reason {
-    write: &'static str,
+    write: Write,
     code: String,
     item: Option<Item>,
 }
 
 impl Cancelled {
-    /// Whether a write named `write` failed its condition.
-    pub fn failed(&self, write: &str) -> bool {
+    /// Whether the write `write` failed its condition.
+    pub(super) fn failed(&self, write: Write) -> bool {
         self.failures().any(|r| r.write == write)
     }
 
-    /// The item the failed write named `write` found, if it existed.
-    pub fn old(&self, write: &str) -> Option<&Item> {
+    /// The item the failed write `write` found, if it existed.
+    pub(super) fn old(&self, write: Write) -> Option<&Item> {
         self.failures()
             .find(|r| r.write == write)
             .and_then(|r| r.item.as_ref())
@@ -71,14 +70,14 @@ impl Cancelled {
     /// Whether the only conditions that failed are the audit numbering's:
     /// another writer took the numbers first.
     fn numbering_only(&self) -> bool {
-        self.any_failed() && self.failures().all(|r| AUDIT_WRITES.contains(&r.write))
+        self.any_failed() && self.failures().all(|r| r.write.numbers_audits())
     }
 
     /// The audit sequences the failed numbering found, by partition key:
     /// what the next attempt numbers after, without reading them again.
     fn sequences_found(&self) -> HashMap<String, Item> {
         self.failures()
-            .filter(|r| r.write == "audit sequence")
+            .filter(|r| r.write == Write::AuditSequence)
             .filter_map(|r| {
                 let item = r.item.as_ref()?;
                 let pk = item.get(PK)?.as_s().ok()?.clone();
@@ -92,20 +91,21 @@ impl Cancelled {
     }
 }
 
-/// A transaction being put together: every write has a name that its
-/// cancellation reason is read by ([`Cancelled::failed`]).
+/// A transaction being put together: every write has a name ([`Write`]) that
+/// its cancellation reason is read by ([`Cancelled::failed`]).
 #[must_use]
 pub struct Tx<'s> {
     store: &'s Store,
-    writes: Vec<(&'static str, TransactWriteItem)>,
+    writes: Vec<(Write, TransactWriteItem)>,
     /// Audit entries, numbered when the transaction commits.
     audits: Vec<AuditEntry>,
 }
 
 impl Tx<'_> {
     /// Adds the audit entry of the change this transaction makes: at commit
-    /// it is numbered after its customer's newest entry and put (named
-    /// `audit`), and the customer's sequence moved on (`audit sequence`).
+    /// it is numbered after its customer's newest entry and put
+    /// ([`Write::Audit`]), and the customer's sequence moved on
+    /// ([`Write::AuditSequence`]).
     pub(super) fn audit(mut self, entry: &AuditEntry) -> Result<Self, StoreError> {
         self.audits.push(entry.clone());
         Ok(self)
@@ -114,7 +114,7 @@ impl Tx<'_> {
     /// Adds a conditional put named `write`.
     pub(super) fn put(
         mut self,
-        write: &'static str,
+        write: Write,
         item: Item,
         condition: &str,
         values: &[(&str, AttributeValue)],
@@ -127,7 +127,7 @@ impl Tx<'_> {
     /// Adds an update named `write`, optionally conditional.
     pub(super) fn update(
         mut self,
-        write: &'static str,
+        write: Write,
         key: Item,
         expression: &str,
         condition: Option<&str>,
@@ -141,7 +141,7 @@ impl Tx<'_> {
     /// Adds a conditional delete named `write`.
     pub(super) fn delete(
         mut self,
-        write: &'static str,
+        write: Write,
         key: Item,
         condition: &str,
         values: &[(&str, AttributeValue)],
@@ -154,7 +154,7 @@ impl Tx<'_> {
     /// Adds a condition on an item it does not write, named `write`.
     pub(super) fn check(
         mut self,
-        write: &'static str,
+        write: Write,
         key: Item,
         condition: &str,
         values: &[(&str, AttributeValue)],
@@ -214,7 +214,7 @@ impl Tx<'_> {
     async fn numbered_audits(
         &self,
         found: &mut HashMap<String, Item>,
-    ) -> Result<Vec<(&'static str, TransactWriteItem)>, StoreError> {
+    ) -> Result<Vec<(Write, TransactWriteItem)>, StoreError> {
         let mut customers: Vec<CustomerId> = Vec::new();
         for entry in &self.audits {
             if !customers.contains(&entry.customer_id) {
@@ -234,7 +234,7 @@ impl Tx<'_> {
             for entry in self.audits.iter().filter(|e| e.customer_id == customer) {
                 next += 1;
                 let item = serde_dynamo::to_item(AuditItem::new(entry, next))?;
-                writes.push(("audit", self.store.put(item, NOT_EXISTS, &[])?));
+                writes.push((Write::Audit, self.store.put(item, NOT_EXISTS, &[])?));
             }
             let sequence = audit_sequence_item(&customer, next);
             let moved = match read {
@@ -244,61 +244,9 @@ impl Tx<'_> {
                     self.store.put(sequence, SEQUENCE_IS, &[(":seq", at)])?
                 }
             };
-            writes.push(("audit sequence", moved));
+            writes.push((Write::AuditSequence, moved));
         }
         Ok(writes)
-    }
-}
-
-/// Per customer, the lock its audit writers in this process take turns on.
-#[derive(Clone, Debug, Default)]
-pub(super) struct AuditWriters(Arc<Mutex<HashMap<CustomerId, Arc<tokio::sync::Mutex<()>>>>>);
-
-/// Turns held on some customers' audit trails; released when dropped.
-pub(super) struct Turns<'w> {
-    writers: &'w AuditWriters,
-    held: Vec<(CustomerId, tokio::sync::OwnedMutexGuard<()>)>,
-}
-
-impl AuditWriters {
-    /// Waits for this process's turn at each of `customers` (sorted, so two
-    /// writers never wait for each other crosswise).
-    async fn turns(&self, customers: &[CustomerId]) -> Turns<'_> {
-        let mut held = Vec::with_capacity(customers.len());
-        for customer in customers {
-            let lock = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(*customer)
-                .or_default()
-                .clone();
-            held.push((*customer, lock.lock_owned().await));
-        }
-        Turns {
-            writers: self,
-            held,
-        }
-    }
-}
-
-impl Drop for Turns<'_> {
-    /// Releases the turns, and forgets the locks nobody else holds or awaits.
-    fn drop(&mut self) {
-        let mut locks = self
-            .writers
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (customer, guard) in self.held.drain(..) {
-            drop(guard);
-            if locks
-                .get(&customer)
-                .is_some_and(|l| Arc::strong_count(l) == 1)
-            {
-                locks.remove(&customer);
-            }
-        }
     }
 }
 
@@ -314,6 +262,20 @@ pub enum TxError {
 impl From<StoreError> for TxError {
     fn from(err: StoreError) -> Self {
         Self::Store(err)
+    }
+}
+
+/// A transaction's failure that its caller does not decide on: its store
+/// error, or (a cancellation no caller expects: the table broke an
+/// invariant) a corrupt table.
+impl From<TxError> for StoreError {
+    fn from(err: TxError) -> Self {
+        match err {
+            TxError::Store(e) => e,
+            TxError::Cancelled(c) => {
+                StoreError::Corrupt(format!("transaction cancelled unexpectedly: {c:?}"))
+            }
+        }
     }
 }
 
@@ -418,12 +380,8 @@ impl Store {
     /// Logs (debug) how many actions and attempts it took and how it ended, and
     /// counts its conflicts and retries (`TransactionConflicts`,
     /// `TransactionRetries`) for the current function.
-    async fn transact(
-        &self,
-        writes: Vec<(&'static str, TransactWriteItem)>,
-    ) -> Result<(), TxError> {
-        let (names, items): (Vec<&'static str>, Vec<TransactWriteItem>) =
-            writes.into_iter().unzip();
+    async fn transact(&self, writes: Vec<(Write, TransactWriteItem)>) -> Result<(), TxError> {
+        let (names, items): (Vec<Write>, Vec<TransactWriteItem>) = writes.into_iter().unzip();
         let span = tracing::debug_span!(
             "store",
             operation = "transact",
@@ -453,7 +411,7 @@ impl Store {
 
     async fn attempts(
         &self,
-        names: &[&'static str],
+        names: &[Write],
         items: Vec<TransactWriteItem>,
         tally: &mut Tally,
     ) -> Result<(), TxError> {
@@ -477,7 +435,12 @@ impl Store {
                     e.cancellation_reasons
                         .unwrap_or_default()
                         .into_iter()
-                        .zip(names.iter().copied().chain(std::iter::repeat("?")))
+                        .zip(
+                            names
+                                .iter()
+                                .copied()
+                                .chain(std::iter::repeat(Write::Unnamed)),
+                        )
                         .map(|(r, write)| Reason {
                             write,
                             code: r.code.unwrap_or_default(),
@@ -487,7 +450,7 @@ impl Store {
                 ),
                 aws_sdk_dynamodb::Error::TransactionInProgressException(_) => {
                     Cancelled(vec![Reason {
-                        write: "?",
+                        write: Write::Unnamed,
                         code: "TransactionConflict".to_owned(),
                         item: None,
                     }])

@@ -15,7 +15,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Item, key, parse_time, s};
+use super::items::parse_time;
+use super::{Item, key, s};
 use crate::domain::audit::{Action, Actor, AuditEntry, Changes, Origin};
 use crate::domain::{CustomerId, Role, UserId, time};
 

@@ -12,14 +12,18 @@
 //!
 //! Page *n* then costs one read of the months and deltas (a few items per month
 //! of history), one read of one day (skipped when the entry is near the day's
-//! start) and one read of the page from its slot: see `Store::read_ranked`.
+//! start) and one read of the page from its slot: see
+//! [`super::listing_reader`].
 
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::StoreError;
-use super::table::{Item, SK, dir};
+use super::error::StoreError;
+use super::table::{
+    DayCount, Item, SK, dir, dir_add, dir_day_key, dir_month_key, n, slot_attr, slot_time,
+};
+use super::tx::{Tx, Write};
 
 /// Length of the time part of a slot: `YYYY-MM-DDTHH:MM`.
 const SLOT_TIME: usize = 16;
@@ -50,7 +54,7 @@ impl<'a> Parts<'a> {
     }
 
     fn day_attr(&self) -> String {
-        format!("d{}", &self.time[8..10])
+        DayCount::Entries.attr(&self.time[8..10])
     }
 
     fn day(&self) -> String {
@@ -58,7 +62,7 @@ impl<'a> Parts<'a> {
     }
 
     fn slot_attr(&self) -> String {
-        format!("s{}{}", &self.time[11..13], &self.time[14..16])
+        slot_attr(&self.time[11..13], &self.time[14..16])
     }
 }
 
@@ -119,7 +123,9 @@ impl Directory {
                 continue;
             };
             if let Some(bucket) = sk.strip_prefix(dir::MONTH) {
-                let parts = counts(item, |a| a.starts_with('d'));
+                let parts = counts(item, |a| {
+                    DayCount::of_attr(a).is_some_and(|(k, _)| k == DayCount::Entries)
+                });
                 d.months.insert(bucket.to_owned(), (count(item), parts));
             } else if sk.starts_with(dir::DELTA) {
                 let at = item.get(dir::AT).and_then(|v| v.as_s().ok());
@@ -152,7 +158,8 @@ impl Directory {
             }
             for (day, c) in days {
                 let c = (*c).max(0) as u64;
-                let start = format!("{month}-{}", &day[1..]);
+                let dd = DayCount::of_attr(day).map_or(day.as_str(), |(_, dd)| dd);
+                let start = format!("{month}-{dd}");
                 if left < c {
                     return Some(Start { start, skip: left });
                 }
@@ -177,7 +184,7 @@ impl Directory {
     /// `skip` entries after the day's start.
     pub fn find_slot(&self, day: &Start, item: Option<&Item>) -> Start {
         let mut slots = item
-            .map(|i| counts(i, |a| a.starts_with('s')))
+            .map(|i| counts(i, |a| slot_time(a).is_some()))
             .unwrap_or_default();
         for (slot, c) in self.pending_in(&day.start) {
             if let Some(p) = Parts::of(slot) {
@@ -188,7 +195,8 @@ impl Directory {
         for (attr, c) in &slots {
             let c = (*c).max(0) as u64;
             if left < c {
-                let start = format!("{}T{}:{}", day.start, &attr[1..3], &attr[3..5]);
+                let time = slot_time(attr).unwrap_or_default();
+                let start = format!("{}T{time}", day.start);
                 return Start { start, skip: left };
             }
             left -= c;
@@ -227,9 +235,40 @@ fn bad_slot(slot: &str) -> StoreError {
     StoreError::Corrupt(format!("directory slot {slot:?}"))
 }
 
+/// Adds `add` to the months and days of the directory in `pk`, in `tx`.
+pub(super) fn add_to_directory<'s>(
+    mut tx: Tx<'s>,
+    pk: &str,
+    add: &Additions,
+) -> Result<Tx<'s>, StoreError> {
+    let buckets = add
+        .months
+        .iter()
+        .map(|(b, v)| (Write::Month, dir_month_key(pk, b), v))
+        .chain(
+            add.days
+                .iter()
+                .map(|(b, v)| (Write::Day, dir_day_key(pk, b), v)),
+        );
+    for (write, key, (total, parts)) in buckets {
+        let attrs: Vec<String> = parts.keys().cloned().collect();
+        let values: Vec<(String, AttributeValue)> = std::iter::once(n(*total))
+            .chain(parts.values().map(|c| n(*c)))
+            .enumerate()
+            .map(|(i, v)| (format!(":c{i}"), v))
+            .collect();
+        let values: Vec<(&str, AttributeValue)> = values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        tx = tx.update(write, key, &dir_add(&attrs), None, &values)?;
+    }
+    Ok(tx)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::table::{dir_day_key, dir_delta_item, dir_month_key, n, s};
+    use super::super::table::{dir_delta_item, s};
     use super::*;
 
     fn month(bucket: &str, total: i64, days: &[(&str, i64)]) -> Item {
