@@ -6,6 +6,8 @@
 //! and `events` (publishing `customer.deleted` to EventBridge, see
 //! [`events::Publisher`]). Without them the same API compiles: the cascade has
 //! no Stripe client ([`cascade::Payments`] has no value) and events go to the log.
+//! The `testing` feature (capturing and checking metrics,
+//! `telemetry::metrics::capture`) is for tests only: no function links it.
 
 pub mod api;
 pub mod auth;
