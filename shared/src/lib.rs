@@ -2,12 +2,13 @@
 //! authentication, domain types, the single-table store and the HTTP handlers.
 //!
 //! Features, so that each function links only what it calls: `stripe` (the
-//! Stripe side of the deletion cascade, `payments`, and the demo data, `seed`)
-//! and `events` (publishing `customer.deleted` to EventBridge, see
-//! [`events::Publisher`]). Without them the same API compiles: the cascade has
-//! no Stripe client ([`cascade::Payments`] has no value) and events go to the log.
-//! The `testing` feature (capturing and checking metrics,
-//! `telemetry::metrics::capture`) is for tests only: no function links it.
+//! Stripe side of the deletion cascade, `payments`) and `events` (publishing
+//! `customer.deleted` to EventBridge, see [`events::Publisher`]). Without them
+//! the same API compiles: the cascade has no Stripe client ([`cascade::Payments`]
+//! has no value) and events go to the log. Two more are for development only and
+//! no function links them: `seed` (the demo data and fixtures, `seed`, and the
+//! Stripe objects behind them) and `testing` (capturing and checking metrics,
+//! `telemetry::metrics::capture`).
 
 pub mod api;
 pub mod auth;
@@ -24,7 +25,7 @@ pub mod monitor;
 #[cfg(feature = "stripe")]
 pub mod payments;
 pub mod secrets;
-#[cfg(feature = "stripe")]
+#[cfg(feature = "seed")]
 pub mod seed;
 pub mod sender;
 pub mod startup;
