@@ -6,6 +6,10 @@ Each `bootstrap` carries the marker `billing-features[...]` (billing::LINKED_FEA
 logged at start, so present in a stripped release binary); the declared features
 are those of the `billing-shared` dependency in `cargo metadata`.
 
+The development-only features (`seed`: the demo data and fixtures; `testing`:
+capturing and checking metrics) are never linked by a function: a function
+package that declares one fails.
+
 Usage: python check_features.py TEMPLATE BUILD_DIR [BUILD_DIR...]
 (run with .local/sam-venv's Python, which has the SAM translator's YAML parser).
 Exits 1 on any difference, printing one line per function.
@@ -21,6 +25,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 MARKER = re.compile(rb"billing-features\[([a-z,]*)\]")
 KNOWN = ("stripe", "events")
+DEV_ONLY = ("seed", "testing")
 
 
 def functions(template_path):
@@ -75,6 +80,11 @@ def main():
         want = declared.get(package)
         if want is None:
             print(f"{logical_id}: CodeUri {code_uri} is not a package depending on billing-shared")
+            failures += 1
+            continue
+        dev_only = [x for x in want if x in DEV_ONLY]
+        if dev_only:
+            print(f"{logical_id}: {code_uri}/Cargo.toml declares development-only features {dev_only}")
             failures += 1
             continue
         seen = []

@@ -26,7 +26,7 @@ use crate::domain::{Customer, CustomerId};
 #[cfg(feature = "stripe")]
 pub use crate::payments::{Payments, PaymentsError};
 use crate::store::{Answering, Store, StoreError};
-use crate::telemetry::metrics::{self, StepOutcome};
+use crate::telemetry::metrics;
 
 /// The Stripe client of a build without the `stripe` feature: it has no value,
 /// so a cascade's `Option<Payments>` is always `None` and a customer with a
@@ -71,6 +71,53 @@ pub enum Step {
     DeleteMembers,
     /// Delete the customer record.
     DeleteRecord,
+}
+
+impl Step {
+    /// The `Step` dimension value of its metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MarkDeleting => "mark_deleting",
+            Self::CloseBilling => "close_billing",
+            Self::DeleteMembers => "delete_members",
+            Self::DeleteRecord => "delete_record",
+        }
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// It did its work (or found it done).
+    Ok,
+    /// The customer was not there (already deleted).
+    NotFound,
+    /// The run's time budget ran out during it.
+    OutOfTime,
+    /// It failed (Stripe, the table, configuration).
+    Failed,
+}
+
+impl StepOutcome {
+    /// The outcome of a step's result.
+    pub fn of<T>(result: &Result<T, CascadeError>) -> Self {
+        match result {
+            Ok(_) => Self::Ok,
+            Err(e) if e.nothing_to_delete() => Self::NotFound,
+            Err(e) if e.out_of_time() => Self::OutOfTime,
+            Err(_) => Self::Failed,
+        }
+    }
+
+    /// The `Outcome` dimension value of its metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NotFound => "not_found",
+            Self::OutOfTime => "out_of_time",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// What closing a customer's billing did.
@@ -356,7 +403,8 @@ async fn bounded<T, E: Into<Failure>>(
             failure: Failure::OutOfTime,
         }),
     };
-    metrics::cascade_step(step, StepOutcome::of(&result), started.elapsed());
+    let outcome = StepOutcome::of(&result);
+    metrics::cascade_step(step.name(), outcome.as_str(), started.elapsed());
     result
 }
 
@@ -364,5 +412,81 @@ fn at<E: Into<Failure>>(step: Step) -> impl FnOnce(E) -> CascadeError {
     move |e| CascadeError {
         step,
         failure: e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::capture::{directives, one, strings};
+
+    #[test]
+    fn step_outcomes_of_results() {
+        let failed = |failure| -> Result<(), CascadeError> {
+            Err(CascadeError {
+                step: Step::CloseBilling,
+                failure,
+            })
+        };
+        assert_eq!(StepOutcome::of(&Ok::<_, CascadeError>(())), StepOutcome::Ok);
+        assert_eq!(
+            StepOutcome::of(&failed(Failure::Store(StoreError::CustomerNotFound))),
+            StepOutcome::NotFound
+        );
+        assert_eq!(
+            StepOutcome::of(&failed(Failure::OutOfTime)),
+            StepOutcome::OutOfTime
+        );
+        assert_eq!(
+            StepOutcome::of(&failed(Failure::StripeNotConfigured)),
+            StepOutcome::Failed
+        );
+    }
+
+    #[test]
+    fn cascade_steps_by_step_and_outcome() {
+        let steps = [
+            (Step::MarkDeleting, "mark_deleting"),
+            (Step::CloseBilling, "close_billing"),
+            (Step::DeleteMembers, "delete_members"),
+            (Step::DeleteRecord, "delete_record"),
+        ];
+        for (step, name) in steps {
+            let doc = one(|| {
+                metrics::cascade_step(
+                    step.name(),
+                    StepOutcome::Ok.as_str(),
+                    Duration::from_millis(7),
+                )
+            });
+            assert_eq!(
+                directives(&doc),
+                [(
+                    strings(&["Stack", "Step", "Outcome"]),
+                    strings(&["CascadeSteps", "CascadeStepDuration"])
+                )]
+            );
+            assert_eq!(doc["Step"], name);
+            assert_eq!(doc["Outcome"], "ok");
+            assert_eq!(doc["CascadeSteps"], 1.0);
+            assert_eq!(doc["CascadeStepDuration"], 7.0);
+        }
+        let outcomes = [
+            (StepOutcome::Ok, "ok"),
+            (StepOutcome::NotFound, "not_found"),
+            (StepOutcome::OutOfTime, "out_of_time"),
+            (StepOutcome::Failed, "failed"),
+        ];
+        for (outcome, name) in outcomes {
+            assert_eq!(outcome.as_str(), name);
+        }
+        let doc = one(|| {
+            metrics::cascade_step(
+                Step::CloseBilling.name(),
+                StepOutcome::OutOfTime.as_str(),
+                Duration::ZERO,
+            )
+        });
+        assert_eq!(doc["Outcome"], "out_of_time");
     }
 }

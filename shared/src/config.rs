@@ -5,6 +5,7 @@ use std::str::FromStr;
 use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 
+pub use crate::auth::API_KEY_MAX_DAYS_DEFAULT;
 use crate::auth::{ASYMMETRIC, Jwks, JwtSettings};
 
 /// Where a secret comes from.
@@ -67,8 +68,6 @@ pub struct Config {
     pub platform_sender: Option<crate::sender::ExpectedSender>,
 }
 
-/// Default of `API_KEY_MAX_DAYS`.
-pub const API_KEY_MAX_DAYS_DEFAULT: u32 = 90;
 /// Largest `API_KEY_MAX_DAYS` accepted: ten years.
 const API_KEY_MAX_DAYS_LIMIT: u32 = 3660;
 

@@ -2,10 +2,13 @@
 //! authentication, domain types, the single-table store and the HTTP handlers.
 //!
 //! Features, so that each function links only what it calls: `stripe` (the
-//! Stripe side of the deletion cascade, `payments`, and the demo data, `seed`)
-//! and `events` (publishing `customer.deleted` to EventBridge, see
-//! [`events::Publisher`]). Without them the same API compiles: the cascade has
-//! no Stripe client ([`cascade::Payments`] has no value) and events go to the log.
+//! Stripe side of the deletion cascade, `payments`) and `events` (publishing
+//! `customer.deleted` to EventBridge, see [`events::Publisher`]). Without them
+//! the same API compiles: the cascade has no Stripe client ([`cascade::Payments`]
+//! has no value) and events go to the log. Two more are for development only and
+//! no function links them: `seed` (the demo data and fixtures, `seed`, and the
+//! Stripe objects behind them) and `testing` (capturing and checking metrics,
+//! `telemetry::metrics::capture`).
 
 pub mod api;
 pub mod auth;
@@ -24,7 +27,7 @@ pub mod payments;
 pub mod runtime;
 pub mod secrets;
 pub mod secure_url;
-#[cfg(feature = "stripe")]
+#[cfg(feature = "seed")]
 pub mod seed;
 pub mod sender;
 pub mod store;

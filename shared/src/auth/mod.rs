@@ -18,6 +18,9 @@ use crate::store::{Store, StoreError};
 /// The role every endpoint of this API requires.
 pub const BILLING_ADMIN: &str = "billing_admin";
 
+/// Default of `API_KEY_MAX_DAYS`: the longest an API key lives, in days.
+pub const API_KEY_MAX_DAYS_DEFAULT: u32 = 90;
+
 /// Why a caller was not authenticated (401, except the key and store lookups' failures).
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -139,14 +142,12 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// An authenticator with a JWT verifier and the table holding API keys,
-    /// refusing keys older than [`crate::config::API_KEY_MAX_DAYS_DEFAULT`] days.
+    /// refusing keys older than [`API_KEY_MAX_DAYS_DEFAULT`] days.
     pub fn new(jwt: JwtVerifier, store: Store) -> Self {
         Self {
             jwt,
             store,
-            api_key_lifetime: chrono::Duration::days(
-                crate::config::API_KEY_MAX_DAYS_DEFAULT.into(),
-            ),
+            api_key_lifetime: chrono::Duration::days(API_KEY_MAX_DAYS_DEFAULT.into()),
         }
     }
 

@@ -21,7 +21,8 @@ use hyper_util::rt::TokioExecutor;
 use stripe::{StripeError, StripeRequest};
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
-use super::{Payments, PaymentsError, SubscriptionRef};
+use super::client::{Payments, PaymentsError};
+use super::seeding::SubscriptionRef;
 use crate::domain::{StripeIdKind, SubscriptionStatus};
 
 /// Time the fake's status route may take, connection included.
@@ -36,7 +37,7 @@ impl Payments {
         id: &str,
         status: SubscriptionStatus,
     ) -> Result<(), PaymentsError> {
-        let id = super::checked(StripeIdKind::Subscription, id, "set subscription status")?;
+        let id = super::client::checked(StripeIdKind::Subscription, id, "set subscription status")?;
         match status {
             SubscriptionStatus::Active => Ok(()),
             SubscriptionStatus::Canceled => {
