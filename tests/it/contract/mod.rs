@@ -9,11 +9,13 @@
 mod alarms;
 mod docs;
 mod events;
+mod expand;
 mod iam;
 mod ingress;
 mod openapi;
 mod partitions;
 mod template;
+mod template_functions;
 
 use std::collections::BTreeMap;
 
@@ -31,6 +33,7 @@ use docs::{
 use events::{
     events_run_through_the_real_handlers, events_without_a_fresh_token_or_signature_are_refused,
 };
+use expand::{template, template_loops_generate_each_function_log_group_and_alarms};
 use iam::template_grants_each_function_exactly_its_calls;
 use ingress::template_locks_the_platform_ingress;
 use openapi::{
@@ -41,10 +44,11 @@ use partitions::{
     template_confines_each_function_to_its_partitions,
 };
 use template::{
-    template_functions_are_the_workspace_packages, template_functions_hold_no_plaintext_secret,
-    template_logs_tracing_and_settings, template_parameters_choose_exactly_one_token_key_source,
-    template_routes_are_the_endpoints, template_table_is_the_table_definition,
+    template_functions_hold_no_plaintext_secret, template_logs_tracing_and_settings,
+    template_parameters_choose_exactly_one_token_key_source, template_routes_are_the_endpoints,
+    template_table_is_the_table_definition,
 };
+use template_functions::template_functions_are_the_workspace_packages;
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     crate::trials![
@@ -59,6 +63,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         template_logs_tracing_and_settings,
         template_alarms_watch_what_they_claim,
         template_alarms_select_their_own_stack,
+        template_loops_generate_each_function_log_group_and_alarms,
         template_locks_the_platform_ingress,
         template_confines_each_function_to_its_partitions,
         each_function_touches_only_its_granted_partitions,
@@ -479,7 +484,7 @@ fn merge(global: Yaml, local: Yaml) -> Yaml {
 
 /// The `Events` of the template function built from `binary`.
 fn template_events(binary: &str) -> Yaml {
-    let template = yaml("template.yaml");
+    let template = template();
     functions(&template)
         .into_iter()
         .find(|f| f.binary == binary)
