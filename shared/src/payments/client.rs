@@ -14,8 +14,8 @@ use crate::cascade::Closed;
 use crate::config::SecretSource;
 use crate::deadline::Deadline;
 use crate::domain::StripeIdKind;
-use crate::secure_url::{InsecureUrl, secure_url};
 use crate::secrets::{Refreshing, SecretError};
+use crate::secure_url::{InsecureUrl, secure_url};
 
 /// Timeout of one attempt of a Stripe call.
 ///

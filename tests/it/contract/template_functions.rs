@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use billing::config::{KeySource, SecretSource};
 use billing::api::{CONSOLE_FUNCTION, Endpoint};
+use billing::config::{KeySource, SecretSource};
 use billing_tests::Env;
 use billing_tests::servers::repo_root;
 use serde_norway::Value as Yaml;

@@ -492,7 +492,8 @@ pub(super) async fn run_route_not_found_event(name: &str, raw: &str, event: &Val
         );
     }
     // and a known path with several routes allows each of their methods
-    let reply = route_not_found_with(event, "PATCH", &format!("{PREFIX}/customer/{CUSTOMER}")).await;
+    let reply =
+        route_not_found_with(event, "PATCH", &format!("{PREFIX}/customer/{CUSTOMER}")).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{name}");
     let allowed: BTreeSet<&str> = reply.headers["allow"]
         .to_str()

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
+use billing::api::{Endpoint, PREFIX};
 use billing::cleanup::{Cleanup, UserCleanup};
 use billing::domain::{CustomerId, Role, Timestamp, UserId, time};
 use billing::events::{CustomerDeleted, Publisher, UserDeleted};
-use billing::api::{Endpoint, PREFIX};
 use billing::store::table::{StreamCustomer, TableDefinition, customer_key, stream_customer};
 use billing::sync::platform::{
     CUSTOMER_CREATED, CUSTOMER_UPDATED, Platform, PlatformError, PlatformOutcome,
