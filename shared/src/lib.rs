@@ -22,7 +22,6 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod monitor;
-#[cfg(feature = "stripe")]
 pub mod payments;
 pub mod secrets;
 #[cfg(feature = "seed")]

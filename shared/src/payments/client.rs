@@ -10,12 +10,11 @@ use secrecy::{ExposeSecret, SecretString};
 use stripe::{ApiErrorsCode, Client, ClientBuilder, RequestStrategy, StripeError, StripeRequest};
 use stripe_core::customer::DeleteCustomer;
 
-use crate::cascade::Closed;
-use crate::config::SecretSource;
+use super::closed::Closed;
 use crate::deadline::Deadline;
 use crate::domain::StripeIdKind;
 use crate::http::{InsecureUrl, secure_url};
-use crate::secrets::{Refreshing, SecretError};
+use crate::secrets::{Refreshing, SecretError, SecretSource};
 
 /// Timeout of one attempt of a Stripe call.
 ///
