@@ -23,6 +23,7 @@ use std::time::Duration;
 use crate::deadline::Deadline;
 use crate::domain::audit::Origin;
 use crate::domain::{Customer, CustomerId};
+pub use crate::payments::Closed;
 #[cfg(feature = "stripe")]
 pub use crate::payments::{Payments, PaymentsError};
 use crate::store::{Answering, Store, StoreError};
@@ -118,15 +119,6 @@ impl StepOutcome {
             Self::Failed => "failed",
         }
     }
-}
-
-/// What closing a customer's billing did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Closed {
-    /// Whether this call deleted the Stripe customer (false: it was already gone).
-    pub customer_deleted: bool,
-    /// Stripe requests made (one per call, however many attempts it took).
-    pub calls: usize,
 }
 
 /// What a finished cascade did.

@@ -7,25 +7,7 @@ use secrecy::SecretString;
 
 pub use crate::auth::API_KEY_MAX_DAYS_DEFAULT;
 use crate::auth::{ASYMMETRIC, Jwks, JwtSettings};
-
-/// Where a secret comes from.
-#[derive(Debug, Clone)]
-pub enum SecretSource {
-    /// Given directly (local stack).
-    Value(SecretString),
-    /// Read from AWS Secrets Manager at cold start.
-    SecretsManager(String),
-}
-
-impl SecretSource {
-    /// What names the secret in logs and errors: its id, never its value.
-    pub fn name(&self) -> String {
-        match self {
-            Self::Value(_) => "(from the environment)".to_owned(),
-            Self::SecretsManager(id) => id.clone(),
-        }
-    }
-}
+pub use crate::secrets::SecretSource;
 
 /// Everything a function needs to start.
 #[derive(Debug, Clone)]

@@ -22,7 +22,6 @@ pub mod events;
 pub mod http;
 pub mod iam;
 pub mod monitor;
-#[cfg(feature = "stripe")]
 pub mod payments;
 pub mod runtime;
 pub mod secrets;

@@ -5,7 +5,24 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
-use crate::config::SecretSource;
+/// Where a secret comes from.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    /// Given directly (local stack).
+    Value(SecretString),
+    /// Read from AWS Secrets Manager at cold start.
+    SecretsManager(String),
+}
+
+impl SecretSource {
+    /// What names the secret in logs and errors: its id, never its value.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Value(_) => "(from the environment)".to_owned(),
+            Self::SecretsManager(id) => id.clone(),
+        }
+    }
+}
 
 /// A secret could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -10,11 +10,10 @@ use secrecy::{ExposeSecret, SecretString};
 use stripe::{ApiErrorsCode, Client, ClientBuilder, RequestStrategy, StripeError, StripeRequest};
 use stripe_core::customer::DeleteCustomer;
 
-use crate::cascade::Closed;
-use crate::config::SecretSource;
+use super::closed::Closed;
 use crate::deadline::Deadline;
 use crate::domain::StripeIdKind;
-use crate::secrets::{Refreshing, SecretError};
+use crate::secrets::{Refreshing, SecretError, SecretSource};
 use crate::secure_url::{InsecureUrl, secure_url};
 
 /// Timeout of one attempt of a Stripe call.

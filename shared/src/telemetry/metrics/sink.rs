@@ -1,5 +1,5 @@
 //! Where metric lines go: stdout, or the sink given to [`set_sink`] (once per
-//! process); in test builds, the [`super::Capture`] of the running scope first.
+//! process); in test builds, the `Capture` of the running scope first.
 
 use std::io::Write;
 use std::sync::OnceLock;
