@@ -134,6 +134,9 @@ step_done "rust target $target"
 # PATH: cargo-lambda for `cargo lambda`, zig, and the SAM CLI's own venv.
 export PATH="$cargo_lambda_root/bin:$zig_bin:$sam_venv/bin:$PATH"
 export SAM_CLI_TELEMETRY=0
+# template.yaml generates its log groups and alarms with Fn::ForEach
+# (AWS::LanguageExtensions): the SAM CLI expands them only when asked.
+export SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS=1
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
 log "sam build (SAM CLI $("$sam_venv/bin/python" -I -c 'import samcli; print(samcli.__version__)'), cargo-lambda $cargo_lambda_version, zig $zig_version, $toolchain)"
@@ -166,10 +169,12 @@ while IFS= read -r function; do
   count=$((count + 1))
   printf '%-32s %9.1f MiB  %s\n' "$function" "$(awk "BEGIN{print $bytes/1048576}")" \
     "$(file -b "$artifact" 2>/dev/null | cut -d, -f1-2 || true)" >&2
-done < <("$sam_venv/bin/python" -I - "$root/template.yaml" <<'PY'
+done < <("$sam_venv/bin/python" -I - "$root/template.yaml" "$root/infra" <<'PY'
 import sys
 from samtranslator.yaml_helper import yaml_parse
-template = yaml_parse(open(sys.argv[1]).read())
+sys.path.insert(0, sys.argv[2])
+from template_expand import expand
+template = expand(yaml_parse(open(sys.argv[1]).read()))
 for name, resource in template.get("Resources", {}).items():
     if resource.get("Type") == "AWS::Serverless::Function" and \
             resource.get("Metadata", {}).get("BuildMethod") == "rust-cargolambda":

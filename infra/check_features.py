@@ -19,6 +19,9 @@ import sys
 
 from samtranslator.yaml_helper import yaml_parse
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from template_expand import expand  # noqa: E402 (next to this file)
+
 MARKER = re.compile(rb"billing-features\[([a-z,]*)\]")
 KNOWN = ("stripe", "events")
 
@@ -26,7 +29,7 @@ KNOWN = ("stripe", "events")
 def functions(template_path):
     """(logical id, package directory) of each rust-cargolambda function."""
     with open(template_path, encoding="utf-8") as f:
-        template = yaml_parse(f.read())
+        template = expand(yaml_parse(f.read()))
     for name, resource in template.get("Resources", {}).items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue

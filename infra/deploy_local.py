@@ -1,7 +1,8 @@
 """`make deploy-local`: a deploy rehearsal of template.yaml in moto.
 
-1. template.yaml transformed by aws-sam-translator (what CloudFormation's
-   AWS::Serverless transform does), with each function's CodeUri pointing at a zip
+1. template.yaml's Fn::ForEach loops expanded (infra/template_expand.py: what
+   CloudFormation's AWS::LanguageExtensions transform does), then transformed by
+   aws-sam-translator (what its AWS::Serverless transform does), with each function's CodeUri pointing at a zip
    of its built bootstrap uploaded to moto's S3;
 2. created as a stack in moto's CloudFormation, which must reach CREATE_COMPLETE;
 3. what the stack made checked against the template: the table (keys, indexes,
@@ -17,6 +18,7 @@ in the transformed API definition.
 Usage: python deploy_local.py MOTO_URL   (.local/sam-venv's Python)
 """
 
+import copy
 import io
 import json
 import os
@@ -30,6 +32,9 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from template_expand import expand  # noqa: E402 (next to this file)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGION = "us-east-1"
@@ -282,10 +287,12 @@ def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     url = sys.argv[1]
+    # AWS::LanguageExtensions first (its Fn::ForEach loops: the log groups and
+    # alarms), as CloudFormation applies it before AWS::Serverless; moto knows
+    # neither transform.
     with open(os.path.join(ROOT, "template.yaml"), encoding="utf-8") as f:
-        template = yaml_parse(f.read())
-    with open(os.path.join(ROOT, "template.yaml"), encoding="utf-8") as f:
-        to_transform = yaml_parse(f.read())
+        template = expand(yaml_parse(f.read()))
+    to_transform = copy.deepcopy(template)
     build = upload_code(to_transform, client("s3", url))
     print(f"code: each function's bootstrap from {os.path.relpath(build, ROOT)}")
     transformed = transform(to_transform, PARAMETERS, ManagedPolicyLoader(client("iam", url)))

@@ -50,6 +50,7 @@ from samcli.yamlhelper import yaml_dump, yaml_parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sam_local_net import Bridge  # noqa: E402 (next to this file)
+from template_expand import expand  # noqa: E402 (next to this file)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, ".aws-sam", "build-x86_64")
@@ -274,8 +275,10 @@ def write_local_files(settings):
     template_path = os.path.join(BUILD, "template.yaml")
     if not os.path.exists(template_path):
         raise SystemExit("sam_local: no .aws-sam/build-x86_64: run infra/build.sh --arch x86_64 first")
+    # Its Fn::ForEach loops (the log groups and alarms) expanded, so that every
+    # resource is read here and sam local needs no language extensions.
     with open(template_path, encoding="utf-8") as f:
-        template = yaml_parse(f.read())
+        template = expand(yaml_parse(f.read()))
     variables = template.setdefault("Globals", {}).setdefault("Function", {}) \
         .setdefault("Environment", {}).setdefault("Variables", {})
     for name in LOCAL_ONLY:
@@ -351,7 +354,7 @@ def sam_common(overrides):
 
 
 def sam_env():
-    return dict(os.environ, SAM_CLI_TELEMETRY="0", AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION,
+    return dict(os.environ, SAM_CLI_TELEMETRY="0", SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS="1", AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION,
                 AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
 
 
@@ -526,7 +529,7 @@ def cmd_watch(settings, stack):
     # local endpoints; none of the others (e.g. Stripe's, which a function built
     # without the `stripe` feature refuses).
     with open(os.path.join(ROOT, "template.yaml"), encoding="utf-8") as f:
-        template = yaml_parse(f.read())
+        template = expand(yaml_parse(f.read()))
     declared = set(LOCAL_ONLY)
     declared |= set(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
     declared |= set(template["Resources"][logical_id(function)]["Properties"]

@@ -8,7 +8,7 @@ use serde_norway::Value as Yaml;
 
 use super::{
     Deployment, PLATFORM_HOOKS, STREAM_CONSUMER, conditional, entries, functions, one_or_many,
-    render, resources_of, str_of, template_events, yaml,
+    render, resources_of, str_of, template, template_events,
 };
 
 /// The metric the access log's 429 answers are counted in (by a metric filter,
@@ -54,7 +54,7 @@ fn dimensions(v: &Yaml) -> BTreeMap<String, String> {
 /// (the template's own resources), statistic and threshold; each notifies
 /// AlarmTopicArn when one is given.
 pub(super) async fn template_alarms_watch_what_they_claim(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     let params = &template["Parameters"];
     let alarms = resources_of(&template, "AWS::CloudWatch::Alarm");
     let functions = functions(&template);
@@ -490,7 +490,7 @@ fn watched_metrics(id: &str, p: &Yaml) -> Vec<(String, String, BTreeMap<String, 
 /// template (its function, queue or API). A dev and a prod stack in one
 /// account therefore never fire or silence each other's alarms.
 pub(super) async fn template_alarms_select_their_own_stack(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     let resources: BTreeSet<String> = entries(&template["Resources"])
         .into_iter()
         .map(|(id, _)| id)

@@ -23,7 +23,7 @@ use billing_tests::Env;
 use billing_tests::servers::repo_root;
 use serde_norway::Value as Yaml;
 
-use super::{entries, functions, render, resources_of, yaml};
+use super::{entries, functions, render, resources_of, template};
 
 const OPERATIONS: &str = "docs/operations.md";
 const CONFIGURATION: &str = "docs/configuration.md";
@@ -382,7 +382,7 @@ fn alarm_names(template: &Yaml) -> BTreeMap<String, Vec<String>> {
 /// The alarm table of `docs/operations.md` names exactly the template's alarms,
 /// each with the metric it watches.
 pub(super) async fn docs_alarm_table_is_the_template_alarms(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     let mut expected = alarm_names(&template);
     let page = Page::read(OPERATIONS);
     let mut problems = Vec::new();
@@ -505,7 +505,7 @@ fn variables_read_by_the_code() -> BTreeMap<String, String> {
 /// names every output.
 pub(super) async fn docs_configuration_names_every_variable_and_parameter(_env: &'static Env) {
     let page = Page::read(CONFIGURATION);
-    let template = yaml("template.yaml");
+    let template = template();
     let mut problems = Vec::new();
 
     // Variables: one row each, across its variable tables.

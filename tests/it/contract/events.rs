@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use super::{
     DEFAULT_ROUTE, DELETION_MONITOR, Deployment, PLATFORM_CUSTOMER_HOOK, RECONCILE,
     ROUTE_NOT_FOUND, STREAM_CONSUMER, STRIPE_WEBHOOK, USER_DELETED_HOOK, WEBHOOK_ROUTE, entries,
-    functions, one_or_many, platform_hook, render, str_of, template_events, yaml,
+    functions, one_or_many, platform_hook, render, str_of, template, template_events,
 };
 
 /// What the events name; seeded before each event runs.
@@ -176,7 +176,7 @@ fn event_files() -> Vec<(Invokes, PathBuf)> {
     let expected: BTreeSet<String> = Invokes::all().map(Invokes::file_stem).collect();
     assert_eq!(stems, expected, "one file per function and event");
     let named: BTreeSet<String> = found.iter().map(|(i, _)| i.function().to_owned()).collect();
-    let template: BTreeSet<String> = functions(&yaml("template.yaml"))
+    let template: BTreeSet<String> = functions(&template())
         .into_iter()
         .map(|f| f.binary)
         .collect();
@@ -784,7 +784,7 @@ fn deployed_rule_takes_only_the_platform(
     pattern: &serde_norway::Value,
     event: &Value,
 ) -> Value {
-    let deployment = Deployment::new(&yaml("template.yaml"), &[]);
+    let deployment = Deployment::new(&template(), &[]);
     let deployed = deployment.pattern(pattern);
     assert!(
         matches_pattern(&deployed, event),
@@ -1247,7 +1247,7 @@ fn check_schedule_event(binary: &str, expected: &str, name: &str, raw: &str, eve
     );
     let (_, schedule) = &schedules[0];
     assert_eq!(render(&schedule["Type"]), "Schedule", "{binary}");
-    let deployment = Deployment::new(&yaml("template.yaml"), &[]);
+    let deployment = Deployment::new(&template(), &[]);
     assert_eq!(
         deployment.value(&render(&schedule["Properties"]["Schedule"])),
         expected,

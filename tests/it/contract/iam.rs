@@ -9,7 +9,7 @@ use billing_tests::Env;
 use super::{
     DELETION_MONITOR, Deployment, Function, PEM_MODE, PLATFORM_CUSTOMER_HOOK, RECONCILE,
     ROUTE_NOT_FOUND, STREAM_CONSUMER, STRIPE_WEBHOOK, TokenMode, USER_DELETED_HOOK, conditional,
-    entries, functions, is_no_value, one_or_many, platform_hook, render, yaml,
+    entries, functions, is_no_value, one_or_many, platform_hook, render, template,
 };
 
 /// The index the deletion monitor queries (partition `DELETING`).
@@ -370,7 +370,7 @@ fn granted(f: &Function) -> BTreeSet<Grant> {
 }
 
 pub(super) async fn template_grants_each_function_exactly_its_calls(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     for f in functions(&template) {
         // SAM's generated role: basic execution (logging) plus the Policies.
         assert!(

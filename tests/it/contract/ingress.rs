@@ -9,7 +9,7 @@ use serde_norway::Value as Yaml;
 
 use super::{
     Deployment, PLATFORM_HOOKS, SAMPLE_PLATFORM_ACCOUNT, SAMPLE_PLATFORM_ROLE,
-    SAMPLE_PLATFORM_ROOT, entries, functions, one_or_many, render, resources_of, str_of, yaml,
+    SAMPLE_PLATFORM_ROOT, entries, functions, one_or_many, render, resources_of, str_of, template,
 };
 
 /// The stack's bus for the platform's events.
@@ -48,7 +48,7 @@ fn condition_holds(condition: &Yaml, deployment: &Deployment, caller: &Caller) -
 /// per hook matching its source, detail-types and account; what a hook does not
 /// handle ends in its dead-letter queue.
 pub(super) async fn template_locks_the_platform_ingress(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     let params = &template["Parameters"];
     assert!(
         params.get("PlatformEventBusName").is_none(),

@@ -9,6 +9,7 @@
 mod alarms;
 mod docs;
 mod events;
+mod expand;
 mod iam;
 mod ingress;
 mod openapi;
@@ -31,6 +32,7 @@ use docs::{
 use events::{
     events_run_through_the_real_handlers, events_without_a_fresh_token_or_signature_are_refused,
 };
+use expand::{template, template_loops_generate_each_function_log_group_and_alarms};
 use iam::template_grants_each_function_exactly_its_calls;
 use ingress::template_locks_the_platform_ingress;
 use openapi::{
@@ -59,6 +61,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         template_logs_tracing_and_settings,
         template_alarms_watch_what_they_claim,
         template_alarms_select_their_own_stack,
+        template_loops_generate_each_function_log_group_and_alarms,
         template_locks_the_platform_ingress,
         template_confines_each_function_to_its_partitions,
         each_function_touches_only_its_granted_partitions,
@@ -479,7 +482,7 @@ fn merge(global: Yaml, local: Yaml) -> Yaml {
 
 /// The `Events` of the template function built from `binary`.
 fn template_events(binary: &str) -> Yaml {
-    let template = yaml("template.yaml");
+    let template = template();
     functions(&template)
         .into_iter()
         .find(|f| f.binary == binary)

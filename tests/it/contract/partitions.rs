@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use super::iam::{Permission, permissions, string_like};
 use super::{
     DELETION_MONITOR, PLATFORM_CUSTOMER_HOOK, RECONCILE, STREAM_CONSUMER, STRIPE_WEBHOOK,
-    USER_DELETED_HOOK, functions, yaml,
+    USER_DELETED_HOOK, functions, template,
 };
 
 /// The table as a policy's resource.
@@ -211,7 +211,7 @@ async fn as_function<F: std::future::Future>(function: &'static str, future: F) 
 /// functions (which verify API keys) may touch the `APIKEY` partition, by
 /// GetItem; no function may write it.
 pub(super) async fn template_confines_each_function_to_its_partitions(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     for f in functions(&template) {
         let id = &f.logical_id;
         let verifies_api_keys = Endpoint::ALL.iter().any(|e| e.function() == f.binary);
@@ -509,7 +509,7 @@ pub(super) async fn each_function_touches_only_its_granted_partitions(env: &'sta
     .await;
 
     // Every recorded access is allowed to the function that made it.
-    let template = yaml("template.yaml");
+    let template = template();
     let granted: BTreeMap<String, Vec<Permission>> = functions(&template)
         .iter()
         .map(|f| (f.binary.clone(), permissions(f)))

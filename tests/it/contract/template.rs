@@ -16,7 +16,7 @@ use super::{
     ROUTE_NOT_FOUND, SAMPLE_AUDIENCE, SAMPLE_ISSUER, SAMPLE_JWKS_URL, SAMPLE_PEM_SECRET,
     SAMPLE_WEBHOOK_SECRET, STREAM_CONSUMER, STRIPE_WEBHOOK, TokenMode, USER_DELETED_HOOK,
     WEBHOOK_ROUTE, conditional, entries, functions, intrinsic, is_no_value, one_or_many, render,
-    str_of, yaml,
+    str_of, template,
 };
 
 /// Functions that run the deletion cascade, and so need Stripe.
@@ -69,7 +69,7 @@ fn endpoint_routes() -> BTreeSet<(String, String)> {
 }
 
 pub(super) async fn template_routes_are_the_endpoints(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     assert_eq!(
         template["Transform"].as_str(),
         Some("AWS::Serverless-2016-10-31")
@@ -215,7 +215,7 @@ fn package_name(manifest: &Path) -> String {
 }
 
 pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     let functions = functions(&template);
     let (pem, jwks) = (
         Deployment::of(&template, TokenMode::Pem),
@@ -642,7 +642,7 @@ pub(super) async fn template_functions_are_the_workspace_packages(_env: &'static
 }
 
 pub(super) async fn template_table_is_the_table_definition(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     let table = &template["Resources"]["Table"];
     assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::Table"));
     assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
@@ -784,7 +784,7 @@ pub(super) async fn template_table_is_the_table_definition(_env: &'static Env) {
 /// optional settings empty by default (the code's defaults), and a Rules section
 /// refusing any other choice before a stack changes.
 pub(super) async fn template_parameters_choose_exactly_one_token_key_source(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     let params = &template["Parameters"];
     // Required as before: no default.
     for name in ["JwtIssuer", "JwtAudience"] {
@@ -911,7 +911,7 @@ pub(super) async fn template_parameters_choose_exactly_one_token_key_source(_env
 
 /// Log level, tracing and the https-only Stripe URL, on every function.
 pub(super) async fn template_logs_tracing_and_settings(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     let params = &template["Parameters"];
     // Four levels, never trace (at trace the runtime logs raw events, credentials
     // included), each Lambda's uppercase level.
@@ -973,7 +973,7 @@ pub(super) async fn template_logs_tracing_and_settings(_env: &'static Env) {
 /// secret of the template), and every secret the code reads from it comes
 /// from Secrets Manager, in either token key mode.
 pub(super) async fn template_functions_hold_no_plaintext_secret(_env: &'static Env) {
-    let template = yaml("template.yaml");
+    let template = template();
     let params = &template["Parameters"];
     let names_a_secret = |value: &str| -> bool {
         let Some(name) = value.strip_prefix("Ref:") else {
