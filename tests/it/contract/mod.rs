@@ -15,6 +15,7 @@ mod ingress;
 mod openapi;
 mod partitions;
 mod template;
+mod template_functions;
 
 use std::collections::BTreeMap;
 
@@ -43,10 +44,11 @@ use partitions::{
     template_confines_each_function_to_its_partitions,
 };
 use template::{
-    template_functions_are_the_workspace_packages, template_functions_hold_no_plaintext_secret,
-    template_logs_tracing_and_settings, template_parameters_choose_exactly_one_token_key_source,
-    template_routes_are_the_endpoints, template_table_is_the_table_definition,
+    template_functions_hold_no_plaintext_secret, template_logs_tracing_and_settings,
+    template_parameters_choose_exactly_one_token_key_source, template_routes_are_the_endpoints,
+    template_table_is_the_table_definition,
 };
+use template_functions::template_functions_are_the_workspace_packages;
 
 pub fn trials() -> Vec<(&'static str, TestFn)> {
     crate::trials![
