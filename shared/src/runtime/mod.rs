@@ -56,6 +56,16 @@ where
     .await
 }
 
+/// Runs the Lambda of the endpoint that `function` serves (the route table's
+/// name for it): fails to start when no endpoint is served by that name.
+pub async fn run_function(function: &str) -> Result<(), lambda_http::Error> {
+    let endpoint = Endpoint::ALL
+        .into_iter()
+        .find(|e| e.function() == function)
+        .ok_or_else(|| format!("no endpoint of the route table is served by {function}"))?;
+    run_endpoint(endpoint).await
+}
+
 /// Runs the Lambda serving `endpoint`: clients and secrets once, then requests.
 pub async fn run_endpoint(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     start(endpoint.function());
