@@ -545,10 +545,6 @@ struct Relay {
 
 impl Relay {
     async fn start(target: String) -> Self {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
         let answered = Arc::new(Mutex::new(Vec::new()));
         let seen = answered.clone();
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
@@ -587,9 +583,7 @@ impl Relay {
                 axum::http::StatusCode::from_u16(status).unwrap_or_default()
             }
         });
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, task) = billing_tests::net::serve(app).await;
         Self {
             url,
             answered,
@@ -618,17 +612,12 @@ fn register_webhook(env: &Env, id: &str, url: Option<&str>) {
         ],
         None => &[],
     };
-    let body = json!({"url": url.unwrap_or("http://127.0.0.1:9/off"), "secret": WEBHOOK_SECRET,
-        "events": events})
-    .to_string();
-    let (status, reply) = billing_tests::net::request(
-        &env.stripe_url,
-        "POST",
-        &format!("/_config/webhooks/{id}"),
-        &[("Content-Type", "application/json")],
-        Some(&body),
+    env.register_stripe_webhook(
+        id,
+        url.unwrap_or("http://127.0.0.1:9/off"),
+        WEBHOOK_SECRET,
+        events,
     );
-    assert_eq!(status, 200, "{reply}");
 }
 
 async fn seeded_statuses_stay_under_the_webhook_and_reconcile_without_drift(env: &'static Env) {
