@@ -33,21 +33,7 @@ log "building"
 cargo build --workspace --quiet
 cli="${CARGO_TARGET_DIR:-$root/target}/debug/billing-dev"
 
-# The servers (DynamoDB Local, localstripe) and, started after them, their
-# clients (the stream consumer, the API server): stopped clients first, so each
-# client finishes against a live server, then the servers.
-servers=()
-clients=()
-stop() {
-  trap - EXIT INT TERM HUP
-  stop_all 4 ${clients[@]+"${clients[@]}"}
-  stop_all 4 ${servers[@]+"${servers[@]}"}
-  log "stopped"
-}
-trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+stop_on_exit 'log "stopped"'
 
 log "starting DynamoDB Local on 127.0.0.1:$ddb_port (in memory)"
 infra/run-dynamodb-local.sh "$ddb_port" >"$root/target/dynamodb-local.log" 2>&1 &

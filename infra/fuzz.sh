@@ -57,20 +57,7 @@ cli="${CARGO_TARGET_DIR:-$root/target}/debug/billing-dev"
 rm -rf "$out"
 mkdir -p "$out"
 
-# The servers, then their client (the API server): the client stops first.
-servers=()
-clients=()
-stop() {
-  local rc=$?
-  trap - EXIT INT TERM HUP
-  stop_all 4 ${clients[@]+"${clients[@]}"}
-  stop_all 4 ${servers[@]+"${servers[@]}"}
-  exit "$rc"
-}
-trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+stop_on_exit
 
 read -r ddb_port stripe_port api_port < <(free_ports)
 # Only what billing-dev reads; everything else keeps its local default (local.rs).

@@ -179,6 +179,18 @@ impl TestApp {
         self.admin(Method::GET, path, None).await
     }
 
+    /// Asserts that the customer `id` and its members are not found (404).
+    pub async fn assert_customer_not_found(&self, id: &str) {
+        assert_eq!(
+            self.get(&format!("/customer/{id}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            self.get(&format!("/customer/{id}/members")).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+
     /// A request with the given headers; a JSON body gets `Content-Type: application/json`.
     pub async fn call(
         &self,

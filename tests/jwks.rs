@@ -100,15 +100,9 @@ impl JwksServer {
         let app = axum::Router::new()
             .route("/.well-known/jwks.json", axum::routing::get(document))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind JWKS server");
-        let addr = listener.local_addr().expect("JWKS server address");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (base, task) = crate::net::serve(app).await;
         Self {
-            url: format!("http://{addr}/.well-known/jwks.json"),
+            url: format!("{base}/.well-known/jwks.json"),
             state,
             task,
         }

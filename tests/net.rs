@@ -1,5 +1,6 @@
-//! A minimal HTTP/1.1 client over a plain socket, for black-box checks of local
-//! servers (the billing-dev server, localstripe).
+//! HTTP on loopback: a minimal HTTP/1.1 client over a plain socket, for
+//! black-box checks of local servers (the billing-dev server, localstripe), and
+//! the start of the tests' own small servers.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -40,4 +41,17 @@ pub fn request(
         .map(|(_, b)| b)
         .unwrap_or_default();
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Serves `app` on a free loopback port until the returned task is aborted;
+/// returns its base URL (`http://127.0.0.1:PORT`) and that task.
+pub async fn serve(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
 }

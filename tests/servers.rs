@@ -200,6 +200,20 @@ impl Env {
         )
     }
 
+    /// Points localstripe's webhook `id` at `url`, signed with `secret`, for
+    /// `events` (none: off).
+    pub fn register_stripe_webhook(&self, id: &str, url: &str, secret: &str, events: &[&str]) {
+        let body = serde_json::json!({"url": url, "secret": secret, "events": events}).to_string();
+        let (status, reply) = crate::net::request(
+            &self.stripe_url,
+            "POST",
+            &format!("/_config/webhooks/{id}"),
+            &[("Content-Type", "application/json")],
+            Some(&body),
+        );
+        assert_eq!(status, 200, "{reply}");
+    }
+
     async fn stripe_get(&self, path: &str) -> (u16, serde_json::Value) {
         let (base, path) = (self.stripe_url.clone(), path.to_owned());
         tokio::task::spawn_blocking(move || {

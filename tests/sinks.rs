@@ -11,6 +11,7 @@ use billing::events::{CustomerDeleted, Publisher};
 use billing_dev::stream::StreamPoller;
 use serde_json::Value;
 
+use crate::net::serve;
 use crate::{Env, TestApp};
 
 /// An EventBridge bus in moto whose events (by default `customer.deleted`) land
@@ -252,18 +253,6 @@ impl Drop for FailingStripe {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// Serves `app` on a free loopback port until the returned task is aborted.
-async fn serve(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, task)
 }
 
 /// A loopback URL where nothing listens.

@@ -1,6 +1,6 @@
 // Pieces every screen uses: error messages, pagers, guarded mutations.
 
-import type { ComponentChildren } from "preact";
+import type { ComponentChildren, InputHTMLAttributes } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "./api";
 
@@ -74,6 +74,30 @@ export function Pager(props: {
         </button>
       </form>
     </nav>
+  );
+}
+
+/**
+ * A labelled text input in a `.field`: the label names the input by `id`; the
+ * other attributes (name, required, autocomplete...) go to the input.
+ */
+export function TextField({
+  id,
+  label,
+  value,
+  onValue,
+  ...input
+}: {
+  id: string;
+  label: string;
+  value: string;
+  onValue: (value: string) => void;
+} & Omit<InputHTMLAttributes<HTMLInputElement>, "id" | "value" | "onInput">) {
+  return (
+    <div class="field">
+      <label for={id}>{label}</label>
+      <input id={id} {...input} value={value} onInput={(e) => onValue(e.currentTarget.value)} />
+    </div>
   );
 }
 

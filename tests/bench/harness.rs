@@ -259,6 +259,16 @@ pub fn new_customer(i: usize) -> Result<NewCustomer> {
     })
 }
 
+/// `user_id` as a member with `role`, joined now.
+pub fn member(user_id: UserId, role: Role) -> Member {
+    Member {
+        role_id: uuid::Uuid::new_v4(),
+        user_id,
+        role,
+        joined_at: now(),
+    }
+}
+
 /// What seeding took.
 #[derive(Debug)]
 pub struct Seeded {
@@ -326,12 +336,6 @@ pub async fn customer_with_members(
     if members == 0 {
         return Ok((customer.id, Vec::new()));
     }
-    let member = |user_id, role| Member {
-        role_id: uuid::Uuid::new_v4(),
-        user_id,
-        role,
-        joined_at: now(),
-    };
     let users: Vec<UserId> = (1..members).map(|_| UserId::random()).collect();
     let all: Vec<Member> = std::iter::once(member(customer.owner_user_id, Role::Owner))
         .chain(users.iter().map(|u| member(*u, Role::User)))

@@ -1,12 +1,12 @@
 //! Table 7: what each mutation writes: DynamoDB write actions and the write
 //! capacity DynamoDB Local reports, per operation.
 
-use billing::domain::{Member, Role, SubscriptionStatus, UserId, now};
+use billing::domain::{Role, SubscriptionStatus, UserId};
 use billing::store::{CustomerChange, EventStamp};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{App, Result, Sample, new_customer};
+use crate::harness::{App, Result, Sample, member, new_customer};
 use crate::report::{Table, per};
 
 /// Operations per mutation.
@@ -31,12 +31,7 @@ pub async fn run(app: &App) -> Result<Table> {
     let mut sample = Sample::default();
     for i in 0..N {
         let c = new_customer(5_000_000 + i)?;
-        let owner = Member {
-            role_id: uuid::Uuid::new_v4(),
-            user_id: c.owner_user_id,
-            role: Role::Owner,
-            joined_at: now(),
-        };
+        let owner = member(c.owner_user_id, Role::Owner);
         let before = app.counter.snapshot();
         let started = std::time::Instant::now();
         app.store

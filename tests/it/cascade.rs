@@ -85,14 +85,7 @@ async fn assert_gone(env: &Env, app: &TestApp, c: &Seeded) {
 
 /// Asserts the customer is invisible and closed, with its members untouched or not.
 async fn assert_hidden(app: &TestApp, c: &Seeded) {
-    assert_eq!(
-        app.get(&format!("/customer/{}", c.id)).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get(&format!("/customer/{}/members", c.id)).await.status,
-        StatusCode::NOT_FOUND
-    );
+    app.assert_customer_not_found(&c.id).await;
     let listed = app.get("/customers?limit=100").await;
     let ids: Vec<&str> = listed.json["customers"]
         .as_array()

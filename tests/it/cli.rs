@@ -55,6 +55,11 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// The JSON a successful run of `cmd` prints.
+fn run_json(cmd: &mut Command) -> Value {
+    serde_json::from_slice(&run(cmd).stdout).expect("JSON")
+}
+
 /// `billing-dev serve` on a free port, once it accepts connections (killed
 /// if it does not within 30 s).
 async fn serve(mut command: Command) -> (u16, std::process::Child) {
@@ -115,10 +120,8 @@ async fn cli_seeds_mints_credentials_and_serves_http(env: &'static Env) {
         run(cli(env, &table).args(["token", "--sub", owner, "--role", "viewer"])).stdout,
     )
     .unwrap();
-    let key: Value = serde_json::from_slice(
-        &run(cli(env, &table).args(["api-key", "--user", owner, "--role", "billing_admin"])).stdout,
-    )
-    .unwrap();
+    let key: Value =
+        run_json(cli(env, &table).args(["api-key", "--user", owner, "--role", "billing_admin"]));
     let (api_key, api_secret) = (
         key["apiKey"].as_str().unwrap().to_owned(),
         key["apiSecret"].as_str().unwrap().to_owned(),
@@ -245,57 +248,35 @@ async fn cli_manages_api_keys_of_a_deployed_table(env: &'static Env) {
         cmd
     };
     let user = "5f35d2c4-5633-4b16-bbf0-5ca22ef8ea2e";
-
-    // GIVEN two keys, one expiring in an hour and one given no lifetime
-    let issued: Value = serde_json::from_slice(
-        &run(&mut remote(&[
-            "api-key",
-            "--user",
-            user,
-            "--role",
-            "billing_admin",
-            "--expires-in",
-            "3600",
-        ]))
-        .stdout,
-    )
-    .expect("JSON");
-    let expiring = issued["apiKey"].as_str().expect("apiKey").to_owned();
-    assert!(issued["apiSecret"].as_str().is_some_and(|s| s.len() >= 40));
-    let expires_at = issued["expiresAt"].as_str().expect("expiresAt");
-    let lifetime = chrono::DateTime::parse_from_rfc3339(expires_at)
-        .unwrap()
-        .timestamp()
-        - billing::domain::now().timestamp();
-    assert!((3590..=3600).contains(&lifetime), "{lifetime}");
-    let forever: Value = serde_json::from_slice(
-        &run(&mut remote(&[
-            "api-key", "--user", user, "--role", "support",
-        ]))
-        .stdout,
-    )
-    .unwrap();
-    // THEN the second lives the longest a key may: API_KEY_MAX_DAYS, 90 days
+    // `api-key` for `user` with `role`, lasting `expires_in` seconds if given.
+    let api_key = |user: &str, role: &str, expires_in: Option<&str>| {
+        let mut cmd = remote(&["api-key", "--user", user, "--role", role]);
+        if let Some(seconds) = expires_in {
+            cmd.args(["--expires-in", seconds]);
+        }
+        cmd
+    };
+    // Seconds from now to an issued key's `expiresAt`.
     let lifetime_of = |issued: &Value| {
         chrono::DateTime::parse_from_rfc3339(issued["expiresAt"].as_str().expect("expiresAt"))
             .unwrap()
             .timestamp()
             - billing::domain::now().timestamp()
     };
+
+    // GIVEN two keys, one expiring in an hour and one given no lifetime
+    let issued: Value = run_json(&mut api_key(user, "billing_admin", Some("3600")));
+    let expiring = issued["apiKey"].as_str().expect("apiKey").to_owned();
+    assert!(issued["apiSecret"].as_str().is_some_and(|s| s.len() >= 40));
+    let expires_at = issued["expiresAt"].as_str().expect("expiresAt");
+    let lifetime = lifetime_of(&issued);
+    assert!((3590..=3600).contains(&lifetime), "{lifetime}");
+    let forever: Value = run_json(&mut api_key(user, "support", None));
+    // THEN the second lives the longest a key may: API_KEY_MAX_DAYS, 90 days
     let ninety_days = 90 * 86_400;
     assert!((ninety_days - 10..=ninety_days).contains(&lifetime_of(&forever)));
     // AND a longer lifetime is refused, naming the limit
-    let out = remote(&[
-        "api-key",
-        "--user",
-        user,
-        "--role",
-        "support",
-        "--expires-in",
-        "7776001",
-    ])
-    .output()
-    .unwrap();
+    let out = api_key(user, "support", Some("7776001")).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -303,41 +284,17 @@ async fn cli_manages_api_keys_of_a_deployed_table(env: &'static Env) {
         "{stderr}"
     );
     // AND with API_KEY_MAX_DAYS=1 two days are refused, one is the default
-    let out = remote(&[
-        "api-key",
-        "--user",
-        user,
-        "--role",
-        "support",
-        "--expires-in",
-        "172800",
-    ])
-    .env("API_KEY_MAX_DAYS", "1")
-    .output()
-    .unwrap();
+    let out = api_key(user, "support", Some("172800"))
+        .env("API_KEY_MAX_DAYS", "1")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 days"));
-    let day: Value =
-        serde_json::from_slice(
-            &run(remote(&["api-key", "--user", user, "--role", "support"])
-                .env("API_KEY_MAX_DAYS", "1"))
-            .stdout,
-        )
-        .unwrap();
+    let day: Value = run_json(api_key(user, "support", None).env("API_KEY_MAX_DAYS", "1"));
     assert!((86_390..=86_400).contains(&lifetime_of(&day)));
     // AND a key of another user
     let other = "9de7068a-2422-46c1-b718-4a95a91cd559";
-    let others: Value = serde_json::from_slice(
-        &run(&mut remote(&[
-            "api-key",
-            "--user",
-            other,
-            "--role",
-            "billing_admin",
-        ]))
-        .stdout,
-    )
-    .unwrap();
+    let others: Value = run_json(&mut api_key(other, "billing_admin", None));
 
     // WHEN they are listed, THEN every field but the secret is shown
     let listed = run(&mut remote(&["list-api-keys"])).stdout;
@@ -545,10 +502,6 @@ struct Relay {
 
 impl Relay {
     async fn start(target: String) -> Self {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
         let answered = Arc::new(Mutex::new(Vec::new()));
         let seen = answered.clone();
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
@@ -587,9 +540,7 @@ impl Relay {
                 axum::http::StatusCode::from_u16(status).unwrap_or_default()
             }
         });
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, task) = billing_tests::net::serve(app).await;
         Self {
             url,
             answered,
@@ -618,17 +569,12 @@ fn register_webhook(env: &Env, id: &str, url: Option<&str>) {
         ],
         None => &[],
     };
-    let body = json!({"url": url.unwrap_or("http://127.0.0.1:9/off"), "secret": WEBHOOK_SECRET,
-        "events": events})
-    .to_string();
-    let (status, reply) = billing_tests::net::request(
-        &env.stripe_url,
-        "POST",
-        &format!("/_config/webhooks/{id}"),
-        &[("Content-Type", "application/json")],
-        Some(&body),
+    env.register_stripe_webhook(
+        id,
+        url.unwrap_or("http://127.0.0.1:9/off"),
+        WEBHOOK_SECRET,
+        events,
     );
-    assert_eq!(status, 200, "{reply}");
 }
 
 async fn seeded_statuses_stay_under_the_webhook_and_reconcile_without_drift(env: &'static Env) {

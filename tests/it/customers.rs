@@ -235,14 +235,7 @@ async fn delete_customer_removes_it_and_every_membership(env: &'static Env) {
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert_eq!(reply.json, Value::Null);
 
-    assert_eq!(
-        app.get(&format!("/customer/{}", c.id)).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get(&format!("/customer/{}/members", c.id)).await.status,
-        StatusCode::NOT_FOUND
-    );
+    app.assert_customer_not_found(&c.id).await;
     let second = app
         .admin(Method::DELETE, &format!("/customer/{}", c.id), None)
         .await;

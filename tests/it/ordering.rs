@@ -348,23 +348,19 @@ async fn connect_and_other_mode_events_are_refused(env: &'static Env) {
     let before = app.store.find_customer(&id).await.unwrap();
     // GIVEN events about a billed customer: one for a connected account, one
     // in live mode (the configured key is a test key)
-    let mut connect = sub_event(
-        "customer.subscription.updated",
-        now(),
-        &cus,
-        &sub,
-        "active",
-        None,
-    );
+    let activated = || {
+        sub_event(
+            "customer.subscription.updated",
+            now(),
+            &cus,
+            &sub,
+            "active",
+            None,
+        )
+    };
+    let mut connect = activated();
     connect["account"] = json!("acct_1Connected");
-    let mut live = sub_event(
-        "customer.subscription.updated",
-        now(),
-        &cus,
-        &sub,
-        "active",
-        None,
-    );
+    let mut live = activated();
     live["livemode"] = json!(true);
     // THEN each is acknowledged, counted by its outcome, and changes nothing
     let capture = billing::telemetry::metrics::Capture::new();

@@ -505,16 +505,8 @@ pub(crate) async fn item_count(app: &TestApp) -> i32 {
 }
 
 /// Points localstripe's webhook `id` at `url` for `events` (none: off).
-pub(crate) fn register_webhook(env: &Env, id: &str, url: &str, events: &[&str]) {
-    let body = json!({"url": url, "secret": SECRET, "events": events}).to_string();
-    let (status, reply) = billing_tests::net::request(
-        &env.stripe_url,
-        "POST",
-        &format!("/_config/webhooks/{id}"),
-        &[("Content-Type", "application/json")],
-        Some(&body),
-    );
-    assert_eq!(status, 200, "{reply}");
+fn register_webhook(env: &Env, id: &str, url: &str, events: &[&str]) {
+    env.register_stripe_webhook(id, url, SECRET, events);
 }
 
 /// An HTTP server on loopback that hands every request to the webhook handler
@@ -527,10 +519,6 @@ struct Receiver {
 
 impl Receiver {
     async fn start(hooks: Webhooks) -> Self {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind");
-        let url = format!("http://{}{PATH}", listener.local_addr().expect("addr"));
         let outcomes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (hooks, seen) = (Arc::new(hooks), outcomes.clone());
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
@@ -551,11 +539,9 @@ impl Receiver {
                 axum::http::StatusCode::from_u16(reply.status.as_u16()).unwrap_or_default()
             }
         });
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (base, task) = billing_tests::net::serve(app).await;
         Self {
-            url,
+            url: format!("{base}{PATH}"),
             outcomes,
             task,
         }

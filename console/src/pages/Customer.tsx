@@ -4,7 +4,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { type Api, ApiError, type AuditEvent, type AuditList, type CustomerDetail, type MemberList } from "../api";
 import { BASE, navigate } from "../router";
-import { ErrorMessage, Pager, Title, formatTime, useMutation } from "../ui";
+import { ErrorMessage, Pager, TextField, Title, formatTime, useMutation } from "../ui";
 
 const LIMIT = 10;
 const ZERO_UUID = "00000000-0000-0000-0000-000000000000";
@@ -239,19 +239,17 @@ function AddMember(props: { api: Api; customer: CustomerDetail; onChange: (messa
     <section aria-labelledby="add-member-heading">
       <h2 id="add-member-heading">Add a member</h2>
       <form class="inline-form" aria-label="Add member" onSubmit={submit}>
-        <div class="field">
-          <label for="add-member-user">User ID</label>
-          <input
-            id="add-member-user"
-            name="userID"
-            required
-            autocomplete="off"
-            spellcheck={false}
-            placeholder="00000000-0000-4000-8000-000000000000"
-            value={userID}
-            onInput={(e) => setUserID(e.currentTarget.value)}
-          />
-        </div>
+        <TextField
+          id="add-member-user"
+          label="User ID"
+          name="userID"
+          required
+          autocomplete="off"
+          spellcheck={false}
+          placeholder="00000000-0000-4000-8000-000000000000"
+          value={userID}
+          onValue={setUserID}
+        />
         <div class="field">
           <label for="add-member-role">Role</label>
           <select id="add-member-role" value={role} onChange={(e) => setRole(e.currentTarget.value as "admin" | "user")}>
@@ -410,16 +408,14 @@ function DeleteCustomer({ api, customer }: { api: Api; customer: CustomerDetail 
           <p id="delete-help">
             This cannot be undone. Type the customer's name, <strong>{customer.name}</strong>, to confirm.
           </p>
-          <div class="field">
-            <label for="delete-name">Customer name</label>
-            <input
-              id="delete-name"
-              autocomplete="off"
-              spellcheck={false}
-              value={typed}
-              onInput={(e) => setTyped(e.currentTarget.value)}
-            />
-          </div>
+          <TextField
+            id="delete-name"
+            label="Customer name"
+            autocomplete="off"
+            spellcheck={false}
+            value={typed}
+            onValue={setTyped}
+          />
           <p role="status" class="notice">
             {progress}
           </p>

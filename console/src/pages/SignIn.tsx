@@ -3,7 +3,7 @@
 import { useState } from "preact/hooks";
 import { ApiError, client } from "../api";
 import type { Credentials } from "../credentials";
-import { ErrorMessage, Title } from "../ui";
+import { ErrorMessage, TextField, Title } from "../ui";
 
 export function SignIn(props: {
   reason: unknown;
@@ -73,28 +73,24 @@ export function SignIn(props: {
         </fieldset>
         <fieldset>
           <legend>Or an API key</legend>
-          <div class="field">
-            <label for="sign-in-key">API key</label>
-            <input
-              id="sign-in-key"
-              name="api-key"
-              autocomplete="username"
-              spellcheck={false}
-              value={apiKey}
-              onInput={(e) => setApiKey(e.currentTarget.value)}
-            />
-          </div>
-          <div class="field">
-            <label for="sign-in-secret">API secret</label>
-            <input
-              id="sign-in-secret"
-              name="api-secret"
-              type="password"
-              autocomplete="current-password"
-              value={apiSecret}
-              onInput={(e) => setApiSecret(e.currentTarget.value)}
-            />
-          </div>
+          <TextField
+            id="sign-in-key"
+            label="API key"
+            name="api-key"
+            autocomplete="username"
+            spellcheck={false}
+            value={apiKey}
+            onValue={setApiKey}
+          />
+          <TextField
+            id="sign-in-secret"
+            label="API secret"
+            name="api-secret"
+            type="password"
+            autocomplete="current-password"
+            value={apiSecret}
+            onValue={setApiSecret}
+          />
         </fieldset>
         <button type="submit" disabled={busy}>
           Sign in

@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { type Api, ApiError, type UserCustomer } from "../api";
 import { BASE, customerPath, follow, navigate } from "../router";
-import { ErrorMessage, Title, formatTime } from "../ui";
+import { ErrorMessage, TextField, Title, formatTime } from "../ui";
 
 export function Users({ api, query }: { api: Api; query: URLSearchParams }) {
   const asked = query.get("userID") ?? "";
@@ -51,18 +51,16 @@ export function Users({ api, query }: { api: Api; query: URLSearchParams }) {
           navigate(`${BASE}users${id ? `?userID=${encodeURIComponent(id)}` : ""}`);
         }}
       >
-        <div class="field">
-          <label for="find-user">User ID</label>
-          <input
-            id="find-user"
-            name="userID"
-            required
-            autocomplete="off"
-            spellcheck={false}
-            value={userID}
-            onInput={(e) => setUserID(e.currentTarget.value)}
-          />
-        </div>
+        <TextField
+          id="find-user"
+          label="User ID"
+          name="userID"
+          required
+          autocomplete="off"
+          spellcheck={false}
+          value={userID}
+          onValue={setUserID}
+        />
         <button type="submit" disabled={busy}>
           Find
         </button>
