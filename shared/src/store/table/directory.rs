@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::keys::{Item, TYPE, key, n, s};
 
-/// The order-statistics directory of a listing (see `store::rank`): counts of
+/// The order-statistics directory of a listing (see `store::directory`): counts of
 /// its entries per month and per day of their time, so that any page's first
 /// entry is found without reading the entries before it.
 ///
