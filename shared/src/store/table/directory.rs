@@ -193,6 +193,9 @@ pub fn dir_add(attrs: &[String]) -> String {
     format!("ADD {}", parts.collect::<Vec<_>>().join(", "))
 }
 
+/// The kind (`type`) of a shard of day counts.
+pub const TALLY_KIND: &str = "tally";
+
 /// Filter: the items holding changes to compact (shards and deltas).
 pub const PENDING_CHANGES: &str = "#type IN (:delta, :tally)";
 
@@ -200,7 +203,7 @@ pub const PENDING_CHANGES: &str = "#type IN (:delta, :tally)";
 pub fn pending_values() -> Item {
     Item::from([
         (":delta".to_owned(), s("delta")),
-        (":tally".to_owned(), s("tally")),
+        (":tally".to_owned(), s(TALLY_KIND)),
     ])
 }
 
