@@ -504,6 +504,13 @@ async fn reindex_projects_a_legacy_table_once(env: &'static Env) {
             .await
             .unwrap();
     }
+    client
+        .delete_item()
+        .table_name(table)
+        .set_key(Some(billing::store::table::reindexed_key()))
+        .send()
+        .await
+        .unwrap();
     let counter = billing::store::table::key("COUNTER".into(), "CUSTOMERS");
     client
         .put_item()

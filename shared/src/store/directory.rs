@@ -268,7 +268,7 @@ pub(super) fn add_to_directory<'s>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::table::{dir_delta_item, s};
+    use super::super::table::{TYPE, dir_delta_item, s};
     use super::*;
 
     fn month(bucket: &str, total: i64, days: &[(&str, i64)]) -> Item {
@@ -313,7 +313,7 @@ mod tests {
         let mut day = dir_day_key("P", "2026-11-02");
         day.insert("s0000".into(), n(1));
         day.insert("s1042".into(), n(1));
-        day.insert("type".into(), s("x"));
+        day.insert(TYPE.into(), s("x"));
         let start = Start {
             start: "2026-11-02".into(),
             skip: 1,

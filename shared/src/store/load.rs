@@ -12,7 +12,7 @@ use super::error::StoreError;
 use super::handle::Store;
 use super::observe::observe;
 use super::table::{
-    CustomerItem, EntryItem, Item, Listing, n, names, s, tally_load, tally_shard_key,
+    CustomerItem, EntryItem, Item, Listing, TALLY_KIND, n, names, s, tally_load, tally_shard_key,
 };
 use super::tally::compact_day;
 
@@ -76,7 +76,7 @@ impl Store {
             .expression_attribute_names("#type", &names()["#type"])
             .expression_attribute_values(":total", n(total))
             .expression_attribute_values(":changes", n(total.abs()))
-            .expression_attribute_values(":tally", s("tally"))
+            .expression_attribute_values(":tally", s(TALLY_KIND))
             .expression_attribute_values(":now", s(time::to_millis(&crate::domain::now())));
         for (i, (_, count)) in days.iter().enumerate() {
             update = update

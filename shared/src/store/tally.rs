@@ -31,8 +31,8 @@ use super::handle::Store;
 use super::listing_reader::{Entries, Place};
 use super::retry::{Attempt, optimistic};
 use super::table::{
-    DayCount, EXISTS, Item, Listing, SK, dir, entries_pk_of_index, key, n, s, shard_unchanged,
-    tally, tally_add, tally_shard_key,
+    DayCount, EXISTS, Item, Listing, SK, TALLY_KIND, dir, entries_pk_of_index, key, n, s,
+    shard_unchanged, tally, tally_add, tally_shard_key,
 };
 use super::tx::{Tx, TxError, Write};
 
@@ -53,7 +53,7 @@ pub(super) fn count<'s>(
     let values = [
         (":delta", n(delta)),
         (":one", n(1)),
-        (":tally", s("tally")),
+        (":tally", s(TALLY_KIND)),
         (":now", s(time::to_millis(&now()))),
     ];
     tx.update(Write::Count, key, &tally_add(&day), None, &values)

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::keys::{Item, TYPE, key, n, s};
 
-/// The order-statistics directory of a listing (see `store::rank`): counts of
+/// The order-statistics directory of a listing (see `store::directory`): counts of
 /// its entries per month and per day of their time, so that any page's first
 /// entry is found without reading the entries before it.
 ///
@@ -193,6 +193,9 @@ pub fn dir_add(attrs: &[String]) -> String {
     format!("ADD {}", parts.collect::<Vec<_>>().join(", "))
 }
 
+/// The kind (`type`) of a shard of day counts.
+pub const TALLY_KIND: &str = "tally";
+
 /// Filter: the items holding changes to compact (shards and deltas).
 pub const PENDING_CHANGES: &str = "#type IN (:delta, :tally)";
 
@@ -200,7 +203,7 @@ pub const PENDING_CHANGES: &str = "#type IN (:delta, :tally)";
 pub fn pending_values() -> Item {
     Item::from([
         (":delta".to_owned(), s("delta")),
-        (":tally".to_owned(), s("tally")),
+        (":tally".to_owned(), s(TALLY_KIND)),
     ])
 }
 

@@ -12,10 +12,10 @@ use crate::domain::{
 
 use super::keys::{
     API_KEY_PK, API_KEY_PREFIX, CUSTOMER_RANK_SORT, CUSTOMER_SK, Item, MEMBER_PREFIX,
-    MEMBERSHIP_SK, TTL_ATTRIBUTE, TYPE, applied_event_key, customer_pk, n, s, stripe_customer_key,
-    user_pk,
+    MEMBERSHIP_SK, TTL_ATTRIBUTE, TYPE, applied_event_key, customer_pk, n, reindexed_key, s,
+    stripe_customer_key, user_pk,
 };
-use super::listing::{Listing, entry_sort, reindexed_key};
+use super::listing::{Listing, entry_sort};
 
 /// The kind (`type`) of a customer record.
 pub const CUSTOMER_KIND: &str = "customer";

@@ -112,6 +112,20 @@ pub fn api_key_key(key_id: &str) -> Item {
     key(API_KEY_PK.to_owned(), &format!("{API_KEY_PREFIX}{key_id}"))
 }
 
+/// Key of the item marking the table reindexed: every active customer has its
+/// listing entries (see `Store::mark_reindexed`). Every function whose writes
+/// allow for a customer without entries reads its customer's partition
+/// (`CUSTOMER#*` under `dynamodb:LeadingKeys`), so the marker has a partition
+/// of that form, which no customer id (a UUID) takes; nothing but a GetItem
+/// of this key reads it (the scans select customers, audit entries and counts
+/// by `type`).
+pub fn reindexed_key() -> Item {
+    key(format!("CUSTOMER#{REINDEXED}"), REINDEXED)
+}
+
+/// Partition suffix and sort key of the reindex marker.
+const REINDEXED: &str = "REINDEXED";
+
 /// Partition of the API keys.
 pub const API_KEY_PK: &str = "APIKEY";
 /// `SK` prefix of API key items.

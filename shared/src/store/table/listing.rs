@@ -89,16 +89,6 @@ pub fn entries_pk_of_index(index_pk: &str) -> String {
     index_pk.replacen("INDEX#", "LIST#", 1)
 }
 
-/// Key of the item marking the table reindexed: every active customer has its
-/// listing entries (see `Store::mark_reindexed`). It sits in the directory
-/// partition of the listing of every customer, which every function that
-/// writes entries may read, and sorts after every directory item
-/// ([`super::dir::READ_TO`], the days and the fences), so no directory read
-/// meets it.
-pub fn reindexed_key() -> Item {
-    key(Listing::all().index_pk(), "REINDEXED")
-}
-
 /// Sort key of a customer's entries: `createdAt` (seconds) then its id.
 pub fn entry_sort(created_at: &Timestamp, id: &CustomerId) -> String {
     format!("{}#{id}", time::to_seconds(created_at))

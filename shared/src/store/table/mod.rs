@@ -15,7 +15,7 @@
 //! | membership  | `USER#<uid>`      | `MEMBERSHIP`  | -                               | -                                 |
 //! | listing entry | `LIST#<listing>` | `<createdAt>#<id>` | -                          | -                                 |
 //! | listing directory | `INDEX#<listing>` | `DIR#...`, `DIRL2#...` ([`dir`]) | -      | -                                 |
-//! | reindex marker | `INDEX#CUSTOMERS` | `REINDEXED` | -                          | - ([`reindexed_key`])              |
+//! | reindex marker | `CUSTOMER#REINDEXED` | `REINDEXED` | -                          | - ([`reindexed_key`])              |
 //! | api key     | `APIKEY`          | `APIKEY#<keyId>` | -                            | -                                 |
 //! | stripe customer | `STRIPE#<cus_...>` | `CUSTOMER`  | -                               | -                                 |
 //! | applied event | `EVENT#<source>#<id>` | `EVENT`    | -                               | -                                 |

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use crate::domain::{CustomerId, CustomerState};
 
 use super::audit::AuditItem;
+use super::directory::TALLY_KIND;
 use super::keys::PK;
 
 /// What a stream record says about a customer record.
@@ -49,7 +50,7 @@ pub fn stream_customer(
                 .and_then(|i| i.into_entry().ok())
                 .map(|e| StreamCustomer::Audited(Box::new(e)))
         }
-        "INSERT" | "MODIFY" if is_kind(&record.change.new_image, "tally") => {
+        "INSERT" | "MODIFY" if is_kind(&record.change.new_image, TALLY_KIND) => {
             match record.change.keys.get(PK) {
                 Some(serde_dynamo::AttributeValue::S(pk)) => {
                     Some(StreamCustomer::Counted(pk.clone()))
