@@ -209,6 +209,34 @@ impl TestApp {
         let response = dispatch(&self.state, billing::http::lambda_request(parts, body)).await;
         Reply::from(response)
     }
+
+    /// Writes `item` into the table as it is, around the store (what another
+    /// version of the service, or a fault, left there).
+    pub async fn put_raw(&self, item: billing::store::table::Item) {
+        self.store
+            .client()
+            .put_item()
+            .table_name(self.store.table_name())
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("PutItem");
+    }
+
+    /// Deletes these items (their `PK` and `SK`) from the table, around the store.
+    pub async fn delete_raw(&self, items: impl IntoIterator<Item = billing::store::table::Item>) {
+        for item in items {
+            let key = ["PK", "SK"].map(|k| (k.to_owned(), item[k].clone())).into();
+            self.store
+                .client()
+                .delete_item()
+                .table_name(self.store.table_name())
+                .set_key(Some(key))
+                .send()
+                .await
+                .expect("DeleteItem");
+        }
+    }
 }
 
 impl From<http::Response<lambda_http::Body>> for Reply {

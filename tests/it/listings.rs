@@ -481,16 +481,7 @@ async fn reindex_projects_a_legacy_table_once(env: &'static Env) {
         30 * 4,
         "an entry per listing"
     );
-    for item in listing_items {
-        let key = ["PK", "SK"].map(|k| (k.to_owned(), item[k].clone())).into();
-        client
-            .delete_item()
-            .table_name(table)
-            .set_key(Some(key))
-            .send()
-            .await
-            .unwrap();
-    }
+    app.delete_raw(listing_items).await;
     for m in &made {
         client
             .update_item()
@@ -585,16 +576,7 @@ async fn reindex_projects_a_legacy_table_once(env: &'static Env) {
         .items
         .unwrap_or_default();
     assert_eq!(entries.len(), 4, "an entry per listing");
-    for item in entries {
-        let key = ["PK", "SK"].map(|k| (k.to_owned(), item[k].clone())).into();
-        client
-            .delete_item()
-            .table_name(table)
-            .set_key(Some(key))
-            .send()
-            .await
-            .unwrap();
-    }
+    app.delete_raw(entries).await;
     let refused = app
         .admin(Method::DELETE, &format!("/customer/{}", stray.id), None)
         .await;

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::auth::AuthError;
 use crate::domain::Invalid;
-use crate::store::StoreError;
+use crate::store::{ErrorKind, StoreError};
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -102,18 +102,11 @@ impl ApiError {
             Self::MembershipNotFound => StatusCode::NOT_FOUND,
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::IdempotencyKeyInUse => StatusCode::CONFLICT,
-            Self::Store(e) => match e {
-                StoreError::CustomerNotFound | StoreError::MemberNotFound => StatusCode::NOT_FOUND,
-                StoreError::AlreadyMember
-                | StoreError::OwnerNotRemovable
-                | StoreError::OwnerRoleChange
-                | StoreError::CustomerExists
-                | StoreError::StripeCustomerClaimed
-                | StoreError::IdempotencyClaimLost
-                | StoreError::CustomerDeleted(_)
-                | StoreError::OwnerDeleted(_) => StatusCode::CONFLICT,
-                StoreError::Contention => StatusCode::SERVICE_UNAVAILABLE,
-                StoreError::Corrupt(_) | StoreError::Dynamo(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Store(e) => match e.kind() {
+                ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                ErrorKind::Conflict => StatusCode::CONFLICT,
+                ErrorKind::Contention => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Failure => StatusCode::INTERNAL_SERVER_ERROR,
             },
             Self::Billing(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BillingUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

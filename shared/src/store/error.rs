@@ -47,7 +47,38 @@ pub enum StoreError {
     Dynamo(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// What a store error means to the caller: its HTTP status and its outcome
+/// in the store's metrics both follow from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The customer or member is not there.
+    NotFound,
+    /// A condition of the change does not hold.
+    Conflict,
+    /// Concurrent changes kept this one from committing.
+    Contention,
+    /// The table failed, or holds what it should not.
+    Failure,
+}
+
 impl StoreError {
+    /// What it means to the caller.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::CustomerNotFound | Self::MemberNotFound => ErrorKind::NotFound,
+            Self::AlreadyMember
+            | Self::OwnerNotRemovable
+            | Self::OwnerRoleChange
+            | Self::CustomerExists
+            | Self::StripeCustomerClaimed
+            | Self::IdempotencyClaimLost
+            | Self::CustomerDeleted(_)
+            | Self::OwnerDeleted(_) => ErrorKind::Conflict,
+            Self::Contention => ErrorKind::Contention,
+            Self::Corrupt(_) | Self::Dynamo(_) => ErrorKind::Failure,
+        }
+    }
+
     /// Wraps any DynamoDB SDK error.
     pub fn dynamo<E>(err: E) -> Self
     where

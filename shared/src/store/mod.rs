@@ -44,7 +44,7 @@ mod writes;
 pub use api_keys::{ApiKeyRecord, ApiKeySummary};
 pub use changes::{Applied, CustomerChange, EventStamp};
 pub use customers::DeletingCustomers;
-pub use error::StoreError;
+pub use error::{ErrorKind, StoreError};
 pub use handle::Store;
 pub use idempotency::{Answer, Answering, Claim, ClaimRequest, Claimed};
 pub use page::{Page, PageAt};

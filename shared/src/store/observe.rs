@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use super::error::StoreError;
+use super::error::{ErrorKind, StoreError};
 
 /// Runs a store operation in `span`, then records and logs (debug) how it ended.
 ///
@@ -34,20 +34,11 @@ pub(super) fn observe<'a, T: Send + 'a>(
 
 /// How an operation ended, in one word.
 fn outcome<T>(result: &Result<T, StoreError>) -> &'static str {
-    match result {
+    match result.as_ref().map_err(StoreError::kind) {
         Ok(_) => "ok",
-        Err(StoreError::CustomerNotFound | StoreError::MemberNotFound) => "not_found",
-        Err(
-            StoreError::AlreadyMember
-            | StoreError::OwnerNotRemovable
-            | StoreError::OwnerRoleChange
-            | StoreError::CustomerExists
-            | StoreError::StripeCustomerClaimed
-            | StoreError::IdempotencyClaimLost
-            | StoreError::CustomerDeleted(_)
-            | StoreError::OwnerDeleted(_),
-        ) => "conflict",
-        Err(StoreError::Contention) => "contention",
-        Err(StoreError::Corrupt(_) | StoreError::Dynamo(_)) => "error",
+        Err(ErrorKind::NotFound) => "not_found",
+        Err(ErrorKind::Conflict) => "conflict",
+        Err(ErrorKind::Contention) => "contention",
+        Err(ErrorKind::Failure) => "error",
     }
 }

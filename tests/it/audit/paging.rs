@@ -401,13 +401,7 @@ pub(super) async fn entries_from_before_numbering_list_below_the_numbered_ones(e
                 item["id"].as_s().unwrap()
             );
             item.insert("SK".to_owned(), AttributeValue::S(legacy));
-            client
-                .put_item()
-                .table_name(&table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .expect("PutItem");
+            app.put_raw(item).await;
         }
     }
     let legacy = audit_entries(&app, &c.id).await;

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::items::parse_time;
+use super::items::{Header, parse_time};
 use super::{Item, key, s};
 use crate::domain::audit::{Action, Actor, AuditEntry, Changes, Origin};
 use crate::domain::{CustomerId, Role, UserId, time};
@@ -79,12 +79,8 @@ pub fn audit_number(sk: &str) -> Option<u64> {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditItem {
-    #[serde(rename = "PK")]
-    pk: String,
-    #[serde(rename = "SK")]
-    sk: String,
-    #[serde(rename = "type")]
-    kind: String,
+    #[serde(flatten)]
+    header: Header,
     id: Uuid,
     action: Action,
     at: String,
@@ -111,9 +107,7 @@ impl AuditItem {
     pub fn new(entry: &AuditEntry, n: u64) -> Self {
         let at = time::to_millis(&entry.at);
         Self {
-            pk: audit_pk(&entry.customer_id),
-            sk: audit_sort(n),
-            kind: KIND.to_owned(),
+            header: Header::new(audit_pk(&entry.customer_id), audit_sort(n), KIND),
             id: entry.id,
             action: entry.action,
             at,
@@ -137,7 +131,7 @@ impl AuditItem {
 
     /// The sort key: a page's cursor continues after it.
     pub fn sort_key(&self) -> &str {
-        &self.sk
+        self.header.sk()
     }
 
     /// The domain value.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::items::Header;
 use super::{Item, key};
 
 /// Whether a record's request is still running or has its answer.
@@ -19,12 +20,8 @@ pub enum IdempotencyState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdempotencyItem {
-    #[serde(rename = "PK")]
-    pk: String,
-    #[serde(rename = "SK")]
-    sk: String,
-    #[serde(rename = "type")]
-    kind: String,
+    #[serde(flatten)]
+    header: Header,
     /// SHA-256 of the request (method, path, body).
     pub fingerprint: String,
     /// Running or answered.
@@ -56,9 +53,7 @@ impl IdempotencyItem {
         expires_at: i64,
     ) -> Self {
         Self {
-            pk: pk(scope),
-            sk: SK.to_owned(),
-            kind: "idempotency".to_owned(),
+            header: Header::new(pk(scope), SK, "idempotency"),
             fingerprint,
             state: IdempotencyState::InProgress,
             claim_id,

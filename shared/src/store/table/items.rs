@@ -52,8 +52,8 @@ pub fn applied_event_item(source: &str, event_id: &str, expires: i64) -> Item {
 }
 
 /// The key and kind every item begins with (flattened into each stored shape).
-#[derive(Debug, Serialize, Deserialize)]
-struct Header {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Header {
     #[serde(rename = "PK")]
     pk: String,
     #[serde(rename = "SK")]
@@ -63,12 +63,18 @@ struct Header {
 }
 
 impl Header {
-    fn new(pk: String, sk: impl Into<String>, kind: &str) -> Self {
+    /// The header of an item of `kind` at `pk`, `sk`.
+    pub(super) fn new(pk: String, sk: impl Into<String>, kind: &str) -> Self {
         Self {
             pk,
             sk: sk.into(),
             kind: kind.to_owned(),
         }
+    }
+
+    /// The item's sort key.
+    pub(super) fn sk(&self) -> &str {
+        &self.sk
     }
 }
 
