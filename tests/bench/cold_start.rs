@@ -448,12 +448,15 @@ async fn runtime_api_handler(State(emulator): State<Arc<Emulator>>, req: Request
     let at = Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     if method == http::Method::GET && path == NEXT {
-        let _ = emulator.hits.send((at, Hit::Next));
+        // The event is taken before the `/next` is reported: a process's idle
+        // `/next` reported first could take the next run's event once the
+        // bench, told of it, has queued that run's events.
         let next = emulator
             .events
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop_front();
+        let _ = emulator.hits.send((at, Hit::Next));
         let Some((id, event)) = next else {
             return std::future::pending().await;
         };
