@@ -151,7 +151,8 @@ impl Cleanup {
 
     /// Handles one record; `folded` holds the directories this batch compacted
     /// already (a compaction takes every pending change, so once per batch is
-    /// enough; it publishes the age of the oldest as `FoldLagSeconds`).
+    /// enough; it publishes the age of the oldest as `FoldLagSeconds`) and the
+    /// members' minutes whose fences it wrote.
     async fn on_record(
         &self,
         record: &EventRecord,
@@ -165,6 +166,16 @@ impl Cleanup {
                         crate::telemetry::metrics::fold_lag(age);
                     }
                     folded.insert(pk);
+                }
+                Ok(())
+            }
+            Some(StreamCustomer::MembersCounted(customer, slots)) => {
+                // The batch was written before it came: one read of a minute
+                // now sees every change the batch holds.
+                for slot in slots {
+                    if folded.insert(format!("{customer}/{slot}")) {
+                        self.store.refresh_member_fences(&customer, &slot).await?;
+                    }
                 }
                 Ok(())
             }

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use billing::domain::{CustomerId, NewCustomer, PageRequest, SubscriptionStatus, TierName, UserId};
+use billing::domain::{
+    CustomerId, Member, NewCustomer, PageRequest, Role, SubscriptionStatus, TierName, UserId,
+};
 use billing::store::table::entry_sort;
 use billing::store::table::tally::FENCE_EVERY;
 use billing::store::{Listing, PageAt, Store};
@@ -32,6 +34,7 @@ pub fn trials() -> Vec<(&'static str, TestFn)> {
         reindex_projects_a_legacy_table_once,
         every_page_of_a_dense_minute_and_second_costs_page_1,
         a_compaction_backlog_leaves_page_1_at_its_cost,
+        every_page_of_members_added_at_once_costs_page_1,
     ]
 }
 
@@ -785,4 +788,76 @@ async fn a_compaction_backlog_leaves_page_1_at_its_cost(env: &'static Env) {
             "page {page}: {cost:?}"
         );
     }
+}
+
+/// One page of a customer's members read through `store`: its user ids and
+/// what it read.
+async fn member_page_cost(
+    store: &Store,
+    counter: &Counter,
+    customer: &CustomerId,
+    page: u32,
+) -> (Vec<String>, Calls) {
+    let before = counter.snapshot();
+    let got = store
+        .list_members(customer, number(page, 20))
+        .await
+        .unwrap();
+    let cost = counter.snapshot().since(&before);
+    (got.items.iter().map(|m| m.user_id.to_string()).collect(), cost)
+}
+
+async fn every_page_of_members_added_at_once_costs_page_1(env: &'static Env) {
+    let app = TestApp::with_stream(env).await;
+    // GIVEN a customer and 300 members added at once, all stamped with one time
+    let c = app.customer(Spec::default()).await;
+    let id = CustomerId::parse(&c.id).unwrap();
+    let joined = at("2026-06-03T09:00:00Z");
+    let mut users: Vec<UserId> = (0..300).map(|_| UserId::random()).collect();
+    let members: Vec<Member> = users
+        .iter()
+        .map(|&user_id| Member {
+            role_id: uuid::Uuid::new_v4(),
+            user_id,
+            role: Role::User,
+            joined_at: joined,
+        })
+        .collect();
+    let origin = billing::domain::audit::Origin::system("test");
+    app.store.add_members(&id, &members, &origin).await.unwrap();
+    users.sort_by_key(|u| u.to_string());
+    let mut want = vec![c.owner.clone()];
+    want.extend(users.iter().map(|u| u.to_string()));
+    let (store, counter) = counted(&app);
+    let pages = (want.len() as u32).div_ceil(20);
+    let walk = async |want: &[String]| {
+        let (_, first) = member_page_cost(&store, &counter, &id, 1).await;
+        let mut worst = 0;
+        for page in 1..=pages {
+            let (ids, cost) = member_page_cost(&store, &counter, &id, page).await;
+            let from = ((page - 1) * 20) as usize;
+            assert_eq!(ids, want[from..(from + 20).min(want.len())], "page {page}");
+            worst = worst.max(cost.items_read);
+        }
+        (first.items_read, worst)
+    };
+    // WHEN no stream record was handled yet, a page reads the minute before it
+    let (first, worst) = walk(&want).await;
+    assert!(worst > 250, "the last page read {worst} items");
+    // THEN once the stream consumer wrote the minute's fences, every page
+    // reads at most FENCE_EVERY entries (and two directory items) more than page 1
+    let sink = EventSink::new(env).await;
+    let mut consumer = StreamConsumer::new(env, &app, sink.publisher()).await;
+    consumer.catch_up(true).await;
+    let (_, worst) = walk(&want).await;
+    assert!(worst <= first + FENCE_EVERY + 2, "{worst} items, page 1 {first}");
+    // AND a member of that minute removed: pages stay exact, and bounded again
+    // once its stream record is handled
+    let gone = users.remove(150);
+    app.store.remove_member(&id, &gone, &origin).await.unwrap();
+    want.retain(|u| *u != gone.to_string());
+    walk(&want).await;
+    consumer.catch_up(true).await;
+    let (_, worst) = walk(&want).await;
+    assert!(worst <= first + FENCE_EVERY + 2, "{worst} items after a removal");
 }

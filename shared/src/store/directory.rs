@@ -22,6 +22,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::error::StoreError;
 use super::table::{
     DayCount, Item, SK, dir, dir_add, dir_day_key, dir_month_key, n, slot_attr, slot_time,
+    slot_version_attr,
 };
 use super::tx::{Tx, Write};
 
@@ -64,7 +65,24 @@ impl<'a> Parts<'a> {
     fn slot_attr(&self) -> String {
         slot_attr(&self.time[11..13], &self.time[14..16])
     }
+
+    fn version_attr(&self) -> String {
+        slot_version_attr(&self.time[11..13], &self.time[14..16])
+    }
 }
+
+/// The day (`<group><YYYY-MM-DD>`) of a slot.
+pub fn day_of(slot: &str) -> Result<String, StoreError> {
+    Parts::of(slot).map(|p| p.day()).ok_or_else(|| bad_slot(slot))
+}
+
+/// The entries and the version (changes) of `slot` in its day's directory item.
+pub fn slot_counts(day: Option<&Item>, slot: &str) -> Result<(u64, i64), StoreError> {
+    let p = Parts::of(slot).ok_or_else(|| bad_slot(slot))?;
+    let value = |attr: String| number(day.and_then(|d| d.get(&attr)));
+    Ok((value(p.slot_attr()).max(0) as u64, value(p.version_attr())))
+}
+
 
 /// Counts to add to a directory: per month (with per-day attributes) and per
 /// day (with per-slot attributes), from changes per slot.
@@ -88,6 +106,7 @@ impl Additions {
             let day = add.days.entry(p.day()).or_default();
             day.0 += count;
             *day.1.entry(p.slot_attr()).or_default() += count;
+            *day.1.entry(p.version_attr()).or_default() += count.abs();
         }
         Ok(add)
     }

@@ -128,10 +128,34 @@ impl Store {
         self.query_all(IN_PARTITION, &[(":pk", s(partition))]).await
     }
 
+    /// Every item of one partition of the local index `index` whose sort key
+    /// (`sort_attr`) starts with `prefix`, all pages, strongly consistent.
+    pub(super) async fn query_index_prefix_all(
+        &self,
+        index: (&'static str, &'static str),
+        partition: String,
+        prefix: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let values = [(":pk", s(partition)), (":prefix", s(prefix))];
+        self.query_all_in(Some(index), IN_PARTITION_WITH_PREFIX, &values)
+            .await
+    }
+
     /// Every item a key condition on `#pk` (and `#sk`) selects in the table,
     /// all pages, strongly consistent.
     pub(super) async fn query_all(
         &self,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<Vec<Item>, StoreError> {
+        self.query_all_in(None, condition, values).await
+    }
+
+    /// [`Store::query_all`] in the table or in a local index (its name and
+    /// sort key attribute, which `#sk` then names).
+    async fn query_all_in(
+        &self,
+        index: Option<(&'static str, &'static str)>,
         condition: &str,
         values: &[(&str, AttributeValue)],
     ) -> Result<Vec<Item>, StoreError> {
@@ -142,12 +166,14 @@ impl Store {
                 .client
                 .query()
                 .table_name(&self.table)
+                .set_index_name(index.map(|(name, _)| name.to_owned()))
                 .key_condition_expression(condition)
                 .expression_attribute_names("#pk", PK)
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take());
             if condition.contains("#sk") {
-                query = query.expression_attribute_names("#sk", SK);
+                let sort = index.map_or(SK, |(_, sort)| sort);
+                query = query.expression_attribute_names("#sk", sort);
             }
             for (name, value) in values {
                 query = query.expression_attribute_values(*name, value.clone());

@@ -4,13 +4,14 @@
 
 use std::ops::Bound;
 
-use super::directory::{Directory, Start};
+use super::directory::{Directory, Start, slot_counts};
 use super::error::StoreError;
 use super::handle::Store;
 use super::page::PageAt;
+use super::tally::DayAt;
 use super::table::{
     IN_PARTITION, IN_PARTITION_BETWEEN, Item, PENDING_CHANGES, PK, SORTED_AFTER,
-    SORTED_AT_OR_AFTER, TYPE, dir, dir_day_key, pending_values, s,
+    SORTED_AT_OR_AFTER, TYPE, dir, dir_day_key, pending_values, s, tally,
 };
 
 /// When the entry a page starts at is at most this far into its day, the page
@@ -76,19 +77,44 @@ impl Store {
                         more_after: None,
                     });
                 };
-                let at = if day.skip <= DIRECT_SKIP {
-                    day
+                if day.skip <= DIRECT_SKIP {
+                    (Bound::Included(format!("{}{}", r.sort_prefix, day.start)), day.skip)
                 } else {
                     let item = self
                         .get_with(dir_day_key(&r.dir_pk, &day.start), r.consistent)
                         .await?;
-                    dir.find_slot(&day, item.as_ref())
-                };
-                let Start { start, skip } = at;
-                (Bound::Included(format!("{}{start}", r.sort_prefix)), skip)
+                    let Start { start, skip } = dir.find_slot(&day, item.as_ref());
+                    match self.minute_fence(r, item.as_ref(), &start, skip).await? {
+                        Some((fence, skip)) => (Bound::Included(fence), skip),
+                        None => (Bound::Included(format!("{}{start}", r.sort_prefix)), skip),
+                    }
+                }
             }
         };
         self.query_entries(r, from, skip, take).await
+    }
+
+    /// The fence at most [`tally::FENCE_EVERY`] entries before the entry `skip`
+    /// entries into minute `slot` (whose day item is `day`), and the entries
+    /// from it; `None` when the entry is near the minute's start or the
+    /// minute's fences are missing or older than its changes.
+    async fn minute_fence(
+        &self,
+        r: &Place,
+        day: Option<&Item>,
+        slot: &str,
+        skip: u64,
+    ) -> Result<Option<(String, u64)>, StoreError> {
+        if skip < tally::FENCE_EVERY || !slot.contains('T') {
+            return Ok(None);
+        }
+        let (_, version) = slot_counts(day, slot)?;
+        let at = DayAt {
+            day: slot.to_owned(),
+            skip,
+            version,
+        };
+        self.find_fence(&r.dir_pk, &at).await
     }
 
     /// `take` entries of `r` from `from` (the first entry, the first at or

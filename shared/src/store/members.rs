@@ -466,13 +466,9 @@ impl Store {
     /// to run twice at once.
     async fn delete_directory(&self, customer: &CustomerId) -> Result<(), StoreError> {
         optimistic((), |()| async move {
-            let mut items = self
-                .query_prefix_all(customer_pk(customer), dir::PREFIX)
+            let items = self
+                .query_prefix_all(customer_pk(customer), dir::EVERY)
                 .await?;
-            items.extend(
-                self.query_prefix_all(customer_pk(customer), dir::DAY_PREFIX)
-                    .await?,
-            );
             if items.is_empty() {
                 return Ok(Attempt::Done(()));
             }

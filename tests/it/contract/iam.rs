@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use billing::api::Endpoint;
-use billing::store::table::idempotency_key;
+use billing::store::table::{MEMBERS_INDEX, idempotency_key};
 use billing_tests::Env;
 
 use super::{
@@ -132,10 +132,14 @@ fn expected_grants(binary: &str) -> BTreeSet<Grant> {
             secret("StripeSecretKeySecretArn", None),
         ]),
         // The cascade, the compaction of listing day counts (Query, Update,
-        // Delete) and their days' fences (Put),
-        // and the events: customer.deleted and the membership events.
+        // Delete) and their days' fences (Put), the fences of members' minutes
+        // (the members index by Query; Put while the customer is active, a
+        // ConditionCheck), and the events: customer.deleted and the
+        // membership events.
         STREAM_CONSUMER => {
             grants.extend(cascade);
+            grants.insert(plain("Query", &index(MEMBERS_INDEX)));
+            grants.insert(in_tx("ConditionCheckItem"));
             grants.insert((
                 "events:PutEvents".to_owned(),
                 "Sub:arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"

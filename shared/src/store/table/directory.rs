@@ -13,7 +13,7 @@ use super::keys::{Item, TYPE, key, n, s};
 /// |-------|-------------------------------|--------------------------------------|
 /// | month | `DIR#M#<group><YYYY-MM>`       | `count`, `d01`..`d31` (per day)      |
 /// | delta | `DIR#X#<uuid>`                | `at` = `<group><YYYY-MM-DDTHH:MM>`, `count` |
-/// | day   | `DIRL2#<group><YYYY-MM-DD>`    | `count`, `s0000`..`s2359` (per minute) |
+/// | day   | `DIRL2#<group><YYYY-MM-DD>`    | `count`, `s0000`..`s2359` (per minute), `w0000`..`w2359` (changes per minute) |
 ///
 /// `<group>` orders entries before their time: empty for customers, the rank
 /// and `#` for members. Months and deltas sort together (one Query reads them,
@@ -24,8 +24,9 @@ pub mod dir {
     pub const READ_FROM: &str = "CUSTOMER";
     /// Last sort key of the items one directory read returns.
     pub const READ_TO: &str = "DIR#~";
-    /// Sort key prefix of every directory item but the days.
-    pub const PREFIX: &str = "DIR#";
+    /// Sort key prefix of every item of a directory: months, deltas, shards,
+    /// days and fences.
+    pub const EVERY: &str = "DIR";
     /// Sort key prefix of the days.
     pub const DAY_PREFIX: &str = "DIRL2#";
     /// Sort key prefix of a month.
@@ -155,6 +156,12 @@ pub fn slot_attr(hour: &str, minute: &str) -> String {
     format!("s{hour}{minute}")
 }
 
+/// Attribute of a minute's changes in a day item (its version, which the
+/// minute's fences are labelled with): `w<HH><MM>`.
+pub fn slot_version_attr(hour: &str, minute: &str) -> String {
+    format!("w{hour}{minute}")
+}
+
 /// The minute (`HH:MM`) a day item's attribute counts, `None` for any other.
 pub fn slot_time(name: &str) -> Option<String> {
     let hhmm = name.strip_prefix('s')?;
@@ -249,6 +256,7 @@ mod tests {
         assert_eq!(slot_attr("03", "45"), "s0345");
         assert_eq!(slot_time("s0345").as_deref(), Some("03:45"));
         assert_eq!(slot_time("s03"), None);
+        assert_eq!(slot_time(&slot_version_attr("03", "45")), None);
         assert_eq!(
             tally_add("20260301"),
             "ADD #count :delta, d20260301 :delta, v20260301 :one, chg :one \

@@ -80,9 +80,12 @@ pub fn customer_key(id: &CustomerId) -> Item {
     key(customer_pk(id), CUSTOMER_SK)
 }
 
+/// What a customer's partition key starts with.
+pub const CUSTOMER_PREFIX: &str = "CUSTOMER#";
+
 /// Partition of a customer: its record and its member items.
 pub fn customer_pk(id: &CustomerId) -> String {
-    format!("CUSTOMER#{id}")
+    format!("{CUSTOMER_PREFIX}{id}")
 }
 
 /// Key of a member item within its customer's partition.

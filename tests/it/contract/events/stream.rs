@@ -99,8 +99,8 @@ pub(super) fn stream_value(v: &AttributeValue) -> Value {
 
 /// The template's filters pass exactly the INSERTs the stream consumer acts on
 /// (billing::store::table::stream_customer, then the consumer: a customer
-/// record in the deleting state, a shard of listing day counts, a membership audit
-/// entry), for every item of the table: `record` (a stream record of the
+/// record in the deleting state, a shard of listing day counts, a day of a
+/// members directory, a membership audit entry), for every item of the table: `record` (a stream record of the
 /// sample) as the INSERT of each item.
 pub(super) async fn check_stream_filters(app: &TestApp, name: &str, record: &Value) {
     let filters = stream_filters();
@@ -137,6 +137,7 @@ pub(super) async fn check_stream_filters(app: &TestApp, name: &str, record: &Val
             ),
             Some(StreamCustomer::Deleting(_)) => ("deleting customer".to_owned(), true),
             Some(StreamCustomer::Counted(_)) => ("listing count".to_owned(), true),
+            Some(StreamCustomer::MembersCounted(..)) => ("members directory day".to_owned(), true),
             Some(StreamCustomer::Removed(_)) => panic!("{name}: an INSERT removes nothing"),
             None => (format!("{:?}", image.get("type")), false),
         };
@@ -149,7 +150,12 @@ pub(super) async fn check_stream_filters(app: &TestApp, name: &str, record: &Val
             acted_on.insert(kind);
         }
     }
-    for kind in ["deleting customer", "listing count", "audit member.added"] {
+    for kind in [
+        "deleting customer",
+        "listing count",
+        "members directory day",
+        "audit member.added",
+    ] {
         assert!(acted_on.contains(kind), "{name}: the table held a {kind}");
     }
 }
