@@ -93,6 +93,8 @@ pub async fn run(client: &Client, counter: &Counter, n: usize) -> Result<Vec<Tab
     rows(&app, &mut listing, &label, &path, &raw).await?;
     // The directory's limit: members added in bulk, all stamped within seconds.
     let (bulk, _) = customer_with_members(&app, n + 2, MEMBERS).await?;
+    // What the stream consumer does as the minutes change: their fences.
+    app.store.refresh_all_member_fences(&bulk).await?;
     let raw = Scan {
         partition: customer_pk(&bulk),
         ..raw
@@ -105,9 +107,9 @@ pub async fn run(client: &Client, counter: &Counter, n: usize) -> Result<Vec<Tab
          (page 1 and cursor pages send their two at once); items read = ScannedCount summed; \
          capacity = read units DynamoDB Local reported. Offset scan = what a deep page cost \
          before the directory: one Query from the listing's start reading every entry before \
-         the page (paged by DynamoDB's 1 MB), on the same items. The directory places a page's \
-         first entry to the minute: members added at once share a few minutes, and a page \
-         there still reads the entries of its minute before it (last rows)."
+         the page (paged by DynamoDB's 1 MB), on the same items. The members directory places a \
+         page's first entry to the minute, then to a fence of that minute (members added at \
+         once share a few minutes; their fences written as the stream consumer writes them)."
     ));
     listing.note(seeding);
     let dense = dense(&app, client, &name, n).await?;

@@ -804,7 +804,10 @@ async fn member_page_cost(
         .await
         .unwrap();
     let cost = counter.snapshot().since(&before);
-    (got.items.iter().map(|m| m.user_id.to_string()).collect(), cost)
+    (
+        got.items.iter().map(|m| m.user_id.to_string()).collect(),
+        cost,
+    )
 }
 
 async fn every_page_of_members_added_at_once_costs_page_1(env: &'static Env) {
@@ -850,7 +853,10 @@ async fn every_page_of_members_added_at_once_costs_page_1(env: &'static Env) {
     let mut consumer = StreamConsumer::new(env, &app, sink.publisher()).await;
     consumer.catch_up(true).await;
     let (_, worst) = walk(&want).await;
-    assert!(worst <= first + FENCE_EVERY + 2, "{worst} items, page 1 {first}");
+    assert!(
+        worst <= first + FENCE_EVERY + 2,
+        "{worst} items, page 1 {first}"
+    );
     // AND a member of that minute removed: pages stay exact, and bounded again
     // once its stream record is handled
     let gone = users.remove(150);
@@ -859,5 +865,8 @@ async fn every_page_of_members_added_at_once_costs_page_1(env: &'static Env) {
     walk(&want).await;
     consumer.catch_up(true).await;
     let (_, worst) = walk(&want).await;
-    assert!(worst <= first + FENCE_EVERY + 2, "{worst} items after a removal");
+    assert!(
+        worst <= first + FENCE_EVERY + 2,
+        "{worst} items after a removal"
+    );
 }

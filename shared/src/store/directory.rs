@@ -73,7 +73,9 @@ impl<'a> Parts<'a> {
 
 /// The day (`<group><YYYY-MM-DD>`) of a slot.
 pub fn day_of(slot: &str) -> Result<String, StoreError> {
-    Parts::of(slot).map(|p| p.day()).ok_or_else(|| bad_slot(slot))
+    Parts::of(slot)
+        .map(|p| p.day())
+        .ok_or_else(|| bad_slot(slot))
 }
 
 /// The entries and the version (changes) of `slot` in its day's directory item.
@@ -82,7 +84,6 @@ pub fn slot_counts(day: Option<&Item>, slot: &str) -> Result<(u64, i64), StoreEr
     let value = |attr: String| number(day.and_then(|d| d.get(&attr)));
     Ok((value(p.slot_attr()).max(0) as u64, value(p.version_attr())))
 }
-
 
 /// Counts to add to a directory: per month (with per-day attributes) and per
 /// day (with per-slot attributes), from changes per slot.

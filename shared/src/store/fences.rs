@@ -20,7 +20,7 @@ use super::error::StoreError;
 use super::handle::Store;
 use super::table::{
     CUSTOMER_ACTIVE, FENCES_PUT, Item, LSI1SK, MEMBER_PREFIX, MEMBERS_INDEX, SK, customer_key,
-    customer_pk, dir_day_key, fences_item, fences_key, fences_kind, s, tally,
+    customer_pk, dir, dir_day_key, fences_item, fences_key, fences_kind, s, slot_time, tally,
 };
 use super::tally::{DayAt, Tally};
 use super::tx::{TxError, Write};
@@ -104,10 +104,44 @@ impl Store {
             return Ok(());
         }
         let keys = fences_of(&members, LSI1SK);
-        match self.write_fences(&pk, slot, before, keys, Some(customer)).await {
+        match self
+            .write_fences(&pk, slot, before, keys, Some(customer))
+            .await
+        {
             Err(StoreError::CustomerNotFound) => Ok(()),
             other => other,
         }
+    }
+
+    /// Writes the fences of every minute of a customer's members directory
+    /// that holds more than [`tally::FENCE_EVERY`] members, as the stream
+    /// consumer does when a minute changes (for minutes written before their
+    /// change counts were kept, and for benchmarks). Returns the minutes.
+    pub async fn refresh_all_member_fences(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<u64, StoreError> {
+        let days = self
+            .query_prefix_all(customer_pk(customer), dir::DAY_PREFIX)
+            .await?;
+        let mut minutes = 0;
+        for day in &days {
+            let sk = day.get(SK).and_then(|v| v.as_s().ok());
+            let Some(name) = sk.and_then(|k| k.strip_prefix(dir::DAY_PREFIX)) else {
+                continue;
+            };
+            for (attr, value) in day {
+                let Some(time) = slot_time(attr) else {
+                    continue;
+                };
+                if number(Some(value)) > tally::FENCE_EVERY as i64 {
+                    self.refresh_member_fences(customer, &format!("{name}T{time}"))
+                        .await?;
+                    minutes += 1;
+                }
+            }
+        }
+        Ok(minutes)
     }
 
     /// Puts the fence items of `slot` (a day or a minute) in `dir_pk`, at

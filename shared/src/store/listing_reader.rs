@@ -8,11 +8,11 @@ use super::directory::{Directory, Start, slot_counts};
 use super::error::StoreError;
 use super::handle::Store;
 use super::page::PageAt;
-use super::tally::DayAt;
 use super::table::{
     IN_PARTITION, IN_PARTITION_BETWEEN, Item, PENDING_CHANGES, PK, SORTED_AFTER,
     SORTED_AT_OR_AFTER, TYPE, dir, dir_day_key, pending_values, s, tally,
 };
+use super::tally::DayAt;
 
 /// When the entry a page starts at is at most this far into its day, the page
 /// is read from the day's start rather than after reading the day's slots.
@@ -78,7 +78,10 @@ impl Store {
                     });
                 };
                 if day.skip <= DIRECT_SKIP {
-                    (Bound::Included(format!("{}{}", r.sort_prefix, day.start)), day.skip)
+                    (
+                        Bound::Included(format!("{}{}", r.sort_prefix, day.start)),
+                        day.skip,
+                    )
                 } else {
                     let item = self
                         .get_with(dir_day_key(&r.dir_pk, &day.start), r.consistent)
